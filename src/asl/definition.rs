@@ -1,0 +1,694 @@
+//! The typed form of a state machine, read from its JSON with every problem reported at its
+//! place (`States.Train.Retry[0].BackoffRate: must be >= 1.0, not 0.5`).
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::choice::{ChoiceRule, parse_choice_rule};
+use super::errors::DefinitionError;
+use super::fields::{Fields, kind};
+use super::intrinsics::Intrinsic;
+use super::path::JsonPath;
+use super::payload::Template;
+use super::retry::{Catcher, Retrier, parse_catch, parse_retry};
+
+/// Prefix of messages about valid ASL that recflow does not run, so callers can tell
+/// "not supported" from "invalid".
+pub const UNSUPPORTED: &str = "not supported by recflow";
+
+#[derive(Debug, Clone)]
+pub struct StateMachine {
+    pub comment: Option<String>,
+    pub start_at: String,
+    /// In document order.
+    pub states: Vec<State>,
+    index: HashMap<String, usize>,
+    pub timeout_seconds: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct State {
+    pub name: String,
+    pub comment: Option<String>,
+    pub kind: Kind,
+    pub input_path: PathField,
+    pub output_path: PathField,
+    pub parameters: Option<Template>,
+    pub result_selector: Option<Template>,
+    pub result_path: PathField,
+    pub retry: Vec<Retrier>,
+    pub catch: Vec<Catcher>,
+    /// None means End (or a state that never continues: Choice, Succeed, Fail).
+    pub next: Option<String>,
+    /// Whether anything in the state reads the context object (`$$`): building it costs a
+    /// copy of the execution input, so it is built only for states that use it.
+    pub uses_context: bool,
+}
+
+/// InputPath, OutputPath and ResultPath: absent means `$`, JSON null has its own meaning.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum PathField {
+    #[default]
+    Default,
+    Null,
+    Path(JsonPath),
+}
+
+#[derive(Debug, Clone)]
+pub enum Kind {
+    Pass { result: Option<Value> },
+    Task(Task),
+    Choice { choices: Vec<ChoiceRule>, default: Option<String> },
+    Wait(WaitFor),
+    Succeed,
+    Fail { error: Option<Dynamic>, cause: Option<Dynamic> },
+    Parallel { branches: Vec<StateMachine> },
+    Map { processor: Box<StateMachine> },
+}
+
+#[derive(Debug, Clone)]
+pub struct Task {
+    pub resource: String,
+    pub timeout: Option<Seconds>,
+    pub heartbeat: Option<Seconds>,
+    pub credentials: Option<Template>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Seconds {
+    Fixed(u64),
+    Path(JsonPath),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum WaitFor {
+    Seconds(u64),
+    SecondsPath(JsonPath),
+    Timestamp(DateTime<Utc>),
+    TimestampPath(JsonPath),
+}
+
+/// A Fail state's Error or Cause: a literal, or a path / intrinsic (ErrorPath, CausePath).
+#[derive(Debug, Clone)]
+pub enum Dynamic {
+    Literal(String),
+    Path(JsonPath),
+    Call(Box<Intrinsic>),
+}
+
+impl Kind {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Kind::Pass { .. } => "Pass",
+            Kind::Task(_) => "Task",
+            Kind::Choice { .. } => "Choice",
+            Kind::Wait(_) => "Wait",
+            Kind::Succeed => "Succeed",
+            Kind::Fail { .. } => "Fail",
+            Kind::Parallel { .. } => "Parallel",
+            Kind::Map { .. } => "Map",
+        }
+    }
+}
+
+impl StateMachine {
+    /// Reads a definition from JSON text; `Err` holds every problem found.
+    pub fn parse(text: &str) -> Result<StateMachine, Vec<DefinitionError>> {
+        let value: Value = serde_json::from_str(text).map_err(|e| {
+            vec![DefinitionError::new(
+                "",
+                format!("not valid JSON: {e} (line {}, column {})", e.line(), e.column()),
+            )]
+        })?;
+        Self::from_json(&value)
+    }
+
+    pub fn from_json(value: &Value) -> Result<StateMachine, Vec<DefinitionError>> {
+        let mut errors = Vec::new();
+        let machine = parse_machine(value, "", true, &mut errors);
+        if let Some(machine) = &machine {
+            let mut seen = HashSet::new();
+            unique_names(machine, &mut seen, &mut errors);
+        }
+        match machine {
+            Some(m) if errors.is_empty() => Ok(m),
+            _ => Err(errors),
+        }
+    }
+
+    pub fn state(&self, name: &str) -> Option<&State> {
+        self.index.get(name).map(|&i| &self.states[i])
+    }
+
+    /// Task resources of this machine and nested ones, with the state that names each.
+    pub fn task_resources(&self) -> Vec<(&str, &str)> {
+        let mut out = Vec::new();
+        for state in &self.states {
+            match &state.kind {
+                Kind::Task(task) => out.push((state.name.as_str(), task.resource.as_str())),
+                Kind::Parallel { branches } => branches.iter().for_each(|b| out.extend(b.task_resources())),
+                Kind::Map { processor } => out.extend(processor.task_resources()),
+                _ => {}
+            }
+        }
+        out
+    }
+}
+
+fn unique_names(m: &StateMachine, seen: &mut HashSet<String>, errors: &mut Vec<DefinitionError>) {
+    for state in &m.states {
+        if !seen.insert(state.name.clone()) {
+            errors.push(DefinitionError::new(
+                format!("States.{}", state.name),
+                "state names must be unique across the whole state machine, including Parallel branches and Map processors",
+            ));
+        }
+        match &state.kind {
+            Kind::Parallel { branches } => branches.iter().for_each(|b| unique_names(b, seen, errors)),
+            Kind::Map { processor } => unique_names(processor, seen, errors),
+            _ => {}
+        }
+    }
+}
+
+fn parse_machine(
+    value: &Value,
+    at: &str,
+    top: bool,
+    errors: &mut Vec<DefinitionError>,
+) -> Option<StateMachine> {
+    let mut f = Fields::of(value, at, errors)?;
+    if top {
+        f.only(
+            &["Comment", "StartAt", "States", "TimeoutSeconds", "Version", "QueryLanguage"],
+            "a state machine",
+        );
+    } else {
+        f.only(
+            &["Comment", "StartAt", "States", "ProcessorConfig", "QueryLanguage"],
+            "a nested state machine",
+        );
+    }
+    query_language(&mut f);
+    if f.string("QueryLanguage") == Some("JSONata") {
+        return None;
+    }
+    let comment = f.string("Comment").map(str::to_string);
+    let start_at = f.required_string("StartAt").unwrap_or_default().to_string();
+    let timeout_seconds = f.integer("TimeoutSeconds", 1, 99_999_999);
+    if let Some(v) = f.string("Version")
+        && v != "1.0"
+    {
+        f.error("Version", format!("must be \"1.0\", not \"{v}\""));
+    }
+    let states_at = f.loc("States");
+    let states_value = f.raw("States");
+    let errors = f.errors;
+    let Some(Value::Object(map)) = states_value else {
+        let message = match states_value {
+            None => "is required".to_string(),
+            Some(other) => format!("must be an object, not {}", kind(other)),
+        };
+        errors.push(DefinitionError::new(states_at, message));
+        return None;
+    };
+    if map.is_empty() {
+        errors.push(DefinitionError::new(&states_at, "must hold at least one state"));
+    }
+    let mut states = Vec::with_capacity(map.len());
+    for (name, body) in map {
+        let state_at = format!("{states_at}.{name}");
+        if name.is_empty() || name.chars().count() > 80 {
+            errors.push(DefinitionError::new(&state_at, "a state name must be 1 to 80 characters"));
+        }
+        if let Some(state) = parse_state(name, body, &state_at, errors) {
+            states.push(state);
+        }
+    }
+    let index = states.iter().enumerate().map(|(i, s)| (s.name.clone(), i)).collect();
+    let machine = StateMachine { comment, start_at, states, index, timeout_seconds };
+    let declared: HashSet<&str> = map.keys().map(String::as_str).collect();
+    check_links(&machine, &declared, &states_at, at, errors);
+    Some(machine)
+}
+
+/// Every transition must name a state of the same scope (a branch cannot jump out).
+fn check_links(
+    m: &StateMachine,
+    declared: &HashSet<&str>,
+    states_at: &str,
+    at: &str,
+    errors: &mut Vec<DefinitionError>,
+) {
+    let prefix = if at.is_empty() { String::new() } else { format!("{at}.") };
+    if !m.start_at.is_empty() && !declared.contains(m.start_at.as_str()) && !declared.is_empty() {
+        errors.push(DefinitionError::new(
+            format!("{prefix}StartAt"),
+            format!("names state '{}', which is not in this States object", m.start_at),
+        ));
+    }
+    let mut check = |from: String, target: &str| {
+        if !declared.contains(target) && !target.is_empty() {
+            errors.push(DefinitionError::new(
+                from,
+                format!("names state '{target}', which is not in the same States object"),
+            ));
+        }
+    };
+    for state in &m.states {
+        let here = format!("{states_at}.{}", state.name);
+        if let Some(next) = &state.next {
+            check(format!("{here}.Next"), next);
+        }
+        for (i, c) in state.catch.iter().enumerate() {
+            check(format!("{here}.Catch[{i}].Next"), &c.next);
+        }
+        if let Kind::Choice { choices, default } = &state.kind {
+            for (i, c) in choices.iter().enumerate() {
+                check(format!("{here}.Choices[{i}].Next"), &c.next);
+            }
+            if let Some(d) = default {
+                check(format!("{here}.Default"), d);
+            }
+        }
+    }
+}
+
+fn query_language(f: &mut Fields<'_>) {
+    match f.string("QueryLanguage") {
+        None | Some("JSONPath") => {}
+        Some("JSONata") => {
+            f.error("QueryLanguage", format!("JSONata is {UNSUPPORTED}; recflow runs JSONPath definitions"))
+        }
+        Some(other) => f.error("QueryLanguage", format!("must be JSONPath or JSONata, not '{other}'")),
+    }
+}
+
+const COMMON: &[&str] = &["Type", "Comment", "QueryLanguage"];
+
+fn allowed(type_name: &str) -> Vec<&'static str> {
+    let extra: &[&str] = match type_name {
+        "Pass" => &["InputPath", "OutputPath", "Parameters", "ResultPath", "Result", "Next", "End", "Assign"],
+        "Task" => &[
+            "InputPath",
+            "OutputPath",
+            "Parameters",
+            "ResultSelector",
+            "ResultPath",
+            "Retry",
+            "Catch",
+            "Next",
+            "End",
+            "Resource",
+            "TimeoutSeconds",
+            "TimeoutSecondsPath",
+            "HeartbeatSeconds",
+            "HeartbeatSecondsPath",
+            "Credentials",
+            "Assign",
+        ],
+        "Choice" => &["InputPath", "OutputPath", "Choices", "Default", "Assign"],
+        "Wait" => &[
+            "InputPath",
+            "OutputPath",
+            "Next",
+            "End",
+            "Seconds",
+            "SecondsPath",
+            "Timestamp",
+            "TimestampPath",
+            "Assign",
+        ],
+        "Succeed" => &["InputPath", "OutputPath"],
+        "Fail" => &["Error", "ErrorPath", "Cause", "CausePath"],
+        "Parallel" => &[
+            "InputPath",
+            "OutputPath",
+            "Parameters",
+            "ResultSelector",
+            "ResultPath",
+            "Retry",
+            "Catch",
+            "Next",
+            "End",
+            "Branches",
+            "Assign",
+        ],
+        "Map" => &[
+            "InputPath",
+            "OutputPath",
+            "Parameters",
+            "ResultSelector",
+            "ResultPath",
+            "Retry",
+            "Catch",
+            "Next",
+            "End",
+            "Iterator",
+            "ItemProcessor",
+            "ItemsPath",
+            "ItemSelector",
+            "ItemReader",
+            "ItemBatcher",
+            "ResultWriter",
+            "MaxConcurrency",
+            "MaxConcurrencyPath",
+            "ToleratedFailurePercentage",
+            "ToleratedFailurePercentagePath",
+            "ToleratedFailureCount",
+            "ToleratedFailureCountPath",
+            "Label",
+            "Assign",
+        ],
+        _ => &[],
+    };
+    COMMON.iter().chain(extra).copied().collect()
+}
+
+fn parse_state(name: &str, body: &Value, at: &str, errors: &mut Vec<DefinitionError>) -> Option<State> {
+    let mut f = Fields::of(body, at, errors)?;
+    let type_name = f.required_string("Type")?;
+    let allowed = allowed(type_name);
+    if allowed.len() == COMMON.len() {
+        f.error(
+            "Type",
+            format!(
+                "'{type_name}' is not a state type (Task, Pass, Wait, Choice, Succeed, Fail, Parallel, Map)"
+            ),
+        );
+        return None;
+    }
+    if f.string("QueryLanguage") == Some("JSONata") {
+        // The fields of a JSONata state are another language; one message says it all.
+        query_language(&mut f);
+        return None;
+    }
+    f.only(&allowed, &format!("a {type_name} state"));
+    if f.has("Assign") {
+        f.error("Assign", format!("workflow variables (Assign) are {UNSUPPORTED} yet"));
+    }
+    let comment = f.string("Comment").map(str::to_string);
+
+    let input_path = parse_path_field(&mut f, "InputPath", false);
+    let output_path = parse_path_field(&mut f, "OutputPath", false);
+    let result_path = parse_result_path(&mut f);
+    let parameters = template(&mut f, "Parameters");
+    let result_selector = template(&mut f, "ResultSelector");
+    let retry_at = f.loc("Retry");
+    let catch_at = f.loc("Catch");
+    let retry = f.array("Retry").map(|l| parse_retry(l, &retry_at, f.errors)).unwrap_or_default();
+    let catch = f.array("Catch").map(|l| parse_catch(l, &catch_at, f.errors)).unwrap_or_default();
+
+    let terminal = matches!(type_name, "Choice" | "Succeed" | "Fail");
+    let next = f.string("Next").map(str::to_string);
+    let end = f.bool("End");
+    if !terminal {
+        match (&next, end) {
+            (Some(_), Some(true)) => f.error("End", "a state cannot have both Next and End"),
+            (None, None | Some(false)) => f.error("Next", "a non-terminal state needs Next or \"End\": true"),
+            _ => {}
+        }
+    }
+
+    let kind = match type_name {
+        "Pass" => Kind::Pass { result: f.raw("Result").cloned() },
+        "Task" => Kind::Task(parse_task(&mut f)),
+        "Choice" => parse_choice(&mut f),
+        "Wait" => Kind::Wait(parse_wait(&mut f)?),
+        "Succeed" => Kind::Succeed,
+        "Fail" => Kind::Fail {
+            error: dynamic(&mut f, "Error", "ErrorPath"),
+            cause: dynamic(&mut f, "Cause", "CausePath"),
+        },
+        "Parallel" => parse_parallel(&mut f)?,
+        "Map" => parse_map(&mut f)?,
+        _ => unreachable!("type checked above"),
+    };
+    Some(State {
+        name: name.to_string(),
+        comment,
+        kind,
+        input_path,
+        output_path,
+        parameters,
+        result_selector,
+        result_path,
+        retry,
+        catch,
+        next,
+        uses_context: body.to_string().contains("$$"),
+    })
+}
+
+fn template(f: &mut Fields<'_>, field: &str) -> Option<Template> {
+    let value = f.raw(field)?;
+    let at = f.loc(field);
+    Some(Template::parse(value, &at, f.errors))
+}
+
+fn parse_path_field(f: &mut Fields<'_>, field: &str, reference: bool) -> PathField {
+    match f.raw(field) {
+        None => PathField::Default,
+        Some(Value::Null) => PathField::Null,
+        Some(Value::String(s)) => match JsonPath::parse(s) {
+            Ok(p) if reference && (!p.is_reference() || p.is_context()) => {
+                f.error(
+                    field,
+                    format!("'{s}' must be a reference path on '$' (no wildcards, filters or $$)"),
+                );
+                PathField::Default
+            }
+            Ok(p) => PathField::Path(p),
+            Err(e) => {
+                f.error(field, e);
+                PathField::Default
+            }
+        },
+        Some(other) => {
+            let message = format!("must be a JSONPath string or null, not {}", kind(other));
+            f.error(field, message);
+            PathField::Default
+        }
+    }
+}
+
+pub(crate) fn parse_result_path(f: &mut Fields<'_>) -> PathField {
+    parse_path_field(f, "ResultPath", true)
+}
+
+fn reference_path(f: &mut Fields<'_>, field: &str) -> Option<JsonPath> {
+    let text = f.string(field)?;
+    match JsonPath::parse(text) {
+        Ok(p) if p.is_reference() => Some(p),
+        Ok(_) => {
+            f.error(field, format!("'{text}' must be a reference path (no wildcards or filters)"));
+            None
+        }
+        Err(e) => {
+            f.error(field, e);
+            None
+        }
+    }
+}
+
+fn seconds(f: &mut Fields<'_>, fixed: &str, path: &str) -> Option<Seconds> {
+    f.exclusive(fixed, path);
+    if let Some(n) = f.integer(fixed, 1, 99_999_999) {
+        return Some(Seconds::Fixed(n));
+    }
+    reference_path(f, path).map(Seconds::Path)
+}
+
+fn parse_task(f: &mut Fields<'_>) -> Task {
+    let resource = match f.raw("Resource") {
+        Some(Value::String(s)) => {
+            if s.is_empty() {
+                f.error("Resource", "must not be empty");
+            } else if s.matches("${").count() != s.matches('}').count() {
+                f.error("Resource", format!("'{s}' has an unbalanced ${{...}} substitution"));
+            }
+            s.clone()
+        }
+        Some(Value::Object(o)) => {
+            let what = o.keys().next().cloned().unwrap_or_default();
+            f.error(
+                "Resource",
+                format!(
+                    "a CloudFormation intrinsic ({what}) is {UNSUPPORTED}: substitute the ARN before running"
+                ),
+            );
+            String::new()
+        }
+        Some(other) => {
+            let message = format!("must be a string, not {}", kind(other));
+            f.error("Resource", message);
+            String::new()
+        }
+        None => {
+            f.error("Resource", "is required");
+            String::new()
+        }
+    };
+    let timeout = seconds(f, "TimeoutSeconds", "TimeoutSecondsPath");
+    let heartbeat = seconds(f, "HeartbeatSeconds", "HeartbeatSecondsPath");
+    if let (Some(Seconds::Fixed(t)), Some(Seconds::Fixed(h))) = (&timeout, &heartbeat)
+        && h >= t
+    {
+        f.error("HeartbeatSeconds", "must be smaller than TimeoutSeconds");
+    }
+    let credentials = match f.raw("Credentials") {
+        Some(Value::Object(_)) => template(f, "Credentials"),
+        Some(other) => {
+            let message = format!("must be an object, not {}", kind(other));
+            f.error("Credentials", message);
+            None
+        }
+        None => None,
+    };
+    Task { resource, timeout, heartbeat, credentials }
+}
+
+fn parse_choice(f: &mut Fields<'_>) -> Kind {
+    let mut choices = Vec::new();
+    match f.array("Choices") {
+        Some(list) if !list.is_empty() => {
+            for (i, rule) in list.iter().enumerate() {
+                match parse_choice_rule(rule, &format!("{}[{i}]", f.loc("Choices"))) {
+                    Ok(r) => choices.push(r),
+                    Err(mut errs) => f.errors.append(&mut errs),
+                }
+            }
+        }
+        Some(_) => f.error("Choices", "must hold at least one rule"),
+        None if !f.has("Choices") => f.error("Choices", "is required"),
+        None => {}
+    }
+    let default = f.string("Default").map(str::to_string);
+    Kind::Choice { choices, default }
+}
+
+fn parse_wait(f: &mut Fields<'_>) -> Option<WaitFor> {
+    let given: Vec<&str> =
+        ["Seconds", "SecondsPath", "Timestamp", "TimestampPath"].into_iter().filter(|k| f.has(k)).collect();
+    if given.len() != 1 {
+        f.error(
+            "Seconds",
+            format!(
+                "a Wait state needs exactly one of Seconds, SecondsPath, Timestamp, TimestampPath (found {})",
+                given.len()
+            ),
+        );
+        return None;
+    }
+    match given[0] {
+        "Seconds" => f.integer("Seconds", 0, 99_999_999).map(WaitFor::Seconds),
+        "SecondsPath" => reference_path(f, "SecondsPath").map(WaitFor::SecondsPath),
+        "TimestampPath" => reference_path(f, "TimestampPath").map(WaitFor::TimestampPath),
+        _ => {
+            let text = f.string("Timestamp")?;
+            match parse_timestamp(text) {
+                Some(t) => Some(WaitFor::Timestamp(t)),
+                None => {
+                    f.error(
+                        "Timestamp",
+                        format!("'{text}' is not an RFC 3339 timestamp such as 2026-01-31T23:59:00Z"),
+                    );
+                    None
+                }
+            }
+        }
+    }
+}
+
+/// Step Functions takes RFC 3339 with an upper-case T and a zone (Z or an offset).
+pub fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
+    if !text.contains('T') {
+        return None;
+    }
+    DateTime::parse_from_rfc3339(text).ok().map(|t| t.with_timezone(&Utc))
+}
+
+fn dynamic(f: &mut Fields<'_>, literal: &str, path: &str) -> Option<Dynamic> {
+    f.exclusive(literal, path);
+    if let Some(s) = f.string(literal) {
+        return Some(Dynamic::Literal(s.to_string()));
+    }
+    let text = f.string(path)?;
+    let parsed = if text.starts_with('$') {
+        JsonPath::parse(text).map(Dynamic::Path)
+    } else if Intrinsic::looks_like_call(text) {
+        Intrinsic::parse(text).map(|c| Dynamic::Call(Box::new(c)))
+    } else {
+        Err(format!("'{text}' is neither a JSONPath nor an intrinsic function"))
+    };
+    parsed.map_err(|e| f.error(path, e)).ok()
+}
+
+fn parse_parallel(f: &mut Fields<'_>) -> Option<Kind> {
+    let Some(list) = f.array("Branches") else {
+        if !f.has("Branches") {
+            f.error("Branches", "is required");
+        }
+        return None;
+    };
+    if list.is_empty() {
+        f.error("Branches", "must hold at least one branch");
+    }
+    let at = f.loc("Branches");
+    let branches = list
+        .iter()
+        .enumerate()
+        .filter_map(|(i, b)| parse_machine(b, &format!("{at}[{i}]"), false, f.errors))
+        .collect();
+    Some(Kind::Parallel { branches })
+}
+
+fn parse_map(f: &mut Fields<'_>) -> Option<Kind> {
+    f.exclusive("Iterator", "ItemProcessor");
+    f.exclusive("MaxConcurrency", "MaxConcurrencyPath");
+    f.exclusive("ToleratedFailurePercentage", "ToleratedFailurePercentagePath");
+    f.exclusive("ToleratedFailureCount", "ToleratedFailureCountPath");
+    f.exclusive("Parameters", "ItemSelector");
+    f.integer("MaxConcurrency", 0, 99_999_999);
+    if let Some(p) = f.number("ToleratedFailurePercentage")
+        && !(0.0..=100.0).contains(&p)
+    {
+        f.error("ToleratedFailurePercentage", format!("must be from 0 to 100, not {p}"));
+    }
+    f.integer("ToleratedFailureCount", 0, 99_999_999);
+    for field in
+        ["ItemsPath", "MaxConcurrencyPath", "ToleratedFailurePercentagePath", "ToleratedFailureCountPath"]
+    {
+        reference_path(f, field);
+    }
+    template(f, "ItemSelector");
+    for (outer, a, b) in [
+        ("ItemBatcher", "MaxItemsPerBatch", "MaxItemsPerBatchPath"),
+        ("ItemBatcher", "MaxInputBytesPerBatch", "MaxInputBytesPerBatchPath"),
+    ] {
+        if let Some(v) = f.raw(outer) {
+            let at = f.loc(outer);
+            if let Some(mut inner) = Fields::of(v, at, f.errors) {
+                inner.exclusive(a, b);
+            }
+        }
+    }
+    if let Some(Value::Object(reader)) = f.raw("ItemReader")
+        && let Some(config) = reader.get("ReaderConfig")
+    {
+        let at = format!("{}.ReaderConfig", f.loc("ItemReader"));
+        if let Some(mut inner) = Fields::of(config, at, f.errors) {
+            inner.exclusive("MaxItems", "MaxItemsPath");
+        }
+    }
+    let field = if f.has("ItemProcessor") { "ItemProcessor" } else { "Iterator" };
+    let Some(body) = f.raw(field) else {
+        f.error("ItemProcessor", "is required");
+        return None;
+    };
+    let at = f.loc(field);
+    let processor = parse_machine(body, &at, false, f.errors)?;
+    Some(Kind::Map { processor: Box::new(processor) })
+}

@@ -1,0 +1,61 @@
+//! The two error shapes of the language: a definition error found before a run (it names the
+//! place in the document), and a runtime error raised during a run (an ASL error name and a
+//! cause, the `{"Error", "Cause"}` pair that Catch and Fail see).
+
+use std::fmt;
+
+/// A problem in a state machine definition. `at` is a dotted location such as
+/// `States.Train.Retry[0].BackoffRate` (empty for the document itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DefinitionError {
+    pub at: String,
+    pub message: String,
+}
+
+impl DefinitionError {
+    pub fn new(at: impl Into<String>, message: impl Into<String>) -> Self {
+        DefinitionError { at: at.into(), message: message.into() }
+    }
+}
+
+impl fmt::Display for DefinitionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.at.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.at, self.message)
+        }
+    }
+}
+
+impl std::error::Error for DefinitionError {}
+
+/// An error raised while running, by its ASL name (`States.Runtime`, `States.Timeout`,
+/// `Personalize.ResourceInUseException`, ...) with a human cause.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StatesError {
+    #[serde(rename = "Error")]
+    pub error: String,
+    #[serde(rename = "Cause")]
+    pub cause: String,
+}
+
+impl StatesError {
+    pub fn new(error: impl Into<String>, cause: impl Into<String>) -> Self {
+        StatesError { error: error.into(), cause: cause.into() }
+    }
+
+    /// `States.Runtime`: a failure of the definition against its data. No Retry or Catch
+    /// applies to it (Step Functions ends the execution).
+    pub fn runtime(cause: impl Into<String>) -> Self {
+        StatesError::new("States.Runtime", cause)
+    }
+}
+
+impl fmt::Display for StatesError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.error, self.cause)
+    }
+}
+
+impl std::error::Error for StatesError {}

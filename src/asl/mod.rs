@@ -1,0 +1,14 @@
+//! The Amazon States Language: definitions, paths, intrinsic functions, Choice rules, Retry and
+//! Catch, and payload templates.
+
+pub mod choice;
+pub mod definition;
+pub mod errors;
+pub(crate) mod fields;
+pub mod intrinsics;
+pub mod path;
+pub mod payload;
+pub mod retry;
+
+pub use definition::StateMachine;
+pub use errors::{DefinitionError, StatesError};

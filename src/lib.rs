@@ -1,0 +1,4 @@
+//! recflow: Amazon Personalize batch-recommendation pipelines as durable Amazon States
+//! Language state machines.
+
+pub mod asl;
