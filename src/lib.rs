@@ -2,3 +2,5 @@
 //! Language state machines.
 
 pub mod asl;
+pub mod checkpoint;
+pub mod engine;

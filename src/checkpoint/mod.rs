@@ -1,0 +1,55 @@
+//! Durable checkpoints. A store records an execution after every transition; the file store
+//! does it atomically on disk, the memory store keeps it for tests and `--no-checkpoint`.
+
+mod file;
+mod memory;
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use crate::engine::execution::Execution;
+use crate::engine::history::HistoryEvent;
+
+pub use file::{Durability, FileStore, Loaded};
+pub use memory::{MemoryStore, NullStore};
+
+/// The checkpoint document's format version; a file with another one is refused, untouched.
+pub const FORMAT: u32 = 1;
+
+pub trait CheckpointStore: Send {
+    /// Records a new execution with its definition and first events.
+    fn create(
+        &mut self,
+        definition: &Value,
+        exec: &Execution,
+        events: &[HistoryEvent],
+    ) -> Result<(), CheckpointError>;
+    /// Records one transition: its history events, then the execution as it now stands.
+    fn commit(&mut self, exec: &Execution, events: &[HistoryEvent]) -> Result<(), CheckpointError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("execution '{name}' is being advanced by another recflow process{}", pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
+    Locked { name: String, pid: Option<u32> },
+    #[error("{path}: corrupt checkpoint, left untouched: {reason}")]
+    Corrupt { path: PathBuf, reason: String },
+    #[error(
+        "{path}: checkpoint format {found} is not one this recflow reads (it reads format {FORMAT}); left untouched"
+    )]
+    UnknownFormat { path: PathBuf, found: String },
+    #[error("an execution named '{name}' already exists in {dir}")]
+    Exists { name: String, dir: PathBuf },
+    #[error("no execution named '{name}' in {dir}")]
+    NotFound { name: String, dir: PathBuf },
+}
+
+impl CheckpointError {
+    pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> CheckpointError {
+        let path = path.into();
+        move |source| CheckpointError::Io { path, source }
+    }
+}

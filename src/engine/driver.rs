@@ -1,0 +1,121 @@
+//! The async driver: performs what the transition function asks for (sleep, call a task) and
+//! checkpoints after every transition, so the effect of a transition is durable before the
+//! next side effect starts.
+
+use serde_json::Value;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use super::clock::Clock;
+use super::execution::Execution;
+use super::task::Registry;
+use super::transition::{Effect, Event, TaskCall, pending, start, transition};
+use crate::asl::definition::StateMachine;
+use crate::asl::errors::StatesError;
+use crate::checkpoint::{CheckpointError, CheckpointStore};
+
+pub struct Driver<'a> {
+    machine: &'a StateMachine,
+    registry: &'a Registry,
+    clock: &'a dyn Clock,
+    store: &'a mut dyn CheckpointStore,
+    execution: Execution,
+}
+
+impl<'a> Driver<'a> {
+    /// Starts a new execution and records it in `store`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn start(
+        machine: &'a StateMachine,
+        definition: &Value,
+        registry: &'a Registry,
+        clock: &'a dyn Clock,
+        store: &'a mut dyn CheckpointStore,
+        name: &str,
+        state_machine: &str,
+        input: Value,
+        seed: u64,
+    ) -> Result<Driver<'a>, CheckpointError> {
+        let t = start(machine, name, state_machine, input, clock.now(), seed);
+        store.create(definition, &t.execution, &t.events)?;
+        Ok(Driver { machine, registry, clock, store, execution: t.execution })
+    }
+
+    /// Continues an execution loaded from a checkpoint.
+    pub fn resume(
+        machine: &'a StateMachine,
+        registry: &'a Registry,
+        clock: &'a dyn Clock,
+        store: &'a mut dyn CheckpointStore,
+        execution: Execution,
+    ) -> Driver<'a> {
+        Driver { machine, registry, clock, store, execution }
+    }
+
+    pub fn execution(&self) -> &Execution {
+        &self.execution
+    }
+
+    /// Runs until the execution ends.
+    pub async fn run(mut self) -> Result<Execution, CheckpointError> {
+        while self.step().await? {}
+        Ok(self.execution)
+    }
+
+    /// Performs the pending effect and one transition; false once the execution has ended.
+    pub async fn step(&mut self) -> Result<bool, CheckpointError> {
+        let event = match pending(&self.execution) {
+            Effect::Done => return Ok(false),
+            Effect::Proceed => Event::Proceed { now: self.clock.now() },
+            Effect::SleepUntil(until) => {
+                debug!(execution = %self.execution.name, until = %until, "waiting");
+                self.clock.sleep_until(until).await;
+                Event::Proceed { now: self.clock.now() }
+            }
+            Effect::Call(call) => {
+                let span = info_span!("task", execution = %call.execution, state = %call.state, attempt = call.attempt);
+                let result = self.call(&call).instrument(span).await;
+                Event::TaskReturned { now: self.clock.now(), result }
+            }
+        };
+        let t = transition(self.machine, std::mem::replace(&mut self.execution, placeholder()), event);
+        self.execution = t.execution;
+        self.store.commit(&self.execution, &t.events)?;
+        Ok(true)
+    }
+
+    async fn call(&self, call: &TaskCall) -> Result<Value, StatesError> {
+        if let Some(not_before) = call.not_before {
+            self.clock.sleep_until(not_before).await;
+        }
+        let Some(runner) = self.registry.find(&call.state, &call.resource) else {
+            return Err(StatesError::runtime(format!(
+                "no task integration serves resource '{}' (state '{}')",
+                call.resource, call.state
+            )));
+        };
+        info!(resource = %call.resource, key = %call.idempotency_key, "calling task");
+        let result = match call.timeout_seconds {
+            Some(secs) => {
+                let deadline = self.clock.now() + chrono::Duration::seconds(secs as i64);
+                tokio::select! {
+                    r = runner.call(call) => r,
+                    () = self.clock.sleep_until(deadline) => Err(StatesError::new(
+                        "States.Timeout",
+                        format!("the task did not finish within TimeoutSeconds ({secs} s)"),
+                    )),
+                }
+            }
+            None => runner.call(call).await,
+        };
+        match &result {
+            Ok(_) => info!("task succeeded"),
+            Err(e) => warn!(error = %e.error, cause = %e.cause, "task failed"),
+        }
+        result
+    }
+}
+
+/// Stands in for the execution while the transition function owns it.
+fn placeholder() -> Execution {
+    Execution::new("", "", Value::Null, "", chrono::DateTime::UNIX_EPOCH, 0)
+}

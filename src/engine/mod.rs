@@ -1,0 +1,15 @@
+//! Executions: a pure transition function and the async driver that performs its effects.
+
+pub mod clock;
+pub mod driver;
+pub mod execution;
+pub mod history;
+pub mod task;
+pub mod transition;
+
+pub use clock::{Clock, SystemClock, TokioClock};
+pub use driver::Driver;
+pub use execution::{Execution, Status};
+pub use history::{Detail, HistoryEvent};
+pub use task::{Registry, Scripted, ScriptedRunner, TaskRunner};
+pub use transition::{Effect, Event, TaskCall, Transition, pending, start, transition};

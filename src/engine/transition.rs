@@ -1,0 +1,585 @@
+//! The transition function: (definition, execution, event) -> (execution, history events).
+//! It reads no clock, does no I/O and draws no randomness of its own: the time arrives inside
+//! the event, and randomness comes from the execution's seed. Given the same inputs it gives the same outputs, which is what
+//! lets a restarted process continue from a checkpoint as if it had never stopped.
+
+use std::borrow::Cow;
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::{Map, Value, json};
+
+use super::execution::{Entered, Execution, Phase, Position, Status, TaskPhase, timestamp};
+use super::history::{Detail, HistoryEvent};
+use crate::asl::definition::{
+    Dynamic, Kind, PathField, Seconds, State, StateMachine, WaitFor, parse_timestamp,
+};
+use crate::asl::errors::StatesError;
+use crate::asl::retry::{RUNTIME, error_matches};
+
+/// What happened since the last transition.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// Enter the current state, or end a Wait whose time has come.
+    Proceed { now: DateTime<Utc> },
+    /// The due task call returned.
+    TaskReturned { now: DateTime<Utc>, result: Result<Value, StatesError> },
+}
+
+/// What the driver must do before the next transition.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// Transition again at once (the execution stands before a state).
+    Proceed,
+    /// Sleep until the instant, then transition with `Event::Proceed`.
+    SleepUntil(DateTime<Utc>),
+    /// Call a task (after `not_before`, if set), then transition with `Event::TaskReturned`.
+    Call(Box<TaskCall>),
+    /// The execution has ended.
+    Done,
+}
+
+/// One call of a task, as the task runner sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskCall {
+    pub execution: String,
+    pub state: String,
+    pub resource: String,
+    pub parameters: Value,
+    pub credentials: Option<Value>,
+    pub attempt: u32,
+    /// Stable across restarts for the same (visit of the state, attempt): a repeated call after
+    /// a crash carries the same key, so integrations can make creates idempotent.
+    pub idempotency_key: String,
+    pub not_before: Option<DateTime<Utc>>,
+    pub timeout_seconds: Option<u64>,
+}
+
+pub struct Transition {
+    pub execution: Execution,
+    pub events: Vec<HistoryEvent>,
+}
+
+/// A new execution and its ExecutionStarted event.
+pub fn start(
+    machine: &StateMachine,
+    name: &str,
+    state_machine: &str,
+    input: Value,
+    now: DateTime<Utc>,
+    seed: u64,
+) -> Transition {
+    let execution = Execution::new(name, state_machine, input.clone(), &machine.start_at, now, seed);
+    let mut tx = Tx { exec: execution, events: Vec::with_capacity(1), now, rng: fastrand::Rng::with_seed(0) };
+    tx.emit(Detail::ExecutionStarted { input });
+    tx.finish()
+}
+
+/// The effect a (possibly just loaded) execution is waiting for.
+pub fn pending(exec: &Execution) -> Effect {
+    let Some(at) = exec.at.as_ref().filter(|_| exec.status == Status::Running) else {
+        return Effect::Done;
+    };
+    match &at.phase {
+        Phase::Ready => Effect::Proceed,
+        Phase::Waiting { until, .. } => Effect::SleepUntil(*until),
+        Phase::Task(task) => Effect::Call(Box::new(TaskCall {
+            execution: exec.name.clone(),
+            state: at.state.clone(),
+            resource: task.resource.clone(),
+            parameters: task.parameters.clone(),
+            credentials: task.credentials.clone(),
+            attempt: task.attempt,
+            idempotency_key: task.idempotency_key.clone(),
+            not_before: task.not_before,
+            timeout_seconds: task.timeout_seconds,
+        })),
+    }
+}
+
+pub fn transition(machine: &StateMachine, exec: Execution, event: Event) -> Transition {
+    let (now, result) = match event {
+        Event::Proceed { now } => (now, None),
+        Event::TaskReturned { now, result } => (now, Some(result)),
+    };
+    // Randomness (jitter, States.UUID) is drawn from the execution's seed and the transition
+    // number: a transition repeated after a crash draws exactly what it drew before.
+    let entropy = splitmix(exec.seed ^ exec.transitions.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let mut tx = Tx { exec, events: Vec::with_capacity(4), now, rng: fastrand::Rng::with_seed(entropy) };
+    if tx.exec.status != Status::Running {
+        return tx.finish();
+    }
+    let Some(at) = tx.exec.at.take() else {
+        tx.fail(StatesError::runtime("the execution is running but stands at no state"));
+        return tx.finish();
+    };
+    let Some(state) = machine.state(&at.state) else {
+        tx.fail(StatesError::runtime(format!("state '{}' is not in the definition", at.state)));
+        return tx.finish();
+    };
+    tx.exec.transitions += 1;
+    match (at.phase, result) {
+        (Phase::Ready, _) => tx.enter(state, at.input),
+        (Phase::Waiting { entered, until }, None) => {
+            if now >= until {
+                tx.leave_wait(state, at.input, &entered);
+            } else {
+                // Woken early: nothing happens, the wait goes on.
+                tx.exec.transitions -= 1;
+                tx.exec.at = Some(Position {
+                    state: at.state,
+                    input: at.input,
+                    phase: Phase::Waiting { entered, until },
+                });
+            }
+        }
+        (Phase::Task(task), Some(result)) => tx.task_returned(state, at.input, *task, result),
+        (phase, _) => {
+            // An event that does not fit the phase (a stray wake-up): keep the position.
+            tx.exec.transitions -= 1;
+            tx.exec.at = Some(Position { state: at.state, input: at.input, phase });
+        }
+    }
+    tx.finish()
+}
+
+struct Tx {
+    exec: Execution,
+    events: Vec<HistoryEvent>,
+    now: DateTime<Utc>,
+    rng: fastrand::Rng,
+}
+
+impl Tx {
+    fn finish(self) -> Transition {
+        Transition { execution: self.exec, events: self.events }
+    }
+
+    fn emit(&mut self, detail: Detail) -> u64 {
+        self.exec.last_event_id += 1;
+        let id = self.exec.last_event_id;
+        self.events.push(HistoryEvent { id, timestamp: self.now, detail });
+        id
+    }
+
+    fn fail(&mut self, err: StatesError) {
+        self.emit(Detail::ExecutionFailed { error: err.error.clone(), cause: err.cause.clone() });
+        self.exec.status = Status::Failed;
+        self.exec.at = None;
+        self.exec.error = Some(err.error);
+        self.exec.cause = Some(err.cause);
+        self.exec.stop_time = Some(self.now);
+    }
+
+    fn succeed(&mut self, output: Value) {
+        self.emit(Detail::ExecutionSucceeded { output: output.clone() });
+        self.exec.status = Status::Succeeded;
+        self.exec.at = None;
+        self.exec.output = Some(output);
+        self.exec.stop_time = Some(self.now);
+    }
+
+    /// Leaves `state` with `output`, to `next` (or its own Next), or ends the execution.
+    fn exit(&mut self, state: &State, output: Value, next: Option<&str>) {
+        self.emit(Detail::StateExited { state: state.name.clone(), output: output.clone() });
+        match next.or(state.next.as_deref()) {
+            Some(next) => {
+                self.exec.at = Some(Position { state: next.to_string(), input: output, phase: Phase::Ready });
+            }
+            None => self.succeed(output),
+        }
+    }
+
+    /// Step Functions prefixes runtime causes with where they happened.
+    fn runtime(&self, state: &State, entered: &Entered, cause: &str) -> StatesError {
+        StatesError::runtime(format!(
+            "An error occurred while executing the state '{}' (entered at the event id #{}). {cause}",
+            state.name, entered.event_id
+        ))
+    }
+
+    /// An error raised by the state itself (not by its task): States.Runtime ends the
+    /// execution; anything else may be caught.
+    fn state_error(&mut self, state: &State, raw: Value, entered: &Entered, err: StatesError) {
+        let err = if err.error == RUNTIME && !err.cause.starts_with("An error occurred") {
+            self.runtime(state, entered, &err.cause)
+        } else {
+            err
+        };
+        if !self.catch(state, raw, &err) {
+            self.fail(err);
+        }
+    }
+
+    /// Hands the error to the first matching catcher; false when none matches.
+    fn catch(&mut self, state: &State, raw: Value, err: &StatesError) -> bool {
+        let Some(catcher) = state.catch.iter().find(|c| error_matches(&c.error_equals, &err.error)) else {
+            return false;
+        };
+        let error_output = json!({"Error": err.error, "Cause": err.cause});
+        match apply_result_path(&catcher.result_path, raw, error_output) {
+            Ok(output) => {
+                let next = catcher.next.clone();
+                self.exit(state, output, Some(&next));
+            }
+            Err(cause) => self.fail(StatesError::runtime(cause)),
+        }
+        true
+    }
+
+    fn context(&self, state: &State, entered: &Entered, retry_count: Option<u32>) -> Value {
+        if !state.uses_context {
+            return Value::Null;
+        }
+        let mut st = Map::new();
+        st.insert("EnteredTime".into(), timestamp(entered.time).into());
+        st.insert("Name".into(), state.name.clone().into());
+        if let Some(n) = retry_count {
+            st.insert("RetryCount".into(), n.into());
+        }
+        json!({
+            "Execution": {
+                "Id": self.exec.arn(),
+                "Input": self.exec.input,
+                "Name": self.exec.name,
+                "RoleArn": "arn:aws:iam::000000000000:role/recflow",
+                "StartTime": timestamp(self.exec.start_time),
+                "RedriveCount": 0,
+            },
+            "State": st,
+            "StateMachine": {
+                "Id": self.exec.state_machine_arn(),
+                "Name": self.exec.state_machine,
+            },
+        })
+    }
+
+    fn enter(&mut self, state: &State, raw: Value) {
+        let event_id = self.emit(Detail::StateEntered { state: state.name.clone(), input: raw.clone() });
+        let entered = Entered { time: self.now, event_id };
+        let retry_count = matches!(state.kind, Kind::Task(_)).then_some(0);
+        let ctx = self.context(state, &entered, retry_count);
+        if let Err(err) = self.run(state, raw.clone(), &entered, &ctx) {
+            self.state_error(state, raw, &entered, err);
+        }
+    }
+
+    fn run(&mut self, state: &State, raw: Value, entered: &Entered, ctx: &Value) -> Result<(), StatesError> {
+        let effective = apply_input_path(&state.input_path, &raw, ctx)?;
+        match &state.kind {
+            Kind::Pass { result } => {
+                let result = match (result, &state.parameters) {
+                    (Some(r), _) => r.clone(),
+                    (None, Some(p)) => p.eval(&effective, ctx, &mut self.rng, "Parameters")?,
+                    (None, None) => effective.into_owned(),
+                };
+                let output = apply_result_path(&state.result_path, raw, result)
+                    .map_err(|c| StatesError::new("States.ResultPathMatchFailure", c))?;
+                let output = apply_output_path(&state.output_path, output, ctx)?;
+                self.exit(state, output, None);
+            }
+            Kind::Choice { choices, default } => {
+                let mut next = None;
+                for rule in choices {
+                    if rule.condition.eval(&effective, ctx)? {
+                        next = Some(rule.next.clone());
+                        break;
+                    }
+                }
+                let Some(next) = next.or_else(|| default.clone()) else {
+                    let cause = format!(
+                        "An error occurred while executing the state '{}' (entered at the event id #{}). Failed to transition out of the state. The state does not point to a next state.",
+                        state.name, entered.event_id
+                    );
+                    self.fail(StatesError::new("States.NoChoiceMatched", cause));
+                    return Ok(());
+                };
+                let output = apply_output_path(&state.output_path, effective.into_owned(), ctx)?;
+                self.exit(state, output, Some(&next));
+            }
+            Kind::Succeed => {
+                let output = apply_output_path(&state.output_path, effective.into_owned(), ctx)?;
+                self.emit(Detail::StateExited { state: state.name.clone(), output: output.clone() });
+                self.succeed(output);
+            }
+            Kind::Fail { error, cause } => {
+                let error = self.fail_field(error.as_ref(), &raw, ctx)?;
+                let cause = self.fail_field(cause.as_ref(), &raw, ctx)?;
+                self.fail(StatesError::new(error, cause));
+            }
+            Kind::Wait(wait) => {
+                let until = self.wait_until(wait, &effective, ctx)?;
+                if until <= self.now {
+                    let output = apply_output_path(&state.output_path, effective.into_owned(), ctx)?;
+                    self.exit(state, output, None);
+                } else {
+                    self.emit(Detail::WaitStarted { state: state.name.clone(), until });
+                    self.exec.at = Some(Position {
+                        state: state.name.clone(),
+                        input: raw,
+                        phase: Phase::Waiting { entered: entered.clone(), until },
+                    });
+                }
+            }
+            Kind::Task(task) => {
+                let timeout_seconds = match &task.timeout {
+                    None => None,
+                    Some(Seconds::Fixed(n)) => Some(*n),
+                    Some(Seconds::Path(p)) => Some(positive_integer(
+                        p.select(&effective, ctx).as_deref(),
+                        p.as_str(),
+                        "TimeoutSecondsPath",
+                    )?),
+                };
+                let parameters = match &state.parameters {
+                    Some(p) => p.eval(&effective, ctx, &mut self.rng, "Parameters")?,
+                    None => effective.into_owned(),
+                };
+                let credentials = match &task.credentials {
+                    Some(c) => Some(c.eval(&raw, ctx, &mut self.rng, "Credentials")?),
+                    None => None,
+                };
+                let phase = TaskPhase {
+                    entered: entered.clone(),
+                    resource: task.resource.clone(),
+                    parameters,
+                    credentials,
+                    attempt: 0,
+                    retries: vec![0; state.retry.len()],
+                    not_before: None,
+                    timeout_seconds,
+                    idempotency_key: String::new(),
+                };
+                self.schedule(state, raw, phase);
+            }
+            Kind::Parallel { .. } | Kind::Map { .. } => {
+                return Err(StatesError::runtime(format!(
+                    "{} states are not yet supported by recflow's engine",
+                    state.kind.type_name()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn fail_field(
+        &mut self,
+        field: Option<&Dynamic>,
+        raw: &Value,
+        ctx: &Value,
+    ) -> Result<String, StatesError> {
+        let value = match field {
+            None => return Ok(String::new()),
+            Some(Dynamic::Literal(s)) => return Ok(s.clone()),
+            Some(Dynamic::Path(p)) => p
+                .select(raw, ctx)
+                .ok_or_else(|| {
+                    StatesError::runtime(format!("Invalid path '{}': no value at that path", p.as_str()))
+                })?
+                .into_owned(),
+            Some(Dynamic::Call(call)) => call.eval(raw, ctx, &mut self.rng)?,
+        };
+        match value {
+            Value::String(s) => Ok(s),
+            other => {
+                Err(StatesError::runtime(format!("ErrorPath/CausePath must give a string, not {other}")))
+            }
+        }
+    }
+
+    fn wait_until(
+        &self,
+        wait: &WaitFor,
+        effective: &Value,
+        ctx: &Value,
+    ) -> Result<DateTime<Utc>, StatesError> {
+        let seconds = |n: u64| self.now + Duration::seconds(i64::try_from(n).unwrap_or(i64::MAX / 1000));
+        Ok(match wait {
+            WaitFor::Seconds(n) => seconds(*n),
+            WaitFor::Timestamp(t) => *t,
+            WaitFor::SecondsPath(p) => {
+                let value = p.select(effective, ctx);
+                match value.as_deref().and_then(Value::as_i64) {
+                    Some(n) if n >= 0 => seconds(n as u64),
+                    _ => {
+                        return Err(StatesError::runtime(format!(
+                            "The SecondsPath parameter cannot be parsed as a long value: {} == {}",
+                            p.as_str(),
+                            value.as_deref().map_or("null".to_string(), Value::to_string)
+                        )));
+                    }
+                }
+            }
+            WaitFor::TimestampPath(p) => {
+                let value = p.select(effective, ctx);
+                match value.as_deref().and_then(Value::as_str).and_then(parse_timestamp) {
+                    Some(t) => t,
+                    None => {
+                        return Err(StatesError::runtime(format!(
+                            "The TimestampPath parameter does not reference a valid ISO-8601 extended offset date-time format string: {} == {}",
+                            p.as_str(),
+                            value.as_deref().map_or("null".to_string(), Value::to_string)
+                        )));
+                    }
+                }
+            }
+        })
+    }
+
+    fn leave_wait(&mut self, state: &State, raw: Value, entered: &Entered) {
+        let ctx = self.context(state, entered, None);
+        let output = apply_input_path(&state.input_path, &raw, &ctx)
+            .and_then(|eff| apply_output_path(&state.output_path, eff.into_owned(), &ctx));
+        match output {
+            Ok(output) => self.exit(state, output, None),
+            Err(err) => self.state_error(state, raw, entered, err),
+        }
+    }
+
+    /// Makes a task call due: the checkpoint written after this transition is the durable
+    /// "about to call" record.
+    fn schedule(&mut self, state: &State, raw: Value, mut phase: TaskPhase) {
+        phase.idempotency_key =
+            format!("{}:{}:{}:{}", self.exec.name, state.name, phase.entered.event_id, phase.attempt);
+        self.emit(Detail::TaskScheduled {
+            state: state.name.clone(),
+            resource: phase.resource.clone(),
+            parameters: phase.parameters.clone(),
+            attempt: phase.attempt,
+            idempotency_key: phase.idempotency_key.clone(),
+        });
+        self.exec.at =
+            Some(Position { state: state.name.clone(), input: raw, phase: Phase::Task(Box::new(phase)) });
+    }
+
+    fn task_returned(
+        &mut self,
+        state: &State,
+        raw: Value,
+        mut task: TaskPhase,
+        result: Result<Value, StatesError>,
+    ) {
+        let name = state.name.clone();
+        let result = match result {
+            Ok(value) => {
+                self.emit(Detail::TaskSucceeded { state: name, output: value.clone() });
+                let ctx = self.context(state, &task.entered, Some(task.attempt));
+                match self.task_output(state, raw.clone(), value, &ctx) {
+                    Ok(output) => return self.exit(state, output, None),
+                    Err(err) => return self.state_error(state, raw, &task.entered, err),
+                }
+            }
+            Err(err) => err,
+        };
+        self.emit(Detail::TaskFailed {
+            state: name.clone(),
+            error: result.error.clone(),
+            cause: result.cause.clone(),
+        });
+        if result.error == RUNTIME {
+            return self.fail(result);
+        }
+        // The first retrier whose ErrorEquals matches decides; if its attempts are spent, the
+        // error goes to Catch (later retriers are not consulted, as in Step Functions).
+        if let Some(i) = state.retry.iter().position(|r| error_matches(&r.error_equals, &result.error)) {
+            let jitter = self.rng.f64();
+            if let Some(delay) = state.retry[i].delay(task.retries[i], jitter) {
+                task.retries[i] += 1;
+                task.attempt += 1;
+                let not_before =
+                    self.now + Duration::milliseconds((delay * 1000.0).min(i64::MAX as f64 / 2.0) as i64);
+                task.not_before = Some(not_before);
+                self.emit(Detail::RetryScheduled {
+                    state: name,
+                    retrier: i,
+                    attempt: task.attempt,
+                    delay_seconds: delay,
+                    not_before,
+                });
+                return self.schedule(state, raw, task);
+            }
+        }
+        if !self.catch(state, raw, &result) {
+            self.fail(result);
+        }
+    }
+
+    fn task_output(
+        &mut self,
+        state: &State,
+        raw: Value,
+        result: Value,
+        ctx: &Value,
+    ) -> Result<Value, StatesError> {
+        let selected = match &state.result_selector {
+            Some(t) => t.eval(&result, ctx, &mut self.rng, "ResultSelector")?,
+            None => result,
+        };
+        let output = apply_result_path(&state.result_path, raw, selected)
+            .map_err(|c| StatesError::new("States.ResultPathMatchFailure", c))?;
+        apply_output_path(&state.output_path, output, ctx)
+    }
+}
+
+fn splitmix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+fn positive_integer(value: Option<&Value>, path: &str, field: &str) -> Result<u64, StatesError> {
+    match value.and_then(Value::as_u64) {
+        Some(n) if n > 0 => Ok(n),
+        _ => Err(StatesError::runtime(format!(
+            "The {field} field refers to value {} which is not a valid positive integer: {path}",
+            value.map_or("null".to_string(), Value::to_string)
+        ))),
+    }
+}
+
+pub fn apply_input_path<'a>(
+    field: &PathField,
+    raw: &'a Value,
+    ctx: &'a Value,
+) -> Result<Cow<'a, Value>, StatesError> {
+    match field {
+        PathField::Default => Ok(Cow::Borrowed(raw)),
+        PathField::Null => Ok(Cow::Owned(Value::Object(Map::new()))),
+        PathField::Path(p) => p.select(raw, ctx).ok_or_else(|| {
+            StatesError::runtime(format!(
+                "Invalid path '{}' : No results for path: {}",
+                p.as_str(),
+                p.as_str()
+            ))
+        }),
+    }
+}
+
+pub fn apply_output_path(field: &PathField, output: Value, ctx: &Value) -> Result<Value, StatesError> {
+    match field {
+        PathField::Default => Ok(output),
+        PathField::Null => Ok(Value::Object(Map::new())),
+        PathField::Path(p) => match p.select(&output, ctx) {
+            Some(v) => Ok(v.into_owned()),
+            None => Err(StatesError::runtime(format!(
+                "Invalid path '{}' : No results for path: {}",
+                p.as_str(),
+                p.as_str()
+            ))),
+        },
+    }
+}
+
+/// ResultPath: `$` (the default) replaces the input, null keeps it, a path places the result
+/// inside it (creating missing objects on the way).
+pub fn apply_result_path(field: &PathField, raw: Value, result: Value) -> Result<Value, String> {
+    match field {
+        PathField::Default => Ok(result),
+        PathField::Null => Ok(raw),
+        PathField::Path(p) => {
+            let mut target = raw;
+            p.set(&mut target, result)?;
+            Ok(target)
+        }
+    }
+}
