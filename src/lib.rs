@@ -3,4 +3,5 @@
 
 pub mod asl;
 pub mod checkpoint;
+pub mod cli;
 pub mod engine;

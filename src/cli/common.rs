@@ -1,0 +1,166 @@
+//! What several commands share: loading a definition, building task runners, the clock, and
+//! printing an execution's outcome.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, anyhow};
+use serde_json::Value;
+
+use crate::asl::definition::{Kind, StateMachine};
+use crate::engine::clock::{Clock, ScaledClock, SystemClock};
+use crate::engine::execution::{Execution, Status};
+use crate::engine::task::{Registry, ScriptedRunner};
+
+/// Exit codes: 0 the execution succeeded, 1 it failed, 2 bad usage, an invalid definition, or
+/// anything that kept the execution from running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitCode {
+    Succeeded = 0,
+    Failed = 1,
+    Usage = 2,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// Readable text.
+    Human,
+    /// One JSON document on stdout.
+    Json,
+}
+
+/// An error that is the user's to fix (exit code 2); the message says what and where.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+pub fn usage(message: impl Into<String>) -> anyhow::Error {
+    anyhow!(UsageError(message.into()))
+}
+
+/// Reads and checks a definition file; every problem is reported with the file's name.
+pub fn load_definition(path: &Path) -> Result<(StateMachine, Value)> {
+    let text = std::fs::read_to_string(path).map_err(|e| usage(format!("{}: {e}", path.display())))?;
+    let value: Value =
+        serde_json::from_str(&text).map_err(|e| usage(format!("{}: not valid JSON: {e}", path.display())))?;
+    let machine = StateMachine::from_json(&value).map_err(|errors| {
+        let lines: Vec<String> = errors.iter().map(|e| format!("{}: {e}", path.display())).collect();
+        usage(lines.join("\n"))
+    })?;
+    Ok((machine, value))
+}
+
+/// The engine runs every state type but Parallel and Map; say so before starting.
+pub fn check_runnable(machine: &StateMachine, source: &str) -> Result<()> {
+    for state in &machine.states {
+        if matches!(state.kind, Kind::Parallel { .. } | Kind::Map { .. }) {
+            return Err(usage(format!(
+                "{source}: States.{}: {} states are not yet supported by recflow's engine (validate accepts them)",
+                state.name,
+                state.kind.type_name()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The task runners for a run: the scripted answers of `--mock`, if given.
+pub fn registry(
+    mock: Option<&Path>,
+    call_log: Option<&Path>,
+    machine: &StateMachine,
+    source: &str,
+) -> Result<(Registry, Option<Arc<ScriptedRunner>>)> {
+    let mut registry = Registry::new();
+    let mut scripted = None;
+    if let Some(path) = mock {
+        let text = std::fs::read_to_string(path).map_err(|e| usage(format!("{}: {e}", path.display())))?;
+        let value: Value = serde_json::from_str(&text)
+            .map_err(|e| usage(format!("{}: not valid JSON: {e}", path.display())))?;
+        let mut runner =
+            ScriptedRunner::from_json(&value).map_err(|e| usage(format!("{}: {e}", path.display())))?;
+        if let Some(log) = call_log {
+            runner = runner.with_call_log(log).map_err(|e| usage(format!("{}: {e}", log.display())))?;
+        }
+        let runner = Arc::new(runner);
+        registry.register("", runner.clone());
+        scripted = Some(runner);
+    }
+    let missing = registry.missing(&machine.task_resources());
+    if !missing.is_empty() {
+        let lines: Vec<String> = missing
+            .iter()
+            .map(|(state, resource)| {
+                format!(
+                    "{source}: States.{state}.Resource: no task integration serves '{resource}'; give answers for state '{state}' in a --mock file"
+                )
+            })
+            .collect();
+        return Err(usage(lines.join("\n")));
+    }
+    Ok((registry, scripted))
+}
+
+pub fn clock(time_scale: f64) -> Result<Box<dyn Clock>> {
+    if !(time_scale.is_finite() && time_scale > 0.0) {
+        return Err(usage(format!("--time-scale must be a positive number, not {time_scale}")));
+    }
+    Ok(if time_scale == 1.0 { Box::new(SystemClock) } else { Box::new(ScaledClock::new(time_scale)) })
+}
+
+/// Prints an ended (or still running) execution and gives the exit code for it.
+pub fn report(exec: &Execution, format: OutputFormat) -> Result<ExitCode> {
+    match format {
+        OutputFormat::Json => {
+            println!("{}", serde_json::to_string_pretty(&exec.describe()).context("printing the execution")?);
+        }
+        OutputFormat::Human => {
+            println!("execution {} {} ({} transitions)", exec.name, exec.status.as_str(), exec.transitions);
+            match exec.status {
+                Status::Succeeded => {
+                    let output = exec.output.as_ref().unwrap_or(&Value::Null);
+                    println!("{}", serde_json::to_string_pretty(output).context("printing the output")?);
+                }
+                Status::Failed => {
+                    println!("Error: {}", exec.error.as_deref().unwrap_or(""));
+                    println!("Cause: {}", exec.cause.as_deref().unwrap_or(""));
+                }
+                Status::Running => {
+                    if let Some(at) = &exec.at {
+                        println!("at state {}", at.state);
+                    }
+                }
+            }
+        }
+    }
+    Ok(match exec.status {
+        Status::Succeeded => ExitCode::Succeeded,
+        Status::Failed => ExitCode::Failed,
+        Status::Running => ExitCode::Usage,
+    })
+}
+
+/// The state machine's name: the file name up to its first dot (`nightly-refresh.asl.json`
+/// gives `nightly-refresh`).
+pub fn machine_name(path: &Path) -> String {
+    let file = path.file_name().and_then(|f| f.to_str()).unwrap_or("state-machine");
+    let stem = file.split('.').next().unwrap_or(file);
+    let clean: String = stem
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+        .collect();
+    if clean.is_empty() { "state-machine".into() } else { clean }
+}
+
+/// Execution names as Step Functions allows them: 1 to 80 of letters, digits, - and _.
+pub fn check_name(name: &str) -> Result<()> {
+    if name.is_empty()
+        || name.len() > 80
+        || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(usage(format!(
+            "--name '{name}': an execution name must be 1 to 80 letters, digits, '-' or '_'"
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,46 @@
+//! `recflow history`: the events of an execution, as GetExecutionHistory lists them.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+use super::common::{ExitCode, OutputFormat};
+use crate::checkpoint::FileStore;
+use crate::engine::execution::timestamp;
+use crate::engine::history::Detail;
+
+pub struct HistoryOptions {
+    pub name: String,
+    pub checkpoint_dir: PathBuf,
+    pub output: OutputFormat,
+}
+
+pub fn history(opts: HistoryOptions) -> Result<ExitCode> {
+    let events = FileStore::read_history(&opts.checkpoint_dir, &opts.name)?;
+    match opts.output {
+        OutputFormat::Json => {
+            println!("{}", serde_json::to_string_pretty(&serde_json::json!({"events": events}))?)
+        }
+        OutputFormat::Human => {
+            for e in &events {
+                let what = match &e.detail {
+                    Detail::ExecutionStarted { .. } => String::new(),
+                    Detail::StateEntered { state, .. } | Detail::StateExited { state, .. } => state.clone(),
+                    Detail::TaskScheduled { state, resource, attempt, .. } => {
+                        format!("{state} {resource} attempt {attempt}")
+                    }
+                    Detail::TaskSucceeded { state, .. } => state.clone(),
+                    Detail::TaskFailed { state, error, .. } => format!("{state} {error}"),
+                    Detail::RetryScheduled { state, delay_seconds, attempt, .. } => {
+                        format!("{state} attempt {attempt} in {delay_seconds:.1} s")
+                    }
+                    Detail::WaitStarted { state, until } => format!("{state} until {}", timestamp(*until)),
+                    Detail::ExecutionSucceeded { .. } => String::new(),
+                    Detail::ExecutionFailed { error, cause } => format!("{error}: {cause}"),
+                };
+                println!("{:>5}  {}  {:<18} {what}", e.id, timestamp(e.timestamp), e.detail.type_name());
+            }
+        }
+    }
+    Ok(ExitCode::Succeeded)
+}

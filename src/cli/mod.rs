@@ -1,0 +1,13 @@
+//! The commands, one file each. `main.rs` parses arguments into these option structs and calls
+//! the matching function; each returns the process exit code.
+
+pub mod graph;
+pub mod history;
+pub mod resume;
+pub mod run;
+pub mod status;
+pub mod validate;
+
+mod common;
+
+pub use common::{ExitCode, OutputFormat};

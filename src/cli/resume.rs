@@ -1,0 +1,41 @@
+//! `recflow resume`: continue an execution from its checkpoint, exactly where it stopped.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use tracing::info;
+
+use super::common::{ExitCode, OutputFormat, check_runnable, clock, registry, report, usage};
+use crate::asl::definition::StateMachine;
+use crate::checkpoint::{Durability, FileStore};
+use crate::engine::{Driver, Status};
+
+pub struct ResumeOptions {
+    pub name: String,
+    pub checkpoint_dir: PathBuf,
+    pub no_fsync: bool,
+    pub mock: Option<PathBuf>,
+    pub mock_call_log: Option<PathBuf>,
+    pub time_scale: f64,
+    pub output: OutputFormat,
+}
+
+pub async fn resume(opts: ResumeOptions) -> Result<ExitCode> {
+    let durability = if opts.no_fsync { Durability::NoFsync } else { Durability::Fsync };
+    let (mut store, loaded) = FileStore::open(&opts.checkpoint_dir, &opts.name, durability)?;
+    let source = format!("{}/{}/definition.json", opts.checkpoint_dir.display(), opts.name);
+    let machine = StateMachine::from_json(&loaded.definition).map_err(|errors| {
+        usage(errors.iter().map(|e| format!("{source}: {e}")).collect::<Vec<_>>().join("\n"))
+    })?;
+    if loaded.execution.status != Status::Running {
+        return report(&loaded.execution, opts.output);
+    }
+    check_runnable(&machine, &source)?;
+    let (registry, _) = registry(opts.mock.as_deref(), opts.mock_call_log.as_deref(), &machine, &source)?;
+    let clock = clock(opts.time_scale)?;
+    let at = loaded.execution.at.as_ref().map(|p| p.state.clone()).unwrap_or_default();
+    info!(execution = %opts.name, state = %at, "resuming");
+    let driver = Driver::resume(&machine, &registry, clock.as_ref(), &mut store, loaded.execution);
+    let execution = driver.run().await?;
+    report(&execution, opts.output)
+}

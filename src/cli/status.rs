@@ -1,0 +1,51 @@
+//! `recflow status`: one execution as DescribeExecution shows it, or a table of all of them.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use serde_json::Value;
+
+use super::common::{ExitCode, OutputFormat, report};
+use crate::checkpoint::FileStore;
+use crate::engine::execution::timestamp;
+
+pub struct StatusOptions {
+    pub name: Option<String>,
+    pub checkpoint_dir: PathBuf,
+    pub output: OutputFormat,
+}
+
+pub fn status(opts: StatusOptions) -> Result<ExitCode> {
+    if let Some(name) = &opts.name {
+        let loaded = FileStore::read(&opts.checkpoint_dir, name)?;
+        return report(&loaded.execution, opts.output);
+    }
+    let all = FileStore::list(&opts.checkpoint_dir)?;
+    match opts.output {
+        OutputFormat::Json => {
+            let list: Vec<Value> = all
+                .iter()
+                .map(|r| match r {
+                    Ok(e) => e.describe(),
+                    Err(err) => serde_json::json!({"error": err.to_string()}),
+                })
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&serde_json::json!({"executions": list}))?);
+        }
+        OutputFormat::Human => {
+            if all.is_empty() {
+                println!("no executions in {}", opts.checkpoint_dir.display());
+            }
+            for r in &all {
+                match r {
+                    Ok(e) => {
+                        let at = e.at.as_ref().map(|p| format!(" at {}", p.state)).unwrap_or_default();
+                        println!("{:<10} {}  {}{at}", e.status.as_str(), timestamp(e.start_time), e.name);
+                    }
+                    Err(err) => println!("UNREADABLE {err}"),
+                }
+            }
+        }
+    }
+    Ok(ExitCode::Succeeded)
+}

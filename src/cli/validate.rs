@@ -1,0 +1,47 @@
+//! `recflow validate`: check definitions without running them.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use serde_json::{Value, json};
+
+use super::common::{ExitCode, OutputFormat};
+use crate::asl::definition::{StateMachine, UNSUPPORTED};
+
+pub struct ValidateOptions {
+    pub files: Vec<PathBuf>,
+    pub output: OutputFormat,
+}
+
+pub fn validate(opts: ValidateOptions) -> Result<ExitCode> {
+    let mut all_ok = true;
+    let mut report = Vec::new();
+    for file in &opts.files {
+        let name = file.display().to_string();
+        let result = std::fs::read_to_string(file).map_err(|e| vec![e.to_string()]).and_then(|text| {
+            StateMachine::parse(&text).map_err(|errors| errors.iter().map(|e| e.to_string()).collect())
+        });
+        match result {
+            Ok(machine) => {
+                if opts.output == OutputFormat::Human {
+                    println!("{name}: valid ({} states)", machine.states.len());
+                }
+                report.push(json!({"file": name, "valid": true, "errors": []}));
+            }
+            Err(errors) => {
+                all_ok = false;
+                if opts.output == OutputFormat::Human {
+                    for e in &errors {
+                        let kind = if e.contains(UNSUPPORTED) { "unsupported" } else { "error" };
+                        println!("{name}: {kind}: {e}");
+                    }
+                }
+                report.push(json!({"file": name, "valid": false, "errors": errors}));
+            }
+        }
+    }
+    if opts.output == OutputFormat::Json {
+        println!("{}", serde_json::to_string_pretty(&Value::Array(report))?);
+    }
+    Ok(if all_ok { ExitCode::Succeeded } else { ExitCode::Usage })
+}

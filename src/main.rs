@@ -1,0 +1,205 @@
+//! The recflow command line: turns arguments into options and calls the library.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use recflow::cli::{self, ExitCode, OutputFormat};
+
+#[derive(Parser)]
+#[command(
+    name = "recflow",
+    version,
+    about = "Run Amazon Personalize batch-recommendation workflows as durable Amazon States Language state machines",
+    long_about = "recflow runs Amazon States Language (ASL) workflows with an embedded engine that checkpoints \
+to JSON after every transition, so an execution survives crashes and restarts and resumes exactly where it stopped.\n\n\
+Exit codes: 0 the execution succeeded, 1 it failed (Error and Cause are printed), 2 bad usage, an invalid \
+definition, or anything else that kept it from running.",
+    after_help = "Examples:\n  recflow validate workflows/*.asl.json\n  recflow run workflows/nightly-refresh.asl.json --mock workflows/nightly-refresh.mock.json --time-scale 600\n  recflow status\n  recflow history <NAME>\n  recflow resume <NAME> --mock workflows/nightly-refresh.mock.json\n  recflow graph workflows/nightly-refresh.asl.json > nightly.mmd"
+)]
+struct Args {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// Log level (error, warn, info, debug, trace) or a tracing filter such as `recflow=debug`.
+    #[arg(long, global = true, env = "RECFLOW_LOG", default_value = "info")]
+    log_level: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(clap::Args)]
+struct Store {
+    /// Where executions are checkpointed: one folder per execution.
+    #[arg(long, env = "RECFLOW_CHECKPOINT_DIR", default_value = ".recflow/executions")]
+    checkpoint_dir: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct Tasks {
+    /// Scripted task answers per state name, in the spirit of Step Functions Local's mock files:
+    /// {"State": {"Return": {...}}, "Other": [{"Throw": {"Error": "E", "Cause": "C"}}, {"Return": 1}]}.
+    /// The n-th call of a state gets the n-th answer; the last one repeats.
+    #[arg(long, value_name = "FILE")]
+    mock: Option<PathBuf>,
+    /// Append one JSON line per scripted task call (state, attempt, idempotency key) to FILE.
+    #[arg(long, value_name = "FILE", requires = "mock")]
+    mock_call_log: Option<PathBuf>,
+    /// Run Waits and retry delays this many times faster than real time (demos, trials).
+    #[arg(long, default_value_t = 1.0, value_name = "N")]
+    time_scale: f64,
+    /// Skip fsync: checkpoints survive a killed process but not a power loss.
+    #[arg(long)]
+    no_fsync: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check definitions; print every problem with its state and field.
+    Validate {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+        output: OutputFormat,
+    },
+    /// Start an execution and drive it to its end, checkpointing after every transition.
+    Run {
+        /// The ASL definition (JSON).
+        file: PathBuf,
+        /// Execution input as JSON text (default {}).
+        #[arg(long, value_name = "JSON")]
+        input: Option<String>,
+        /// Read the execution input from a file.
+        #[arg(long, value_name = "FILE")]
+        input_file: Option<PathBuf>,
+        /// Execution name (default: <workflow>-<UTC time>-<random>).
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        store: Store,
+        /// Dry run entirely in memory: nothing is written, nothing can be resumed.
+        #[arg(long, conflicts_with = "checkpoint_dir")]
+        no_checkpoint: bool,
+        #[command(flatten)]
+        tasks: Tasks,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+        output: OutputFormat,
+    },
+    /// Continue an unfinished execution from its checkpoint.
+    Resume {
+        name: String,
+        #[command(flatten)]
+        store: Store,
+        #[command(flatten)]
+        tasks: Tasks,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+        output: OutputFormat,
+    },
+    /// Show one execution (like DescribeExecution), or list all of them.
+    Status {
+        name: Option<String>,
+        #[command(flatten)]
+        store: Store,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+        output: OutputFormat,
+    },
+    /// Show an execution's history events.
+    History {
+        name: String,
+        #[command(flatten)]
+        store: Store,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+        output: OutputFormat,
+    },
+    /// Draw a workflow as a Mermaid stateDiagram-v2 (default) or Graphviz DOT.
+    Graph {
+        file: PathBuf,
+        #[arg(long, value_enum, default_value_t = cli::graph::GraphFormat::Mermaid)]
+        format: cli::graph::GraphFormat,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    init_logging(args.log_format, &args.log_level);
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("recflow: cannot start the async runtime: {e}");
+            return std::process::ExitCode::from(ExitCode::Usage as u8);
+        }
+    };
+    let result = runtime.block_on(dispatch(args.command));
+    match result {
+        Ok(code) => std::process::ExitCode::from(code as u8),
+        Err(e) => {
+            eprintln!("recflow: {e:#}");
+            std::process::ExitCode::from(ExitCode::Usage as u8)
+        }
+    }
+}
+
+async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Validate { files, output } => {
+            cli::validate::validate(cli::validate::ValidateOptions { files, output })
+        }
+        Command::Run { file, input, input_file, name, store, no_checkpoint, tasks, output } => {
+            cli::run::run(cli::run::RunOptions {
+                file,
+                input,
+                input_file,
+                name,
+                checkpoint_dir: store.checkpoint_dir,
+                no_checkpoint,
+                no_fsync: tasks.no_fsync,
+                mock: tasks.mock,
+                mock_call_log: tasks.mock_call_log,
+                time_scale: tasks.time_scale,
+                output,
+            })
+            .await
+        }
+        Command::Resume { name, store, tasks, output } => {
+            cli::resume::resume(cli::resume::ResumeOptions {
+                name,
+                checkpoint_dir: store.checkpoint_dir,
+                no_fsync: tasks.no_fsync,
+                mock: tasks.mock,
+                mock_call_log: tasks.mock_call_log,
+                time_scale: tasks.time_scale,
+                output,
+            })
+            .await
+        }
+        Command::Status { name, store, output } => cli::status::status(cli::status::StatusOptions {
+            name,
+            checkpoint_dir: store.checkpoint_dir,
+            output,
+        }),
+        Command::History { name, store, output } => cli::history::history(cli::history::HistoryOptions {
+            name,
+            checkpoint_dir: store.checkpoint_dir,
+            output,
+        }),
+        Command::Graph { file, format } => cli::graph::graph(cli::graph::GraphOptions { file, format }),
+    }
+}
+
+fn init_logging(format: LogFormat, level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    match format {
+        LogFormat::Json => builder.json().with_current_span(true).init(),
+        LogFormat::Text => builder.with_target(false).init(),
+    }
+}
