@@ -1,0 +1,130 @@
+//! Crash-resume by construction: a workflow with Waits, Retries and Catches run straight
+//! through, then run again with the engine dropped and reloaded from its serialized checkpoint
+//! after every single transition. Both runs must agree on output, history and task calls.
+
+mod common;
+
+use std::collections::HashSet;
+
+use common::{script, t0};
+use recflow::asl::StateMachine;
+use recflow::checkpoint::MemoryStore;
+use recflow::engine::{Driver, Effect, Registry, Scripted, Status, TaskRunner, TokioClock, pending};
+use serde_json::{Value, json};
+
+fn workflow() -> Value {
+    json!({"StartAt": "Init", "States": {
+        "Init": {"Type": "Pass", "Parameters": {"round": 0, "who.$": "$$.Execution.Name", "id.$": "States.UUID()"}, "Next": "Fetch"},
+        "Fetch": {"Type": "Task", "Resource": "arn:aws:states:::test:fetch", "ResultPath": "$.fetched",
+                  "Retry": [{"ErrorEquals": ["Busy"], "IntervalSeconds": 5, "MaxAttempts": 3, "JitterStrategy": "FULL"}],
+                  "Next": "Nap"},
+        "Nap": {"Type": "Wait", "Seconds": 600, "Next": "Risky"},
+        "Risky": {"Type": "Task", "Resource": "arn:aws:states:::test:risky", "ResultPath": "$.risky",
+                  "Catch": [{"ErrorEquals": ["Boom"], "ResultPath": "$.caught", "Next": "Count"}], "Next": "Count"},
+        "Count": {"Type": "Pass", "Parameters": {"round.$": "States.MathAdd($.round, 1)", "who.$": "$.who", "id.$": "$.id", "fetched.$": "$.fetched"}, "Next": "Again?"},
+        "Again?": {"Type": "Choice", "Choices": [{"Variable": "$.round", "NumericLessThan": 3, "Next": "Nap"}], "Default": "Publish"},
+        "Publish": {"Type": "Task", "Resource": "arn:aws:states:::test:publish", "TimeoutSeconds": 60, "End": true}
+    }})
+}
+
+fn runner() -> std::sync::Arc<recflow::engine::ScriptedRunner> {
+    script(&[
+        (
+            "Fetch",
+            vec![
+                Scripted::err("Busy", "queue full"),
+                Scripted::err("Busy", "queue full"),
+                Scripted::ok(json!({"rows": 1000})),
+            ],
+        ),
+        (
+            "Risky",
+            vec![
+                Scripted::err("Boom", "bad luck"),
+                Scripted::ok(json!("fine")),
+                Scripted::err("Boom", "again"),
+            ],
+        ),
+        ("Publish", vec![Scripted::ok(json!({"published": true})).after(2.0)]),
+    ])
+}
+
+#[tokio::test(start_paused = true)]
+async fn reloading_after_every_transition_changes_nothing() {
+    let definition = workflow();
+    let machine = StateMachine::from_json(&definition).expect("valid");
+
+    // Straight through.
+    let straight_runner = runner();
+    let mut registry = Registry::new();
+    registry.register("", straight_runner.clone());
+    let clock = TokioClock::starting_at(t0());
+    let mut straight = MemoryStore::default();
+    let driver =
+        Driver::start(&machine, &definition, &registry, &clock, &mut straight, "exec", "wf", json!({}), 99)
+            .expect("start");
+    let expected = driver.run().await.expect("run");
+    assert_eq!(expected.status, Status::Succeeded, "{:?}", expected.cause);
+
+    // Killed and reloaded after every transition: each step starts from the serialized checkpoint.
+    let reloaded_runner = runner();
+    let mut registry = Registry::new();
+    registry.register("", reloaded_runner.clone());
+    let clock = TokioClock::starting_at(t0());
+    let mut store = MemoryStore::default();
+    drop(
+        Driver::start(&machine, &definition, &registry, &clock, &mut store, "exec", "wf", json!({}), 99)
+            .expect("start"),
+    );
+    let mut reloads = 0;
+    loop {
+        let execution = store.load().expect("a checkpoint");
+        let machine = StateMachine::from_json(store.definition.as_ref().expect("definition")).expect("valid");
+        let mut driver = Driver::resume(&machine, &registry, &clock, &mut store, execution);
+        if !driver.step().await.expect("step") {
+            break;
+        }
+        reloads += 1;
+    }
+    let actual = store.load().expect("final checkpoint");
+
+    assert!(reloads > 20, "only {reloads} transitions");
+    assert_eq!(actual.output, expected.output);
+    assert_eq!(actual, expected);
+    assert_eq!(store.history, straight.history);
+    let keys: Vec<String> = reloaded_runner.calls().iter().map(|c| c.idempotency_key.clone()).collect();
+    let unique: HashSet<&String> = keys.iter().collect();
+    assert_eq!(unique.len(), keys.len(), "a (state, attempt) was called twice: {keys:?}");
+    assert_eq!(keys, straight_runner.calls().iter().map(|c| c.idempotency_key.clone()).collect::<Vec<_>>());
+    assert_eq!(keys.len(), 3 + 3 + 1);
+}
+
+/// A crash after a call went out but before its result was checkpointed repeats the call,
+/// with the same idempotency key, so an integration can recognise it.
+#[tokio::test(start_paused = true)]
+async fn an_unanswered_call_is_repeated_with_the_same_key() {
+    let definition = workflow();
+    let machine = StateMachine::from_json(&definition).expect("valid");
+    let runner = runner();
+    let mut registry = Registry::new();
+    registry.register("", runner.clone());
+    let clock = TokioClock::starting_at(t0());
+    let mut store = MemoryStore::default();
+    let mut driver =
+        Driver::start(&machine, &definition, &registry, &clock, &mut store, "exec", "wf", json!({}), 1)
+            .expect("start");
+    driver.step().await.expect("Init");
+    driver.step().await.expect("enter Fetch");
+    drop(driver);
+
+    let execution = store.load().expect("checkpoint");
+    let Effect::Call(call) = pending(&execution) else { panic!("Fetch should be due") };
+    let _lost = runner.call(&call).await; // the process dies before recording the result
+
+    let mut driver = Driver::resume(&machine, &registry, &clock, &mut store, execution);
+    driver.step().await.expect("Fetch again");
+    let calls = runner.calls();
+    assert_eq!(calls.len(), 2);
+    assert_eq!(calls[0].idempotency_key, calls[1].idempotency_key);
+    assert_eq!(calls[0].attempt, calls[1].attempt);
+}

@@ -1,0 +1,108 @@
+//! `recflow validate` against definitions known to be accepted or rejected by AWS Step
+//! Functions (tests/data/conformance/validation), and against the shipped workflows.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use recflow::asl::StateMachine;
+use recflow::asl::definition::UNSUPPORTED;
+
+fn files(prefix: &str) -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/conformance/validation");
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("validation folder")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(prefix) && n.ends_with(".json"))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn check(path: &Path) -> Result<(), Vec<String>> {
+    let text = std::fs::read_to_string(path).expect("readable");
+    StateMachine::parse(&text).map(|_| ()).map_err(|errs| errs.iter().map(|e| e.to_string()).collect())
+}
+
+#[test]
+fn accepts_every_valid_definition_or_names_the_unsupported_feature() {
+    let valid = files("valid-");
+    assert!(valid.len() >= 25);
+    let mut unsupported = 0;
+    for path in &valid {
+        if let Err(errors) = check(path) {
+            // Refusing valid ASL is allowed only for a named unsupported feature.
+            assert!(
+                errors.iter().all(|e| e.contains(UNSUPPORTED)),
+                "{} is valid ASL but was refused: {errors:?}",
+                path.display()
+            );
+            unsupported += 1;
+        }
+    }
+    println!(
+        "valid definitions: {} accepted, {unsupported} refused as unsupported",
+        valid.len() - unsupported
+    );
+}
+
+#[test]
+fn refuses_every_invalid_definition_naming_state_and_field() {
+    let invalid = files("invalid-");
+    assert!(invalid.len() >= 15);
+    for path in &invalid {
+        let errors = check(path).expect_err(&format!("{} is invalid but was accepted", path.display()));
+        assert!(
+            errors.iter().any(|e| e.contains(": ") && (e.starts_with("States.") || e.starts_with("StartAt"))),
+            "{}: errors should point at a state and field: {errors:?}",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn errors_point_at_the_field() {
+    let text = r#"{"StartAt": "Train", "States": {"Train": {"Type": "Task", "Resource": "arn:x",
+        "Retry": [{"ErrorEquals": ["States.ALL"], "BackoffRate": 0.5}], "End": true}}}"#;
+    let errors = StateMachine::parse(text).expect_err("BackoffRate below 1");
+    assert_eq!(errors[0].to_string(), "States.Train.Retry[0].BackoffRate: must be >= 1.0, not 0.5");
+
+    let text = r#"{"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "Nowhere", "Seconds": 3}}}"#;
+    let errors: Vec<String> =
+        StateMachine::parse(text).expect_err("two problems").iter().map(|e| e.to_string()).collect();
+    assert!(
+        errors.contains(&"States.A.Seconds: unknown field, not allowed in a Pass state".to_string()),
+        "{errors:?}"
+    );
+    assert!(errors.iter().any(|e| e.starts_with("States.A.Next: names state 'Nowhere'")), "{errors:?}");
+
+    let text = r#"{"StartAt": "A", "States": {"A": {"Type": "Task", "Resource": "r", "End": true,
+        "Retry": [{"ErrorEquals": ["States.ALL"]}, {"ErrorEquals": ["X"]}]}}}"#;
+    let errors: Vec<String> =
+        StateMachine::parse(text).expect_err("ALL not last").iter().map(|e| e.to_string()).collect();
+    assert_eq!(errors, vec!["States.A.Retry[0].ErrorEquals: a retrier with States.ALL must be the last one"]);
+
+    let errors = StateMachine::parse("{\"StartAt\": ").expect_err("bad JSON");
+    assert!(errors[0].to_string().starts_with("not valid JSON"), "{errors:?}");
+}
+
+#[test]
+fn the_command_line_validates_files_and_sets_the_exit_code() {
+    let bin = env!("CARGO_BIN_EXE_recflow");
+    let out = Command::new(bin).arg("validate").args(files("invalid-")).output().expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("invalid-next-with-end.json: error: States.Send SNS Message.End: a state cannot have both Next and End"), "{stdout}");
+
+    let workflows: Vec<PathBuf> = std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows"))
+        .expect("workflows folder")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.to_string_lossy().ends_with(".asl.json"))
+        .collect();
+    assert!(!workflows.is_empty());
+    let out = Command::new(bin).arg("validate").args(&workflows).output().expect("runs");
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+}
