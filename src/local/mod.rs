@@ -1,0 +1,4 @@
+//! The embedded default: a local Personalize, S3 and EventBridge that the real AWS SDK talks to
+//! over loopback HTTP.
+
+pub mod events;
