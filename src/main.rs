@@ -82,8 +82,9 @@ enum Command {
         name: Option<String>,
         #[command(flatten)]
         store: Store,
-        /// Dry run entirely in memory: nothing is written, nothing can be resumed.
-        #[arg(long, conflicts_with = "checkpoint_dir")]
+        /// Dry run entirely in memory: nothing is written, nothing can be resumed (any
+        /// checkpoint directory is ignored).
+        #[arg(long)]
         no_checkpoint: bool,
         #[command(flatten)]
         tasks: Tasks,

@@ -1,0 +1,134 @@
+//! The command line as a user meets it: exit codes, human and JSON output, status, history, graph.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_recflow");
+
+fn repo(path: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path).to_string_lossy().into_owned()
+}
+
+fn recflow(args: &[&str], store: &Path) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env("RECFLOW_CHECKPOINT_DIR", store)
+        .env("RECFLOW_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn the_nightly_workflow_runs_offline_and_is_inspectable() {
+    let dir = tempfile::tempdir().unwrap();
+    let wf = repo("workflows/nightly-refresh.asl.json");
+    let mock = repo("workflows/nightly-refresh.mock.json");
+    let out = recflow(
+        &["run", &wf, "--mock", &mock, "--time-scale", "100000", "--name", "nightly-1", "--output", "json"],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let described: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(described["status"], "SUCCEEDED");
+    for field in ["executionArn", "stateMachineArn", "name", "startDate", "stopDate", "input", "output"] {
+        assert!(described.get(field).is_some(), "DescribeExecution field {field} missing: {described}");
+    }
+    let output: Value = serde_json::from_str(described["output"].as_str().unwrap()).unwrap();
+    assert_eq!(output["execution"], "nightly-1");
+
+    let out = recflow(&["status"], dir.path());
+    assert!(stdout(&out).contains("SUCCEEDED") && stdout(&out).contains("nightly-1"), "{}", stdout(&out));
+    let out = recflow(&["status", "nightly-1"], dir.path());
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stdout(&out).starts_with("execution nightly-1 SUCCEEDED"));
+
+    let out = recflow(&["history", "nightly-1"], dir.path());
+    let text = stdout(&out);
+    assert!(
+        text.contains("RetryScheduled")
+            && text.contains("WaitStarted")
+            && text.contains("ExecutionSucceeded"),
+        "{text}"
+    );
+
+    // The same name cannot be started twice.
+    let out = recflow(&["run", &wf, "--mock", &mock, "--name", "nightly-1"], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("already exists"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_failed_execution_exits_1_with_error_and_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let wf = dir.path().join("fails.asl.json");
+    std::fs::write(
+        &wf,
+        r#"{"StartAt": "F", "States": {"F": {"Type": "Fail", "Error": "Recflow.Nope", "Cause": "because"}}}"#,
+    )
+    .unwrap();
+    let out = recflow(&["run", wf.to_str().unwrap(), "--no-checkpoint"], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("Error: Recflow.Nope") && stdout(&out).contains("Cause: because"));
+    assert!(!dir.path().join(".recflow").exists(), "--no-checkpoint writes nothing");
+}
+
+#[test]
+fn usage_errors_exit_2_and_say_what_to_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let wf = repo("workflows/nightly-refresh.asl.json");
+    // No task integration for the Task states: refused before anything starts.
+    let out = recflow(&["run", &wf], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("States.ImportInteractions.Resource: no task integration"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!dir.path().join("executions").exists());
+
+    let out = recflow(
+        &["run", &repo("benches/counter.asl.json"), "--input", "{oops", "--no-checkpoint"],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--input: the input is not valid JSON"), "{}", stderr(&out));
+
+    let out = recflow(&["run", "missing.asl.json"], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("missing.asl.json"));
+
+    let out = recflow(&["resume", "nobody"], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("no execution named 'nobody'"), "{}", stderr(&out));
+
+    let out = recflow(&["run", &repo("benches/counter.asl.json"), "--name", "bad name!"], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn graph_draws_mermaid_and_dot() {
+    let dir = tempfile::tempdir().unwrap();
+    let wf = repo("workflows/nightly-refresh.asl.json");
+    let out = recflow(&["graph", &wf], dir.path());
+    let text = stdout(&out);
+    assert!(text.starts_with("stateDiagram-v2\n"), "{text}");
+    assert!(text.contains("state \"ImportInteractions (Task)\" as s2"));
+    assert!(text.contains("[*] --> s0"));
+    assert!(text.contains("Catch States.ALL"));
+    let out = recflow(&["graph", &wf, "--format", "dot"], dir.path());
+    let text = stdout(&out);
+    assert!(
+        text.starts_with("digraph workflow {") && text.contains("\"ImportDone?\" [shape=diamond"),
+        "{text}"
+    );
+}
