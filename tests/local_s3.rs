@@ -152,7 +152,10 @@ async fn basic_object_operations_round_trip() {
     assert_eq!((code.as_str(), status), ("NoSuchKey", 404));
     assert!(local.root().join("data/in/b.json").is_file(), "objects live at <root>/<bucket>/<key>");
 
+    // The client still holds a pooled keep-alive connection; shutdown closes it and the port.
+    let addr = local.server.addr();
     local.server.shutdown().await;
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "nothing listens after shutdown");
 }
 
 #[tokio::test]
@@ -260,6 +263,51 @@ async fn writes_into_a_missing_bucket_answer_no_such_bucket() {
 
     assert!(!local.root().join("missing").exists(), "no bucket folder was created");
     assert_eq!(tree(&local.root()), before);
+    local.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn multipart_writes_into_a_deleted_bucket_answer_no_such_bucket() {
+    let local = Local::start().await;
+    local.bucket("doomed").await;
+    let upload = local.client.create_multipart_upload().bucket("doomed").key("k").send().await;
+    let upload_id = upload.expect("create upload").upload_id().expect("upload id").to_owned();
+    let part = local
+        .client
+        .upload_part()
+        .bucket("doomed")
+        .key("k")
+        .upload_id(&upload_id)
+        .part_number(1)
+        .body(ByteStream::from_static(b"part one"))
+        .send()
+        .await
+        .expect("upload part");
+    let done = CompletedPart::builder().part_number(1).e_tag(part.e_tag().expect("etag")).build();
+    local.client.delete_bucket().bucket("doomed").send().await.expect("delete bucket");
+
+    let another = local
+        .client
+        .upload_part()
+        .bucket("doomed")
+        .key("k")
+        .upload_id(&upload_id)
+        .part_number(2)
+        .body(ByteStream::from_static(b"part two"))
+        .send()
+        .await;
+    assert_eq!(failure(another).0, "NoSuchBucket");
+    let complete = local
+        .client
+        .complete_multipart_upload()
+        .bucket("doomed")
+        .key("k")
+        .upload_id(&upload_id)
+        .multipart_upload(CompletedMultipartUpload::builder().parts(done).build())
+        .send()
+        .await;
+    assert_eq!(failure(complete).0, "NoSuchBucket");
+    assert!(!local.root().join("doomed").exists(), "the deleted bucket was not brought back");
     local.server.shutdown().await;
 }
 
@@ -430,6 +478,23 @@ async fn wrong_content_md5_stores_nothing() {
     assert!(!local.root().join("md5/fresh").exists(), "no object for a corrupt first upload");
     let (code, _) = failure(local.client.head_object().bucket("md5").key("fresh").send().await);
     assert_eq!(code, "NotFound");
+
+    // A declared x-amz-checksum-crc32 is held to the same rule.
+    let crc = local
+        .client
+        .put_object()
+        .bucket("md5")
+        .key("kept")
+        .body(ByteStream::from(replacement.clone()))
+        .checksum_crc32("AAAAAA==")
+        .send()
+        .await;
+    assert_eq!(failure(crc).0, "BadDigest");
+    assert_same_bytes(
+        &std::fs::read(&stored).expect("stored object"),
+        &original_file,
+        "file after bad CRC32",
+    );
 
     // A part is checked the same way.
     let upload = local.client.create_multipart_upload().bucket("md5").key("parts").send().await;
