@@ -7,7 +7,7 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use md5::{Digest as _, Md5};
@@ -238,6 +238,18 @@ async fn dot_dot_keys_are_refused_and_touch_nothing_outside_the_bucket() {
     assert_eq!(failure(copy_out.send().await).0, "InvalidArgument");
     let copy_in = local.client.copy_object().bucket("data").key("x/../../secret/k").copy_source("secret/k");
     assert_eq!(failure(copy_in.send().await).0, "InvalidArgument");
+
+    // A batch delete refuses such keys one by one and still deletes the plain ones.
+    let batch = Delete::builder()
+        .objects(ObjectIdentifier::builder().key("x/../../secret/k").build().expect("identifier"))
+        .objects(ObjectIdentifier::builder().key("never-stored").build().expect("identifier"))
+        .build()
+        .expect("delete request");
+    let out = local.client.delete_objects().bucket("data").delete(batch).send().await.expect("batch delete");
+    let refused: Vec<_> = out.errors().iter().map(|e| (e.key(), e.code())).collect();
+    assert_eq!(refused, [(Some("x/../../secret/k"), Some("InvalidArgument"))]);
+    let deleted: Vec<_> = out.deleted().iter().filter_map(|d| d.key()).collect();
+    assert_eq!(deleted, ["never-stored"]);
 
     assert_eq!(tree(&local.root()), before, "nothing was created, moved or deleted");
     assert!(!local.root().join("other").exists());

@@ -217,30 +217,28 @@ impl S3 for GuardedStore {
         let bucket = req.input.bucket.clone();
         self.require_bucket(&bucket).await?;
         // Refused keys are reported per key, as S3 reports per-key failures; the rest proceed.
-        let (valid, refused): (Vec<_>, Vec<_>) = std::mem::take(&mut req.input.delete.objects)
-            .into_iter()
-            .partition(|o| check_object_key(&o.key).is_ok());
-        let errors: Vec<Error> = refused
-            .into_iter()
-            .filter_map(|o| {
-                let err = check_object_key(&o.key).err()?;
-                Some(Error {
+        let mut valid = Vec::new();
+        let mut errors = Vec::new();
+        for object in std::mem::take(&mut req.input.delete.objects) {
+            match check_object_key(&object.key) {
+                Ok(()) => valid.push(object),
+                Err(err) => errors.push(Error {
                     code: Some(err.code().as_str().to_owned()),
                     message: err.message().map(str::to_owned),
-                    key: Some(o.key),
-                    version_id: o.version_id,
-                })
-            })
-            .collect();
+                    key: Some(object.key),
+                    version_id: object.version_id,
+                }),
+            }
+        }
         // Locks are taken in key order, the only multi-key locking, so it cannot deadlock.
-        let mut keys: Vec<&str> = valid.iter().map(|o| o.key.as_str()).collect();
+        let mut keys: Vec<String> = valid.iter().map(|o| o.key.clone()).collect();
         keys.sort_unstable();
         keys.dedup();
         let mut held = Vec::with_capacity(keys.len());
-        for key in keys {
+        for key in &keys {
             held.push(self.writes.lock(&bucket, key).await);
         }
-        req.input.delete.objects = valid.clone();
+        req.input.delete.objects = valid;
         let mut resp = if req.input.delete.objects.is_empty() {
             S3Response::new(DeleteObjectsOutput { deleted: Some(Vec::new()), ..Default::default() })
         } else {
