@@ -7,7 +7,7 @@ mod key_locks;
 mod object_key;
 mod verified_body;
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -56,9 +56,17 @@ impl S3Handle {
         self.addr
     }
 
-    /// The endpoint URL for SDK clients, e.g. `http://127.0.0.1:9000`.
+    /// The endpoint URL for SDK clients, e.g. `http://127.0.0.1:9000`. A listener bound to the
+    /// unspecified address is reached over loopback.
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
+        let mut reachable = self.addr;
+        if reachable.ip().is_unspecified() {
+            reachable.set_ip(match reachable {
+                SocketAddr::V4(_) => Ipv4Addr::LOCALHOST.into(),
+                SocketAddr::V6(_) => Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        format!("http://{reachable}")
     }
 
     /// Stops accepting connections, lets requests in flight finish (bounded), and ends the
