@@ -2,3 +2,4 @@
 //! over loopback HTTP.
 
 pub mod events;
+pub mod s3;

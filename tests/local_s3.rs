@@ -1,0 +1,557 @@
+//! The local emulator's S3, driven by the real AWS SDK over loopback HTTP.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use md5::{Digest as _, Md5};
+use recflow::local::s3::{self, S3Handle};
+use tempfile::TempDir;
+use tokio::net::TcpListener;
+
+const MIB: usize = 1024 * 1024;
+
+struct Local {
+    dir: TempDir,
+    server: S3Handle,
+    client: Client,
+}
+
+impl Local {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let server = s3::start(&dir.path().join("s3"), listener).await.expect("start local S3");
+        let client = client(&server, s3::ACCESS_KEY, s3::SECRET_KEY);
+        Local { dir, server, client }
+    }
+
+    fn root(&self) -> PathBuf {
+        self.dir.path().join("s3")
+    }
+
+    async fn bucket(&self, name: &str) {
+        self.client.create_bucket().bucket(name).send().await.expect("create bucket");
+    }
+
+    async fn put(&self, bucket: &str, key: &str, body: &[u8]) -> String {
+        let out = self
+            .client
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(ByteStream::from(body.to_vec()))
+            .send()
+            .await
+            .expect("put object");
+        out.e_tag().expect("etag").to_owned()
+    }
+
+    async fn get(&self, bucket: &str, key: &str) -> Vec<u8> {
+        let out = self.client.get_object().bucket(bucket).key(key).send().await.expect("get object");
+        out.body.collect().await.expect("read body").into_bytes().to_vec()
+    }
+}
+
+fn client(server: &S3Handle, access_key: &str, secret_key: &str) -> Client {
+    let creds = Credentials::new(access_key, secret_key, None, None, "test");
+    let conf = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(creds)
+        .endpoint_url(server.endpoint())
+        .force_path_style(true)
+        .build();
+    Client::from_conf(conf)
+}
+
+/// The error code and HTTP status of a failed call.
+fn failure<E: ProvideErrorMetadata, T>(
+    result: Result<T, SdkError<E, aws_sdk_s3::config::http::HttpResponse>>,
+) -> (String, u16) {
+    let Err(err) = result else { panic!("the call was expected to fail") };
+    let status = err.raw_response().map(|r| r.status().as_u16()).unwrap_or_default();
+    (err.code().unwrap_or("<no code>").to_owned(), status)
+}
+
+/// Every path under `root`, relative, to compare the store before and after.
+fn tree(root: &Path) -> BTreeSet<PathBuf> {
+    let mut found = BTreeSet::new();
+    let mut pending = vec![root.to_owned()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read dir") {
+            let path = entry.expect("dir entry").path();
+            if path.is_dir() {
+                pending.push(path.clone());
+            }
+            found.insert(path.strip_prefix(root).expect("under root").to_owned());
+        }
+    }
+    found
+}
+
+/// Compares bodies without printing megabytes when they differ.
+#[track_caller]
+fn assert_same_bytes(actual: &[u8], expected: &[u8], what: &str) {
+    if actual != expected {
+        let first_difference = actual.iter().zip(expected).position(|(a, b)| a != b);
+        panic!(
+            "{what}: {} bytes, expected {}; first difference at {first_difference:?}",
+            actual.len(),
+            expected.len()
+        );
+    }
+}
+
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len).map(|i| (i % 251) as u8 ^ seed).collect()
+}
+
+fn md5_base64(data: &[u8]) -> String {
+    BASE64.encode(Md5::digest(data))
+}
+
+#[tokio::test]
+async fn basic_object_operations_round_trip() {
+    let local = Local::start().await;
+    assert!(local.server.endpoint().starts_with("http://127.0.0.1:"));
+    local.bucket("data").await;
+
+    let etag = local.put("data", "in/a.json", b"{\"a\":1}").await;
+    local.put("data", "in/b.json", b"{\"b\":2}").await;
+    local.put("data", "out/c.json", b"{\"c\":3}").await;
+    assert_eq!(local.get("data", "in/a.json").await, b"{\"a\":1}");
+
+    let head = local.client.head_object().bucket("data").key("in/a.json").send().await.expect("head");
+    assert_eq!(head.content_length(), Some(7));
+    assert_eq!(head.e_tag(), Some(etag.as_str()));
+
+    let listed = local.client.list_objects_v2().bucket("data").prefix("in/").send().await.expect("list");
+    let keys: Vec<_> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(keys, ["in/a.json", "in/b.json"]);
+
+    local
+        .client
+        .copy_object()
+        .bucket("data")
+        .key("copied/a.json")
+        .copy_source("data/in/a.json")
+        .send()
+        .await
+        .expect("copy");
+    assert_eq!(local.get("data", "copied/a.json").await, b"{\"a\":1}");
+
+    local.client.delete_object().bucket("data").key("in/a.json").send().await.expect("delete");
+    let (code, status) = failure(local.client.get_object().bucket("data").key("in/a.json").send().await);
+    assert_eq!((code.as_str(), status), ("NoSuchKey", 404));
+    assert!(local.root().join("data/in/b.json").is_file(), "objects live at <root>/<bucket>/<key>");
+
+    // The client still holds a pooled keep-alive connection; shutdown closes it and the port.
+    let addr = local.server.addr();
+    local.server.shutdown().await;
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "nothing listens after shutdown");
+}
+
+#[tokio::test]
+async fn large_object_and_three_part_multipart_upload_round_trip() {
+    let local = Local::start().await;
+    local.bucket("big").await;
+
+    let blob = pattern(3 * MIB + 123, 7);
+    local.put("big", "single.bin", &blob).await;
+    assert_same_bytes(&local.get("big", "single.bin").await, &blob, "single put");
+
+    let parts = [pattern(5 * MIB, 1), pattern(5 * MIB, 2), pattern(1000, 3)];
+    let upload = local
+        .client
+        .create_multipart_upload()
+        .bucket("big")
+        .key("multi.bin")
+        .send()
+        .await
+        .expect("create upload");
+    let upload_id = upload.upload_id().expect("upload id");
+    let mut completed = Vec::new();
+    for (number, part) in (1..).zip(&parts) {
+        let out = local
+            .client
+            .upload_part()
+            .bucket("big")
+            .key("multi.bin")
+            .upload_id(upload_id)
+            .part_number(number)
+            .body(ByteStream::from(part.clone()))
+            .send()
+            .await
+            .expect("upload part");
+        completed
+            .push(CompletedPart::builder().part_number(number).e_tag(out.e_tag().expect("etag")).build());
+    }
+    let done = local
+        .client
+        .complete_multipart_upload()
+        .bucket("big")
+        .key("multi.bin")
+        .upload_id(upload_id)
+        .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(completed)).build())
+        .send()
+        .await
+        .expect("complete upload");
+    assert!(done.e_tag().expect("etag").ends_with("-3\""), "multipart ETag names its part count");
+    assert_same_bytes(&local.get("big", "multi.bin").await, &parts.concat(), "multipart object");
+
+    local.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn dot_dot_keys_are_refused_and_touch_nothing_outside_the_bucket() {
+    let local = Local::start().await;
+    local.bucket("data").await;
+    local.bucket("secret").await;
+    local.put("secret", "k", b"private").await;
+    let before = tree(&local.root());
+
+    for key in ["x/../../other/k", "x/../../secret/k", "../secret/k", "a/./b", "/abs"] {
+        let put =
+            local.client.put_object().bucket("data").key(key).body(ByteStream::from_static(b"evil")).send();
+        let (code, status) = failure(put.await);
+        assert_eq!((code.as_str(), status), ("InvalidArgument", 400), "put {key}");
+
+        let get = local.client.get_object().bucket("data").key(key).send().await;
+        assert_eq!(failure(get).0, "InvalidArgument", "get {key}");
+
+        let delete = local.client.delete_object().bucket("data").key(key).send().await;
+        assert_eq!(failure(delete).0, "InvalidArgument", "delete {key}");
+
+        let create = local.client.create_multipart_upload().bucket("data").key(key).send().await;
+        assert_eq!(failure(create).0, "InvalidArgument", "multipart {key}");
+    }
+    // A refused copy source is not read, and a refused destination not written.
+    let copy_out =
+        local.client.copy_object().bucket("data").key("stolen").copy_source("data/x/../../secret/k");
+    assert_eq!(failure(copy_out.send().await).0, "InvalidArgument");
+    let copy_in = local.client.copy_object().bucket("data").key("x/../../secret/k").copy_source("secret/k");
+    assert_eq!(failure(copy_in.send().await).0, "InvalidArgument");
+
+    // A batch delete refuses such keys one by one and still deletes the plain ones.
+    let batch = Delete::builder()
+        .objects(ObjectIdentifier::builder().key("x/../../secret/k").build().expect("identifier"))
+        .objects(ObjectIdentifier::builder().key("never-stored").build().expect("identifier"))
+        .build()
+        .expect("delete request");
+    let out = local.client.delete_objects().bucket("data").delete(batch).send().await.expect("batch delete");
+    let refused: Vec<_> = out.errors().iter().map(|e| (e.key(), e.code())).collect();
+    assert_eq!(refused, [(Some("x/../../secret/k"), Some("InvalidArgument"))]);
+    let deleted: Vec<_> = out.deleted().iter().filter_map(|d| d.key()).collect();
+    assert_eq!(deleted, ["never-stored"]);
+
+    assert_eq!(tree(&local.root()), before, "nothing was created, moved or deleted");
+    assert!(!local.root().join("other").exists());
+    assert_eq!(local.get("secret", "k").await, b"private");
+    local.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn writes_into_a_missing_bucket_answer_no_such_bucket() {
+    let local = Local::start().await;
+    local.bucket("present").await;
+    local.put("present", "src", b"source").await;
+    let before = tree(&local.root());
+
+    let put = local.client.put_object().bucket("missing").key("k").body(ByteStream::from_static(b"x")).send();
+    assert_eq!(failure(put.await), ("NoSuchBucket".to_owned(), 404));
+    let copy = local.client.copy_object().bucket("missing").key("k").copy_source("present/src").send();
+    assert_eq!(failure(copy.await).0, "NoSuchBucket");
+    let create = local.client.create_multipart_upload().bucket("missing").key("k").send();
+    assert_eq!(failure(create.await).0, "NoSuchBucket");
+    let get = local.client.get_object().bucket("missing").key("k").send();
+    assert_eq!(failure(get.await).0, "NoSuchBucket");
+
+    assert!(!local.root().join("missing").exists(), "no bucket folder was created");
+    assert_eq!(tree(&local.root()), before);
+    local.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn multipart_writes_into_a_deleted_bucket_answer_no_such_bucket() {
+    let local = Local::start().await;
+    local.bucket("doomed").await;
+    let upload = local.client.create_multipart_upload().bucket("doomed").key("k").send().await;
+    let upload_id = upload.expect("create upload").upload_id().expect("upload id").to_owned();
+    let part = local
+        .client
+        .upload_part()
+        .bucket("doomed")
+        .key("k")
+        .upload_id(&upload_id)
+        .part_number(1)
+        .body(ByteStream::from_static(b"part one"))
+        .send()
+        .await
+        .expect("upload part");
+    let done = CompletedPart::builder().part_number(1).e_tag(part.e_tag().expect("etag")).build();
+    local.client.delete_bucket().bucket("doomed").send().await.expect("delete bucket");
+
+    let another = local
+        .client
+        .upload_part()
+        .bucket("doomed")
+        .key("k")
+        .upload_id(&upload_id)
+        .part_number(2)
+        .body(ByteStream::from_static(b"part two"))
+        .send()
+        .await;
+    assert_eq!(failure(another).0, "NoSuchBucket");
+    let complete = local
+        .client
+        .complete_multipart_upload()
+        .bucket("doomed")
+        .key("k")
+        .upload_id(&upload_id)
+        .multipart_upload(CompletedMultipartUpload::builder().parts(done).build())
+        .send()
+        .await;
+    assert_eq!(failure(complete).0, "NoSuchBucket");
+    assert!(!local.root().join("doomed").exists(), "the deleted bucket was not brought back");
+    local.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_if_none_match_puts_let_exactly_one_win() {
+    let local = Local::start().await;
+    local.bucket("race").await;
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..16 {
+        let client = local.client.clone();
+        tasks.spawn(async move {
+            let body = format!("writer {i}").into_bytes();
+            let result = client
+                .put_object()
+                .bucket("race")
+                .key("once")
+                .body(ByteStream::from(body.clone()))
+                .if_none_match("*")
+                .send()
+                .await;
+            (body, result.map(|_| ()).map_err(|e| failure::<_, ()>(Err(e))))
+        });
+    }
+    let mut winners = Vec::new();
+    let mut refusals = 0;
+    while let Some(joined) = tasks.join_next().await {
+        match joined.expect("task") {
+            (body, Ok(())) => winners.push(body),
+            (_, Err((code, status))) => {
+                assert_eq!((code.as_str(), status), ("PreconditionFailed", 412));
+                refusals += 1;
+            }
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one conditional put wins");
+    assert_eq!(refusals, 15);
+    assert_eq!(local.get("race", "once").await, winners[0], "the stored body is the winner's");
+    local.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_if_none_match_completions_let_exactly_one_win() {
+    let local = Local::start().await;
+    local.bucket("race").await;
+
+    let mut uploads = Vec::new();
+    for i in 0..8 {
+        let upload = local.client.create_multipart_upload().bucket("race").key("assembled").send().await;
+        let upload_id = upload.expect("create upload").upload_id().expect("upload id").to_owned();
+        let body = format!("assembly {i}").into_bytes();
+        let part = local
+            .client
+            .upload_part()
+            .bucket("race")
+            .key("assembled")
+            .upload_id(&upload_id)
+            .part_number(1)
+            .body(ByteStream::from(body.clone()))
+            .send()
+            .await
+            .expect("upload part");
+        let done = CompletedPart::builder().part_number(1).e_tag(part.e_tag().expect("etag")).build();
+        uploads.push((upload_id, done, body));
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for (upload_id, part, body) in uploads {
+        let client = local.client.clone();
+        tasks.spawn(async move {
+            let result = client
+                .complete_multipart_upload()
+                .bucket("race")
+                .key("assembled")
+                .upload_id(upload_id)
+                .multipart_upload(CompletedMultipartUpload::builder().parts(part).build())
+                .if_none_match("*")
+                .send()
+                .await;
+            (body, result.map(|_| ()).map_err(|e| failure::<_, ()>(Err(e))))
+        });
+    }
+    let mut winners = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        match joined.expect("task") {
+            (body, Ok(())) => winners.push(body),
+            (_, Err((code, status))) => assert_eq!((code.as_str(), status), ("PreconditionFailed", 412)),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one conditional completion wins");
+    assert_eq!(local.get("race", "assembled").await, winners[0]);
+    local.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn if_match_with_a_stale_etag_is_refused() {
+    let local = Local::start().await;
+    local.bucket("cas").await;
+    let first = local.put("cas", "doc", b"version 1").await;
+    let second = local.put("cas", "doc", b"version 2").await;
+    assert_ne!(first, second);
+
+    let stale = local
+        .client
+        .put_object()
+        .bucket("cas")
+        .key("doc")
+        .body(ByteStream::from_static(b"lost update"))
+        .if_match(&first)
+        .send()
+        .await;
+    assert_eq!(failure(stale), ("PreconditionFailed".to_owned(), 412));
+    assert_eq!(local.get("cas", "doc").await, b"version 2");
+
+    local
+        .client
+        .put_object()
+        .bucket("cas")
+        .key("doc")
+        .body(ByteStream::from_static(b"version 3"))
+        .if_match(&second)
+        .send()
+        .await
+        .expect("current ETag matches");
+    assert_eq!(local.get("cas", "doc").await, b"version 3");
+    local.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn wrong_content_md5_stores_nothing() {
+    let local = Local::start().await;
+    local.bucket("md5").await;
+    let original = pattern(64 * 1024, 9);
+    let etag = local.put("md5", "kept", &original).await;
+    let stored = local.root().join("md5/kept");
+    let original_file = std::fs::read(&stored).expect("stored object");
+
+    let replacement = pattern(64 * 1024, 10);
+    let wrong = md5_base64(b"something else");
+    let put = local
+        .client
+        .put_object()
+        .bucket("md5")
+        .key("kept")
+        .body(ByteStream::from(replacement.clone()))
+        .content_md5(&wrong)
+        .send()
+        .await;
+    assert_eq!(failure(put), ("BadDigest".to_owned(), 400));
+    assert_same_bytes(
+        &std::fs::read(&stored).expect("stored object"),
+        &original_file,
+        "file after BadDigest",
+    );
+    assert_same_bytes(&local.get("md5", "kept").await, &original, "object after BadDigest");
+    let head = local.client.head_object().bucket("md5").key("kept").send().await.expect("head");
+    assert_eq!(head.e_tag(), Some(etag.as_str()));
+
+    let fresh = local
+        .client
+        .put_object()
+        .bucket("md5")
+        .key("fresh")
+        .body(ByteStream::from(replacement.clone()))
+        .content_md5(&wrong)
+        .send()
+        .await;
+    assert_eq!(failure(fresh).0, "BadDigest");
+    assert!(!local.root().join("md5/fresh").exists(), "no object for a corrupt first upload");
+    let (code, _) = failure(local.client.head_object().bucket("md5").key("fresh").send().await);
+    assert_eq!(code, "NotFound");
+
+    // A declared x-amz-checksum-crc32 is held to the same rule.
+    let crc = local
+        .client
+        .put_object()
+        .bucket("md5")
+        .key("kept")
+        .body(ByteStream::from(replacement.clone()))
+        .checksum_crc32("AAAAAA==")
+        .send()
+        .await;
+    assert_eq!(failure(crc).0, "BadDigest");
+    assert_same_bytes(
+        &std::fs::read(&stored).expect("stored object"),
+        &original_file,
+        "file after bad CRC32",
+    );
+
+    // A part is checked the same way.
+    let upload = local.client.create_multipart_upload().bucket("md5").key("parts").send().await;
+    let upload_id = upload.expect("create upload").upload_id().expect("upload id").to_owned();
+    let part = local
+        .client
+        .upload_part()
+        .bucket("md5")
+        .key("parts")
+        .upload_id(&upload_id)
+        .part_number(1)
+        .body(ByteStream::from(replacement.clone()))
+        .content_md5(&wrong)
+        .send()
+        .await;
+    assert_eq!(failure(part).0, "BadDigest");
+
+    // The right digest is accepted.
+    local
+        .client
+        .put_object()
+        .bucket("md5")
+        .key("kept")
+        .body(ByteStream::from(replacement.clone()))
+        .content_md5(md5_base64(&replacement))
+        .send()
+        .await
+        .expect("matching Content-MD5");
+    assert_same_bytes(&local.get("md5", "kept").await, &replacement, "object after a matching put");
+    local.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn wrong_credentials_are_refused() {
+    let local = Local::start().await;
+    local.bucket("auth").await;
+
+    let wrong_secret = client(&local.server, s3::ACCESS_KEY, "not-the-secret");
+    let (code, status) = failure(wrong_secret.list_objects_v2().bucket("auth").send().await);
+    assert_eq!((code.as_str(), status), ("SignatureDoesNotMatch", 403));
+
+    let unknown_key = client(&local.server, "somebody-else", s3::SECRET_KEY);
+    let put = unknown_key.put_object().bucket("auth").key("k").body(ByteStream::from_static(b"x")).send();
+    let (code, status) = failure(put.await);
+    assert_eq!((code.as_str(), status), ("InvalidAccessKeyId", 403));
+    assert!(!local.root().join("auth/k").exists());
+    local.server.shutdown().await;
+}
