@@ -1,0 +1,4 @@
+//! The embedded emulator: local stand-ins for the AWS services recflow drives.
+
+pub mod personalize;
+pub mod recommender;
