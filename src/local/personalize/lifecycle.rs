@@ -29,6 +29,9 @@ pub struct Lifecycle {
     pub pending_until: f64,
     /// The earliest moment the resource may leave CREATE IN_PROGRESS.
     pub in_progress_until: f64,
+    /// When the work starts: the end of CREATE PENDING, later for a slow-job fault (the work
+    /// itself is what is slow, so a server stopped meanwhile leaves it undone).
+    pub work_after: f64,
     /// Set when the work has finished (or at once for resources without work).
     pub outcome: Option<Outcome>,
     pub stop: Option<Stop>,
@@ -69,14 +72,15 @@ impl Lifecycle {
     pub fn begin(shared: &Shared, has_work: bool, extra_seconds: f64, failure: Option<String>) -> Lifecycle {
         let created = now();
         let pending_until = created + shared.scaled(shared.config.pending_seconds);
-        let in_progress_until =
-            pending_until + shared.scaled(shared.config.in_progress_seconds + extra_seconds.max(0.0));
+        let work_after = pending_until + shared.scaled(extra_seconds.max(0.0));
+        let in_progress_until = work_after + shared.scaled(shared.config.in_progress_seconds);
         let decided = failure.is_some() || !has_work;
         Lifecycle {
             created,
             pending_until,
             in_progress_until,
-            outcome: decided.then(|| Outcome { failure, at: created }),
+            work_after,
+            outcome: decided.then_some(Outcome { failure, at: created }),
             stop: None,
             has_work,
         }
@@ -118,18 +122,22 @@ pub fn spawn_job(shared: &Arc<Shared>, arn: String) {
 }
 
 async fn run_job(shared: Arc<Shared>, arn: String) {
-    let pending_until = {
+    let work_after = {
         let state = shared.store.lock();
         match state.get(&arn).and_then(|r| r.life.as_ref()) {
-            Some(life) if life.unfinished() => life.pending_until,
+            Some(life) if life.unfinished() => life.work_after,
             _ => return,
         }
     };
-    if !sleep_until(&shared, pending_until).await {
+    if !sleep_until(&shared, work_after).await {
         return;
     }
     let job = {
         let state = shared.store.lock();
+        // Stopped (or otherwise settled) while waiting: nothing to do.
+        if !state.get(&arn).and_then(|r| r.life.as_ref()).is_some_and(Lifecycle::unfinished) {
+            return;
+        }
         work::plan(&shared, &state, &arn)
     };
     let failure = match job {

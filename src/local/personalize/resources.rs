@@ -203,7 +203,7 @@ pub fn list_where(
     let state = shared.store.lock();
     let now = lifecycle::now();
     let mut records: Vec<&Record> = state.of_kind(kind).filter(|r| keep(&state, r)).collect();
-    records.sort_by(|a, b| b.seq.cmp(&a.seq));
+    records.sort_by_key(|r| std::cmp::Reverse(r.seq));
     if start > records.len() {
         return Err(ApiError::invalid_next_token());
     }
