@@ -59,7 +59,13 @@ pub fn read_interactions(reader: impl BufRead) -> Result<Vec<Interaction>, Impor
             line: line_no,
             message: format!("TIMESTAMP is not an integer: {e}"),
         })?;
-        out.push(Interaction { user_id: cell(user)?, item_id: cell(item)?, timestamp, event_type: None, event_value: None });
+        out.push(Interaction {
+            user_id: cell(user)?,
+            item_id: cell(item)?,
+            timestamp,
+            event_type: None,
+            event_value: None,
+        });
     }
     if out.is_empty() {
         return Err(ImportError::Empty);
@@ -143,7 +149,12 @@ pub struct BatchStats {
     pub errors: u64,
 }
 
-pub fn run_batch(model: &Model, input: impl BufRead, mut output: impl Write, num_results: usize) -> std::io::Result<BatchStats> {
+pub fn run_batch(
+    model: &Model,
+    input: impl BufRead,
+    mut output: impl Write,
+    num_results: usize,
+) -> std::io::Result<BatchStats> {
     let mut stats = BatchStats { lines: 0, errors: 0 };
     for line in input.lines() {
         let line = line?;
@@ -166,6 +177,11 @@ pub fn run_batch(model: &Model, input: impl BufRead, mut output: impl Write, num
     Ok(stats)
 }
 
-pub fn run_batch_segment(model: &Model, input: impl BufRead, output: impl Write, num_results: usize) -> std::io::Result<BatchStats> {
+pub fn run_batch_segment(
+    model: &Model,
+    input: impl BufRead,
+    output: impl Write,
+    num_results: usize,
+) -> std::io::Result<BatchStats> {
     run_batch(model, input, output, num_results)
 }
