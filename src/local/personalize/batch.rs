@@ -76,7 +76,9 @@ fn create_job(shared: &Arc<Shared>, input: &Input, kind: Kind) -> Result<Value, 
     copy_members(input, &mut fields, &["filterArn"]);
     fields.insert("solutionVersionArn".into(), json!(version_arn));
     fields.insert("numResults".into(), json!(num_results));
-    copy_members(input, &mut fields, &["jobInput", "jobOutput"]);
+    // Rebuilt from the members the model defines, so Describe echoes nothing else.
+    fields.insert("jobInput".into(), s3_config(input, "jobInput", "s3DataSource", input_path));
+    fields.insert("jobOutput".into(), s3_config(input, "jobOutput", "s3DataDestination", output_path));
     if kind == Kind::BatchInferenceJob {
         copy_members(input, &mut fields, &["batchInferenceJobConfig"]);
     }
@@ -88,6 +90,17 @@ fn create_job(shared: &Arc<Shared>, input: &Input, kind: Kind) -> Result<Value, 
     let life = Lifecycle::begin(shared, true, faults.extra_seconds, faults.fail);
     commit(shared, &mut state, new_record(kind, arn.clone(), name, fields, Some(life)))?;
     Ok(json!({ kind.arn_key(): arn }))
+}
+
+/// `{"<inner>": {"path": ..., "kmsKeyArn": ...}}` from the request's `<outer>` member.
+fn s3_config(input: &Input, outer: &str, inner: &str, path: &str) -> Value {
+    let mut config = Map::new();
+    config.insert("path".into(), json!(path));
+    let kms = input.0.get(outer).and_then(|o| o.get(inner)).and_then(|i| i.get("kmsKeyArn"));
+    if let Some(kms) = kms.and_then(Value::as_str) {
+        config.insert("kmsKeyArn".into(), json!(kms));
+    }
+    json!({ inner: config })
 }
 
 pub fn create_batch_inference_job(shared: &Arc<Shared>, input: &Input) -> Result<Value, ApiError> {

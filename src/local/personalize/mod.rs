@@ -73,6 +73,8 @@ pub(crate) struct Shared {
     faults: Faults,
     shutdown: watch::Sender<bool>,
     tasks: Mutex<JoinSet<()>>,
+    /// Serialises imports' read-modify-write of dataset files (an INCREMENTAL import appends).
+    import_lock: Arc<Mutex<()>>,
 }
 
 impl Shared {
@@ -200,6 +202,7 @@ pub async fn start(
         faults: Faults::default(),
         shutdown: watch::Sender::new(false),
         tasks: Mutex::new(JoinSet::new()),
+        import_lock: Arc::new(Mutex::new(())),
     });
     let unfinished: Vec<String> = shared
         .store

@@ -5,6 +5,7 @@
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use crate::local::recommender::{self, Interaction, Model, Recipe};
 
@@ -19,6 +20,7 @@ pub enum Job {
         target: PathBuf,
         interactions: bool,
         full: bool,
+        lock: Arc<Mutex<()>>,
     },
     Train {
         interactions: PathBuf,
@@ -71,6 +73,7 @@ pub fn plan(shared: &Shared, state: &State, arn: &str) -> Option<Job> {
                 target: dataset_file(shared, &dataset),
                 interactions: dataset.ends_with("/INTERACTIONS"),
                 full: record.field_str("importMode") != Some("INCREMENTAL"),
+                lock: Arc::clone(&shared.import_lock),
             })
         }
         Kind::SolutionVersion => {
@@ -138,7 +141,8 @@ fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) {
 impl Job {
     pub fn run(self) -> Result<(), String> {
         match self {
-            Job::Import { files, location, target, interactions, full } => {
+            Job::Import { files, location, target, interactions, full, lock } => {
+                let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
                 import(files?, &location, &target, interactions, full)
             }
             Job::Train { interactions, recipe_arn, model } => train(&interactions, &recipe_arn, &model),
