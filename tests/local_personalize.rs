@@ -42,8 +42,21 @@ fn config(dir: &Path, time_scale: f64) -> PersonalizeConfig {
 }
 
 async fn serve(dir: &Path, time_scale: f64) -> PersonalizeHandle {
+    serve_with(config(dir, time_scale)).await
+}
+
+/// For tests that observe every status: 300 ms phases, long enough for a Describe to land in
+/// each even on a loaded machine.
+async fn serve_observable(dir: &Path) -> PersonalizeHandle {
+    let mut config = config(dir, 10.0);
+    config.pending_seconds = 3.0;
+    config.in_progress_seconds = 3.0;
+    serve_with(config).await
+}
+
+async fn serve_with(config: PersonalizeConfig) -> PersonalizeHandle {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    start(config(dir, time_scale), listener).await.unwrap()
+    start(config, listener).await.unwrap()
 }
 
 fn client(handle: &PersonalizeHandle, retries: bool) -> Client {
@@ -285,8 +298,7 @@ fn data_dir() -> tempfile::TempDir {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn import_train_and_batch_by_hand_with_each_status_in_order() {
     let dir = data_dir();
-    // Scale 10: 100 ms pending, at least 200 ms in progress, so every status is observed.
-    let handle = serve(dir.path(), 10.0).await;
+    let handle = serve_observable(dir.path()).await;
     let client = client(&handle, true);
     let arn_prefix = "arn:aws:personalize:us-east-1:000000000000";
 
@@ -632,7 +644,7 @@ async fn jobs_fail_with_the_services_reasons() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopping_a_training_goes_through_stopping_to_stopped() {
     let dir = data_dir();
-    let handle = serve(dir.path(), 10.0).await;
+    let handle = serve_observable(dir.path()).await;
     let client = client(&handle, false);
     let g = group(&client, "stop", "aws-popularity-count").await;
     put_object(dir.path(), "data", "stop.csv", &interactions_csv(40, 30));
@@ -657,9 +669,9 @@ async fn state_survives_a_restart_and_unfinished_jobs_finish_afterwards() {
     let handle = serve(dir.path(), 50.0).await;
     let first = client(&handle, false);
     let (g, version) = trained(&first, dir.path(), "keep").await;
-    // An import still in progress when the server stops: a slow job's work waits 10 emulated
-    // seconds (200 ms) into CREATE IN_PROGRESS.
-    handle.faults().inject(Fault::SlowNextJob { kind: JobKind::DatasetImportJob, seconds: 10.0 });
+    // An import still in progress when the server stops: a slow job's work waits 25 emulated
+    // seconds (500 ms) into CREATE IN_PROGRESS.
+    handle.faults().inject(Fault::SlowNextJob { kind: JobKind::DatasetImportJob, seconds: 25.0 });
     put_object(dir.path(), "data", "more.csv", &interactions_csv(30, 10).replace("\nu", "\nw"));
     let job = first
         .create_dataset_import_job()
