@@ -178,3 +178,48 @@ async fn sleep_until(shared: &Shared, until: f64) -> bool {
         _ = shutdown.changed() => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn life(outcome: Option<Outcome>) -> Lifecycle {
+        Lifecycle {
+            created: 100.0,
+            pending_until: 101.0,
+            work_after: 101.0,
+            in_progress_until: 103.0,
+            outcome,
+            stop: None,
+            has_work: true,
+        }
+    }
+
+    #[test]
+    fn status_follows_time_and_outcome() {
+        let running = life(None);
+        assert_eq!(running.status(100.5), Status { name: PENDING, updated: 100.0, failure: None });
+        assert_eq!(running.status(150.0), Status { name: IN_PROGRESS, updated: 101.0, failure: None });
+        assert!(running.unfinished());
+        // Work done early still shows IN_PROGRESS until the minimum time has passed.
+        let done = life(Some(Outcome { failure: None, at: 101.5 }));
+        assert_eq!(done.status(102.0).name, IN_PROGRESS);
+        assert_eq!(done.status(103.0), Status { name: ACTIVE, updated: 103.0, failure: None });
+        // Work done late finishes when it finishes.
+        let failed = life(Some(Outcome { failure: Some("no data".into()), at: 110.0 }));
+        assert_eq!(failed.status(109.0).name, IN_PROGRESS);
+        assert_eq!(
+            failed.status(110.0),
+            Status { name: FAILED, updated: 110.0, failure: Some("no data".into()) }
+        );
+    }
+
+    #[test]
+    fn a_stop_overrides_the_progression() {
+        let mut stopped = life(None);
+        stopped.stop = Some(Stop { requested: 102.0, until: 103.0 });
+        assert_eq!(stopped.status(102.5), Status { name: STOPPING, updated: 102.0, failure: None });
+        assert_eq!(stopped.status(104.0), Status { name: STOPPED, updated: 103.0, failure: None });
+        assert!(!stopped.unfinished());
+    }
+}
