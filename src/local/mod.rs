@@ -2,4 +2,6 @@
 //! over loopback HTTP.
 
 pub mod events;
+pub mod personalize;
+pub mod recommender;
 pub mod s3;

@@ -1,0 +1,108 @@
+//! Campaigns: deployed solution versions. No real-time serving here; they follow the lifecycle.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
+
+use super::Shared;
+use super::arn::validate_name;
+use super::batch::require_active_version;
+use super::faults::JobKind;
+use super::lifecycle::{self, Lifecycle};
+use super::protocol::{ApiError, Input};
+use super::resources::{commit, copy_members, describe, list, list_where, new_record, require, status};
+use super::store::{CampaignUpdate, Kind};
+
+fn validate_tps(input: &Input) -> Result<Option<i64>, ApiError> {
+    let tps = input.opt_i64("minProvisionedTPS")?;
+    if tps.is_some_and(|t| t < 1) {
+        return Err(ApiError::invalid_input("minProvisionedTPS must be at least 1."));
+    }
+    Ok(tps)
+}
+
+pub fn create_campaign(shared: &Arc<Shared>, input: &Input) -> Result<Value, ApiError> {
+    let name = input.req_str("name")?;
+    validate_name("name", name)?;
+    let version_arn = input.req_str("solutionVersionArn")?;
+    let tps = validate_tps(input)?.unwrap_or(1);
+    let arn = shared.arn(Kind::Campaign, name);
+    let mut state = shared.store.lock();
+    if state.get(&arn).is_some() {
+        return Err(ApiError::already_exists(&arn));
+    }
+    require_active_version(&state, version_arn, lifecycle::now())?;
+    let mut fields = Map::new();
+    fields.insert("solutionVersionArn".into(), json!(version_arn));
+    fields.insert("minProvisionedTPS".into(), json!(tps));
+    copy_members(input, &mut fields, &["campaignConfig"]);
+    let faults = shared.faults.take_job(JobKind::Campaign);
+    let life = Lifecycle::begin(shared, false, faults.extra_seconds, faults.fail);
+    commit(shared, &mut state, new_record(Kind::Campaign, arn.clone(), name, fields, Some(life)))?;
+    Ok(json!({ "campaignArn": arn }))
+}
+
+pub fn describe_campaign(shared: &Arc<Shared>, input: &Input) -> Result<Value, ApiError> {
+    describe(shared, input, Kind::Campaign, "campaign")
+}
+
+pub fn list_campaigns(shared: &Arc<Shared>, input: &Input) -> Result<Value, ApiError> {
+    let Some(solution_arn) = input.opt_str("solutionArn")? else {
+        return list(shared, input, Kind::Campaign, "campaigns", None);
+    };
+    require(&shared.store.lock(), Kind::Solution, solution_arn)?;
+    // Campaigns name their solution version; filter on the version's solution.
+    list_where(shared, input, Kind::Campaign, "campaigns", |state, record| {
+        record
+            .field_str("solutionVersionArn")
+            .and_then(|v| state.get(v))
+            .is_some_and(|v| v.field_str("solutionArn") == Some(solution_arn))
+    })
+}
+
+pub fn update_campaign(shared: &Arc<Shared>, input: &Input) -> Result<Value, ApiError> {
+    let arn = input.req_str("campaignArn")?;
+    let tps = validate_tps(input)?;
+    let mut state = shared.store.lock();
+    let now = lifecycle::now();
+    let campaign = require(&state, Kind::Campaign, arn)?;
+    let current = status(campaign, now);
+    if current.as_ref().is_none_or(|s| s.name != lifecycle::ACTIVE) {
+        let name = current.map(|s| s.name).unwrap_or("unknown");
+        return Err(ApiError::in_use(format!(
+            "The campaign {arn} is {name}; only ACTIVE campaigns can be updated."
+        )));
+    }
+    if let Some(update) = &campaign.update
+        && update.life.status(now).is_busy()
+    {
+        return Err(ApiError::in_use(format!("The campaign {arn} has an update in progress.")));
+    }
+    // The update starts from the campaign's current configuration.
+    let mut fields = Map::new();
+    for key in ["solutionVersionArn", "minProvisionedTPS", "campaignConfig"] {
+        let applied =
+            campaign.update.as_ref().and_then(|u| u.fields.get(key)).or_else(|| campaign.fields.get(key));
+        if let Some(value) = applied {
+            fields.insert(key.into(), value.clone());
+        }
+    }
+    if let Some(version_arn) = input.opt_str("solutionVersionArn")? {
+        require_active_version(&state, version_arn, now)?;
+        fields.insert("solutionVersionArn".into(), json!(version_arn));
+    }
+    if let Some(tps) = tps {
+        fields.insert("minProvisionedTPS".into(), json!(tps));
+    }
+    copy_members(input, &mut fields, &["campaignConfig"]);
+    let life = Lifecycle::begin(shared, false, 0.0, None);
+    let Some(record) = state.records.get_mut(arn) else { return Err(ApiError::not_found(arn)) };
+    let previous = record.update.replace(CampaignUpdate { fields, life });
+    if let Err(e) = shared.store.persist(&state) {
+        if let Some(record) = state.records.get_mut(arn) {
+            record.update = previous;
+        }
+        return Err(ApiError::internal(format!("cannot persist the state: {e}")));
+    }
+    Ok(json!({ "campaignArn": arn }))
+}

@@ -1,0 +1,250 @@
+//! The real work behind the jobs, done through the recommender: import CSV into the dataset's
+//! interactions file, train a model, run batch inference or batch segments. Runs on a blocking
+//! thread from a snapshot taken under the state lock; returns the failure reason on failure.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use crate::local::recommender::{self, Interaction, Model, Recipe};
+
+use super::Shared;
+use super::arn::S3Path;
+use super::store::{Kind, State, write_atomically};
+
+pub enum Job {
+    Import {
+        files: Result<Vec<PathBuf>, String>,
+        location: String,
+        target: PathBuf,
+        interactions: bool,
+        full: bool,
+        lock: Arc<Mutex<()>>,
+    },
+    Train {
+        interactions: PathBuf,
+        recipe_arn: String,
+        model: PathBuf,
+    },
+    Batch {
+        model: PathBuf,
+        inputs: Result<Vec<PathBuf>, String>,
+        input_path: String,
+        output: PathBuf,
+        num_results: usize,
+        segment: bool,
+    },
+}
+
+/// Where a dataset's imported data lives: `<personalize>/datasets/<group>/<TYPE>.jsonl`.
+pub fn dataset_file(shared: &Shared, dataset_arn: &str) -> PathBuf {
+    let mut parts = dataset_arn.rsplit('/');
+    let kind = parts.next().unwrap_or("UNKNOWN");
+    let group = parts.next().unwrap_or("unknown");
+    shared.personalize_dir().join("datasets").join(group).join(format!("{kind}.jsonl"))
+}
+
+/// Where a solution version's model lives: `<personalize>/models/<solution>/<version id>.model`.
+pub fn model_file(shared: &Shared, version_arn: &str) -> PathBuf {
+    let mut parts = version_arn.rsplit('/');
+    let id = parts.next().unwrap_or("unknown");
+    let solution = parts.next().unwrap_or("unknown");
+    shared.personalize_dir().join("models").join(solution).join(format!("{id}.model"))
+}
+
+/// The job to run for `arn`, or None if it is not a job with work (or is gone).
+pub fn plan(shared: &Shared, state: &State, arn: &str) -> Option<Job> {
+    let record = state.get(arn)?;
+    let str_at = |path: &[&str]| {
+        let mut value = serde_json::Value::Object(record.fields.clone());
+        for key in path {
+            value = value.get(*key)?.clone();
+        }
+        value.as_str().map(str::to_string)
+    };
+    match record.kind {
+        Kind::DatasetImportJob => {
+            let dataset = record.field_str("datasetArn")?.to_string();
+            let location = str_at(&["dataSource", "dataLocation"])?;
+            Some(Job::Import {
+                files: list_files(shared, &location),
+                location,
+                target: dataset_file(shared, &dataset),
+                interactions: dataset.ends_with("/INTERACTIONS"),
+                full: record.field_str("importMode") != Some("INCREMENTAL"),
+                lock: Arc::clone(&shared.import_lock),
+            })
+        }
+        Kind::SolutionVersion => {
+            let group = record.field_str("datasetGroupArn")?;
+            let interactions_dataset =
+                format!("{}/INTERACTIONS", group.replacen(":dataset-group/", ":dataset/", 1));
+            Some(Job::Train {
+                interactions: dataset_file(shared, &interactions_dataset),
+                recipe_arn: record.field_str("recipeArn")?.to_string(),
+                model: model_file(shared, arn),
+            })
+        }
+        Kind::BatchInferenceJob | Kind::BatchSegmentJob => {
+            let input_path = str_at(&["jobInput", "s3DataSource", "path"])?;
+            let output = str_at(&["jobOutput", "s3DataDestination", "path"])?;
+            let output = S3Path::parse(&output).ok()?.local_path(&shared.s3_dir());
+            Some(Job::Batch {
+                model: model_file(shared, record.field_str("solutionVersionArn")?),
+                inputs: list_files(shared, &input_path),
+                input_path,
+                output,
+                num_results: record.fields.get("numResults").and_then(|v| v.as_u64()).unwrap_or(25) as usize,
+                segment: record.kind == Kind::BatchSegmentJob,
+            })
+        }
+        _ => None,
+    }
+}
+
+/// The files an S3 location names: the object itself, or for a key ending in `/` every object
+/// under it, sorted. Hidden files (s3s-fs temporaries) are not objects.
+fn list_files(shared: &Shared, location: &str) -> Result<Vec<PathBuf>, String> {
+    let s3 = S3Path::parse(location).map_err(|e| e.to_string())?;
+    let local = s3.local_path(&shared.s3_dir());
+    if s3.is_prefix() {
+        let mut files = Vec::new();
+        collect_files(&local, &mut files);
+        files.sort();
+        if files.is_empty() {
+            return Err(format!("No files found under {location}."));
+        }
+        Ok(files)
+    } else if local.is_file() {
+        Ok(vec![local])
+    } else {
+        Err(format!("Input file {location} does not exist or is not readable."))
+    }
+}
+
+fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        if path.is_dir() {
+            collect_files(&path, out);
+        } else if path.is_file() {
+            out.push(path);
+        }
+    }
+}
+
+impl Job {
+    pub fn run(self) -> Result<(), String> {
+        match self {
+            Job::Import { files, location, target, interactions, full, lock } => {
+                let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+                import(files?, &location, &target, interactions, full)
+            }
+            Job::Train { interactions, recipe_arn, model } => train(&interactions, &recipe_arn, &model),
+            Job::Batch { model, inputs, input_path, output, num_results, segment } => {
+                batch(&model, inputs?, &input_path, &output, num_results, segment)
+            }
+        }
+    }
+}
+
+fn import(
+    files: Vec<PathBuf>,
+    location: &str,
+    target: &Path,
+    interactions: bool,
+    full: bool,
+) -> Result<(), String> {
+    let mut rows: Vec<Interaction> = Vec::new();
+    let mut raw = Vec::new();
+    for file in &files {
+        let reader = BufReader::new(File::open(file).map_err(|e| format!("Cannot read {location}: {e}"))?);
+        if interactions {
+            let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            rows.extend(recommender::read_interactions(reader).map_err(|e| format!("{name}: {e}"))?);
+        } else {
+            // Item and user metadata are kept verbatim: the recommender trains on interactions only.
+            for line in reader.lines() {
+                raw.push(line.map_err(|e| format!("Cannot read {location}: {e}"))?);
+            }
+        }
+    }
+    if let Some(dir) = target.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("internal error: {e}"))?;
+    }
+    let mut bytes = if full { Vec::new() } else { std::fs::read(target).unwrap_or_default() };
+    if interactions {
+        for row in &rows {
+            serde_json::to_writer(&mut bytes, row).map_err(|e| format!("internal error: {e}"))?;
+            bytes.push(b'\n');
+        }
+    } else {
+        for line in raw {
+            bytes.extend_from_slice(line.as_bytes());
+            bytes.push(b'\n');
+        }
+    }
+    write_atomically(target, &bytes).map_err(|e| format!("internal error: {e}"))
+}
+
+fn train(interactions: &Path, recipe_arn: &str, model_path: &Path) -> Result<(), String> {
+    let recipe = Recipe::from_arn(recipe_arn)
+        .ok_or_else(|| format!("The recipe {recipe_arn} is not supported by the local emulator."))?;
+    let file = File::open(interactions)
+        .map_err(|_| "The dataset group has no imported interactions data.".to_string())?;
+    let mut rows = Vec::new();
+    for (index, line) in BufReader::new(file).lines().enumerate() {
+        let line = line.map_err(|e| format!("internal error: {e}"))?;
+        let row: Interaction = serde_json::from_str(&line)
+            .map_err(|e| format!("internal error: stored interaction {}: {e}", index + 1))?;
+        rows.push(row);
+    }
+    let model = recommender::train(recipe, &rows).map_err(|e| e.to_string())?;
+    if let Some(dir) = model_path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("internal error: {e}"))?;
+    }
+    let tmp = super::store::temp_sibling(model_path);
+    model.save(&tmp).map_err(|e| format!("internal error: cannot save the model: {e}"))?;
+    std::fs::rename(&tmp, model_path).map_err(|e| format!("internal error: cannot save the model: {e}"))
+}
+
+fn batch(
+    model_path: &Path,
+    inputs: Vec<PathBuf>,
+    input_path: &str,
+    output: &Path,
+    num_results: usize,
+    segment: bool,
+) -> Result<(), String> {
+    let model = Model::load(model_path).map_err(|e| format!("internal error: cannot load the model: {e}"))?;
+    std::fs::create_dir_all(output).map_err(|e| format!("Cannot write the output: {e}"))?;
+    for input in inputs {
+        let name = input.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let reader =
+            BufReader::new(File::open(&input).map_err(|e| format!("Cannot read {input_path}: {e}"))?);
+        let target = output.join(format!("{name}.out"));
+        let tmp = super::store::temp_sibling(&target);
+        let write = || -> std::io::Result<()> {
+            let mut writer = BufWriter::new(File::create(&tmp)?);
+            if segment {
+                recommender::run_batch_segment(&model, reader, &mut writer, num_results)?;
+            } else {
+                recommender::run_batch(&model, reader, &mut writer, num_results)?;
+            }
+            writer.flush()?;
+            writer.get_ref().sync_all()?;
+            drop(writer);
+            std::fs::rename(&tmp, &target)
+        };
+        if let Err(e) = write() {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(format!("Batch job failed on {name}: {e}"));
+        }
+    }
+    Ok(())
+}
