@@ -5,3 +5,4 @@ pub mod asl;
 pub mod checkpoint;
 pub mod cli;
 pub mod engine;
+pub mod local;
