@@ -107,7 +107,7 @@ pub fn write_demo_data(s3_root: &Path, bucket: &str, opts: &SeedOptions) -> io::
             let uid = user_id(u, opts.users);
             let own = &per_cluster[user_cluster[u]];
             times.clear();
-            times.extend((0..count).map(|_| start + rng.i64(..span)));
+            times.extend((0..count).map(|_| start + rng.i64(0..span)));
             times.sort_unstable();
             for &t in &times {
                 let pool = if own.is_empty() || rng.f64() >= IN_CLUSTER { &global } else { own };

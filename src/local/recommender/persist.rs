@@ -12,10 +12,12 @@ use super::model::{Core, Csr, Model};
 
 const MAGIC: &[u8; 8] = b"RFLWMDL1";
 
+/// Everything small; the metrics are stored as f64 bits beside it, since serde_json's default
+/// float parsing may change the last bit.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Header {
     recipe: Recipe,
-    metrics: std::collections::BTreeMap<String, f64>,
+    metric_names: Vec<String>,
 }
 
 impl Model {
@@ -44,8 +46,11 @@ impl Model {
 
     fn write_to(&self, w: &mut impl Write) -> io::Result<()> {
         w.write_all(MAGIC)?;
-        let header = serde_json::to_vec(&Header { recipe: self.core.recipe, metrics: self.metrics.clone() })?;
-        write_bytes(w, &header)?;
+        let metric_names = self.metrics.keys().cloned().collect();
+        write_bytes(w, &serde_json::to_vec(&Header { recipe: self.core.recipe, metric_names })?)?;
+        for v in self.metrics.values() {
+            w.write_all(&v.to_le_bytes())?;
+        }
         write_strings(w, &self.user_ids)?;
         write_strings(w, &self.item_ids)?;
         let c = &self.core;
@@ -67,6 +72,12 @@ impl Model {
             return Err(invalid("not a recflow model file"));
         }
         let header: Header = serde_json::from_slice(&read_bytes(r)?)?;
+        let mut metrics = std::collections::BTreeMap::new();
+        for name in header.metric_names {
+            let mut b = [0u8; 8];
+            r.read_exact(&mut b)?;
+            metrics.insert(name, f64::from_le_bytes(b));
+        }
         let user_ids = read_strings(r)?;
         let item_ids = read_strings(r)?;
         let (users, items) = (user_ids.len(), item_ids.len());
@@ -81,7 +92,7 @@ impl Model {
         }
         let core =
             Core { recipe: header.recipe, history, item_users, neighbours, popularity, popular, active };
-        Ok(Model::from_parts(core, user_ids, item_ids, header.metrics))
+        Ok(Model::from_parts(core, user_ids, item_ids, metrics))
     }
 }
 
