@@ -143,7 +143,7 @@ fn unknown_users_get_popular_items_and_scores_are_normalised() {
         *counts.entry(&i.item_id).or_default() += 1;
     }
     let mut by_count: Vec<(&str, usize)> = counts.into_iter().collect();
-    by_count.sort_by(|a, b| b.1.cmp(&a.1));
+    by_count.sort_by_key(|x| std::cmp::Reverse(x.1));
     let top_quarter: HashSet<&str> = by_count[..by_count.len() / 4].iter().map(|x| x.0).collect();
     assert_eq!(unknown.len(), 10);
     assert!(unknown.iter().all(|i| top_quarter.contains(i.as_str())), "{unknown:?}");

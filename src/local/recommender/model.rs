@@ -295,6 +295,9 @@ fn invert(history: &Csr, items: usize) -> Csr {
     csr
 }
 
+/// An item and its top neighbours.
+type NeighbourRow = (u32, Vec<(u32, f32)>);
+
 /// Top-N neighbours per item by shrunk cosine similarity of recency-weighted user vectors:
 /// sim(i, j) = sum_u w_ui w_uj / (|i| |j| + SHRINK). Items are spread over all cores.
 fn neighbours(history: &Csr, item_users: &Csr, items: usize) -> Csr {
@@ -302,7 +305,7 @@ fn neighbours(history: &Csr, item_users: &Csr, items: usize) -> Csr {
         (0..items as u32).map(|i| item_users.row(i).1.iter().map(|w| w * w).sum::<f32>().sqrt()).collect();
     let threads = worker_count().min(items.max(1));
     let mut rows: Vec<Vec<(u32, f32)>> = vec![Vec::new(); items];
-    let results: Vec<Vec<(u32, Vec<(u32, f32)>)>> = std::thread::scope(|s| {
+    let results: Vec<Vec<NeighbourRow>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
                 let norms = &norms;
@@ -504,8 +507,7 @@ impl Scorer {
         if out.len() >= k {
             return;
         }
-        for idx in 0..out.len() {
-            let j = out[idx].0;
+        for &(j, _) in out.iter() {
             self.block(j);
         }
         let floor = out.last().map_or(1.0, |x| x.1 * 0.5);
@@ -592,8 +594,7 @@ impl SegmentScorer {
             }
             top_k(out, k);
         }
-        for idx in 0..out.len() {
-            let u = out[idx].0;
+        for &(u, _) in out.iter() {
             self.blocked_at[u as usize] = self.epoch;
         }
         for &u in &core.active {
