@@ -59,11 +59,24 @@ impl Dataset {
         self.item_ids.len()
     }
 
-    /// Drops the lookup tables once loading is done (training needs only the id lists).
-    fn finish(mut self) -> Dataset {
-        self.user_index = HashMap::new();
-        self.item_index = HashMap::new();
-        self
+    /// Appends the rows of an interactions CSV (same rules as [`read_interactions`]); gives the
+    /// number added. All or nothing: on an error the dataset is left as it was, as a failed
+    /// Personalize import leaves the dataset group's data unchanged.
+    pub fn append_csv(&mut self, reader: impl BufRead) -> Result<usize, ImportError> {
+        let (rows, users, items) = (self.rows.len(), self.user_ids.len(), self.item_ids.len());
+        match for_each_row(reader, |r| self.push(r.user_id, r.item_id, r.timestamp)) {
+            Ok(()) => Ok(self.rows.len() - rows),
+            Err(e) => {
+                self.rows.truncate(rows);
+                for id in self.user_ids.drain(users..) {
+                    self.user_index.remove(&id);
+                }
+                for id in self.item_ids.drain(items..) {
+                    self.item_index.remove(&id);
+                }
+                Err(e)
+            }
+        }
     }
 }
 
@@ -97,8 +110,8 @@ pub fn read_interactions(reader: impl BufRead) -> Result<Vec<Interaction>, Impor
 /// Same parsing and errors as [`read_interactions`], interning ids as it goes: for large imports.
 pub fn read_dataset(reader: impl BufRead) -> Result<Dataset, ImportError> {
     let mut d = Dataset::new();
-    for_each_row(reader, |r| d.push(r.user_id, r.item_id, r.timestamp))?;
-    Ok(d.finish())
+    d.append_csv(reader)?;
+    Ok(d)
 }
 
 struct RowRef<'a> {
@@ -388,5 +401,16 @@ mod tests {
         let d = read_dataset("USER_ID,ITEM_ID,TIMESTAMP\na,x,1\nb,x,2\na,y,3\n".as_bytes()).unwrap();
         assert_eq!((d.len(), d.users(), d.items()), (3, 2, 2));
         assert_eq!(d.rows[2], Row { user: 0, item: 1, timestamp: 3 });
+    }
+
+    #[test]
+    fn a_failed_append_leaves_the_dataset_unchanged() {
+        let mut d = read_dataset("USER_ID,ITEM_ID,TIMESTAMP\na,x,1\n".as_bytes()).unwrap();
+        let err = d.append_csv("USER_ID,ITEM_ID,TIMESTAMP\nb,y,2\nc,z,oops\n".as_bytes()).unwrap_err();
+        assert!(matches!(err, ImportError::BadRow { line: 3, .. }), "{err}");
+        assert_eq!((d.len(), d.users(), d.items()), (1, 1, 1));
+        assert_eq!(d.append_csv("item_id,user_id,timestamp\ny,b,2\nx,a,3\n".as_bytes()).unwrap(), 2);
+        assert_eq!((d.len(), d.users(), d.items()), (3, 2, 2));
+        assert_eq!(d.rows[2], Row { user: 0, item: 0, timestamp: 3 });
     }
 }

@@ -177,10 +177,9 @@ pub fn train_dataset(recipe: Recipe, data: &Dataset) -> Result<Model, TrainError
 
 fn check_minimums(data: &Dataset) -> Result<(), TrainError> {
     if data.len() < MIN_INTERACTIONS {
-        return Err(TrainError(format!(
-            "Dataset has fewer than {MIN_INTERACTIONS} interactions ({} found).",
-            data.len()
-        )));
+        // Personalize's wording, as seen in aws-samples/retail-demo-store PR #562 ("Dataset has
+        // fewer than 1000 interactions after filtering by event type: ..." when a type is set).
+        return Err(TrainError(format!("Dataset has fewer than {MIN_INTERACTIONS} interactions.")));
     }
     let mut per_user = vec![0u32; data.users()];
     for r in &data.rows {
@@ -632,7 +631,7 @@ mod tests {
             d.push(&format!("u{}", k % 100), "i", k);
         }
         let err = train_dataset(Recipe::UserPersonalization, &d).err().unwrap();
-        assert_eq!(err.to_string(), "Dataset has fewer than 1000 interactions (999 found).");
+        assert_eq!(err.to_string(), "Dataset has fewer than 1000 interactions.");
     }
 
     #[test]
