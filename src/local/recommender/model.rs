@@ -327,8 +327,9 @@ fn neighbours(history: &Csr, item_users: &Csr, items: usize) -> Csr {
                         }
                         let mut cand: Vec<(u32, f32)> = Vec::with_capacity(touched.len());
                         for &j in &touched {
+                            // Weights are at least 1/16, so a zero means "already taken".
                             let c = std::mem::take(&mut acc[j as usize]);
-                            if j as usize != i {
+                            if j as usize != i && c > 0.0 {
                                 cand.push((j, c / (norms[i] * norms[j as usize] + SHRINK)));
                             }
                         }
