@@ -130,13 +130,29 @@ fn main() {
     let start = Instant::now();
     let model = train_dataset(Recipe::UserPersonalization, &data).unwrap();
     let train_secs = start.elapsed().as_secs_f64();
-    drop(data);
     println!(
         "read CSV: {read_secs:.2} s; train (metrics holdout + final model): {train_secs:.2} s; VmHWM after training {:.1} MB, VmRSS {:.1} MB",
         mb(status_kb("VmHWM")),
         mb(status_kb("VmRSS"))
     );
-    println!("metrics: {:?}", model.metrics());
+    // The baseline is trained after the figures above, so they are aws-user-personalization's own.
+    let start = Instant::now();
+    let baseline = train_dataset(Recipe::PopularityCount, &data).unwrap();
+    let baseline_secs = start.elapsed().as_secs_f64();
+    drop(data);
+    let pick = |m: &std::collections::BTreeMap<String, f64>| {
+        [
+            "precision_at_10",
+            "normalized_discounted_cumulative_gain_at_10",
+            "mean_reciprocal_rank_at_25",
+            "coverage",
+        ]
+        .map(|k| format!("{k} {:.4}", m[k]))
+        .join(", ")
+    };
+    println!("aws-user-personalization metrics: {}", pick(model.metrics()));
+    println!("aws-popularity-count metrics ({baseline_secs:.2} s to train): {}", pick(baseline.metrics()));
+    drop(baseline);
 
     let model_path = dir.path().join("model.bin");
     let start = Instant::now();
