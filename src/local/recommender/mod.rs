@@ -36,7 +36,7 @@ pub enum ImportError {
 }
 
 /// The Personalize recipes the emulator can train.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Recipe {
     UserPersonalization,
     Sims,

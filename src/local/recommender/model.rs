@@ -94,6 +94,17 @@ pub struct Model {
     index: OnceLock<Index>,
 }
 
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model")
+            .field("recipe", &self.core.recipe)
+            .field("users", &self.user_ids.len())
+            .field("items", &self.item_ids.len())
+            .field("metrics", &self.metrics)
+            .finish_non_exhaustive()
+    }
+}
+
 struct Index {
     users: HashMap<String, u32>,
     items: HashMap<String, u32>,
