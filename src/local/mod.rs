@@ -5,3 +5,4 @@ pub mod events;
 pub mod personalize;
 pub mod recommender;
 pub mod s3;
+pub mod seed;

@@ -1,0 +1,416 @@
+//! Streaming reader for Personalize interactions CSVs (RFC 4180 quoting, header required).
+
+use std::collections::HashMap;
+use std::io::BufRead;
+
+use super::{ImportError, Interaction};
+
+/// Interactions with user and item ids interned to u32: what training needs, at 16 bytes a row
+/// instead of two heap strings per row.
+#[derive(Debug, Default, Clone)]
+pub struct Dataset {
+    pub(crate) user_ids: Vec<String>,
+    pub(crate) item_ids: Vec<String>,
+    pub(crate) rows: Vec<Row>,
+    user_index: HashMap<String, u32>,
+    item_index: HashMap<String, u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Row {
+    pub user: u32,
+    pub item: u32,
+    pub timestamp: i64,
+}
+
+impl Dataset {
+    pub fn new() -> Dataset {
+        Dataset::default()
+    }
+
+    pub fn from_interactions(interactions: &[Interaction]) -> Dataset {
+        let mut d = Dataset::new();
+        for i in interactions {
+            d.push(&i.user_id, &i.item_id, i.timestamp);
+        }
+        d
+    }
+
+    pub fn push(&mut self, user_id: &str, item_id: &str, timestamp: i64) {
+        let user = intern(&mut self.user_index, &mut self.user_ids, user_id);
+        let item = intern(&mut self.item_index, &mut self.item_ids, item_id);
+        self.rows.push(Row { user, item, timestamp });
+    }
+
+    /// Number of interactions.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    pub fn users(&self) -> usize {
+        self.user_ids.len()
+    }
+
+    pub fn items(&self) -> usize {
+        self.item_ids.len()
+    }
+
+    /// Appends the rows of an interactions CSV (same rules as [`read_interactions`]); gives the
+    /// number added. All or nothing: on an error the dataset is left as it was, as a failed
+    /// Personalize import leaves the dataset group's data unchanged.
+    pub fn append_csv(&mut self, reader: impl BufRead) -> Result<usize, ImportError> {
+        let (rows, users, items) = (self.rows.len(), self.user_ids.len(), self.item_ids.len());
+        match for_each_row(reader, |r| self.push(r.user_id, r.item_id, r.timestamp)) {
+            Ok(()) => Ok(self.rows.len() - rows),
+            Err(e) => {
+                self.rows.truncate(rows);
+                for id in self.user_ids.drain(users..) {
+                    self.user_index.remove(&id);
+                }
+                for id in self.item_ids.drain(items..) {
+                    self.item_index.remove(&id);
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+fn intern(index: &mut HashMap<String, u32>, ids: &mut Vec<String>, id: &str) -> u32 {
+    if let Some(&n) = index.get(id) {
+        return n;
+    }
+    let n = ids.len() as u32;
+    ids.push(id.to_owned());
+    index.insert(id.to_owned(), n);
+    n
+}
+
+/// Streams an interactions CSV: header row required (names case-insensitive), USER_ID, ITEM_ID,
+/// TIMESTAMP (epoch seconds, integer) required, EVENT_TYPE and EVENT_VALUE optional, other columns
+/// ignored; quoted fields allowed. A bad row fails the whole import with the 1-based line number.
+pub fn read_interactions(reader: impl BufRead) -> Result<Vec<Interaction>, ImportError> {
+    let mut out = Vec::new();
+    for_each_row(reader, |r| {
+        out.push(Interaction {
+            user_id: r.user_id.to_owned(),
+            item_id: r.item_id.to_owned(),
+            timestamp: r.timestamp,
+            event_type: r.event_type.map(str::to_owned),
+            event_value: r.event_value,
+        })
+    })?;
+    Ok(out)
+}
+
+/// Same parsing and errors as [`read_interactions`], interning ids as it goes: for large imports.
+pub fn read_dataset(reader: impl BufRead) -> Result<Dataset, ImportError> {
+    let mut d = Dataset::new();
+    d.append_csv(reader)?;
+    Ok(d)
+}
+
+struct RowRef<'a> {
+    user_id: &'a str,
+    item_id: &'a str,
+    timestamp: i64,
+    event_type: Option<&'a str>,
+    event_value: Option<f64>,
+}
+
+struct Columns {
+    user: usize,
+    item: usize,
+    timestamp: usize,
+    event_type: Option<usize>,
+    event_value: Option<usize>,
+    /// Fields a row needs to reach every column used.
+    needed: usize,
+}
+
+fn for_each_row(reader: impl BufRead, mut on_row: impl FnMut(RowRef<'_>)) -> Result<(), ImportError> {
+    let mut records = Records::new(reader);
+    if records.next_record()?.is_none() {
+        return Err(ImportError::Empty);
+    }
+    let columns = header_columns(&records)?;
+    while let Some(line) = records.next_record()? {
+        let bad = |message: String| ImportError::BadRow { line, message };
+        if records.len() < columns.needed {
+            return Err(bad(format!("expected at least {} fields, found {}", columns.needed, records.len())));
+        }
+        let user_id = records.field(columns.user);
+        if user_id.is_empty() {
+            return Err(bad("USER_ID is empty".into()));
+        }
+        let item_id = records.field(columns.item);
+        if item_id.is_empty() {
+            return Err(bad("ITEM_ID is empty".into()));
+        }
+        let raw_ts = records.field(columns.timestamp);
+        let timestamp: i64 = raw_ts.trim().parse().map_err(|_| {
+            bad(format!("TIMESTAMP {raw_ts:?} is not an integer (seconds since the Unix epoch)"))
+        })?;
+        let event_type = columns.event_type.map(|c| records.field(c)).filter(|s| !s.is_empty());
+        let event_value = match columns.event_value.map(|c| records.field(c).trim()) {
+            None | Some("") => None,
+            Some(v) => Some(
+                v.parse::<f64>()
+                    .ok()
+                    .filter(|x| x.is_finite())
+                    .ok_or_else(|| bad(format!("EVENT_VALUE {v:?} is not a number")))?,
+            ),
+        };
+        on_row(RowRef { user_id, item_id, timestamp, event_type, event_value });
+    }
+    Ok(())
+}
+
+fn header_columns<R: BufRead>(header: &Records<R>) -> Result<Columns, ImportError> {
+    let find = |name: &str| {
+        (0..header.len()).find(|&i| {
+            let h = header.field(i).trim();
+            let h = h.strip_prefix('\u{feff}').unwrap_or(h);
+            h.eq_ignore_ascii_case(name)
+        })
+    };
+    let required = |name: &str| find(name).ok_or_else(|| ImportError::MissingColumn(name.to_owned()));
+    let user = required("USER_ID")?;
+    let item = required("ITEM_ID")?;
+    let timestamp = required("TIMESTAMP")?;
+    let event_type = find("EVENT_TYPE");
+    let event_value = find("EVENT_VALUE");
+    let needed = [Some(user), Some(item), Some(timestamp), event_type, event_value]
+        .into_iter()
+        .flatten()
+        .max()
+        .map_or(0, |m| m + 1);
+    Ok(Columns { user, item, timestamp, event_type, event_value, needed })
+}
+
+/// Reads CSV records one at a time into reused buffers. A quoted field may span lines.
+struct Records<R> {
+    reader: R,
+    /// Lines read so far.
+    line: u64,
+    raw: String,
+    /// Unescaped field text, back to back; `ends[i]` is where field i ends.
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl<R: BufRead> Records<R> {
+    fn new(reader: R) -> Self {
+        Records { reader, line: 0, raw: String::new(), text: String::new(), ends: Vec::new() }
+    }
+
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    fn field(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.text[start..self.ends[i]]
+    }
+
+    /// Reads the next non-blank record; gives the line it starts on, None at the end.
+    fn next_record(&mut self) -> Result<Option<u64>, ImportError> {
+        loop {
+            self.raw.clear();
+            if self.read_line()? == 0 {
+                return Ok(None);
+            }
+            let start = self.line;
+            if self.raw.trim_end_matches(['\r', '\n']).is_empty() {
+                continue;
+            }
+            self.parse(start)?;
+            return Ok(Some(start));
+        }
+    }
+
+    fn read_line(&mut self) -> Result<usize, ImportError> {
+        let n = self.reader.read_line(&mut self.raw).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::InvalidData {
+                ImportError::BadRow { line: self.line + 1, message: "the line is not valid UTF-8".into() }
+            } else {
+                ImportError::Io(e)
+            }
+        })?;
+        if n > 0 {
+            self.line += 1;
+        }
+        Ok(n)
+    }
+
+    fn parse(&mut self, start: u64) -> Result<(), ImportError> {
+        self.text.clear();
+        self.ends.clear();
+        let mut pos = 0;
+        loop {
+            // At the start of a field.
+            let rest = &self.raw[pos..];
+            if rest.starts_with('"') {
+                pos += 1;
+                // Quoted field: runs to the next lone quote, reading more lines if needed.
+                loop {
+                    let rest = &self.raw[pos..];
+                    match rest.find('"') {
+                        Some(q) => {
+                            self.text.push_str(&rest[..q]);
+                            pos += q + 1;
+                            if self.raw[pos..].starts_with('"') {
+                                self.text.push('"');
+                                pos += 1;
+                            } else {
+                                break;
+                            }
+                        }
+                        None => {
+                            self.text.push_str(rest);
+                            pos = self.raw.len();
+                            if self.read_line()? == 0 {
+                                return Err(ImportError::BadRow {
+                                    line: start,
+                                    message: "a quoted field is not closed".into(),
+                                });
+                            }
+                        }
+                    }
+                }
+                self.ends.push(self.text.len());
+                let rest = &self.raw[pos..];
+                if rest.starts_with(',') {
+                    pos += 1;
+                } else if rest.trim_end_matches(['\r', '\n']).is_empty() {
+                    return Ok(());
+                } else {
+                    return Err(ImportError::BadRow {
+                        line: self.line,
+                        message: "unexpected text after a closing quote".into(),
+                    });
+                }
+            } else {
+                let end = rest.find(',');
+                let field = match end {
+                    Some(e) => &rest[..e],
+                    None => rest.trim_end_matches(['\r', '\n']),
+                };
+                self.text.push_str(field);
+                self.ends.push(self.text.len());
+                match end {
+                    Some(e) => pos += e + 1,
+                    None => return Ok(()),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(s: &str) -> Result<Vec<Interaction>, ImportError> {
+        read_interactions(s.as_bytes())
+    }
+
+    fn row(u: &str, i: &str, t: i64) -> Interaction {
+        Interaction {
+            user_id: u.into(),
+            item_id: i.into(),
+            timestamp: t,
+            event_type: None,
+            event_value: None,
+        }
+    }
+
+    #[test]
+    fn header_names_are_case_insensitive_and_extra_columns_ignored() {
+        let got = read("timestamp,Item_Id,SHOE_SIZE,user_id\r\n100,i1,42,u1\r\n200,i2,,u2\r\n").unwrap();
+        assert_eq!(got, vec![row("u1", "i1", 100), row("u2", "i2", 200)]);
+    }
+
+    #[test]
+    fn quoted_fields_with_commas_quotes_and_newlines() {
+        let got = read("USER_ID,ITEM_ID,TIMESTAMP\n\"u,1\",\"say \"\"hi\"\"\",\"5\"\n\"multi\nline\",i,6\n")
+            .unwrap();
+        assert_eq!(got, vec![row("u,1", "say \"hi\"", 5), row("multi\nline", "i", 6)]);
+    }
+
+    #[test]
+    fn optional_event_columns() {
+        let got =
+            read("USER_ID,ITEM_ID,TIMESTAMP,EVENT_TYPE,EVENT_VALUE\nu,i,1,click,0.5\nu,j,2,,\n").unwrap();
+        assert_eq!(got[0].event_type.as_deref(), Some("click"));
+        assert_eq!(got[0].event_value, Some(0.5));
+        assert_eq!(got[1].event_type, None);
+        assert_eq!(got[1].event_value, None);
+    }
+
+    #[test]
+    fn missing_required_column() {
+        let err = read("USER_ID,TIMESTAMP\nu,1\n").unwrap_err();
+        assert!(matches!(&err, ImportError::MissingColumn(c) if c == "ITEM_ID"), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "the header has no ITEM_ID column (USER_ID, ITEM_ID and TIMESTAMP are required)"
+        );
+    }
+
+    #[test]
+    fn bad_timestamp_reports_its_line() {
+        let err = read("USER_ID,ITEM_ID,TIMESTAMP\nu,i,1\n\"a\nb\",i,2\nu,i,yesterday\n").unwrap_err();
+        assert!(matches!(err, ImportError::BadRow { line: 5, .. }), "{err}");
+        assert!(err.to_string().starts_with("line 5: TIMESTAMP \"yesterday\""), "{err}");
+        let err = read("USER_ID,ITEM_ID,TIMESTAMP\nu,i,1.5\n").unwrap_err();
+        assert!(matches!(err, ImportError::BadRow { line: 2, .. }), "{err}");
+    }
+
+    #[test]
+    fn short_rows_bad_values_and_unclosed_quotes_fail() {
+        let err = read("USER_ID,ITEM_ID,TIMESTAMP\nu,i\n").unwrap_err();
+        assert!(matches!(err, ImportError::BadRow { line: 2, .. }), "{err}");
+        let err = read("USER_ID,ITEM_ID,TIMESTAMP,EVENT_VALUE\nu,i,1,lots\n").unwrap_err();
+        assert!(matches!(err, ImportError::BadRow { line: 2, .. }), "{err}");
+        let err = read("USER_ID,ITEM_ID,TIMESTAMP\nu,i,1\n\"u,i,1\n").unwrap_err();
+        assert!(matches!(err, ImportError::BadRow { line: 3, .. }), "{err}");
+        let err = read("USER_ID,ITEM_ID,TIMESTAMP\n,i,1\n").unwrap_err();
+        assert!(matches!(err, ImportError::BadRow { line: 2, .. }), "{err}");
+    }
+
+    #[test]
+    fn empty_file_and_header_only() {
+        assert!(matches!(read(""), Err(ImportError::Empty)));
+        assert!(matches!(read("\n\n"), Err(ImportError::Empty)));
+        assert_eq!(read("USER_ID,ITEM_ID,TIMESTAMP\n").unwrap(), vec![]);
+    }
+
+    #[test]
+    fn bom_blank_lines_and_no_trailing_newline() {
+        let got = read("\u{feff}USER_ID,ITEM_ID,TIMESTAMP\n\nu,i,7").unwrap();
+        assert_eq!(got, vec![row("u", "i", 7)]);
+    }
+
+    #[test]
+    fn dataset_interns_ids() {
+        let d = read_dataset("USER_ID,ITEM_ID,TIMESTAMP\na,x,1\nb,x,2\na,y,3\n".as_bytes()).unwrap();
+        assert_eq!((d.len(), d.users(), d.items()), (3, 2, 2));
+        assert_eq!(d.rows[2], Row { user: 0, item: 1, timestamp: 3 });
+    }
+
+    #[test]
+    fn a_failed_append_leaves_the_dataset_unchanged() {
+        let mut d = read_dataset("USER_ID,ITEM_ID,TIMESTAMP\na,x,1\n".as_bytes()).unwrap();
+        let err = d.append_csv("USER_ID,ITEM_ID,TIMESTAMP\nb,y,2\nc,z,oops\n".as_bytes()).unwrap_err();
+        assert!(matches!(err, ImportError::BadRow { line: 3, .. }), "{err}");
+        assert_eq!((d.len(), d.users(), d.items()), (1, 1, 1));
+        assert_eq!(d.append_csv("item_id,user_id,timestamp\ny,b,2\nx,a,3\n".as_bytes()).unwrap(), 2);
+        assert_eq!((d.len(), d.users(), d.items()), (3, 2, 2));
+        assert_eq!(d.rows[2], Row { user: 0, item: 0, timestamp: 3 });
+    }
+}
