@@ -117,11 +117,53 @@ enum Command {
         #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
         output: OutputFormat,
     },
+    /// The embedded emulator: a local Personalize, S3 and EventBridge for any AWS SDK or the AWS CLI.
+    #[command(subcommand)]
+    Local(LocalCommand),
     /// Draw a workflow as a Mermaid stateDiagram-v2 (default) or Graphviz DOT.
     Graph {
         file: PathBuf,
         #[arg(long, value_enum, default_value_t = cli::graph::GraphFormat::Mermaid)]
         format: cli::graph::GraphFormat,
+    },
+}
+
+#[derive(Subcommand)]
+enum LocalCommand {
+    /// Serve Personalize on --port, S3 on --port + 1 and EventBridge on --port + 2 (loopback),
+    /// and print the environment that points AWS SDKs and the AWS CLI at them. Ctrl-C stops.
+    Serve {
+        /// Where state, models, S3 objects and recorded events live; it survives restarts.
+        #[arg(long, env = "RECFLOW_DATA_DIR", default_value = ".recflow/local")]
+        data_dir: PathBuf,
+        /// Personalize's port; S3 and EventBridge take the next two. 0 picks free ports.
+        #[arg(long, default_value_t = 7300)]
+        port: u16,
+        /// Run job lifecycles this many times faster (a job takes a few seconds at 1).
+        #[arg(long, default_value_t = 1.0, value_name = "N")]
+        time_scale: f64,
+    },
+    /// Write a synthetic data set into the local bucket: interactions CSV (power-law item
+    /// popularity, users with latent tastes, 90 days) and a users JSON Lines file for batch input.
+    Seed {
+        #[arg(long, env = "RECFLOW_DATA_DIR", default_value = ".recflow/local")]
+        data_dir: PathBuf,
+        #[arg(long, default_value = "recflow-demo")]
+        bucket: String,
+        #[arg(long, default_value_t = 2000)]
+        users: usize,
+        #[arg(long, default_value_t = 500)]
+        items: usize,
+        #[arg(long, default_value_t = 50_000)]
+        interactions: usize,
+        #[arg(long, default_value_t = 90)]
+        days: u32,
+        /// Taste clusters planted among users and items.
+        #[arg(long, default_value_t = 8)]
+        clusters: usize,
+        /// The same seed and sizes give byte-identical files.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
     },
 }
 
@@ -188,6 +230,23 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             checkpoint_dir: store.checkpoint_dir,
             output,
         }),
+        Command::Local(LocalCommand::Serve { data_dir, port, time_scale }) => {
+            cli::local::serve(cli::local::ServeOptions { data_dir, port, time_scale }).await
+        }
+        Command::Local(LocalCommand::Seed {
+            data_dir,
+            bucket,
+            users,
+            items,
+            interactions,
+            days,
+            clusters,
+            seed,
+        }) => {
+            let options =
+                recflow::local::seed::SeedOptions { users, items, interactions, days, clusters, seed };
+            cli::local::seed(cli::local::SeedCommand { data_dir, bucket, options })
+        }
         Command::Graph { file, format } => cli::graph::graph(cli::graph::GraphOptions { file, format }),
     }
 }

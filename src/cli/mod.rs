@@ -3,6 +3,7 @@
 
 pub mod graph;
 pub mod history;
+pub mod local;
 pub mod resume;
 pub mod run;
 pub mod status;

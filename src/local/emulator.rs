@@ -1,0 +1,95 @@
+//! All three local services together, on loopback ports, over one data directory.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+use super::events::{self, EventsHandle};
+use super::personalize::{self, PersonalizeConfig, PersonalizeHandle};
+use super::s3::{self, S3Handle};
+
+pub struct LocalConfig {
+    pub data_dir: PathBuf,
+    /// Loopback by default: the emulator checks no signatures but S3's.
+    pub host: IpAddr,
+    /// Personalize listens here, S3 on the next port, EventBridge on the one after; 0 picks free
+    /// ports for all three.
+    pub port: u16,
+    pub time_scale: f64,
+    pub region: String,
+    pub account: String,
+}
+
+impl LocalConfig {
+    pub fn new(data_dir: impl Into<PathBuf>) -> LocalConfig {
+        LocalConfig {
+            data_dir: data_dir.into(),
+            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 0,
+            time_scale: 1.0,
+            region: "us-east-1".into(),
+            account: "000000000000".into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("local Personalize: {0}")]
+    Personalize(#[from] personalize::PersonalizeError),
+    #[error("local S3: {0}")]
+    S3(#[from] s3::S3Error),
+    #[error("local EventBridge: {0}")]
+    Events(#[from] events::EventsError),
+}
+
+pub struct Emulator {
+    pub personalize: PersonalizeHandle,
+    pub s3: S3Handle,
+    pub events: EventsHandle,
+    region: String,
+}
+
+async fn bind(host: IpAddr, port: u16) -> Result<tokio::net::TcpListener, LocalError> {
+    let addr = SocketAddr::new(host, port);
+    tokio::net::TcpListener::bind(addr).await.map_err(|source| LocalError::Bind { addr, source })
+}
+
+impl Emulator {
+    pub async fn start(config: &LocalConfig) -> Result<Emulator, LocalError> {
+        let port = |offset: u16| if config.port == 0 { 0 } else { config.port.saturating_add(offset) };
+        let s3 = s3::start(&config.data_dir.join("s3"), bind(config.host, port(1)).await?).await?;
+        let events = events::start(
+            &config.data_dir,
+            &config.region,
+            &config.account,
+            bind(config.host, port(2)).await?,
+        )
+        .await?;
+        let mut pz = PersonalizeConfig::new(&config.data_dir);
+        pz.region = config.region.clone();
+        pz.account = config.account.clone();
+        pz.time_scale = config.time_scale;
+        let personalize = personalize::start(pz, bind(config.host, port(0)).await?).await?;
+        Ok(Emulator { personalize, s3, events, region: config.region.clone() })
+    }
+
+    /// The environment that points any AWS SDK or the AWS CLI at the emulator.
+    pub fn environment(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL_PERSONALIZE", self.personalize.endpoint()),
+            ("AWS_ENDPOINT_URL_S3", self.s3.endpoint()),
+            ("AWS_ENDPOINT_URL_EVENTBRIDGE", self.events.endpoint()),
+            ("AWS_ACCESS_KEY_ID", s3::ACCESS_KEY.to_string()),
+            ("AWS_SECRET_ACCESS_KEY", s3::SECRET_KEY.to_string()),
+            ("AWS_REGION", self.region.clone()),
+        ]
+    }
+
+    pub async fn shutdown(self) {
+        self.personalize.shutdown().await;
+        self.s3.shutdown().await;
+        self.events.shutdown().await;
+    }
+}

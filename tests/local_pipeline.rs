@@ -1,0 +1,252 @@
+//! The whole nightly path by hand through the embedded emulator, with the three real AWS SDK
+//! clients over loopback HTTP: upload the interactions to S3, import, train, batch-infer, read the
+//! recommendations back from S3, announce them on EventBridge.
+
+use std::time::Duration;
+
+use aws_sdk_personalize::types::{BatchInferenceJobInput, BatchInferenceJobOutput, DataSource, S3DataConfig};
+use recflow::local::emulator::{Emulator, LocalConfig};
+use recflow::local::seed::{SeedOptions, planted_clusters, write_demo_data};
+use serde_json::Value;
+
+const SCHEMA: &str = r#"{"type":"record","name":"Interactions","namespace":"com.amazonaws.personalize.schema","fields":[{"name":"USER_ID","type":"string"},{"name":"ITEM_ID","type":"string"},{"name":"TIMESTAMP","type":"long"}],"version":"1.0"}"#;
+const ROLE: &str = "arn:aws:iam::000000000000:role/recflow-personalize";
+
+fn creds() -> aws_sdk_s3::config::Credentials {
+    aws_sdk_s3::config::Credentials::new("recflow", "recflow-local-secret", None, None, "test")
+}
+
+fn region() -> aws_sdk_s3::config::Region {
+    aws_sdk_s3::config::Region::new("us-east-1")
+}
+
+/// Polls a status until it is terminal; bounded so a broken emulator fails instead of hanging.
+async fn wait_for<F, Fut>(what: &str, mut status: F) -> String
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = String>,
+{
+    for _ in 0..3000 {
+        let s = status().await;
+        if ["ACTIVE", "CREATE FAILED", "CREATE STOPPED"].contains(&s.as_str()) {
+            return s;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{what} never finished");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_train_batch_and_announce_through_the_emulator() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = LocalConfig::new(dir.path());
+    config.time_scale = 50.0;
+    let emulator = Emulator::start(&config).await.unwrap();
+
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(region())
+            .credentials_provider(creds())
+            .endpoint_url(emulator.s3.endpoint())
+            .force_path_style(true)
+            .build(),
+    );
+    let personalize = aws_sdk_personalize::Client::from_conf(
+        aws_sdk_personalize::Config::builder()
+            .behavior_version(aws_sdk_personalize::config::BehaviorVersion::latest())
+            .region(aws_sdk_personalize::config::Region::new("us-east-1"))
+            .credentials_provider(creds())
+            .endpoint_url(emulator.personalize.endpoint())
+            .build(),
+    );
+    let events = aws_sdk_eventbridge::Client::from_conf(
+        aws_sdk_eventbridge::Config::builder()
+            .behavior_version(aws_sdk_eventbridge::config::BehaviorVersion::latest())
+            .region(aws_sdk_eventbridge::config::Region::new("us-east-1"))
+            .credentials_provider(creds())
+            .endpoint_url(emulator.events.endpoint())
+            .build(),
+    );
+
+    // Demo data generated aside, then uploaded through S3 like a user's export would be.
+    let opts = SeedOptions { users: 300, items: 120, interactions: 9000, days: 90, clusters: 4, seed: 7 };
+    let staging = tempfile::tempdir().unwrap();
+    let summary = write_demo_data(staging.path(), "staging", &opts).unwrap();
+    s3.create_bucket().bucket("demo").send().await.unwrap();
+    for key in [&summary.interactions_key, &summary.users_key] {
+        let body = std::fs::read(staging.path().join("staging").join(key)).unwrap();
+        s3.put_object().bucket("demo").key(key).body(body.into()).send().await.unwrap();
+    }
+
+    let group =
+        personalize.create_dataset_group().name("nightly").send().await.unwrap().dataset_group_arn.unwrap();
+    let schema = personalize
+        .create_schema()
+        .name("nightly-schema")
+        .schema(SCHEMA)
+        .send()
+        .await
+        .unwrap()
+        .schema_arn
+        .unwrap();
+    let dataset = personalize
+        .create_dataset()
+        .name("nightly-interactions")
+        .dataset_group_arn(&group)
+        .dataset_type("Interactions")
+        .schema_arn(schema)
+        .send()
+        .await
+        .unwrap()
+        .dataset_arn
+        .unwrap();
+    let status = wait_for("dataset group", || async {
+        let g = personalize.describe_dataset_group().dataset_group_arn(&group).send().await.unwrap();
+        g.dataset_group.unwrap().status.unwrap()
+    })
+    .await;
+    assert_eq!(status, "ACTIVE");
+
+    let import = personalize
+        .create_dataset_import_job()
+        .job_name("nightly-import")
+        .dataset_arn(&dataset)
+        .data_source(
+            DataSource::builder().data_location(format!("s3://demo/{}", summary.interactions_key)).build(),
+        )
+        .role_arn(ROLE)
+        .send()
+        .await
+        .unwrap()
+        .dataset_import_job_arn
+        .unwrap();
+    let solution = personalize
+        .create_solution()
+        .name("nightly-solution")
+        .dataset_group_arn(&group)
+        .recipe_arn("arn:aws:personalize:::recipe/aws-user-personalization")
+        .send()
+        .await
+        .unwrap()
+        .solution_arn
+        .unwrap();
+
+    // Training while the import still runs is refused with the error real pipelines must wait out.
+    let early = personalize.create_solution_version().solution_arn(&solution).send().await.unwrap_err();
+    assert!(early.into_service_error().is_resource_in_use_exception());
+
+    let status = wait_for("import", || async {
+        let j =
+            personalize.describe_dataset_import_job().dataset_import_job_arn(&import).send().await.unwrap();
+        j.dataset_import_job.unwrap().status.unwrap()
+    })
+    .await;
+    assert_eq!(status, "ACTIVE");
+    wait_for("solution", || async {
+        let s = personalize.describe_solution().solution_arn(&solution).send().await.unwrap();
+        s.solution.unwrap().status.unwrap()
+    })
+    .await;
+
+    let version = personalize
+        .create_solution_version()
+        .solution_arn(&solution)
+        .send()
+        .await
+        .unwrap()
+        .solution_version_arn
+        .unwrap();
+    let status = wait_for("training", || async {
+        let v = personalize.describe_solution_version().solution_version_arn(&version).send().await.unwrap();
+        v.solution_version.unwrap().status.unwrap()
+    })
+    .await;
+    assert_eq!(status, "ACTIVE");
+    let metrics = personalize.get_solution_metrics().solution_version_arn(&version).send().await.unwrap();
+    let metrics = metrics.metrics.unwrap();
+    for key in [
+        "coverage",
+        "mean_reciprocal_rank_at_25",
+        "normalized_discounted_cumulative_gain_at_10",
+        "precision_at_25",
+    ] {
+        let v = metrics[key];
+        assert!((0.0..=1.0).contains(&v), "{key} = {v}");
+    }
+
+    let job = personalize
+        .create_batch_inference_job()
+        .job_name("nightly-batch")
+        .solution_version_arn(&version)
+        .job_input(
+            BatchInferenceJobInput::builder()
+                .s3_data_source(
+                    S3DataConfig::builder().path(format!("s3://demo/{}", summary.users_key)).build().unwrap(),
+                )
+                .build(),
+        )
+        .job_output(
+            BatchInferenceJobOutput::builder()
+                .s3_data_destination(S3DataConfig::builder().path("s3://demo/picks/").build().unwrap())
+                .build(),
+        )
+        .role_arn(ROLE)
+        .send()
+        .await
+        .unwrap()
+        .batch_inference_job_arn
+        .unwrap();
+    let status = wait_for("batch inference", || async {
+        let j =
+            personalize.describe_batch_inference_job().batch_inference_job_arn(&job).send().await.unwrap();
+        j.batch_inference_job.unwrap().status.unwrap()
+    })
+    .await;
+    assert_eq!(status, "ACTIVE");
+
+    // The recommendations, read back through S3: one line per user, 25 items (the default),
+    // mostly from the user's planted taste cluster.
+    let listed = s3.list_objects_v2().bucket("demo").prefix("picks/").send().await.unwrap();
+    let keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(keys, vec!["picks/users.jsonl.out"]);
+    let body = s3.get_object().bucket("demo").key("picks/users.jsonl.out").send().await.unwrap();
+    let text = String::from_utf8(body.body.collect().await.unwrap().to_vec()).unwrap();
+    let (user_cluster, item_cluster) = planted_clusters(&opts);
+    let (mut in_cluster, mut total) = (0, 0);
+    let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), opts.users);
+    for line in &lines {
+        assert_eq!(line["error"], Value::Null);
+        let user = line["input"]["userId"].as_str().unwrap();
+        let u: usize = user[1..].parse::<usize>().unwrap() - 1;
+        let items = line["output"]["recommendedItems"].as_array().unwrap();
+        assert_eq!(items.len(), 25);
+        assert_eq!(line["output"]["scores"].as_array().unwrap().len(), 25);
+        for item in items {
+            let i: usize = item.as_str().unwrap()[1..].parse::<usize>().unwrap() - 1;
+            total += 1;
+            in_cluster += usize::from(item_cluster[i] == user_cluster[u]);
+        }
+    }
+    let share = in_cluster as f64 / total as f64;
+    assert!(share > 2.0 / opts.clusters as f64, "in-cluster share {share:.3} is near chance");
+
+    let announced = events
+        .put_events()
+        .entries(
+            aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+                .source("recflow")
+                .detail_type("TodaysPicksReady")
+                .detail(format!(r#"{{"picks": "s3://demo/picks/", "batchInferenceJobArn": "{job}"}}"#))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(announced.failed_entry_count(), 0);
+    let recorded = std::fs::read_to_string(emulator.events.log_path()).unwrap();
+    assert!(recorded.contains("TodaysPicksReady") && recorded.contains(&job));
+
+    emulator.shutdown().await;
+}
