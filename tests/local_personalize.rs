@@ -315,8 +315,8 @@ async fn import_train_and_batch_by_hand_with_each_status_in_order() {
     let (seen, _) = wait(&client, Res::Import, &job).await;
     assert_eq!(seen, ["CREATE PENDING", "CREATE IN_PROGRESS", "ACTIVE"]);
     let stored =
-        std::fs::read_to_string(dir.path().join("personalize/datasets/shop/INTERACTIONS.jsonl")).unwrap();
-    assert_eq!(stored.lines().count(), 20 * 30 + 40 * 30);
+        std::fs::read_to_string(dir.path().join("personalize/datasets/shop/INTERACTIONS.csv")).unwrap();
+    assert_eq!(stored.lines().count(), 1 + 20 * 30 + 40 * 30, "a header and every row");
 
     let version = train(&client, &g.solution).await;
     let id = version.strip_prefix(&format!("{}/", g.solution)).unwrap();
@@ -695,7 +695,7 @@ async fn state_survives_a_restart_and_unfinished_jobs_finish_afterwards() {
     }
     assert_eq!(describe(&first, Res::Import, &job).await.0, "CREATE IN_PROGRESS");
     handle.shutdown().await;
-    let stored = dir.path().join("personalize/datasets/keep/INTERACTIONS.jsonl");
+    let stored = dir.path().join("personalize/datasets/keep/INTERACTIONS.csv");
     let before = std::fs::read_to_string(&stored).unwrap().lines().count();
 
     let handle = serve(dir.path(), 50.0).await;
@@ -710,8 +710,8 @@ async fn state_survives_a_restart_and_unfinished_jobs_finish_afterwards() {
     let (seen, reason) = wait(&second, Res::Import, &job).await;
     assert_eq!(seen.last().map(String::as_str), Some("ACTIVE"), "{seen:?} {reason:?}");
     // The resumed import did its work: the incremental rows were appended.
-    assert_eq!(before, 40 * 30, "the import's work was not done before the shutdown");
-    assert_eq!(std::fs::read_to_string(&stored).unwrap().lines().count(), 40 * 30 + 30 * 10);
+    assert_eq!(before, 1 + 40 * 30, "the import's work was not done before the shutdown");
+    assert_eq!(std::fs::read_to_string(&stored).unwrap().lines().count(), 1 + 40 * 30 + 30 * 10);
     handle.shutdown().await;
 }
 

@@ -2,38 +2,22 @@
 //! clients over loopback HTTP: upload the interactions to S3, import, train, batch-infer, read the
 //! recommendations back from S3, announce them on EventBridge.
 
-use std::time::Duration;
-
 use aws_sdk_personalize::types::{BatchInferenceJobInput, BatchInferenceJobOutput, DataSource, S3DataConfig};
 use recflow::local::emulator::{Emulator, LocalConfig};
 use recflow::local::seed::{SeedOptions, planted_clusters, write_demo_data};
 use serde_json::Value;
 
-const SCHEMA: &str = r#"{"type":"record","name":"Interactions","namespace":"com.amazonaws.personalize.schema","fields":[{"name":"USER_ID","type":"string"},{"name":"ITEM_ID","type":"string"},{"name":"TIMESTAMP","type":"long"}],"version":"1.0"}"#;
-const ROLE: &str = "arn:aws:iam::000000000000:role/recflow-personalize";
+#[path = "support/clients.rs"]
+mod clients;
 
-fn creds() -> aws_sdk_s3::config::Credentials {
-    aws_sdk_s3::config::Credentials::new("recflow", "recflow-local-secret", None, None, "test")
-}
+use clients::{ROLE, SCHEMA};
 
-fn region() -> aws_sdk_s3::config::Region {
-    aws_sdk_s3::config::Region::new("us-east-1")
-}
-
-/// Polls a status until it is terminal; bounded so a broken emulator fails instead of hanging.
-async fn wait_for<F, Fut>(what: &str, mut status: F) -> String
+async fn wait_for<F, Fut>(what: &str, status: F) -> String
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = String>,
 {
-    for _ in 0..3000 {
-        let s = status().await;
-        if ["ACTIVE", "CREATE FAILED", "CREATE STOPPED"].contains(&s.as_str()) {
-            return s;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("{what} never finished");
+    clients::wait_for(what, 10, 3000, status).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -43,31 +27,9 @@ async fn import_train_batch_and_announce_through_the_emulator() {
     config.time_scale = 50.0;
     let emulator = Emulator::start(&config).await.unwrap();
 
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::Config::builder()
-            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-            .region(region())
-            .credentials_provider(creds())
-            .endpoint_url(emulator.s3.endpoint())
-            .force_path_style(true)
-            .build(),
-    );
-    let personalize = aws_sdk_personalize::Client::from_conf(
-        aws_sdk_personalize::Config::builder()
-            .behavior_version(aws_sdk_personalize::config::BehaviorVersion::latest())
-            .region(aws_sdk_personalize::config::Region::new("us-east-1"))
-            .credentials_provider(creds())
-            .endpoint_url(emulator.personalize.endpoint())
-            .build(),
-    );
-    let events = aws_sdk_eventbridge::Client::from_conf(
-        aws_sdk_eventbridge::Config::builder()
-            .behavior_version(aws_sdk_eventbridge::config::BehaviorVersion::latest())
-            .region(aws_sdk_eventbridge::config::Region::new("us-east-1"))
-            .credentials_provider(creds())
-            .endpoint_url(emulator.events.endpoint())
-            .build(),
-    );
+    let s3 = clients::s3(&emulator);
+    let personalize = clients::personalize(&emulator);
+    let events = clients::events(&emulator);
 
     // Demo data generated aside, then uploaded through S3 like a user's export would be.
     let opts = SeedOptions { users: 300, items: 120, interactions: 9000, days: 90, clusters: 4, seed: 7 };

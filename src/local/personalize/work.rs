@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use crate::local::recommender::{self, Interaction, Model, Recipe};
+use crate::local::recommender::{self, Dataset, Model, Recipe};
 
 use super::Shared;
 use super::arn::S3Path;
@@ -37,12 +37,12 @@ pub enum Job {
     },
 }
 
-/// Where a dataset's imported data lives: `<personalize>/datasets/<group>/<TYPE>.jsonl`.
+/// Where a dataset's imported data lives: `<personalize>/datasets/<group>/<TYPE>.csv`.
 pub fn dataset_file(shared: &Shared, dataset_arn: &str) -> PathBuf {
     let mut parts = dataset_arn.rsplit('/');
     let kind = parts.next().unwrap_or("UNKNOWN");
     let group = parts.next().unwrap_or("unknown");
-    shared.personalize_dir().join("datasets").join(group).join(format!("{kind}.jsonl"))
+    shared.personalize_dir().join("datasets").join(group).join(format!("{kind}.csv"))
 }
 
 /// Where a solution version's model lives: `<personalize>/models/<solution>/<version id>.model`.
@@ -160,36 +160,47 @@ fn import(
     interactions: bool,
     full: bool,
 ) -> Result<(), String> {
-    let mut rows: Vec<Interaction> = Vec::new();
-    let mut raw = Vec::new();
-    for file in &files {
-        let reader = BufReader::new(File::open(file).map_err(|e| format!("Cannot read {location}: {e}"))?);
-        if interactions {
-            let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            rows.extend(recommender::read_interactions(reader).map_err(|e| format!("{name}: {e}"))?);
-        } else {
-            // Item and user metadata are kept verbatim: the recommender trains on interactions only.
-            for line in reader.lines() {
-                raw.push(line.map_err(|e| format!("Cannot read {location}: {e}"))?);
-            }
-        }
-    }
     if let Some(dir) = target.parent() {
         std::fs::create_dir_all(dir).map_err(|e| format!("internal error: {e}"))?;
     }
-    let mut bytes = if full { Vec::new() } else { std::fs::read(target).unwrap_or_default() };
-    if interactions {
-        for row in &rows {
-            serde_json::to_writer(&mut bytes, row).map_err(|e| format!("internal error: {e}"))?;
-            bytes.push(b'\n');
+    let open = |file: &Path| {
+        File::open(file).map(BufReader::new).map_err(|e| format!("Cannot read {location}: {e}"))
+    };
+    if !interactions {
+        // Item and user metadata are kept verbatim: the recommender trains on interactions only.
+        let mut bytes = if full { Vec::new() } else { std::fs::read(target).unwrap_or_default() };
+        for file in &files {
+            for line in open(file)?.lines() {
+                bytes.extend_from_slice(line.map_err(|e| format!("Cannot read {location}: {e}"))?.as_bytes());
+                bytes.push(b'\n');
+            }
         }
-    } else {
-        for line in raw {
-            bytes.extend_from_slice(line.as_bytes());
-            bytes.push(b'\n');
-        }
+        return write_atomically(target, &bytes).map_err(|e| format!("internal error: {e}"));
     }
-    write_atomically(target, &bytes).map_err(|e| format!("internal error: {e}"))
+    // Interactions are held interned (ids as u32), so a 2-million-row import stays small; an
+    // INCREMENTAL import starts from what is stored, and a bad row fails the job as a whole.
+    let mut data = match (full, target.exists()) {
+        (false, true) => recommender::read_dataset(open(target)?)
+            .map_err(|e| format!("internal error: stored interactions: {e}"))?,
+        _ => Dataset::new(),
+    };
+    for file in &files {
+        let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        data.append_csv(open(file)?).map_err(|e| format!("{name}: {e}"))?;
+    }
+    let tmp = super::store::temp_sibling(target);
+    let write = || -> std::io::Result<()> {
+        let mut out = BufWriter::new(File::create(&tmp)?);
+        data.write_csv(&mut out)?;
+        out.flush()?;
+        out.get_ref().sync_all()?;
+        drop(out);
+        std::fs::rename(&tmp, target)
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        format!("internal error: cannot store the interactions: {e}")
+    })
 }
 
 fn train(interactions: &Path, recipe_arn: &str, model_path: &Path) -> Result<(), String> {
@@ -197,14 +208,9 @@ fn train(interactions: &Path, recipe_arn: &str, model_path: &Path) -> Result<(),
         .ok_or_else(|| format!("The recipe {recipe_arn} is not supported by the local emulator."))?;
     let file = File::open(interactions)
         .map_err(|_| "The dataset group has no imported interactions data.".to_string())?;
-    let mut rows = Vec::new();
-    for (index, line) in BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(|e| format!("internal error: {e}"))?;
-        let row: Interaction = serde_json::from_str(&line)
-            .map_err(|e| format!("internal error: stored interaction {}: {e}", index + 1))?;
-        rows.push(row);
-    }
-    let model = recommender::train(recipe, &rows).map_err(|e| e.to_string())?;
+    let data = recommender::read_dataset(BufReader::new(file))
+        .map_err(|e| format!("internal error: stored interactions: {e}"))?;
+    let model = recommender::train_dataset(recipe, &data).map_err(|e| e.to_string())?;
     if let Some(dir) = model_path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| format!("internal error: {e}"))?;
     }

@@ -43,6 +43,19 @@ impl Dataset {
     }
 
     /// Number of interactions.
+    /// Writes the rows back as an interactions CSV (USER_ID,ITEM_ID,TIMESTAMP) that
+    /// `append_csv` reads: how the emulator stores a dataset between import and training.
+    pub fn write_csv(&self, mut out: impl std::io::Write) -> std::io::Result<()> {
+        out.write_all(b"USER_ID,ITEM_ID,TIMESTAMP\n")?;
+        for row in &self.rows {
+            write_field(&mut out, &self.user_ids[row.user as usize])?;
+            out.write_all(b",")?;
+            write_field(&mut out, &self.item_ids[row.item as usize])?;
+            writeln!(out, ",{}", row.timestamp)?;
+        }
+        Ok(())
+    }
+
     pub fn len(&self) -> usize {
         self.rows.len()
     }
@@ -108,6 +121,15 @@ pub fn read_interactions(reader: impl BufRead) -> Result<Vec<Interaction>, Impor
 }
 
 /// Same parsing and errors as [`read_interactions`], interning ids as it goes: for large imports.
+/// A CSV field, quoted only when it must be.
+fn write_field(out: &mut impl std::io::Write, field: &str) -> std::io::Result<()> {
+    if field.contains([',', '"', '\n', '\r']) {
+        write!(out, "\"{}\"", field.replace('"', "\"\""))
+    } else {
+        out.write_all(field.as_bytes())
+    }
+}
+
 pub fn read_dataset(reader: impl BufRead) -> Result<Dataset, ImportError> {
     let mut d = Dataset::new();
     d.append_csv(reader)?;

@@ -1,0 +1,62 @@
+//! AWS SDK clients pointed at the embedded emulator, with its static test credentials. Shared by
+//! the end-to-end test and the emulator benchmark (`#[path]`-included).
+#![allow(dead_code)]
+
+use recflow::local::emulator::Emulator;
+
+fn creds() -> aws_sdk_s3::config::Credentials {
+    aws_sdk_s3::config::Credentials::new("recflow", "recflow-local-secret", None, None, "test")
+}
+
+pub fn s3(emulator: &Emulator) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .credentials_provider(creds())
+            .endpoint_url(emulator.s3.endpoint())
+            .force_path_style(true)
+            .build(),
+    )
+}
+
+pub fn personalize(emulator: &Emulator) -> aws_sdk_personalize::Client {
+    aws_sdk_personalize::Client::from_conf(
+        aws_sdk_personalize::Config::builder()
+            .behavior_version(aws_sdk_personalize::config::BehaviorVersion::latest())
+            .region(aws_sdk_personalize::config::Region::new("us-east-1"))
+            .credentials_provider(creds())
+            .endpoint_url(emulator.personalize.endpoint())
+            .build(),
+    )
+}
+
+pub fn events(emulator: &Emulator) -> aws_sdk_eventbridge::Client {
+    aws_sdk_eventbridge::Client::from_conf(
+        aws_sdk_eventbridge::Config::builder()
+            .behavior_version(aws_sdk_eventbridge::config::BehaviorVersion::latest())
+            .region(aws_sdk_eventbridge::config::Region::new("us-east-1"))
+            .credentials_provider(creds())
+            .endpoint_url(emulator.events.endpoint())
+            .build(),
+    )
+}
+
+pub const SCHEMA: &str = r#"{"type":"record","name":"Interactions","namespace":"com.amazonaws.personalize.schema","fields":[{"name":"USER_ID","type":"string"},{"name":"ITEM_ID","type":"string"},{"name":"TIMESTAMP","type":"long"}],"version":"1.0"}"#;
+pub const ROLE: &str = "arn:aws:iam::000000000000:role/recflow-personalize";
+
+/// Polls a status until it is terminal; bounded so a broken emulator fails instead of hanging.
+pub async fn wait_for<F, Fut>(what: &str, poll_ms: u64, max_polls: u32, mut status: F) -> String
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = String>,
+{
+    for _ in 0..max_polls {
+        let s = status().await;
+        if ["ACTIVE", "CREATE FAILED", "CREATE STOPPED"].contains(&s.as_str()) {
+            return s;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(poll_ms)).await;
+    }
+    panic!("{what} never finished");
+}
