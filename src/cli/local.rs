@@ -18,6 +18,9 @@ pub async fn serve(opts: ServeOptions) -> Result<ExitCode> {
     let mut config = LocalConfig::new(&opts.data_dir);
     config.port = opts.port;
     config.time_scale = opts.time_scale;
+    // Signal handlers first: a supervisor may send SIGTERM as soon as it reads the endpoints.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
     let emulator = Emulator::start(&config).await.context("starting the local emulator")?;
     println!("recflow local emulator over {}", opts.data_dir.display());
     println!("  Personalize  {}", emulator.personalize.endpoint());
@@ -31,18 +34,14 @@ pub async fn serve(opts: ServeOptions) -> Result<ExitCode> {
     for (key, value) in emulator.environment() {
         println!("export {key}={value}");
     }
-    wait_for_stop().await;
-    println!("stopping");
-    emulator.shutdown().await;
-    Ok(ExitCode::Succeeded)
-}
-
-async fn wait_for_stop() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    std::io::Write::flush(&mut std::io::stdout()).context("printing the endpoints")?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
-        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+        _ = term.recv() => {}
     }
+    tracing::info!("stopping the local emulator");
+    emulator.shutdown().await;
+    Ok(ExitCode::Succeeded)
 }
 
 pub struct SeedCommand {
