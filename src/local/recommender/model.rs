@@ -380,9 +380,9 @@ pub(crate) fn top_k(cand: &mut Vec<(u32, f32)>, k: usize) {
     cand.sort_unstable_by(order);
 }
 
-/// Reusable scoring buffers (one per worker thread). A stamp equal to the current epoch marks an
-/// item as touched or blocked in this query, so nothing is cleared between queries.
-pub(crate) struct Scorer {
+/// Sparse scores over ids `0..n`, reusable across queries: a stamp equal to the current epoch
+/// marks an id as touched or blocked in this query, so nothing is cleared between queries.
+struct Sparse {
     acc: Vec<f32>,
     touched_at: Vec<u32>,
     blocked_at: Vec<u32>,
@@ -390,10 +390,9 @@ pub(crate) struct Scorer {
     touched: Vec<u32>,
 }
 
-impl Scorer {
-    pub fn new(core: &Core) -> Scorer {
-        let n = core.popularity.len();
-        Scorer {
+impl Sparse {
+    fn new(n: usize) -> Sparse {
+        Sparse {
             acc: vec![0.0; n],
             touched_at: vec![0; n],
             blocked_at: vec![0; n],
@@ -412,12 +411,45 @@ impl Scorer {
         }
     }
 
-    fn block(&mut self, item: u32) {
-        self.blocked_at[item as usize] = self.epoch;
+    fn block(&mut self, id: u32) {
+        self.blocked_at[id as usize] = self.epoch;
     }
 
-    fn blocked(&self, item: u32) -> bool {
-        self.blocked_at[item as usize] == self.epoch
+    fn blocked(&self, id: u32) -> bool {
+        self.blocked_at[id as usize] == self.epoch
+    }
+
+    fn add(&mut self, id: u32, weight: f32) {
+        let i = id as usize;
+        if self.touched_at[i] != self.epoch {
+            self.touched_at[i] = self.epoch;
+            self.acc[i] = 0.0;
+            self.touched.push(id);
+        }
+        self.acc[i] += weight;
+    }
+
+    /// The score of `id` in this query (0 when untouched).
+    fn get(&self, id: u32) -> f32 {
+        if self.touched_at[id as usize] == self.epoch { self.acc[id as usize] } else { 0.0 }
+    }
+
+    /// Every touched id that is not blocked, with its score.
+    fn candidates(&self, out: &mut Vec<(u32, f32)>) {
+        out.extend(
+            self.touched.iter().filter(|&&id| !self.blocked(id)).map(|&id| (id, self.acc[id as usize])),
+        );
+    }
+}
+
+/// Reusable scoring buffers for items (one per worker thread).
+pub(crate) struct Scorer {
+    items: Sparse,
+}
+
+impl Scorer {
+    pub fn new(core: &Core) -> Scorer {
+        Scorer { items: Sparse::new(core.popularity.len()) }
     }
 
     /// Sums the neighbour similarities of the user's recent history, newer history weighing more.
@@ -427,34 +459,23 @@ impl Scorer {
         for (&h, &wh) in its[..n].iter().zip(&ws[..n]) {
             let (js, ss) = core.neighbours.row(h);
             for (&j, &s) in js.iter().zip(ss) {
-                let ju = j as usize;
-                if self.touched_at[ju] != self.epoch {
-                    self.touched_at[ju] = self.epoch;
-                    self.acc[ju] = 0.0;
-                    self.touched.push(j);
-                }
-                self.acc[ju] += wh * s;
+                self.items.add(j, wh * s);
             }
         }
     }
 
     /// The user's top items, history excluded, topped up with popular items; scores sum to 1.
     pub fn recommend_user(&mut self, core: &Core, user: Option<u32>, k: usize, out: &mut Vec<(u32, f32)>) {
-        self.next_epoch();
+        self.items.next_epoch();
         out.clear();
         if let Some(u) = user {
             let (its, _) = core.history.row(u);
             for &i in its {
-                self.block(i);
+                self.items.block(i);
             }
             if core.recipe != Recipe::PopularityCount {
                 self.accumulate_user(core, u);
-                for idx in 0..self.touched.len() {
-                    let j = self.touched[idx];
-                    if !self.blocked(j) {
-                        out.push((j, self.acc[j as usize]));
-                    }
-                }
+                self.items.candidates(out);
                 top_k(out, k);
             }
         }
@@ -464,10 +485,10 @@ impl Scorer {
 
     /// The item's neighbours, topped up with popular items (the item itself excluded).
     pub fn similar_items(&mut self, core: &Core, item: Option<u32>, k: usize, out: &mut Vec<(u32, f32)>) {
-        self.next_epoch();
+        self.items.next_epoch();
         out.clear();
         if let Some(i) = item {
-            self.block(i);
+            self.items.block(i);
             let (js, ss) = core.neighbours.row(i);
             out.extend(js.iter().copied().zip(ss.iter().copied()).take(k));
         }
@@ -484,7 +505,7 @@ impl Scorer {
         items: &[Option<u32>],
         out: &mut Vec<(usize, f32)>,
     ) {
-        self.next_epoch();
+        self.items.next_epoch();
         out.clear();
         if let Some(u) = user {
             self.accumulate_user(core, u);
@@ -493,11 +514,9 @@ impl Scorer {
         for (pos, item) in items.iter().enumerate() {
             let score = match *item {
                 Some(j) => {
-                    let ju = j as usize;
-                    let co = if self.touched_at[ju] == self.epoch { self.acc[ju] } else { 0.0 };
                     // Popularity only orders items the user's history says nothing about.
-                    let pop = if top > 0.0 { core.popularity[ju] / top } else { 0.0 };
-                    co + 1e-4 * pop
+                    let pop = if top > 0.0 { core.popularity[j as usize] / top } else { 0.0 };
+                    self.items.get(j) + 1e-4 * pop
                 }
                 None => 0.0,
             };
@@ -519,7 +538,7 @@ impl Scorer {
             return;
         }
         for &(j, _) in out.iter() {
-            self.block(j);
+            self.items.block(j);
         }
         let floor = out.last().map_or(1.0, |x| x.1 * 0.5);
         let top = core.popular.first().map_or(0.0, |&p| core.popularity[p as usize]);
@@ -527,7 +546,7 @@ impl Scorer {
             if out.len() >= k {
                 break;
             }
-            if self.blocked(j) {
+            if self.items.blocked(j) {
                 continue;
             }
             let pop = if top > 0.0 { core.popularity[j as usize] / top } else { 0.0 };
@@ -550,69 +569,42 @@ fn normalise(out: &mut [(u32, f32)]) {
 
 /// Reusable buffers for batch segments: users scored for an item.
 pub(crate) struct SegmentScorer {
-    acc: Vec<f32>,
-    touched_at: Vec<u32>,
-    blocked_at: Vec<u32>,
-    epoch: u32,
-    touched: Vec<u32>,
+    users: Sparse,
 }
 
 impl SegmentScorer {
     pub fn new(core: &Core) -> SegmentScorer {
-        let n = core.active.len();
-        SegmentScorer {
-            acc: vec![0.0; n],
-            touched_at: vec![0; n],
-            blocked_at: vec![0; n],
-            epoch: 0,
-            touched: Vec::new(),
-        }
+        SegmentScorer { users: Sparse::new(core.active.len()) }
     }
 
     /// Users most likely to interact with the item: those whose recent items are its neighbours,
     /// excluding users who already did; topped up with the most active users.
     pub fn users_for_item(&mut self, core: &Core, item: Option<u32>, k: usize, out: &mut Vec<(u32, f32)>) {
-        self.touched.clear();
-        self.epoch = self.epoch.wrapping_add(1);
-        if self.epoch == 0 {
-            self.touched_at.fill(0);
-            self.blocked_at.fill(0);
-            self.epoch = 1;
-        }
+        self.users.next_epoch();
         out.clear();
         if let Some(i) = item {
             for &u in core.item_users.row(i).0 {
-                self.blocked_at[u as usize] = self.epoch;
+                self.users.block(u);
             }
             let (js, ss) = core.neighbours.row(i);
             for (&j, &s) in js.iter().zip(ss) {
                 let (us, ws) = core.item_users.row(j);
                 let n = us.len().min(SEGMENT_USERS_PER_ITEM);
                 for (&u, &w) in us[..n].iter().zip(&ws[..n]) {
-                    let uu = u as usize;
-                    if self.touched_at[uu] != self.epoch {
-                        self.touched_at[uu] = self.epoch;
-                        self.acc[uu] = 0.0;
-                        self.touched.push(u);
-                    }
-                    self.acc[uu] += s * w;
+                    self.users.add(u, s * w);
                 }
             }
-            for &u in &self.touched {
-                if self.blocked_at[u as usize] != self.epoch {
-                    out.push((u, self.acc[u as usize]));
-                }
-            }
+            self.users.candidates(out);
             top_k(out, k);
         }
         for &(u, _) in out.iter() {
-            self.blocked_at[u as usize] = self.epoch;
+            self.users.block(u);
         }
         for &u in &core.active {
             if out.len() >= k {
                 break;
             }
-            if self.blocked_at[u as usize] != self.epoch {
+            if !self.users.blocked(u) {
                 out.push((u, 0.0));
             }
         }

@@ -164,25 +164,21 @@ fn read_strings(r: &mut impl Read) -> io::Result<Vec<String>> {
 }
 
 fn write_u32s(w: &mut impl Write, v: &[u32]) -> io::Result<()> {
-    write_len(w, v.len())?;
-    let mut buf = Vec::with_capacity(v.len().min(1 << 16) * 4);
-    for chunk in v.chunks(1 << 16) {
-        buf.clear();
-        for x in chunk {
-            buf.extend_from_slice(&x.to_le_bytes());
-        }
-        w.write_all(&buf)?;
-    }
-    Ok(())
+    write_words(w, v, u32::to_le_bytes)
 }
 
 fn write_f32s(w: &mut impl Write, v: &[f32]) -> io::Result<()> {
+    write_words(w, v, f32::to_le_bytes)
+}
+
+/// A length, then 4-byte little-endian words, written in 256 KB slices.
+fn write_words<T: Copy>(w: &mut impl Write, v: &[T], convert: fn(T) -> [u8; 4]) -> io::Result<()> {
     write_len(w, v.len())?;
     let mut buf = Vec::with_capacity(v.len().min(1 << 16) * 4);
     for chunk in v.chunks(1 << 16) {
         buf.clear();
-        for x in chunk {
-            buf.extend_from_slice(&x.to_le_bytes());
+        for &x in chunk {
+            buf.extend_from_slice(&convert(x));
         }
         w.write_all(&buf)?;
     }
