@@ -286,3 +286,38 @@ async fn history_follows_step_functions_order() {
     let ids: Vec<u64> = out.history.iter().map(|e| e.id).collect();
     assert_eq!(ids, (1..=9).collect::<Vec<_>>());
 }
+
+#[tokio::test(start_paused = true)]
+async fn parameters_are_evaluated_again_for_each_attempt() {
+    let runner = script(&[("Work", vec![Scripted::err("Busy", "1"), Scripted::ok(json!("done"))])]);
+    let def = task(json!({
+        "Parameters": {"retry.$": "$$.State.RetryCount", "id.$": "States.UUID()"},
+        "Retry": [{"ErrorEquals": ["Busy"]}]
+    }));
+    let out = run(def, json!({}), runner).await;
+    assert_eq!(out.calls[0].parameters["retry"], json!(0));
+    assert_eq!(out.calls[1].parameters["retry"], json!(1));
+    assert_ne!(out.calls[0].parameters["id"], out.calls[1].parameters["id"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn huge_waits_and_timeouts_are_runtime_errors_not_panics() {
+    for (field, value) in [
+        ("SecondsPath", json!(9_223_372_036_854_775_807_i64)),
+        ("SecondsPath", json!(10_000_000_000_000_i64)),
+    ] {
+        let def = json!({"StartAt": "W", "States": {"W": {"Type": "Wait", field: "$.s", "End": true}}});
+        let out = run(def, json!({"s": value}), script(&[])).await;
+        assert_eq!(out.execution.error.as_deref(), Some("States.Runtime"), "{value}");
+    }
+    let def = task(json!({"TimeoutSecondsPath": "$.t"}));
+    let out = run(def, json!({"t": u64::MAX}), script(&[("Work", vec![Scripted::ok(json!(1))])])).await;
+    assert_eq!(out.execution.error.as_deref(), Some("States.Runtime"));
+    // A backoff that would pass the calendar's end is capped instead.
+    let runner = script(&[("Work", vec![Scripted::err("Busy", "x"), Scripted::ok(json!(1))])]);
+    let def = task(
+        json!({"Retry": [{"ErrorEquals": ["Busy"], "IntervalSeconds": 99_999_999, "BackoffRate": 1000.0, "MaxAttempts": 3}]}),
+    );
+    let out = run(def, json!({}), runner).await;
+    assert_eq!(out.execution.status, Status::Succeeded);
+}

@@ -77,9 +77,11 @@ impl<'a> Driver<'a> {
                 Event::TaskReturned { now: self.clock.now(), result }
             }
         };
-        let t = transition(self.machine, std::mem::replace(&mut self.execution, placeholder()), event);
+        let t = transition(self.machine, self.execution.clone(), event);
+        // The in-memory execution advances only once the transition is durable: a failed commit
+        // leaves the driver where the checkpoint is.
+        self.store.commit(&t.execution, &t.events)?;
         self.execution = t.execution;
-        self.store.commit(&self.execution, &t.events)?;
         Ok(true)
     }
 
@@ -113,9 +115,4 @@ impl<'a> Driver<'a> {
         }
         result
     }
-}
-
-/// Stands in for the execution while the transition function owns it.
-fn placeholder() -> Execution {
-    Execution::new("", "", Value::Null, "", chrono::DateTime::UNIX_EPOCH, 0)
 }

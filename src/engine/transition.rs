@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 use super::execution::{Entered, Execution, Phase, Position, Status, TaskPhase, timestamp};
 use super::history::{Detail, HistoryEvent};
 use crate::asl::definition::{
-    Dynamic, Kind, PathField, Seconds, State, StateMachine, WaitFor, parse_timestamp,
+    Dynamic, Kind, PathField, Seconds, State, StateMachine, Task, WaitFor, parse_timestamp,
 };
 use crate::asl::errors::StatesError;
 use crate::asl::retry::{RUNTIME, error_matches};
@@ -330,14 +330,7 @@ impl Tx {
                         "TimeoutSecondsPath",
                     )?),
                 };
-                let parameters = match &state.parameters {
-                    Some(p) => p.eval(&effective, ctx, &mut self.rng, "Parameters")?,
-                    None => effective.into_owned(),
-                };
-                let credentials = match &task.credentials {
-                    Some(c) => Some(c.eval(&raw, ctx, &mut self.rng, "Credentials")?),
-                    None => None,
-                };
+                let (parameters, credentials) = self.task_request(state, &raw, ctx)?;
                 let phase = TaskPhase {
                     entered: entered.clone(),
                     resource: task.resource.clone(),
@@ -359,6 +352,27 @@ impl Tx {
             }
         }
         Ok(())
+    }
+
+    /// A task's Parameters (or its effective input) and Credentials for one attempt.
+    fn task_request(
+        &mut self,
+        state: &State,
+        raw: &Value,
+        ctx: &Value,
+    ) -> Result<(Value, Option<Value>), StatesError> {
+        let effective = apply_input_path(&state.input_path, raw, ctx)?;
+        let parameters = match &state.parameters {
+            Some(p) => p.eval(&effective, ctx, &mut self.rng, "Parameters")?,
+            None => effective.into_owned(),
+        };
+        let credentials = match &state.kind {
+            Kind::Task(Task { credentials: Some(c), .. }) => {
+                Some(c.eval(raw, ctx, &mut self.rng, "Credentials")?)
+            }
+            _ => None,
+        };
+        Ok((parameters, credentials))
     }
 
     fn fail_field(
@@ -392,14 +406,20 @@ impl Tx {
         effective: &Value,
         ctx: &Value,
     ) -> Result<DateTime<Utc>, StatesError> {
-        let seconds = |n: u64| self.now + Duration::seconds(i64::try_from(n).unwrap_or(i64::MAX / 1000));
+        let seconds = |n: u64| later(self.now, n as f64);
         Ok(match wait {
             WaitFor::Seconds(n) => seconds(*n),
             WaitFor::Timestamp(t) => *t,
             WaitFor::SecondsPath(p) => {
                 let value = p.select(effective, ctx);
                 match value.as_deref().and_then(Value::as_i64) {
-                    Some(n) if n >= 0 => seconds(n as u64),
+                    Some(n) if (0..=MAX_SECONDS as i64).contains(&n) => seconds(n as u64),
+                    Some(n) if n >= 0 => {
+                        return Err(StatesError::runtime(format!(
+                            "The SecondsPath parameter is out of range (0 to {MAX_SECONDS}): {} == {n}",
+                            p.as_str()
+                        )));
+                    }
                     _ => {
                         return Err(StatesError::runtime(format!(
                             "The SecondsPath parameter cannot be parsed as a long value: {} == {}",
@@ -482,11 +502,13 @@ impl Tx {
         // error goes to Catch (later retriers are not consulted, as in Step Functions).
         if let Some(i) = state.retry.iter().position(|r| error_matches(&r.error_equals, &result.error)) {
             let jitter = self.rng.f64();
+            // A checkpoint from an edited definition may hold fewer counters than retriers.
+            task.retries.resize(state.retry.len(), 0);
             if let Some(delay) = state.retry[i].delay(task.retries[i], jitter) {
                 task.retries[i] += 1;
                 task.attempt += 1;
-                let not_before =
-                    self.now + Duration::milliseconds((delay * 1000.0).min(i64::MAX as f64 / 2.0) as i64);
+                let delay = delay.min(MAX_SECONDS as f64);
+                let not_before = later(self.now, delay);
                 task.not_before = Some(not_before);
                 self.emit(Detail::RetryScheduled {
                     state: name,
@@ -495,6 +517,16 @@ impl Tx {
                     delay_seconds: delay,
                     not_before,
                 });
+                // Parameters are evaluated again for each attempt, as Step Functions does, so
+                // `$$.State.RetryCount` (and States.UUID) differ between attempts.
+                let ctx = self.context(state, &task.entered, Some(task.attempt));
+                match self.task_request(state, &raw, &ctx) {
+                    Ok((parameters, credentials)) => {
+                        task.parameters = parameters;
+                        task.credentials = credentials;
+                    }
+                    Err(err) => return self.state_error(state, raw, &task.entered.clone(), err),
+                }
                 return self.schedule(state, raw, task);
             }
         }
@@ -527,9 +559,19 @@ fn splitmix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
+/// The longest Wait, retry delay or task timeout recflow accepts, in seconds (about 3 years; the
+/// same bound the definition checks for literal values).
+pub const MAX_SECONDS: u64 = 99_999_999;
+
+/// `now` plus `seconds`, saturating instead of overflowing the calendar.
+fn later(now: DateTime<Utc>, seconds: f64) -> DateTime<Utc> {
+    let millis = (seconds * 1000.0).clamp(0.0, MAX_SECONDS as f64 * 1000.0) as i64;
+    now.checked_add_signed(Duration::milliseconds(millis)).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
 fn positive_integer(value: Option<&Value>, path: &str, field: &str) -> Result<u64, StatesError> {
     match value.and_then(Value::as_u64) {
-        Some(n) if n > 0 => Ok(n),
+        Some(n) if (1..=MAX_SECONDS).contains(&n) => Ok(n),
         _ => Err(StatesError::runtime(format!(
             "The {field} field refers to value {} which is not a valid positive integer: {path}",
             value.map_or("null".to_string(), Value::to_string)
