@@ -158,9 +158,7 @@ pub fn check_name(name: &str) -> Result<()> {
         || name.len() > 80
         || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
     {
-        return Err(usage(format!(
-            "--name '{name}': an execution name must be 1 to 80 letters, digits, '-' or '_'"
-        )));
+        return Err(usage(format!("'{name}': an execution name is 1 to 80 letters, digits, '-' or '_'")));
     }
     Ok(())
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use super::common::{ExitCode, OutputFormat};
+use super::common::{ExitCode, OutputFormat, check_name};
 use crate::checkpoint::FileStore;
 use crate::engine::execution::timestamp;
 use crate::engine::history::Detail;
@@ -16,6 +16,7 @@ pub struct HistoryOptions {
 }
 
 pub fn history(opts: HistoryOptions) -> Result<ExitCode> {
+    check_name(&opts.name)?;
     let events = FileStore::read_history(&opts.checkpoint_dir, &opts.name)?;
     match opts.output {
         OutputFormat::Json => {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use tracing::info;
 
-use super::common::{ExitCode, OutputFormat, check_runnable, clock, registry, report, usage};
+use super::common::{ExitCode, OutputFormat, check_name, check_runnable, clock, registry, report, usage};
 use crate::asl::definition::StateMachine;
 use crate::checkpoint::{Durability, FileStore};
 use crate::engine::{Driver, Status};
@@ -21,6 +21,7 @@ pub struct ResumeOptions {
 }
 
 pub async fn resume(opts: ResumeOptions) -> Result<ExitCode> {
+    check_name(&opts.name)?;
     let durability = if opts.no_fsync { Durability::NoFsync } else { Durability::Fsync };
     let (mut store, loaded) = FileStore::open(&opts.checkpoint_dir, &opts.name, durability)?;
     let source = format!("{}/{}/definition.json", opts.checkpoint_dir.display(), opts.name);

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use serde_json::Value;
 
-use super::common::{ExitCode, OutputFormat, report};
+use super::common::{ExitCode, OutputFormat, check_name, report};
 use crate::checkpoint::FileStore;
 use crate::engine::execution::timestamp;
 
@@ -17,6 +17,7 @@ pub struct StatusOptions {
 
 pub fn status(opts: StatusOptions) -> Result<ExitCode> {
     if let Some(name) = &opts.name {
+        check_name(name)?;
         let loaded = FileStore::read(&opts.checkpoint_dir, name)?;
         return report(&loaded.execution, opts.output);
     }

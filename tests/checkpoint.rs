@@ -1,0 +1,85 @@
+//! The file store after crashes and power losses: what the history file may lose or gain, and
+//! what opening the execution makes of it.
+
+mod common;
+
+use std::path::Path;
+
+use common::{script, t0};
+use recflow::asl::StateMachine;
+use recflow::checkpoint::{CheckpointError, Durability, FileStore};
+use recflow::engine::{Driver, HistoryEvent, Registry, Scripted, TokioClock};
+use serde_json::json;
+
+/// Runs a few transitions of a looping workflow into `root/name` and returns its history.
+async fn partial_run(root: &Path, name: &str, steps: usize) -> Vec<HistoryEvent> {
+    let definition = json!({"StartAt": "Work", "States": {
+        "Work": {"Type": "Task", "Resource": "r", "ResultPath": "$.r", "Next": "Nap"},
+        "Nap": {"Type": "Wait", "Seconds": 5, "Next": "Work"}}});
+    let machine = StateMachine::from_json(&definition).unwrap();
+    let mut registry = Registry::new();
+    registry.register("", script(&[("Work", vec![Scripted::ok(json!(1))])]));
+    let clock = TokioClock::starting_at(t0());
+    let mut store = FileStore::create(root, name, Durability::Fsync).unwrap();
+    let mut driver =
+        Driver::start(&machine, &definition, &registry, &clock, &mut store, name, "loop", json!({}), 3)
+            .unwrap();
+    for _ in 0..steps {
+        assert!(driver.step().await.unwrap());
+    }
+    drop(driver);
+    drop(store);
+    FileStore::read_history(root, name).unwrap()
+}
+
+fn history_path(root: &Path, name: &str) -> std::path::PathBuf {
+    root.join(name).join("history.jsonl")
+}
+
+#[tokio::test(start_paused = true)]
+async fn events_lost_from_an_unsynced_history_are_restored_from_the_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let before = partial_run(dir.path(), "lossy", 12).await;
+    assert!(before.len() > 12);
+    // A power loss keeps only what was synced: here, the first two lines.
+    let path = history_path(dir.path(), "lossy");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let kept: String = text.lines().take(2).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&path, kept).unwrap();
+
+    let (_store, loaded) = FileStore::open(dir.path(), "lossy", Durability::Fsync).unwrap();
+    assert_eq!(loaded.execution.last_event_id, before.len() as u64);
+    assert_eq!(FileStore::read_history(dir.path(), "lossy").unwrap(), before);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_torn_last_line_and_events_past_the_checkpoint_are_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let before = partial_run(dir.path(), "torn", 5).await;
+    let path = history_path(dir.path(), "torn");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    let extra = json!({"id": before.len() + 1, "timestamp": "2026-11-25T02:00:00Z", "type": "ExecutionStarted", "input": {}});
+    text.push_str(&format!("{extra}\n{{\"id\": 99, \"times"));
+    std::fs::write(&path, text).unwrap();
+
+    let (_store, _) = FileStore::open(dir.path(), "torn", Durability::Fsync).unwrap();
+    assert_eq!(FileStore::read_history(dir.path(), "torn").unwrap(), before);
+    assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), before.len());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_corrupt_line_inside_the_history_is_refused_and_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    partial_run(dir.path(), "rot", 5).await;
+    let path = history_path(dir.path(), "rot");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines[2] = "{\"id\": 3, bit rot";
+    let corrupt = lines.join("\n") + "\n";
+    std::fs::write(&path, &corrupt).unwrap();
+
+    let err = FileStore::open(dir.path(), "rot", Durability::Fsync).err().expect("refused");
+    assert!(matches!(err, CheckpointError::Corrupt { .. }), "{err}");
+    assert!(err.to_string().contains("history.jsonl") && err.to_string().contains("line 3"), "{err}");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), corrupt);
+}
