@@ -128,3 +128,53 @@ async fn an_unanswered_call_is_repeated_with_the_same_key() {
     assert_eq!(calls[0].idempotency_key, calls[1].idempotency_key);
     assert_eq!(calls[0].attempt, calls[1].attempt);
 }
+
+/// A store whose third commit fails, as a full disk would.
+struct FullDisk {
+    inner: MemoryStore,
+    commits: u32,
+}
+
+impl recflow::checkpoint::CheckpointStore for FullDisk {
+    fn create(
+        &mut self,
+        definition: &Value,
+        exec: &recflow::engine::Execution,
+        events: &[recflow::engine::HistoryEvent],
+    ) -> Result<(), recflow::checkpoint::CheckpointError> {
+        self.inner.create(definition, exec, events)
+    }
+
+    fn commit(
+        &mut self,
+        exec: &recflow::engine::Execution,
+        events: &[recflow::engine::HistoryEvent],
+    ) -> Result<(), recflow::checkpoint::CheckpointError> {
+        self.commits += 1;
+        if self.commits == 3 {
+            return Err(recflow::checkpoint::CheckpointError::Io {
+                path: "checkpoint.json".into(),
+                source: std::io::Error::other("no space left on device"),
+            });
+        }
+        self.inner.commit(exec, events)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_a_failed_checkpoint_the_driver_goes_no_further() {
+    let definition = workflow();
+    let machine = StateMachine::from_json(&definition).expect("valid");
+    let mut registry = Registry::new();
+    registry.register("", runner());
+    let clock = TokioClock::starting_at(t0());
+    let mut store = FullDisk { inner: MemoryStore::default(), commits: 0 };
+    let mut driver =
+        Driver::start(&machine, &definition, &registry, &clock, &mut store, "exec", "wf", json!({}), 5)
+            .expect("start");
+    driver.step().await.expect("first");
+    driver.step().await.expect("second");
+    assert!(driver.step().await.is_err(), "the third commit fails");
+    let again = driver.step().await.expect_err("no step after a failed commit");
+    assert!(again.to_string().contains("recflow resume exec"), "{again}");
+}

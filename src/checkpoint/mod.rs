@@ -43,6 +43,10 @@ pub enum CheckpointError {
     UnknownFormat { path: PathBuf, found: String },
     #[error("an execution named '{name}' already exists in {dir}")]
     Exists { name: String, dir: PathBuf },
+    #[error(
+        "execution '{name}' could not be checkpointed and stopped; `recflow resume {name}` continues it from its last checkpoint"
+    )]
+    Unrecorded { name: String },
     #[error("no execution named '{name}' in {dir}")]
     NotFound { name: String, dir: PathBuf },
 }

@@ -19,6 +19,8 @@ pub struct Driver<'a> {
     clock: &'a dyn Clock,
     store: &'a mut dyn CheckpointStore,
     execution: Execution,
+    /// Set when a checkpoint write failed.
+    broken: bool,
 }
 
 impl<'a> Driver<'a> {
@@ -37,7 +39,7 @@ impl<'a> Driver<'a> {
     ) -> Result<Driver<'a>, CheckpointError> {
         let t = start(machine, name, state_machine, input, clock.now(), seed);
         store.create(definition, &t.execution, &t.events)?;
-        Ok(Driver { machine, registry, clock, store, execution: t.execution })
+        Ok(Driver { machine, registry, clock, store, execution: t.execution, broken: false })
     }
 
     /// Continues an execution loaded from a checkpoint.
@@ -48,7 +50,7 @@ impl<'a> Driver<'a> {
         store: &'a mut dyn CheckpointStore,
         execution: Execution,
     ) -> Driver<'a> {
-        Driver { machine, registry, clock, store, execution }
+        Driver { machine, registry, clock, store, execution, broken: false }
     }
 
     pub fn execution(&self) -> &Execution {
@@ -63,6 +65,9 @@ impl<'a> Driver<'a> {
 
     /// Performs the pending effect and one transition; false once the execution has ended.
     pub async fn step(&mut self) -> Result<bool, CheckpointError> {
+        if self.broken {
+            return Err(CheckpointError::Unrecorded { name: self.execution.name.clone() });
+        }
         let event = match pending(&self.execution) {
             Effect::Done => return Ok(false),
             Effect::Proceed => Event::Proceed { now: self.clock.now() },
@@ -77,11 +82,14 @@ impl<'a> Driver<'a> {
                 Event::TaskReturned { now: self.clock.now(), result }
             }
         };
-        let t = transition(self.machine, self.execution.clone(), event);
-        // The in-memory execution advances only once the transition is durable: a failed commit
-        // leaves the driver where the checkpoint is.
-        self.store.commit(&t.execution, &t.events)?;
+        let t = transition(self.machine, std::mem::take(&mut self.execution), event);
         self.execution = t.execution;
+        if let Err(e) = self.store.commit(&self.execution, &t.events) {
+            // The execution in memory is now ahead of its checkpoint: refuse to go on from it, so
+            // only a resume from the checkpoint can continue.
+            self.broken = true;
+            return Err(e);
+        }
         Ok(true)
     }
 
