@@ -170,7 +170,13 @@ enum LocalCommand {
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
     init_logging(args.log_format, &args.log_level);
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    // The emulator serves three servers and runs jobs beside them: give it worker threads. A
+    // workflow run is one sequential execution, fastest on the current thread.
+    let mut builder = match args.command {
+        Command::Local(LocalCommand::Serve { .. }) => tokio::runtime::Builder::new_multi_thread(),
+        _ => tokio::runtime::Builder::new_current_thread(),
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("recflow: cannot start the async runtime: {e}");

@@ -794,6 +794,11 @@ async fn injected_faults_throttle_fail_drop_and_clear() {
     let (status, _, text) =
         raw(&handle, "POST", "/__recflow/faults", None, r#"{"fault": "boom"}"#).await.unwrap();
     assert_eq!(status, 400, "{text}");
+    // An absurd delay is refused instead of stalling (or crashing) the job runner.
+    let body = r#"{"slowNextJob": "SolutionVersion", "seconds": 1e300}"#;
+    let (status, _, text) = raw(&handle, "POST", "/__recflow/faults", None, body).await.unwrap();
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("one year"), "{text}");
     handle.shutdown().await;
 }
 

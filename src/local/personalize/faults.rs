@@ -4,6 +4,9 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+/// The longest delay `slowNextJob` may add (one year of emulated time).
+pub const MAX_SLOW_SECONDS: f64 = 365.0 * 24.0 * 3600.0;
+
 use serde::{Deserialize, Serialize};
 
 /// The job kinds a job fault can target.
@@ -84,6 +87,7 @@ impl Faults {
         self.table.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Arms a fault. A slow-job delay is clamped to [0, one year] of emulated time.
     pub fn inject(&self, fault: Fault) {
         let mut table = self.table();
         match fault {
@@ -98,6 +102,7 @@ impl Faults {
                 table.fail_next.insert(kind, reason);
             }
             Fault::SlowNextJob { kind, seconds } => {
+                let seconds = if seconds.is_finite() { seconds.clamp(0.0, MAX_SLOW_SECONDS) } else { 0.0 };
                 table.slow_next.insert(kind, seconds);
             }
         }

@@ -118,7 +118,10 @@ impl Lifecycle {
 /// Starts the runner for the job `arn` on the server's task set.
 pub fn spawn_job(shared: &Arc<Shared>, arn: String) {
     let runner = run_job(Arc::clone(shared), arn);
-    shared.tasks.lock().unwrap_or_else(|p| p.into_inner()).spawn(runner);
+    let mut tasks = shared.tasks.lock().unwrap_or_else(|p| p.into_inner());
+    // Collect finished runners so a long-lived server does not accumulate them.
+    while tasks.try_join_next().is_some() {}
+    tasks.spawn(runner);
 }
 
 async fn run_job(shared: Arc<Shared>, arn: String) {
@@ -146,7 +149,9 @@ async fn run_job(shared: Arc<Shared>, arn: String) {
             Ok(Err(reason)) => Some(reason),
             Err(join_error) => Some(format!("internal error: {join_error}")),
         },
-        None => return,
+        // The job's inputs are gone from the state (cannot happen through the API): end it
+        // rather than leave it in progress forever.
+        None => Some("internal error: the job's inputs are missing from the emulator's state".to_string()),
     };
     // A server shutting down leaves the job unfinished; the next server repeats the work.
     if *shared.shutdown.borrow() {
@@ -172,7 +177,8 @@ async fn sleep_until(shared: &Shared, until: f64) -> bool {
     if *shutdown.borrow() {
         return false;
     }
-    let wait = Duration::from_secs_f64((until - now()).max(0.0));
+    // A fault may ask for an absurd delay: sleep "forever" rather than panic.
+    let wait = Duration::try_from_secs_f64((until - now()).max(0.0)).unwrap_or(Duration::MAX);
     tokio::select! {
         _ = tokio::time::sleep(wait) => !*shutdown.borrow(),
         _ = shutdown.changed() => false,

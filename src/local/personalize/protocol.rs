@@ -193,6 +193,14 @@ fn admin(shared: &Shared, method: &Method, body: &Bytes) -> Response<Body> {
             json_response(StatusCode::OK, &json!({}))
         }
         Method::POST => match serde_json::from_slice::<Fault>(body) {
+            Ok(Fault::SlowNextJob { seconds, .. })
+                if !(seconds.is_finite() && (0.0..=super::faults::MAX_SLOW_SECONDS).contains(&seconds)) =>
+            {
+                error_response(&ApiError::serialization(format!(
+                    "slowNextJob seconds must be from 0 to {} (one year), not {seconds}",
+                    super::faults::MAX_SLOW_SECONDS
+                )))
+            }
             Ok(fault) => {
                 shared.faults.inject(fault);
                 json_response(StatusCode::OK, &json!({}))

@@ -170,7 +170,9 @@ fn import(
         // Item and user metadata are kept verbatim: the recommender trains on interactions only.
         let mut bytes = if full { Vec::new() } else { std::fs::read(target).unwrap_or_default() };
         for file in &files {
-            for line in open(file)?.lines() {
+            // One header for the whole dataset: later files' header rows are skipped.
+            let skip = usize::from(!bytes.is_empty());
+            for line in open(file)?.lines().skip(skip) {
                 bytes.extend_from_slice(line.map_err(|e| format!("Cannot read {location}: {e}"))?.as_bytes());
                 bytes.push(b'\n');
             }
