@@ -37,12 +37,14 @@ pub enum Job {
     },
 }
 
-/// Where a dataset's imported data lives: `<personalize>/datasets/<group>/<TYPE>.csv`.
-pub fn dataset_file(shared: &Shared, dataset_arn: &str) -> PathBuf {
+/// Where a dataset's imported data lives: `<personalize>/datasets/<group>/<TYPE>/`, one CSV per
+/// import job (`<job name>.csv`). A job that runs again after a crash rewrites its own file, so
+/// an INCREMENTAL import is never applied twice; a FULL import removes the other jobs' files.
+pub fn dataset_dir(shared: &Shared, dataset_arn: &str) -> PathBuf {
     let mut parts = dataset_arn.rsplit('/');
     let kind = parts.next().unwrap_or("UNKNOWN");
     let group = parts.next().unwrap_or("unknown");
-    shared.personalize_dir().join("datasets").join(group).join(format!("{kind}.csv"))
+    shared.personalize_dir().join("datasets").join(group).join(kind)
 }
 
 /// Where a solution version's model lives: `<personalize>/models/<solution>/<version id>.model`.
@@ -70,7 +72,7 @@ pub fn plan(shared: &Shared, state: &State, arn: &str) -> Option<Job> {
             Some(Job::Import {
                 files: list_files(shared, &location),
                 location,
-                target: dataset_file(shared, &dataset),
+                target: dataset_dir(shared, &dataset).join(format!("{}.csv", record.name)),
                 interactions: dataset.ends_with("/INTERACTIONS"),
                 full: record.field_str("importMode") != Some("INCREMENTAL"),
                 lock: Arc::clone(&shared.import_lock),
@@ -81,7 +83,7 @@ pub fn plan(shared: &Shared, state: &State, arn: &str) -> Option<Job> {
             let interactions_dataset =
                 format!("{}/INTERACTIONS", group.replacen(":dataset-group/", ":dataset/", 1));
             Some(Job::Train {
-                interactions: dataset_file(shared, &interactions_dataset),
+                interactions: dataset_dir(shared, &interactions_dataset),
                 recipe_arn: record.field_str("recipeArn")?.to_string(),
                 model: model_file(shared, arn),
             })
@@ -160,58 +162,89 @@ fn import(
     interactions: bool,
     full: bool,
 ) -> Result<(), String> {
-    if let Some(dir) = target.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| format!("internal error: {e}"))?;
-    }
+    let internal = |e: std::io::Error| format!("internal error: cannot store the data: {e}");
+    let dir = target.parent().ok_or_else(|| "internal error: no dataset folder".to_string())?;
+    std::fs::create_dir_all(dir).map_err(internal)?;
     let open = |file: &Path| {
         File::open(file).map(BufReader::new).map_err(|e| format!("Cannot read {location}: {e}"))
     };
-    if !interactions {
-        // Item and user metadata are kept verbatim: the recommender trains on interactions only.
-        let mut bytes = if full { Vec::new() } else { std::fs::read(target).unwrap_or_default() };
+    if interactions {
+        // Held interned (ids as u32), so a 2-million-row import stays small; a bad row fails the
+        // job as a whole.
+        let mut data = Dataset::new();
         for file in &files {
-            // One header for the whole dataset: later files' header rows are skipped.
+            let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            data.append_csv(open(file)?).map_err(|e| format!("{name}: {e}"))?;
+        }
+        let tmp = super::store::temp_sibling(target);
+        let write = || -> std::io::Result<()> {
+            let mut out = BufWriter::new(File::create(&tmp)?);
+            data.write_csv(&mut out)?;
+            out.flush()?;
+            out.get_ref().sync_all()?;
+            drop(out);
+            std::fs::rename(&tmp, target)
+        };
+        write().map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            internal(e)
+        })?;
+    } else {
+        // Item and user metadata are kept verbatim (the recommender trains on interactions
+        // only), with one header row.
+        let mut bytes = Vec::new();
+        for file in &files {
             let skip = usize::from(!bytes.is_empty());
             for line in open(file)?.lines().skip(skip) {
                 bytes.extend_from_slice(line.map_err(|e| format!("Cannot read {location}: {e}"))?.as_bytes());
                 bytes.push(b'\n');
             }
         }
-        return write_atomically(target, &bytes).map_err(|e| format!("internal error: {e}"));
+        write_atomically(target, &bytes).map_err(internal)?;
     }
-    // Interactions are held interned (ids as u32), so a 2-million-row import stays small; an
-    // INCREMENTAL import starts from what is stored, and a bad row fails the job as a whole.
-    let mut data = match (full, target.exists()) {
-        (false, true) => recommender::read_dataset(open(target)?)
-            .map_err(|e| format!("internal error: stored interactions: {e}"))?,
-        _ => Dataset::new(),
-    };
-    for file in &files {
-        let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        data.append_csv(open(file)?).map_err(|e| format!("{name}: {e}"))?;
+    if full {
+        for other in stored_files(dir).map_err(internal)? {
+            if other != target {
+                std::fs::remove_file(&other).map_err(internal)?;
+            }
+        }
     }
-    let tmp = super::store::temp_sibling(target);
-    let write = || -> std::io::Result<()> {
-        let mut out = BufWriter::new(File::create(&tmp)?);
-        data.write_csv(&mut out)?;
-        out.flush()?;
-        out.get_ref().sync_all()?;
-        drop(out);
-        std::fs::rename(&tmp, target)
-    };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        format!("internal error: cannot store the interactions: {e}")
-    })
+    Ok(())
+}
+
+/// The data files of a dataset, in name order.
+fn stored_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    match std::fs::read_dir(dir) {
+        Ok(entries) => {
+            for entry in entries {
+                let path = entry?.path();
+                let visible = path.file_name().is_some_and(|n| !n.to_string_lossy().starts_with('.'));
+                if visible && path.extension().is_some_and(|e| e == "csv") {
+                    files.push(path);
+                }
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    files.sort();
+    Ok(files)
 }
 
 fn train(interactions: &Path, recipe_arn: &str, model_path: &Path) -> Result<(), String> {
     let recipe = Recipe::from_arn(recipe_arn)
         .ok_or_else(|| format!("The recipe {recipe_arn} is not supported by the local emulator."))?;
-    let file = File::open(interactions)
-        .map_err(|_| "The dataset group has no imported interactions data.".to_string())?;
-    let data = recommender::read_dataset(BufReader::new(file))
-        .map_err(|e| format!("internal error: stored interactions: {e}"))?;
+    let files =
+        stored_files(interactions).map_err(|e| format!("internal error: stored interactions: {e}"))?;
+    if files.is_empty() {
+        return Err("The dataset group has no imported interactions data.".to_string());
+    }
+    let mut data = Dataset::new();
+    for file in &files {
+        let reader = File::open(file).map(BufReader::new).map_err(|e| format!("internal error: {e}"))?;
+        data.append_csv(reader).map_err(|e| format!("internal error: stored interactions: {e}"))?;
+    }
     let model = recommender::train_dataset(recipe, &data).map_err(|e| e.to_string())?;
     if let Some(dir) = model_path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| format!("internal error: {e}"))?;
