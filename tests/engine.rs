@@ -321,3 +321,23 @@ async fn huge_waits_and_timeouts_are_runtime_errors_not_panics() {
     let out = run(def, json!({}), runner).await;
     assert_eq!(out.execution.status, Status::Succeeded);
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_state_machine_timeout_ends_the_execution_timed_out() {
+    // A Wait longer than the deadline is cut short by it.
+    let def = json!({"TimeoutSeconds": 60, "StartAt": "Nap", "States": {"Nap": {"Type": "Wait", "Seconds": 120, "End": true}}});
+    let out = run(def, json!({}), script(&[])).await;
+    assert_eq!(out.execution.status, Status::TimedOut);
+    assert_eq!(out.execution.error.as_deref(), Some("States.Timeout"));
+    assert_eq!(out.execution.stop_time, Some(t0() + Duration::seconds(60)));
+    assert_eq!(kinds(&out.history).last(), Some(&"ExecutionTimedOut"));
+
+    // A slow task is abandoned at the deadline, and no Catch can turn that into success.
+    let runner = script(&[("Work", vec![Scripted::ok(json!(1)).after(100.0)])]);
+    let mut def = task(json!({"Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Handled"}]}));
+    def["TimeoutSeconds"] = json!(30);
+    def["States"]["Handled"] = json!({"Type": "Pass", "End": true});
+    let out = run(def, json!({}), runner).await;
+    assert_eq!(out.execution.status, Status::TimedOut);
+    assert_eq!(out.execution.stop_time, Some(t0() + Duration::seconds(30)));
+}

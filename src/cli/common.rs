@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow};
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::asl::definition::{Kind, StateMachine};
@@ -101,11 +102,18 @@ pub fn registry(
     Ok((registry, scripted))
 }
 
-pub fn clock(time_scale: f64) -> Result<Box<dyn Clock>> {
+/// The clock for a run. `resumed_at` is the time of a resumed execution's latest transition:
+/// if an earlier `--time-scale` run left it ahead of the wall clock, time continues from there.
+pub fn clock(time_scale: f64, resumed_at: Option<DateTime<Utc>>) -> Result<Box<dyn Clock>> {
     if !(time_scale.is_finite() && time_scale > 0.0) {
         return Err(usage(format!("--time-scale must be a positive number, not {time_scale}")));
     }
-    Ok(if time_scale == 1.0 { Box::new(SystemClock) } else { Box::new(ScaledClock::new(time_scale)) })
+    let now = Utc::now();
+    let ahead = resumed_at.filter(|t| *t > now);
+    Ok(match (time_scale == 1.0, ahead) {
+        (true, None) => Box::new(SystemClock),
+        (_, base) => Box::new(ScaledClock::starting_at(time_scale, base.unwrap_or(now))),
+    })
 }
 
 /// Prints an ended (or still running) execution and gives the exit code for it.
@@ -121,7 +129,7 @@ pub fn report(exec: &Execution, format: OutputFormat) -> Result<ExitCode> {
                     let output = exec.output.as_ref().unwrap_or(&Value::Null);
                     println!("{}", serde_json::to_string_pretty(output).context("printing the output")?);
                 }
-                Status::Failed => {
+                Status::Failed | Status::TimedOut => {
                     println!("Error: {}", exec.error.as_deref().unwrap_or(""));
                     println!("Cause: {}", exec.cause.as_deref().unwrap_or(""));
                 }
@@ -135,7 +143,7 @@ pub fn report(exec: &Execution, format: OutputFormat) -> Result<ExitCode> {
     }
     Ok(match exec.status {
         Status::Succeeded => ExitCode::Succeeded,
-        Status::Failed => ExitCode::Failed,
+        Status::Failed | Status::TimedOut => ExitCode::Failed,
         Status::Running => ExitCode::Usage,
     })
 }

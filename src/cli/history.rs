@@ -37,7 +37,9 @@ pub fn history(opts: HistoryOptions) -> Result<ExitCode> {
                     }
                     Detail::WaitStarted { state, until } => format!("{state} until {}", timestamp(*until)),
                     Detail::ExecutionSucceeded { .. } => String::new(),
-                    Detail::ExecutionFailed { error, cause } => format!("{error}: {cause}"),
+                    Detail::ExecutionFailed { error, cause } | Detail::ExecutionTimedOut { error, cause } => {
+                        format!("{error}: {cause}")
+                    }
                 };
                 println!("{:>5}  {}  {:<18} {what}", e.id, timestamp(e.timestamp), e.detail.type_name());
             }

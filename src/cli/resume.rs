@@ -33,7 +33,7 @@ pub async fn resume(opts: ResumeOptions) -> Result<ExitCode> {
     }
     check_runnable(&machine, &source)?;
     let (registry, _) = registry(opts.mock.as_deref(), opts.mock_call_log.as_deref(), &machine, &source)?;
-    let clock = clock(opts.time_scale)?;
+    let clock = clock(opts.time_scale, loaded.execution.updated)?;
     let at = loaded.execution.at.as_ref().map(|p| p.state.clone()).unwrap_or_default();
     info!(execution = %opts.name, state = %at, "resuming");
     let driver = Driver::resume(&machine, &registry, clock.as_ref(), &mut store, loaded.execution);

@@ -39,7 +39,7 @@ pub async fn run(opts: RunOptions) -> Result<ExitCode> {
         None => default_name(&state_machine),
     };
     check_name(&name)?;
-    let clock = clock(opts.time_scale)?;
+    let clock = clock(opts.time_scale, None)?;
     let mut store: Box<dyn CheckpointStore> = if opts.no_checkpoint {
         Box::new(NullStore)
     } else {

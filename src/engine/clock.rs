@@ -68,7 +68,13 @@ pub struct ScaledClock {
 
 impl ScaledClock {
     pub fn new(scale: f64) -> ScaledClock {
-        ScaledClock { base: Utc::now(), origin: std::time::Instant::now(), scale }
+        ScaledClock::starting_at(scale, Utc::now())
+    }
+
+    /// A clock that reads `base` now: a resumed execution whose (sped-up) time ran ahead of the
+    /// wall clock continues from its own latest instant instead of waiting for the wall to catch up.
+    pub fn starting_at(scale: f64, base: DateTime<Utc>) -> ScaledClock {
+        ScaledClock { base, origin: std::time::Instant::now(), scale }
     }
 }
 

@@ -104,18 +104,30 @@ impl<'a> Driver<'a> {
             )));
         };
         info!(resource = %call.resource, key = %call.idempotency_key, "calling task");
-        let result = match call.timeout_seconds {
-            Some(secs) => {
-                let deadline = self.clock.now() + chrono::Duration::seconds(secs as i64);
-                tokio::select! {
-                    r = runner.call(call) => r,
-                    () = self.clock.sleep_until(deadline) => Err(StatesError::new(
-                        "States.Timeout",
-                        format!("the task did not finish within TimeoutSeconds ({secs} s)"),
-                    )),
-                }
+        let deadline = async {
+            match call.deadline {
+                Some(d) => self.clock.sleep_until(d).await,
+                None => std::future::pending().await,
             }
-            None => runner.call(call).await,
+        };
+        let call_with_timeout = async {
+            match call.timeout_seconds {
+                Some(secs) => {
+                    let deadline = self.clock.now() + chrono::Duration::seconds(secs as i64);
+                    tokio::select! {
+                        r = runner.call(call) => r,
+                        () = self.clock.sleep_until(deadline) => Err(StatesError::new(
+                            "States.Timeout",
+                            format!("the task did not finish within TimeoutSeconds ({secs} s)"),
+                        )),
+                    }
+                }
+                None => runner.call(call).await,
+            }
+        };
+        let result = tokio::select! {
+            r = call_with_timeout => r,
+            () = deadline => Err(StatesError::new("States.Timeout", "the execution's TimeoutSeconds ran out during the call")),
         };
         match &result {
             Ok(_) => info!("task succeeded"),

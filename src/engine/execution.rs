@@ -5,7 +5,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-/// Step Functions' execution statuses (recflow never produces TIMED_OUT or ABORTED yet).
+/// Step Functions' execution statuses (recflow never produces ABORTED yet).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Status {
@@ -13,6 +13,8 @@ pub enum Status {
     Running,
     Succeeded,
     Failed,
+    /// The state machine's TimeoutSeconds ran out.
+    TimedOut,
 }
 
 impl Status {
@@ -21,6 +23,7 @@ impl Status {
             Status::Running => "RUNNING",
             Status::Succeeded => "SUCCEEDED",
             Status::Failed => "FAILED",
+            Status::TimedOut => "TIMED_OUT",
         }
     }
 }
@@ -48,6 +51,12 @@ pub struct Execution {
     pub transitions: u64,
     /// Chosen at start; with the transition number it seeds each transition's randomness.
     pub seed: u64,
+    /// When the state machine's TimeoutSeconds runs out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<DateTime<Utc>>,
+    /// The time of the latest transition: a resumed run's clock never goes back before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -120,6 +129,8 @@ impl Execution {
             last_event_id: 0,
             transitions: 0,
             seed,
+            deadline: None,
+            updated: Some(start_time),
         }
     }
 

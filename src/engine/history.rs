@@ -60,6 +60,10 @@ pub enum Detail {
         error: String,
         cause: String,
     },
+    ExecutionTimedOut {
+        error: String,
+        cause: String,
+    },
 }
 
 impl Detail {
@@ -75,6 +79,7 @@ impl Detail {
             Detail::StateExited { .. } => "StateExited",
             Detail::ExecutionSucceeded { .. } => "ExecutionSucceeded",
             Detail::ExecutionFailed { .. } => "ExecutionFailed",
+            Detail::ExecutionTimedOut { .. } => "ExecutionTimedOut",
         }
     }
 }

@@ -52,6 +52,8 @@ pub struct TaskCall {
     pub idempotency_key: String,
     pub not_before: Option<DateTime<Utc>>,
     pub timeout_seconds: Option<u64>,
+    /// The execution's deadline (state machine TimeoutSeconds): the call is abandoned then.
+    pub deadline: Option<DateTime<Utc>>,
 }
 
 pub struct Transition {
@@ -68,7 +70,8 @@ pub fn start(
     now: DateTime<Utc>,
     seed: u64,
 ) -> Transition {
-    let execution = Execution::new(name, state_machine, input.clone(), &machine.start_at, now, seed);
+    let mut execution = Execution::new(name, state_machine, input.clone(), &machine.start_at, now, seed);
+    execution.deadline = machine.timeout_seconds.map(|t| later(now, t as f64));
     let mut tx = Tx { exec: execution, events: Vec::with_capacity(1), now, rng: fastrand::Rng::with_seed(0) };
     tx.emit(Detail::ExecutionStarted { input });
     tx.finish()
@@ -79,9 +82,11 @@ pub fn pending(exec: &Execution) -> Effect {
     let Some(at) = exec.at.as_ref().filter(|_| exec.status == Status::Running) else {
         return Effect::Done;
     };
+    // The state machine's deadline cuts every sleep short.
+    let cap = |t: DateTime<Utc>| exec.deadline.map_or(t, |d| t.min(d));
     match &at.phase {
         Phase::Ready => Effect::Proceed,
-        Phase::Waiting { until, .. } => Effect::SleepUntil(*until),
+        Phase::Waiting { until, .. } => Effect::SleepUntil(cap(*until)),
         Phase::Task(task) => Effect::Call(Box::new(TaskCall {
             execution: exec.name.clone(),
             state: at.state.clone(),
@@ -90,8 +95,9 @@ pub fn pending(exec: &Execution) -> Effect {
             credentials: task.credentials.clone(),
             attempt: task.attempt,
             idempotency_key: task.idempotency_key.clone(),
-            not_before: task.not_before,
+            not_before: task.not_before.map(cap),
             timeout_seconds: task.timeout_seconds,
+            deadline: exec.deadline,
         })),
     }
 }
@@ -106,6 +112,11 @@ pub fn transition(machine: &StateMachine, exec: Execution, event: Event) -> Tran
     let entropy = splitmix(exec.seed ^ exec.transitions.wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let mut tx = Tx { exec, events: Vec::with_capacity(4), now, rng: fastrand::Rng::with_seed(entropy) };
     if tx.exec.status != Status::Running {
+        return tx.finish();
+    }
+    tx.exec.updated = Some(now);
+    if let Some(deadline) = tx.exec.deadline.filter(|d| now >= *d) {
+        tx.time_out(deadline);
         return tx.finish();
     }
     let Some(at) = tx.exec.at.take() else {
@@ -167,6 +178,18 @@ impl Tx {
         self.exec.at = None;
         self.exec.error = Some(err.error);
         self.exec.cause = Some(err.cause);
+        self.exec.stop_time = Some(self.now);
+    }
+
+    /// The state machine's TimeoutSeconds ran out: the execution ends TIMED_OUT, whatever the
+    /// current state's Retry or Catch say.
+    fn time_out(&mut self, deadline: DateTime<Utc>) {
+        let cause = format!("the execution did not finish before its deadline {}", timestamp(deadline));
+        self.emit(Detail::ExecutionTimedOut { error: "States.Timeout".into(), cause: cause.clone() });
+        self.exec.status = Status::TimedOut;
+        self.exec.at = None;
+        self.exec.error = Some("States.Timeout".into());
+        self.exec.cause = Some(cause);
         self.exec.stop_time = Some(self.now);
     }
 
