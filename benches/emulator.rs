@@ -58,49 +58,8 @@ async fn main() {
     let pz = clients::personalize(&emulator);
     let s3 = clients::s3(&emulator);
 
-    let group = pz.create_dataset_group().name("bench").send().await.unwrap().dataset_group_arn.unwrap();
-    let schema = pz
-        .create_schema()
-        .name("bench-schema")
-        .schema(clients::SCHEMA)
-        .send()
-        .await
-        .unwrap()
-        .schema_arn
-        .unwrap();
-    let dataset = pz
-        .create_dataset()
-        .name("bench-interactions")
-        .dataset_group_arn(&group)
-        .dataset_type("Interactions")
-        .schema_arn(schema)
-        .send()
-        .await
-        .unwrap()
-        .dataset_arn
-        .unwrap();
-    let solution = pz
-        .create_solution()
-        .name("bench-solution")
-        .dataset_group_arn(&group)
-        .recipe_arn("arn:aws:personalize:::recipe/aws-user-personalization")
-        .send()
-        .await
-        .unwrap()
-        .solution_arn
-        .unwrap();
-    clients::wait_for("dataset group", 5, 10_000, || async {
-        pz.describe_dataset_group()
-            .dataset_group_arn(&group)
-            .send()
-            .await
-            .unwrap()
-            .dataset_group
-            .unwrap()
-            .status
-            .unwrap()
-    })
-    .await;
+    let clients::Group { dataset, solution, .. } =
+        clients::dataset_group(&pz, "bench", "aws-user-personalization").await;
 
     let t = Instant::now();
     let import = pz

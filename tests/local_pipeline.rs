@@ -10,7 +10,7 @@ use serde_json::Value;
 #[path = "support/clients.rs"]
 mod clients;
 
-use clients::{ROLE, SCHEMA};
+use clients::ROLE;
 
 async fn wait_for<F, Fut>(what: &str, status: F) -> String
 where
@@ -41,34 +41,14 @@ async fn import_train_batch_and_announce_through_the_emulator() {
         s3.put_object().bucket("demo").key(key).body(body.into()).send().await.unwrap();
     }
 
-    let group =
-        personalize.create_dataset_group().name("nightly").send().await.unwrap().dataset_group_arn.unwrap();
-    let schema = personalize
-        .create_schema()
-        .name("nightly-schema")
-        .schema(SCHEMA)
-        .send()
-        .await
-        .unwrap()
-        .schema_arn
-        .unwrap();
-    let dataset = personalize
-        .create_dataset()
-        .name("nightly-interactions")
-        .dataset_group_arn(&group)
-        .dataset_type("Interactions")
-        .schema_arn(schema)
-        .send()
-        .await
-        .unwrap()
-        .dataset_arn
-        .unwrap();
-    let status = wait_for("dataset group", || async {
-        let g = personalize.describe_dataset_group().dataset_group_arn(&group).send().await.unwrap();
-        g.dataset_group.unwrap().status.unwrap()
+    let clients::Group { dataset, solution, .. } =
+        clients::dataset_group(&personalize, "nightly", "aws-user-personalization").await;
+
+    wait_for("solution", || async {
+        let s = personalize.describe_solution().solution_arn(&solution).send().await.unwrap();
+        s.solution.unwrap().status.unwrap()
     })
     .await;
-    assert_eq!(status, "ACTIVE");
 
     let import = personalize
         .create_dataset_import_job()
@@ -83,20 +63,11 @@ async fn import_train_batch_and_announce_through_the_emulator() {
         .unwrap()
         .dataset_import_job_arn
         .unwrap();
-    let solution = personalize
-        .create_solution()
-        .name("nightly-solution")
-        .dataset_group_arn(&group)
-        .recipe_arn("arn:aws:personalize:::recipe/aws-user-personalization")
-        .send()
-        .await
-        .unwrap()
-        .solution_arn
-        .unwrap();
-
     // Training while the import still runs is refused with the error real pipelines must wait out.
     let early = personalize.create_solution_version().solution_arn(&solution).send().await.unwrap_err();
-    assert!(early.into_service_error().is_resource_in_use_exception());
+    let early = early.into_service_error();
+    assert!(early.is_resource_in_use_exception(), "{early:?}");
+    assert!(early.meta().message().unwrap_or_default().contains("nightly-import"), "{early:?}");
 
     let status = wait_for("import", || async {
         let j =
@@ -105,11 +76,6 @@ async fn import_train_batch_and_announce_through_the_emulator() {
     })
     .await;
     assert_eq!(status, "ACTIVE");
-    wait_for("solution", || async {
-        let s = personalize.describe_solution().solution_arn(&solution).send().await.unwrap();
-        s.solution.unwrap().status.unwrap()
-    })
-    .await;
 
     let version = personalize
         .create_solution_version()

@@ -60,3 +60,58 @@ where
     }
     panic!("{what} never finished");
 }
+
+/// A dataset group with its interactions dataset and a solution, the group ACTIVE.
+pub struct Group {
+    pub group: String,
+    pub dataset: String,
+    pub solution: String,
+}
+
+pub async fn dataset_group(pz: &aws_sdk_personalize::Client, name: &str, recipe: &str) -> Group {
+    let group = pz.create_dataset_group().name(name).send().await.unwrap().dataset_group_arn.unwrap();
+    let schema = pz
+        .create_schema()
+        .name(format!("{name}-schema"))
+        .schema(SCHEMA)
+        .send()
+        .await
+        .unwrap()
+        .schema_arn
+        .unwrap();
+    let dataset = pz
+        .create_dataset()
+        .name(format!("{name}-interactions"))
+        .dataset_group_arn(&group)
+        .dataset_type("Interactions")
+        .schema_arn(schema)
+        .send()
+        .await
+        .unwrap()
+        .dataset_arn
+        .unwrap();
+    let solution = pz
+        .create_solution()
+        .name(format!("{name}-solution"))
+        .dataset_group_arn(&group)
+        .recipe_arn(format!("arn:aws:personalize:::recipe/{recipe}"))
+        .send()
+        .await
+        .unwrap()
+        .solution_arn
+        .unwrap();
+    let status = wait_for("dataset group", 5, 10_000, || async {
+        pz.describe_dataset_group()
+            .dataset_group_arn(&group)
+            .send()
+            .await
+            .unwrap()
+            .dataset_group
+            .unwrap()
+            .status
+            .unwrap()
+    })
+    .await;
+    assert_eq!(status, "ACTIVE");
+    Group { group, dataset, solution }
+}
