@@ -132,3 +132,40 @@ fn graph_draws_mermaid_and_dot() {
         "{text}"
     );
 }
+
+#[test]
+fn json_logs_carry_the_execution_and_state_as_span_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let wf = repo("workflows/nightly-refresh.asl.json");
+    let mock = repo("workflows/nightly-refresh.mock.json");
+    let out = Command::new(BIN)
+        .args([
+            "--log-format",
+            "json",
+            "run",
+            &wf,
+            "--mock",
+            &mock,
+            "--time-scale",
+            "100000",
+            "--no-checkpoint",
+        ])
+        .arg("--name")
+        .arg("logged")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let lines: Vec<Value> =
+        stderr(&out).lines().map(|l| serde_json::from_str(l).expect("one JSON object per line")).collect();
+    let call =
+        lines.iter().find(|l| l["fields"]["message"] == "calling task").expect("a task call is logged");
+    let step = &call["spans"][0];
+    assert_eq!(step["execution"], "logged");
+    assert_eq!(step["state"], "ImportInteractions");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["fields"]["message"] == "execution ended" && l["fields"]["status"] == "SUCCEEDED")
+    );
+}

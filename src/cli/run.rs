@@ -46,7 +46,12 @@ pub async fn run(opts: RunOptions) -> Result<ExitCode> {
         let durability = if opts.no_fsync { Durability::NoFsync } else { Durability::Fsync };
         Box::new(FileStore::create(&opts.checkpoint_dir, &name, durability)?)
     };
-    info!(execution = %name, checkpoint_dir = %opts.checkpoint_dir.display(), "starting");
+    let checkpoints = if opts.no_checkpoint {
+        "none (dry run)".to_string()
+    } else {
+        opts.checkpoint_dir.join(&name).display().to_string()
+    };
+    info!(execution = %name, checkpoints = %checkpoints, "starting");
     let driver = Driver::start(
         &machine,
         &definition,

@@ -6,7 +6,7 @@ use serde_json::Value;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::clock::Clock;
-use super::execution::Execution;
+use super::execution::{Execution, Status};
 use super::task::Registry;
 use super::transition::{Effect, Event, TaskCall, pending, start, transition};
 use crate::asl::definition::StateMachine;
@@ -68,17 +68,22 @@ impl<'a> Driver<'a> {
         if self.broken {
             return Err(CheckpointError::Unrecorded { name: self.execution.name.clone() });
         }
+        let state = self.execution.at.as_ref().map_or("", |p| p.state.as_str()).to_string();
+        let span = info_span!("step", execution = %self.execution.name, state = %state);
+        self.perform_and_transition().instrument(span).await
+    }
+
+    async fn perform_and_transition(&mut self) -> Result<bool, CheckpointError> {
         let event = match pending(&self.execution) {
             Effect::Done => return Ok(false),
             Effect::Proceed => Event::Proceed { now: self.clock.now() },
             Effect::SleepUntil(until) => {
-                debug!(execution = %self.execution.name, until = %until, "waiting");
+                info!(until = %until, "waiting");
                 self.clock.sleep_until(until).await;
                 Event::Proceed { now: self.clock.now() }
             }
             Effect::Call(call) => {
-                let span = info_span!("task", execution = %call.execution, state = %call.state, attempt = call.attempt);
-                let result = self.call(&call).instrument(span).await;
+                let result = self.call(&call).instrument(info_span!("task", attempt = call.attempt)).await;
                 Event::TaskReturned { now: self.clock.now(), result }
             }
         };
@@ -89,6 +94,16 @@ impl<'a> Driver<'a> {
             // only a resume from the checkpoint can continue.
             self.broken = true;
             return Err(e);
+        }
+        for event in &t.events {
+            debug!(id = event.id, event = event.detail.type_name(), "history");
+        }
+        if self.execution.status != Status::Running {
+            info!(
+                status = self.execution.status.as_str(),
+                error = self.execution.error.as_deref().unwrap_or(""),
+                "execution ended"
+            );
         }
         Ok(true)
     }
