@@ -93,3 +93,53 @@ async fn other_operations_get_a_clear_error() {
     assert_eq!(err.meta().code(), Some("UnknownOperationException"));
     handle.shutdown().await;
 }
+
+#[tokio::test]
+async fn injected_faults_throttle_then_fail_then_clear() {
+    let (_dir, handle, client) = setup().await;
+    let fault = recflow::local::faults::Fault::Operation {
+        operation: "PutEvents".into(),
+        fault: recflow::local::faults::OperationFault::Throttle,
+        count: 1,
+    };
+    let no_retry = aws_sdk_eventbridge::Client::from_conf(
+        client
+            .config()
+            .to_builder()
+            .retry_config(aws_sdk_eventbridge::config::retry::RetryConfig::disabled())
+            .build(),
+    );
+    handle.faults().inject(fault);
+    let err = no_retry.put_events().entries(entry("{}")).send().await.unwrap_err();
+    assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(429));
+    assert_eq!(err.into_service_error().meta().code(), Some("ThrottlingException"));
+    assert_eq!(no_retry.put_events().entries(entry("{}")).send().await.unwrap().failed_entry_count(), 0);
+
+    // Armed over HTTP, as a test in any language would.
+    let http =
+        admin_post(handle.addr(), r#"{"operation": "PutEvents", "fault": "http500", "count": 1}"#).await;
+    assert!(http.starts_with("HTTP/1.1 200"), "{http}");
+    let err = no_retry.put_events().entries(entry("{}")).send().await.unwrap_err();
+    let raw = err.raw_response().expect("an HTTP response");
+    assert_eq!(raw.status().as_u16(), 500);
+    assert_eq!(no_retry.put_events().entries(entry("{}")).send().await.unwrap().failed_entry_count(), 0);
+
+    let http = admin_post(handle.addr(), r#"{"operation": "PutEvents", "fault": "drop"}"#).await;
+    assert!(http.starts_with("HTTP/1.1 400"), "dropping is the local Personalize's only: {http}");
+    assert_eq!(recorded(&handle).len(), 2);
+    handle.shutdown().await;
+}
+
+/// A bare HTTP/1.1 POST to the admin endpoint; returns the raw response text.
+async fn admin_post(addr: std::net::SocketAddr, body: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "POST /__recflow/faults HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    response
+}

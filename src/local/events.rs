@@ -16,6 +16,8 @@ use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{Mutex, oneshot};
 
+use super::faults::{Fault, Faults, OperationFault};
+
 /// PutEvents takes at most this many entries (the service model's list bound).
 pub const MAX_ENTRIES: usize = 10;
 /// The total entry size limit, raised from 256 KB to 1 MB in January 2026.
@@ -30,6 +32,7 @@ pub enum EventsError {
 pub struct EventsHandle {
     addr: SocketAddr,
     log: PathBuf,
+    sink: Arc<Sink>,
     stop: oneshot::Sender<()>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -48,6 +51,12 @@ impl EventsHandle {
         &self.log
     }
 
+    /// Armed faults: `throttle` and `http500` for `PutEvents` (dropping connections is the local
+    /// Personalize's only).
+    pub fn faults(&self) -> &Faults {
+        &self.sink.faults
+    }
+
     pub async fn shutdown(self) {
         let _ = self.stop.send(());
         let _ = self.task.await;
@@ -56,6 +65,7 @@ impl EventsHandle {
 
 struct Sink {
     log: Mutex<tokio::fs::File>,
+    faults: Faults,
     region: String,
     account: String,
 }
@@ -76,9 +86,16 @@ pub async fn start(
     let log = dir.join("events.jsonl");
     let file = tokio::fs::OpenOptions::new().create(true).append(true).open(&log).await.map_err(io(&log))?;
     let addr = listener.local_addr().map_err(io(&dir))?;
-    let sink =
-        Arc::new(Sink { log: Mutex::new(file), region: region.to_string(), account: account.to_string() });
-    let app = Router::new().route("/", axum::routing::post(handle)).with_state(sink);
+    let sink = Arc::new(Sink {
+        log: Mutex::new(file),
+        faults: Faults::default(),
+        region: region.to_string(),
+        account: account.to_string(),
+    });
+    let app = Router::new()
+        .route("/", axum::routing::post(handle))
+        .route("/__recflow/faults", axum::routing::post(arm_fault).delete(clear_faults))
+        .with_state(Arc::clone(&sink));
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let server = axum::serve(listener, app).with_graceful_shutdown(async {
@@ -88,7 +105,7 @@ pub async fn start(
             tracing::error!(error = %e, "local EventBridge stopped");
         }
     });
-    Ok(EventsHandle { addr, log, stop, task })
+    Ok(EventsHandle { addr, log, sink, stop, task })
 }
 
 fn error(status: StatusCode, kind: &str, message: &str) -> Response {
@@ -112,6 +129,19 @@ async fn handle(State(sink): State<Arc<Sink>>, headers: HeaderMap, body: Bytes) 
             "missing or foreign X-Amz-Target",
         );
     };
+    match sink.faults.take_operation(operation) {
+        Some(OperationFault::Throttle) => {
+            return error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "ThrottlingException",
+                "Rate exceeded (injected fault)",
+            );
+        }
+        Some(OperationFault::Http500) => {
+            return error(StatusCode::INTERNAL_SERVER_ERROR, "InternalException", "injected fault");
+        }
+        Some(OperationFault::Drop) | None => {}
+    }
     if operation != "PutEvents" {
         return error(
             StatusCode::BAD_REQUEST,
@@ -129,6 +159,32 @@ async fn handle(State(sink): State<Arc<Sink>>, headers: HeaderMap, body: Bytes) 
         }
         Err(response) => response,
     }
+}
+
+/// `POST /__recflow/faults` with `{"operation": "PutEvents", "fault": "throttle" | "http500", "count": N}`.
+async fn arm_fault(State(sink): State<Arc<Sink>>, body: Bytes) -> Response {
+    match serde_json::from_slice::<Fault>(&body) {
+        Ok(Fault::Operation { fault: OperationFault::Drop, .. }) => error(
+            StatusCode::BAD_REQUEST,
+            "ValidationException",
+            "the local EventBridge cannot drop connections",
+        ),
+        Ok(fault @ Fault::Operation { .. }) => {
+            sink.faults.inject(fault);
+            ([(header::CONTENT_TYPE, "application/json")], "{}").into_response()
+        }
+        Ok(_) => error(
+            StatusCode::BAD_REQUEST,
+            "ValidationException",
+            "job faults belong to the local Personalize",
+        ),
+        Err(e) => error(StatusCode::BAD_REQUEST, "SerializationException", &format!("Not a fault: {e}")),
+    }
+}
+
+async fn clear_faults(State(sink): State<Arc<Sink>>) -> Response {
+    sink.faults.clear();
+    ([(header::CONTENT_TYPE, "application/json")], "{}").into_response()
 }
 
 /// The entry size as EventBridge counts it: Time (14 bytes when present), and the UTF-8 bytes of

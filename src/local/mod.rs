@@ -3,6 +3,7 @@
 
 pub mod emulator;
 pub mod events;
+pub mod faults;
 pub mod personalize;
 pub mod recommender;
 pub mod s3;

@@ -6,11 +6,11 @@ use serde_json::{Map, Value, json};
 
 use super::Shared;
 use super::arn::{validate_name, validate_s3};
-use super::faults::JobKind;
 use super::lifecycle::{self, Lifecycle};
 use super::protocol::{ApiError, Input};
 use super::resources::{busy_count, commit, copy_members, describe, list, new_record, require, status};
 use super::store::{Kind, State};
+use crate::local::faults::JobKind;
 
 /// The service's quota of batch inference (and of batch segment) jobs pending or in progress.
 const MAX_ACTIVE_JOBS: usize = 5;

@@ -7,11 +7,11 @@ use serde_json::{Map, Value, json};
 use super::Shared;
 use super::arn::validate_name;
 use super::batch::require_active_version;
-use super::faults::JobKind;
 use super::lifecycle::{self, Lifecycle};
 use super::protocol::{ApiError, Input};
 use super::resources::{commit, copy_members, describe, list, list_where, new_record, require, status};
 use super::store::{CampaignUpdate, Kind};
+use crate::local::faults::JobKind;
 
 fn validate_tps(input: &Input) -> Result<Option<i64>, ApiError> {
     let tps = input.opt_i64("minProvisionedTPS")?;

@@ -6,11 +6,11 @@ use serde_json::{Map, Value, json};
 
 use super::Shared;
 use super::arn::{validate_name, validate_s3};
-use super::faults::JobKind;
 use super::lifecycle::{self, Lifecycle};
 use super::protocol::{ApiError, Input};
 use super::resources::{busy_count, commit, copy_members, describe, list, new_record, require};
 use super::store::Kind;
+use crate::local::faults::JobKind;
 
 /// At most this many import jobs may be pending or in progress at once (not adjustable).
 const MAX_ACTIVE_IMPORTS: usize = 5;

@@ -7,7 +7,7 @@ mod arn;
 mod batch;
 mod campaigns;
 mod datasets;
-pub mod faults;
+
 mod lifecycle;
 mod protocol;
 mod recipes;
@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
-pub use faults::{Fault, Faults, JobKind, OperationFault};
+pub use crate::local::faults::{Fault, Faults, JobKind, OperationFault};
 
 use protocol::{ApiError, Input};
 use store::{Kind, Store};

@@ -10,7 +10,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Map, Value, json};
 
 use super::Shared;
-use super::faults::{Fault, OperationFault};
+use crate::local::faults::{Fault, OperationFault};
 
 const TARGET_PREFIX: &str = "AmazonPersonalize.";
 const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
@@ -194,11 +194,12 @@ fn admin(shared: &Shared, method: &Method, body: &Bytes) -> Response<Body> {
         }
         Method::POST => match serde_json::from_slice::<Fault>(body) {
             Ok(Fault::SlowNextJob { seconds, .. })
-                if !(seconds.is_finite() && (0.0..=super::faults::MAX_SLOW_SECONDS).contains(&seconds)) =>
+                if !(seconds.is_finite()
+                    && (0.0..=crate::local::faults::MAX_SLOW_SECONDS).contains(&seconds)) =>
             {
                 error_response(&ApiError::serialization(format!(
                     "slowNextJob seconds must be from 0 to {} (one year), not {seconds}",
-                    super::faults::MAX_SLOW_SECONDS
+                    crate::local::faults::MAX_SLOW_SECONDS
                 )))
             }
             Ok(fault) => {

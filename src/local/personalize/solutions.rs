@@ -8,13 +8,13 @@ use crate::local::recommender::Model;
 
 use super::Shared;
 use super::arn::validate_name;
-use super::faults::JobKind;
 use super::lifecycle::{self, Lifecycle, Stop};
 use super::protocol::{ApiError, Input};
 use super::recipes;
 use super::resources::{busy_count, commit, copy_members, describe, list, new_record, require, status};
 use super::store::Kind;
 use super::work::model_file;
+use crate::local::faults::JobKind;
 
 /// The service's quota of solution versions pending or in progress at once.
 const MAX_ACTIVE_VERSIONS: usize = 20;

@@ -1,5 +1,6 @@
-//! Fault injection for tests: failing or dropping the next calls of an operation, failing or
-//! slowing the next job of a kind. Switched over `POST /__recflow/faults` or the handle.
+//! Fault injection for tests, shared by the local services: failing or dropping the next calls
+//! of an operation, failing or slowing the next Personalize job of a kind. Switched over
+//! `POST /__recflow/faults` on a service's port, or through its handle.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -113,7 +114,7 @@ impl Faults {
     }
 
     /// Consumes one armed fault of `operation`, if any.
-    pub(crate) fn take_operation(&self, operation: &str) -> Option<OperationFault> {
+    pub fn take_operation(&self, operation: &str) -> Option<OperationFault> {
         let mut table = self.table();
         let (fault, remaining) = table.operations.get_mut(operation)?;
         let fault = *fault;
