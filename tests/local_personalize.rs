@@ -27,8 +27,10 @@ use recflow::local::personalize::{
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const ROLE: &str = "arn:aws:iam::000000000000:role/personalize";
-const SCHEMA: &str = r#"{"type":"record","name":"Interactions","namespace":"com.amazonaws.personalize.schema","fields":[{"name":"USER_ID","type":"string"},{"name":"ITEM_ID","type":"string"},{"name":"TIMESTAMP","type":"long"}],"version":"1.0"}"#;
+#[path = "support/clients.rs"]
+mod clients;
+
+use clients::{Group, ROLE, SCHEMA};
 
 // ---------------------------------------------------------------------------------------------
 // Harness
@@ -100,7 +102,6 @@ enum Res {
     Inference,
     Segment,
     Campaign,
-    Group,
 }
 
 /// (status, failureReason) from Describe.
@@ -118,7 +119,6 @@ async fn describe(client: &Client, res: Res, arn: &str) -> (String, Option<Strin
         Res::Inference => get!(describe_batch_inference_job, batch_inference_job_arn, batch_inference_job),
         Res::Segment => get!(describe_batch_segment_job, batch_segment_job_arn, batch_segment_job),
         Res::Campaign => get!(describe_campaign, campaign_arn, campaign),
-        Res::Group => get!(describe_dataset_group, dataset_group_arn, dataset_group),
     }
 }
 
@@ -147,39 +147,9 @@ async fn wait_active(client: &Client, res: Res, arn: &str) {
     assert_eq!(seen.last().map(String::as_str), Some("ACTIVE"), "{res:?}: {seen:?} {reason:?}");
 }
 
-struct Group {
-    group: String,
-    dataset: String,
-    solution: String,
-}
-
-/// Dataset group, schema, interactions dataset and a solution with `recipe`, all ACTIVE.
+/// Dataset group, schema, interactions dataset and a solution with `recipe`; the group ACTIVE.
 async fn group(client: &Client, name: &str, recipe: &str) -> Group {
-    let group = client.create_dataset_group().name(name).send().await.unwrap().dataset_group_arn.unwrap();
-    let schema = client.create_schema().name(format!("{name}-schema")).schema(SCHEMA).send().await.unwrap();
-    let dataset = client
-        .create_dataset()
-        .name(format!("{name}-interactions"))
-        .dataset_group_arn(&group)
-        .dataset_type("Interactions")
-        .schema_arn(schema.schema_arn.unwrap())
-        .send()
-        .await
-        .unwrap()
-        .dataset_arn
-        .unwrap();
-    let solution = client
-        .create_solution()
-        .name(format!("{name}-solution"))
-        .dataset_group_arn(&group)
-        .recipe_arn(format!("arn:aws:personalize:::recipe/{recipe}"))
-        .send()
-        .await
-        .unwrap()
-        .solution_arn
-        .unwrap();
-    wait_active(client, Res::Group, &group).await;
-    Group { group, dataset, solution }
+    clients::dataset_group(client, name, recipe).await
 }
 
 async fn import(client: &Client, name: &str, dataset: &str, location: &str) -> String {
