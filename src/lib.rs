@@ -6,3 +6,4 @@ pub mod checkpoint;
 pub mod cli;
 pub mod engine;
 pub mod local;
+pub mod tasks;

@@ -8,7 +8,8 @@ use std::path::Path;
 use common::{script, t0};
 use recflow::asl::StateMachine;
 use recflow::checkpoint::{CheckpointError, Durability, FileStore};
-use recflow::engine::{Driver, HistoryEvent, Registry, Scripted, TokioClock};
+use recflow::engine::{Driver, HistoryEvent, Registry, TokioClock};
+use recflow::tasks::Scripted;
 use serde_json::json;
 
 /// Runs a few transitions of a looping workflow into `root/name` and returns its history.

@@ -4,7 +4,8 @@ mod common;
 
 use chrono::Duration;
 use common::{kinds, retry_delays, run, script, t0};
-use recflow::engine::{Detail, Scripted, Status};
+use recflow::engine::{Detail, Status};
+use recflow::tasks::Scripted;
 use serde_json::json;
 
 fn task(extra: serde_json::Value) -> serde_json::Value {

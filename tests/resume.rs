@@ -9,7 +9,8 @@ use std::collections::HashSet;
 use common::{script, t0};
 use recflow::asl::StateMachine;
 use recflow::checkpoint::MemoryStore;
-use recflow::engine::{Driver, Effect, Registry, Scripted, Status, TaskRunner, TokioClock, pending};
+use recflow::engine::{Driver, Effect, Registry, Status, TaskRunner, TokioClock, pending};
+use recflow::tasks::Scripted;
 use serde_json::{Value, json};
 
 fn workflow() -> Value {
@@ -27,7 +28,7 @@ fn workflow() -> Value {
     }})
 }
 
-fn runner() -> std::sync::Arc<recflow::engine::ScriptedRunner> {
+fn runner() -> std::sync::Arc<recflow::tasks::ScriptedRunner> {
     script(&[
         (
             "Fetch",
@@ -119,7 +120,7 @@ async fn an_unanswered_call_is_repeated_with_the_same_key() {
 
     let execution = store.load().expect("checkpoint");
     let Effect::Call(call) = pending(&execution) else { panic!("Fetch should be due") };
-    let _lost = runner.call(&call).await; // the process dies before recording the result
+    let _lost = runner.call(&call, &clock).await; // the process dies before recording the result
 
     let mut driver = Driver::resume(&machine, &registry, &clock, &mut store, execution);
     driver.step().await.expect("Fetch again");
@@ -127,6 +128,8 @@ async fn an_unanswered_call_is_repeated_with_the_same_key() {
     assert_eq!(calls.len(), 2);
     assert_eq!(calls[0].idempotency_key, calls[1].idempotency_key);
     assert_eq!(calls[0].attempt, calls[1].attempt);
+    // The repeated call says it may have been sent before: a create may then adopt its resource.
+    assert!(!calls[0].resumed && calls[1].resumed);
 }
 
 /// A store whose third commit fails, as a full disk would.

@@ -4,6 +4,25 @@
 
 use std::fmt;
 
+/// The error names Step Functions itself raises (developer guide, "Error handling in Step
+/// Functions"), one place for the engine, the task integrations and Retry/Catch matching.
+pub mod names {
+    /// Matches any error name but `States.Runtime` in ErrorEquals.
+    pub const ALL: &str = "States.ALL";
+    /// A task failed; in ErrorEquals it matches every error but `States.Timeout`.
+    pub const TASK_FAILED: &str = "States.TaskFailed";
+    /// A task ran longer than TimeoutSeconds, or the execution's TimeoutSeconds ran out.
+    pub const TIMEOUT: &str = "States.Timeout";
+    /// The definition failed against its data; never retried or caught.
+    pub const RUNTIME: &str = "States.Runtime";
+    /// A Choice state matched no rule and has no Default.
+    pub const NO_CHOICE_MATCHED: &str = "States.NoChoiceMatched";
+    /// ResultPath could not place the result in the state's input.
+    pub const RESULT_PATH_MATCH_FAILURE: &str = "States.ResultPathMatchFailure";
+    /// An intrinsic function failed on its arguments.
+    pub const INTRINSIC_FAILURE: &str = "States.IntrinsicFailure";
+}
+
 /// A problem in a state machine definition. `at` is a dotted location such as
 /// `States.Train.Retry[0].BackoffRate` (empty for the document itself).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,7 +67,7 @@ impl StatesError {
     /// `States.Runtime`: a failure of the definition against its data. No Retry or Catch
     /// applies to it (Step Functions ends the execution).
     pub fn runtime(cause: impl Into<String>) -> Self {
-        StatesError::new("States.Runtime", cause)
+        StatesError::new(names::RUNTIME, cause)
     }
 }
 

@@ -297,7 +297,10 @@ impl Arg {
 }
 
 fn fail(func: Func, msg: String) -> StatesError {
-    StatesError::new("States.IntrinsicFailure", format!("Invalid arguments in {}: {msg}", func.name()))
+    StatesError::new(
+        crate::asl::errors::names::INTRINSIC_FAILURE,
+        format!("Invalid arguments in {}: {msg}", func.name()),
+    )
 }
 
 fn string(func: Func, v: &Value) -> Result<&str, StatesError> {

@@ -8,10 +8,8 @@ use super::definition::{PathField, parse_result_path};
 use super::errors::DefinitionError;
 use super::fields::{Fields, kind};
 
-pub const ALL: &str = "States.ALL";
-const TASK_FAILED: &str = "States.TaskFailed";
-const TIMEOUT: &str = "States.Timeout";
-pub const RUNTIME: &str = "States.Runtime";
+pub use super::errors::names::{ALL, RUNTIME};
+use super::errors::names::{TASK_FAILED, TIMEOUT};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Jitter {

@@ -11,7 +11,8 @@ use serde_json::Value;
 use crate::asl::definition::{Kind, StateMachine};
 use crate::engine::clock::{Clock, ScaledClock, SystemClock};
 use crate::engine::execution::{Execution, Status};
-use crate::engine::task::{Registry, ScriptedRunner};
+use crate::engine::task::Registry;
+use crate::tasks::ScriptedRunner;
 
 /// Exit codes: 0 the execution succeeded, 1 it failed, 2 bad usage, an invalid definition, or
 /// anything that kept the execution from running.

@@ -30,7 +30,11 @@ pub fn history(opts: HistoryOptions) -> Result<ExitCode> {
                     Detail::TaskScheduled { state, resource, attempt, .. } => {
                         format!("{state} {resource} attempt {attempt}")
                     }
-                    Detail::TaskSucceeded { state, .. } => state.clone(),
+                    Detail::TaskSucceeded { state, report: None, .. } => state.clone(),
+                    Detail::TaskSucceeded { state, report: Some(report), .. } => format!("{state} {report}"),
+                    Detail::TaskPolled { state, status, polls, next_poll } => {
+                        format!("{state} {status} (poll {polls}), next at {}", timestamp(*next_poll))
+                    }
                     Detail::TaskFailed { state, error, .. } => format!("{state} {error}"),
                     Detail::RetryScheduled { state, delay_seconds, attempt, .. } => {
                         format!("{state} attempt {attempt} in {delay_seconds:.1} s")

@@ -7,10 +7,10 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::clock::Clock;
 use super::execution::{Execution, Status};
-use super::task::Registry;
+use super::task::{Answer, Registry};
 use super::transition::{Effect, Event, TaskCall, pending, start, transition};
 use crate::asl::definition::StateMachine;
-use crate::asl::errors::StatesError;
+use crate::asl::errors::{StatesError, names};
 use crate::checkpoint::{CheckpointError, CheckpointStore};
 
 pub struct Driver<'a> {
@@ -21,6 +21,8 @@ pub struct Driver<'a> {
     execution: Execution,
     /// Set when a checkpoint write failed.
     broken: bool,
+    /// Set by `resume` until the first call: that call may have been sent before the crash.
+    resumed: bool,
 }
 
 impl<'a> Driver<'a> {
@@ -39,7 +41,7 @@ impl<'a> Driver<'a> {
     ) -> Result<Driver<'a>, CheckpointError> {
         let t = start(machine, name, state_machine, input, clock.now(), seed);
         store.create(definition, &t.execution, &t.events)?;
-        Ok(Driver { machine, registry, clock, store, execution: t.execution, broken: false })
+        Ok(Driver { machine, registry, clock, store, execution: t.execution, broken: false, resumed: false })
     }
 
     /// Continues an execution loaded from a checkpoint.
@@ -50,7 +52,7 @@ impl<'a> Driver<'a> {
         store: &'a mut dyn CheckpointStore,
         execution: Execution,
     ) -> Driver<'a> {
-        Driver { machine, registry, clock, store, execution, broken: false }
+        Driver { machine, registry, clock, store, execution, broken: false, resumed: true }
     }
 
     pub fn execution(&self) -> &Execution {
@@ -78,11 +80,13 @@ impl<'a> Driver<'a> {
             Effect::Done => return Ok(false),
             Effect::Proceed => Event::Proceed { now: self.clock.now() },
             Effect::SleepUntil(until) => {
+                self.resumed = false;
                 info!(until = %until, "waiting");
                 self.clock.sleep_until(until).await;
                 Event::Proceed { now: self.clock.now() }
             }
-            Effect::Call(call) => {
+            Effect::Call(mut call) => {
+                call.resumed = std::mem::take(&mut self.resumed);
                 let result = self.call(&call).instrument(info_span!("task", attempt = call.attempt)).await;
                 Event::TaskReturned { now: self.clock.now(), result }
             }
@@ -108,7 +112,7 @@ impl<'a> Driver<'a> {
         Ok(true)
     }
 
-    async fn call(&self, call: &TaskCall) -> Result<Value, StatesError> {
+    async fn call(&self, call: &TaskCall) -> Result<Answer, StatesError> {
         if let Some(not_before) = call.not_before {
             self.clock.sleep_until(not_before).await;
         }
@@ -128,24 +132,28 @@ impl<'a> Driver<'a> {
         let call_with_timeout = async {
             match call.timeout_seconds {
                 Some(secs) => {
-                    let deadline = self.clock.now() + chrono::Duration::seconds(secs as i64);
+                    let from = call.started.unwrap_or_else(|| self.clock.now());
+                    let deadline = from + chrono::Duration::seconds(secs as i64);
                     tokio::select! {
-                        r = runner.call(call) => r,
+                        r = runner.call(call, self.clock) => r,
                         () = self.clock.sleep_until(deadline) => Err(StatesError::new(
-                            "States.Timeout",
+                            names::TIMEOUT,
                             format!("the task did not finish within TimeoutSeconds ({secs} s)"),
                         )),
                     }
                 }
-                None => runner.call(call).await,
+                None => runner.call(call, self.clock).await,
             }
         };
         let result = tokio::select! {
             r = call_with_timeout => r,
-            () = deadline => Err(StatesError::new("States.Timeout", "the execution's TimeoutSeconds ran out during the call")),
+            () = deadline => Err(StatesError::new(names::TIMEOUT, "the execution's TimeoutSeconds ran out during the call")),
         };
         match &result {
-            Ok(_) => info!("task succeeded"),
+            Ok(Answer::Done { .. }) => info!("task succeeded"),
+            Ok(Answer::Poll { status, after_seconds, .. }) => {
+                info!(status = %status, next_poll_seconds = after_seconds, "task still running")
+            }
             Err(e) => warn!(error = %e.error, cause = %e.cause, "task failed"),
         }
         result

@@ -104,6 +104,22 @@ pub struct TaskPhase {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_seconds: Option<u64>,
     pub idempotency_key: String,
+    /// A task answered "still running": what it asked to be handed back on the next call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poll: Option<PollPhase>,
+    /// When the current attempt's first call returned "still running": TimeoutSeconds counts
+    /// from here for the polls that follow, across restarts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<DateTime<Utc>>,
+}
+
+/// A polled task's progress, checkpointed with every poll.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PollPhase {
+    /// The runner's token (for a Personalize job: its ARN and when it was created).
+    pub token: Value,
+    /// Polls answered so far.
+    pub polls: u32,
 }
 
 impl Execution {

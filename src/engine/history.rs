@@ -32,6 +32,16 @@ pub enum Detail {
     TaskSucceeded {
         state: String,
         output: Value,
+        /// How a polled task was awaited (Describe calls, detection delay), when it was.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        report: Option<Value>,
+    },
+    /// A task answered "still running" and will be called again at `next_poll`.
+    TaskPolled {
+        state: String,
+        status: String,
+        polls: u32,
+        next_poll: DateTime<Utc>,
     },
     TaskFailed {
         state: String,
@@ -74,6 +84,7 @@ impl Detail {
             Detail::TaskScheduled { .. } => "TaskScheduled",
             Detail::TaskSucceeded { .. } => "TaskSucceeded",
             Detail::TaskFailed { .. } => "TaskFailed",
+            Detail::TaskPolled { .. } => "TaskPolled",
             Detail::RetryScheduled { .. } => "RetryScheduled",
             Detail::WaitStarted { .. } => "WaitStarted",
             Detail::StateExited { .. } => "StateExited",

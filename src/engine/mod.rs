@@ -9,7 +9,7 @@ pub mod transition;
 
 pub use clock::{Clock, SystemClock, TokioClock};
 pub use driver::Driver;
-pub use execution::{Execution, Status};
+pub use execution::{Execution, PollPhase, Status};
 pub use history::{Detail, HistoryEvent};
-pub use task::{Registry, Scripted, ScriptedRunner, TaskRunner};
+pub use task::{Answer, Registry, TaskRunner};
 pub use transition::{Effect, Event, TaskCall, Transition, pending, start, transition};

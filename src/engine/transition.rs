@@ -8,12 +8,13 @@ use std::borrow::Cow;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Map, Value, json};
 
-use super::execution::{Entered, Execution, Phase, Position, Status, TaskPhase, timestamp};
+use super::execution::{Entered, Execution, Phase, PollPhase, Position, Status, TaskPhase, timestamp};
 use super::history::{Detail, HistoryEvent};
+use super::task::Answer;
 use crate::asl::definition::{
     Dynamic, Kind, PathField, Seconds, State, StateMachine, Task, WaitFor, parse_timestamp,
 };
-use crate::asl::errors::StatesError;
+use crate::asl::errors::{StatesError, names};
 use crate::asl::retry::{RUNTIME, error_matches};
 
 /// What happened since the last transition.
@@ -22,7 +23,7 @@ pub enum Event {
     /// Enter the current state, or end a Wait whose time has come.
     Proceed { now: DateTime<Utc> },
     /// The due task call returned.
-    TaskReturned { now: DateTime<Utc>, result: Result<Value, StatesError> },
+    TaskReturned { now: DateTime<Utc>, result: Result<Answer, StatesError> },
 }
 
 /// What the driver must do before the next transition.
@@ -42,7 +43,12 @@ pub enum Effect {
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskCall {
     pub execution: String,
+    /// The state machine's name (the workflow file's stem).
+    pub state_machine: String,
     pub state: String,
+    /// Which visit of the state this is: the id of its StateEntered event. Together with the
+    /// execution and state names it names a create uniquely and stably across restarts.
+    pub visit: u64,
     pub resource: String,
     pub parameters: Value,
     pub credentials: Option<Value>,
@@ -54,6 +60,13 @@ pub struct TaskCall {
     pub timeout_seconds: Option<u64>,
     /// The execution's deadline (state machine TimeoutSeconds): the call is abandoned then.
     pub deadline: Option<DateTime<Utc>>,
+    /// When the attempt's first call returned "still running" (TimeoutSeconds counts from here).
+    pub started: Option<DateTime<Utc>>,
+    /// The token a polled task handed back with its last "still running" answer.
+    pub poll: Option<PollPhase>,
+    /// Set by the driver when the call was already due when the execution was loaded from its
+    /// checkpoint: the process before may have sent it, so a create may find its own resource.
+    pub resumed: bool,
 }
 
 pub struct Transition {
@@ -89,7 +102,9 @@ pub fn pending(exec: &Execution) -> Effect {
         Phase::Waiting { until, .. } => Effect::SleepUntil(cap(*until)),
         Phase::Task(task) => Effect::Call(Box::new(TaskCall {
             execution: exec.name.clone(),
+            state_machine: exec.state_machine.clone(),
             state: at.state.clone(),
+            visit: task.entered.event_id,
             resource: task.resource.clone(),
             parameters: task.parameters.clone(),
             credentials: task.credentials.clone(),
@@ -98,6 +113,9 @@ pub fn pending(exec: &Execution) -> Effect {
             not_before: task.not_before.map(cap),
             timeout_seconds: task.timeout_seconds,
             deadline: exec.deadline,
+            started: task.started,
+            poll: task.poll.clone(),
+            resumed: false,
         })),
     }
 }
@@ -185,10 +203,10 @@ impl Tx {
     /// current state's Retry or Catch say.
     fn time_out(&mut self, deadline: DateTime<Utc>) {
         let cause = format!("the execution did not finish before its deadline {}", timestamp(deadline));
-        self.emit(Detail::ExecutionTimedOut { error: "States.Timeout".into(), cause: cause.clone() });
+        self.emit(Detail::ExecutionTimedOut { error: names::TIMEOUT.into(), cause: cause.clone() });
         self.exec.status = Status::TimedOut;
         self.exec.at = None;
-        self.exec.error = Some("States.Timeout".into());
+        self.exec.error = Some(names::TIMEOUT.into());
         self.exec.cause = Some(cause);
         self.exec.stop_time = Some(self.now);
     }
@@ -296,7 +314,7 @@ impl Tx {
                     (None, None) => effective.into_owned(),
                 };
                 let output = apply_result_path(&state.result_path, raw, result)
-                    .map_err(|c| StatesError::new("States.ResultPathMatchFailure", c))?;
+                    .map_err(|c| StatesError::new(names::RESULT_PATH_MATCH_FAILURE, c))?;
                 let output = apply_output_path(&state.output_path, output, ctx)?;
                 self.exit(state, output, None);
             }
@@ -313,7 +331,7 @@ impl Tx {
                         "An error occurred while executing the state '{}' (entered at the event id #{}). Failed to transition out of the state. The state does not point to a next state.",
                         state.name, entered.event_id
                     );
-                    self.fail(StatesError::new("States.NoChoiceMatched", cause));
+                    self.fail(StatesError::new(names::NO_CHOICE_MATCHED, cause));
                     return Ok(());
                 };
                 let output = apply_output_path(&state.output_path, effective.into_owned(), ctx)?;
@@ -364,6 +382,8 @@ impl Tx {
                     not_before: None,
                     timeout_seconds,
                     idempotency_key: String::new(),
+                    poll: None,
+                    started: None,
                 };
                 self.schedule(state, raw, phase);
             }
@@ -499,12 +519,15 @@ impl Tx {
         state: &State,
         raw: Value,
         mut task: TaskPhase,
-        result: Result<Value, StatesError>,
+        result: Result<Answer, StatesError>,
     ) {
         let name = state.name.clone();
         let result = match result {
-            Ok(value) => {
-                self.emit(Detail::TaskSucceeded { state: name, output: value.clone() });
+            Ok(Answer::Poll { token, after_seconds, status }) => {
+                return self.poll_again(state, raw, task, token, after_seconds, status);
+            }
+            Ok(Answer::Done { output: value, report }) => {
+                self.emit(Detail::TaskSucceeded { state: name, output: value.clone(), report });
                 let ctx = self.context(state, &task.entered, Some(task.attempt));
                 match self.task_output(state, raw.clone(), value, &ctx) {
                     Ok(output) => return self.exit(state, output, None),
@@ -533,6 +556,9 @@ impl Tx {
                 let delay = delay.min(MAX_SECONDS as f64);
                 let not_before = later(self.now, delay);
                 task.not_before = Some(not_before);
+                // A polled job is still polled after a retry (the job goes on); only the
+                // attempt's TimeoutSeconds starts afresh.
+                task.started = None;
                 self.emit(Detail::RetryScheduled {
                     state: name,
                     retrier: i,
@@ -558,6 +584,27 @@ impl Tx {
         }
     }
 
+    /// The task runs on: keep the call due, with the runner's token, after the delay it asked
+    /// for. The attempt and idempotency key stay: it is the same call, continued.
+    fn poll_again(
+        &mut self,
+        state: &State,
+        raw: Value,
+        mut task: TaskPhase,
+        token: Value,
+        after_seconds: f64,
+        status: String,
+    ) {
+        let polls = task.poll.as_ref().map_or(0, |p| p.polls) + 1;
+        let next_poll = later(self.now, if after_seconds.is_finite() { after_seconds } else { 0.0 });
+        self.emit(Detail::TaskPolled { state: state.name.clone(), status, polls, next_poll });
+        task.started.get_or_insert(self.now);
+        task.poll = Some(PollPhase { token, polls });
+        task.not_before = Some(next_poll);
+        self.exec.at =
+            Some(Position { state: state.name.clone(), input: raw, phase: Phase::Task(Box::new(task)) });
+    }
+
     fn task_output(
         &mut self,
         state: &State,
@@ -570,7 +617,7 @@ impl Tx {
             None => result,
         };
         let output = apply_result_path(&state.result_path, raw, selected)
-            .map_err(|c| StatesError::new("States.ResultPathMatchFailure", c))?;
+            .map_err(|c| StatesError::new(names::RESULT_PATH_MATCH_FAILURE, c))?;
         apply_output_path(&state.output_path, output, ctx)
     }
 }

@@ -7,9 +7,8 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeZone, Utc};
 use recflow::asl::StateMachine;
 use recflow::checkpoint::MemoryStore;
-use recflow::engine::{
-    Detail, Driver, Execution, HistoryEvent, Registry, Scripted, ScriptedRunner, TaskCall, TokioClock,
-};
+use recflow::engine::{Detail, Driver, Execution, HistoryEvent, Registry, TaskCall, TokioClock};
+use recflow::tasks::{Scripted, ScriptedRunner};
 use serde_json::Value;
 
 pub fn t0() -> DateTime<Utc> {
