@@ -14,7 +14,7 @@ use recflow::cli::{self, ExitCode, OutputFormat};
 to JSON after every transition, so an execution survives crashes and restarts and resumes exactly where it stopped.\n\n\
 Exit codes: 0 the execution succeeded, 1 it failed (Error and Cause are printed), 2 bad usage, an invalid \
 definition, or anything else that kept it from running.",
-    after_help = "Examples:\n  recflow validate workflows/*.asl.json\n  recflow run workflows/nightly-refresh.asl.json --mock workflows/nightly-refresh.mock.json --time-scale 600\n  recflow status\n  recflow history <NAME>\n  recflow resume <NAME> --mock workflows/nightly-refresh.mock.json\n  recflow graph workflows/nightly-refresh.asl.json > nightly.mmd"
+    after_help = "Examples:\n  recflow validate workflows/*.asl.json\n  recflow run workflows/nightly-refresh.asl.json --local\n  recflow run workflows/nightly-refresh.asl.json --mock workflows/nightly-refresh.mock.json --time-scale 600\n  recflow status\n  recflow history <NAME>\n  recflow resume <NAME> --mock workflows/nightly-refresh.mock.json\n  recflow graph workflows/nightly-refresh.asl.json > nightly.mmd"
 )]
 struct Args {
     /// Log format on stderr.
@@ -35,9 +35,18 @@ enum LogFormat {
 
 #[derive(clap::Args)]
 struct Store {
-    /// Where executions are checkpointed: one folder per execution.
-    #[arg(long, env = "RECFLOW_CHECKPOINT_DIR", default_value = ".recflow/executions")]
-    checkpoint_dir: PathBuf,
+    /// recflow's folder: checkpoints in <DIR>/executions, the embedded emulator in <DIR>/local.
+    #[arg(long, env = "RECFLOW_DATA_DIR", default_value = ".recflow", value_name = "DIR")]
+    data_dir: PathBuf,
+    /// Where executions are checkpointed, one folder per execution [default: <data-dir>/executions].
+    #[arg(long, env = "RECFLOW_CHECKPOINT_DIR", value_name = "DIR")]
+    checkpoint_dir: Option<PathBuf>,
+}
+
+impl Store {
+    fn checkpoint_dir(&self) -> PathBuf {
+        self.checkpoint_dir.clone().unwrap_or_else(|| self.data_dir.join("executions"))
+    }
 }
 
 #[derive(clap::Args)]
@@ -50,12 +59,33 @@ struct Tasks {
     /// Append one JSON line per scripted task call (state, attempt, idempotency key) to FILE.
     #[arg(long, value_name = "FILE", requires = "mock")]
     mock_call_log: Option<PathBuf>,
-    /// Run Waits and retry delays this many times faster than real time (demos, trials).
-    #[arg(long, default_value_t = 1.0, value_name = "N")]
-    time_scale: f64,
+    /// Run the tasks against the embedded emulator (Personalize, S3, EventBridge on free
+    /// loopback ports, data in <data-dir>/local): no AWS account needed. It creates or reuses the
+    /// demo dataset group, dataset and solution, seeds demo data into s3://recflow-demo/ when it
+    /// is empty, and fills the execution input with their ARNs and paths (--input overrides).
+    /// Without --local and --mock, tasks call AWS with the standard credential chain, region,
+    /// AWS_PROFILE and AWS_ENDPOINT_URL_* variables.
+    #[arg(long, conflicts_with = "mock")]
+    local: bool,
+    /// Run Waits, retry delays and polls this many times faster than real time (demos, trials);
+    /// with --local the emulated jobs run at the same speed [default: 600 with --local, else 1].
+    #[arg(long, value_name = "N")]
+    time_scale: Option<f64>,
     /// Skip fsync: checkpoints survive a killed process but not a power loss.
     #[arg(long)]
     no_fsync: bool,
+}
+
+impl Tasks {
+    fn options(&self, store: &Store) -> cli::integrations::TaskOptions {
+        cli::integrations::TaskOptions {
+            mock: self.mock.clone(),
+            mock_call_log: self.mock_call_log.clone(),
+            local: self.local,
+            data_dir: store.data_dir.clone(),
+            time_scale: self.time_scale,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -133,8 +163,9 @@ enum LocalCommand {
     /// Serve Personalize on --port, S3 on --port + 1 and EventBridge on --port + 2 (loopback),
     /// and print the environment that points AWS SDKs and the AWS CLI at them. Ctrl-C stops.
     Serve {
-        /// Where state, models, S3 objects and recorded events live; it survives restarts.
-        #[arg(long, env = "RECFLOW_DATA_DIR", default_value = ".recflow/local")]
+        /// recflow's folder: the emulator's state, models, S3 objects and recorded events live in
+        /// <DIR>/local (the same place `recflow run --local` uses) and survive restarts.
+        #[arg(long, env = "RECFLOW_DATA_DIR", default_value = ".recflow", value_name = "DIR")]
         data_dir: PathBuf,
         /// Personalize's port; S3 and EventBridge take the next two. 0 picks free ports.
         #[arg(long, default_value_t = 7300)]
@@ -146,7 +177,8 @@ enum LocalCommand {
     /// Write a synthetic data set into the local bucket: interactions CSV (power-law item
     /// popularity, users with latent tastes, 90 days) and a users JSON Lines file for batch input.
     Seed {
-        #[arg(long, env = "RECFLOW_DATA_DIR", default_value = ".recflow/local")]
+        /// recflow's folder: the local bucket is <DIR>/local/s3/<bucket>.
+        #[arg(long, env = "RECFLOW_DATA_DIR", default_value = ".recflow", value_name = "DIR")]
         data_dir: PathBuf,
         #[arg(long, default_value = "recflow-demo")]
         bucket: String,
@@ -204,12 +236,10 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 input,
                 input_file,
                 name,
-                checkpoint_dir: store.checkpoint_dir,
+                checkpoint_dir: store.checkpoint_dir(),
                 no_checkpoint,
                 no_fsync: tasks.no_fsync,
-                mock: tasks.mock,
-                mock_call_log: tasks.mock_call_log,
-                time_scale: tasks.time_scale,
+                tasks: tasks.options(&store),
                 output,
             })
             .await
@@ -217,27 +247,26 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Resume { name, store, tasks, output } => {
             cli::resume::resume(cli::resume::ResumeOptions {
                 name,
-                checkpoint_dir: store.checkpoint_dir,
+                checkpoint_dir: store.checkpoint_dir(),
                 no_fsync: tasks.no_fsync,
-                mock: tasks.mock,
-                mock_call_log: tasks.mock_call_log,
-                time_scale: tasks.time_scale,
+                tasks: tasks.options(&store),
                 output,
             })
             .await
         }
         Command::Status { name, store, output } => cli::status::status(cli::status::StatusOptions {
             name,
-            checkpoint_dir: store.checkpoint_dir,
+            checkpoint_dir: store.checkpoint_dir(),
             output,
         }),
         Command::History { name, store, output } => cli::history::history(cli::history::HistoryOptions {
             name,
-            checkpoint_dir: store.checkpoint_dir,
+            checkpoint_dir: store.checkpoint_dir(),
             output,
         }),
         Command::Local(LocalCommand::Serve { data_dir, port, time_scale }) => {
-            cli::local::serve(cli::local::ServeOptions { data_dir, port, time_scale }).await
+            cli::local::serve(cli::local::ServeOptions { data_dir: data_dir.join("local"), port, time_scale })
+                .await
         }
         Command::Local(LocalCommand::Seed {
             data_dir,
@@ -251,7 +280,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         }) => {
             let options =
                 recflow::local::seed::SeedOptions { users, items, interactions, days, clusters, seed };
-            cli::local::seed(cli::local::SeedCommand { data_dir, bucket, options })
+            cli::local::seed(cli::local::SeedCommand { data_dir: data_dir.join("local"), bucket, options })
         }
         Command::Graph { file, format } => cli::graph::graph(cli::graph::GraphOptions { file, format }),
     }

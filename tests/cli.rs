@@ -16,6 +16,9 @@ fn recflow(args: &[&str], store: &Path) -> Output {
         .args(args)
         .env("RECFLOW_CHECKPOINT_DIR", store)
         .env("RECFLOW_LOG", "warn")
+        // Never let an AWS SDK look for instance metadata off the loopback.
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_REGION", "us-east-1")
         .output()
         .unwrap()
 }
@@ -31,8 +34,8 @@ fn stderr(out: &Output) -> String {
 #[test]
 fn the_nightly_workflow_runs_offline_and_is_inspectable() {
     let dir = tempfile::tempdir().unwrap();
-    let wf = repo("workflows/nightly-refresh.asl.json");
-    let mock = repo("workflows/nightly-refresh.mock.json");
+    let wf = repo("workflows/nightly-refresh-portable.asl.json");
+    let mock = repo("workflows/nightly-refresh-portable.mock.json");
     let out = recflow(
         &["run", &wf, "--mock", &mock, "--time-scale", "100000", "--name", "nightly-1", "--output", "json"],
         dir.path(),
@@ -85,9 +88,15 @@ fn a_failed_execution_exits_1_with_error_and_cause() {
 #[test]
 fn usage_errors_exit_2_and_say_what_to_fix() {
     let dir = tempfile::tempdir().unwrap();
-    let wf = repo("workflows/nightly-refresh.asl.json");
-    // No task integration for the Task states: refused before anything starts.
-    let out = recflow(&["run", &wf], dir.path());
+    // A Task no integration serves (recflow has no Lambda integration): refused before anything
+    // starts.
+    let wf = dir.path().join("lambda.asl.json");
+    std::fs::write(
+        &wf,
+        r#"{"StartAt": "ImportInteractions", "States": {"ImportInteractions": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "End": true}}}"#,
+    )
+    .unwrap();
+    let out = recflow(&["run", wf.to_str().unwrap()], dir.path());
     assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out).contains("States.ImportInteractions.Resource: no task integration"),
@@ -118,7 +127,7 @@ fn usage_errors_exit_2_and_say_what_to_fix() {
 #[test]
 fn graph_draws_mermaid_and_dot() {
     let dir = tempfile::tempdir().unwrap();
-    let wf = repo("workflows/nightly-refresh.asl.json");
+    let wf = repo("workflows/nightly-refresh-portable.asl.json");
     let out = recflow(&["graph", &wf], dir.path());
     let text = stdout(&out);
     assert!(text.starts_with("stateDiagram-v2\n"), "{text}");
@@ -136,8 +145,8 @@ fn graph_draws_mermaid_and_dot() {
 #[test]
 fn json_logs_carry_the_execution_and_state_as_span_fields() {
     let dir = tempfile::tempdir().unwrap();
-    let wf = repo("workflows/nightly-refresh.asl.json");
-    let mock = repo("workflows/nightly-refresh.mock.json");
+    let wf = repo("workflows/nightly-refresh-portable.asl.json");
+    let mock = repo("workflows/nightly-refresh-portable.mock.json");
     let out = Command::new(BIN)
         .args([
             "--log-format",

@@ -2,7 +2,6 @@
 //! printing an execution's outcome.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow};
 use chrono::{DateTime, Utc};
@@ -11,8 +10,6 @@ use serde_json::Value;
 use crate::asl::definition::{Kind, StateMachine};
 use crate::engine::clock::{Clock, ScaledClock, SystemClock};
 use crate::engine::execution::{Execution, Status};
-use crate::engine::task::Registry;
-use crate::tasks::ScriptedRunner;
 
 /// Exit codes: 0 the execution succeeded, 1 it failed, 2 bad usage, an invalid definition, or
 /// anything that kept the execution from running.
@@ -49,6 +46,11 @@ pub fn load_definition(path: &Path) -> Result<(StateMachine, Value)> {
         let lines: Vec<String> = errors.iter().map(|e| format!("{}: {e}", path.display())).collect();
         usage(lines.join("\n"))
     })?;
+    let problems = crate::tasks::check_definition(&value);
+    if !problems.is_empty() {
+        let lines: Vec<String> = problems.iter().map(|e| format!("{}: {e}", path.display())).collect();
+        return Err(usage(lines.join("\n")));
+    }
     Ok((machine, value))
 }
 
@@ -64,43 +66,6 @@ pub fn check_runnable(machine: &StateMachine, source: &str) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// The task runners for a run: the scripted answers of `--mock`, if given.
-pub fn registry(
-    mock: Option<&Path>,
-    call_log: Option<&Path>,
-    machine: &StateMachine,
-    source: &str,
-) -> Result<(Registry, Option<Arc<ScriptedRunner>>)> {
-    let mut registry = Registry::new();
-    let mut scripted = None;
-    if let Some(path) = mock {
-        let text = std::fs::read_to_string(path).map_err(|e| usage(format!("{}: {e}", path.display())))?;
-        let value: Value = serde_json::from_str(&text)
-            .map_err(|e| usage(format!("{}: not valid JSON: {e}", path.display())))?;
-        let mut runner =
-            ScriptedRunner::from_json(&value).map_err(|e| usage(format!("{}: {e}", path.display())))?;
-        if let Some(log) = call_log {
-            runner = runner.with_call_log(log).map_err(|e| usage(format!("{}: {e}", log.display())))?;
-        }
-        let runner = Arc::new(runner);
-        registry.register("", runner.clone());
-        scripted = Some(runner);
-    }
-    let missing = registry.missing(&machine.task_resources());
-    if !missing.is_empty() {
-        let lines: Vec<String> = missing
-            .iter()
-            .map(|(state, resource)| {
-                format!(
-                    "{source}: States.{state}.Resource: no task integration serves '{resource}'; give answers for state '{state}' in a --mock file"
-                )
-            })
-            .collect();
-        return Err(usage(lines.join("\n")));
-    }
-    Ok((registry, scripted))
 }
 
 /// The clock for a run. `resumed_at` is the time of a resumed execution's latest transition:

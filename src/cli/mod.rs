@@ -3,10 +3,12 @@
 
 pub mod graph;
 pub mod history;
+pub mod integrations;
 pub mod local;
 pub mod resume;
 pub mod run;
 pub mod status;
+mod summary;
 pub mod validate;
 
 mod common;

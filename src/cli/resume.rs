@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use anyhow::Result;
 use tracing::info;
 
-use super::common::{ExitCode, OutputFormat, check_name, check_runnable, clock, registry, report, usage};
+use super::common::{ExitCode, OutputFormat, check_name, check_runnable, clock, report, usage};
+use super::integrations::{TaskOptions, integrations};
 use crate::asl::definition::StateMachine;
 use crate::checkpoint::{Durability, FileStore};
 use crate::engine::{Driver, Status};
@@ -14,9 +15,7 @@ pub struct ResumeOptions {
     pub name: String,
     pub checkpoint_dir: PathBuf,
     pub no_fsync: bool,
-    pub mock: Option<PathBuf>,
-    pub mock_call_log: Option<PathBuf>,
-    pub time_scale: f64,
+    pub tasks: TaskOptions,
     pub output: OutputFormat,
 }
 
@@ -32,11 +31,15 @@ pub async fn resume(opts: ResumeOptions) -> Result<ExitCode> {
         return report(&loaded.execution, opts.output);
     }
     check_runnable(&machine, &source)?;
-    let (registry, _) = registry(opts.mock.as_deref(), opts.mock_call_log.as_deref(), &machine, &source)?;
-    let clock = clock(opts.time_scale, loaded.execution.updated)?;
+    let integrations = integrations(&opts.tasks, &machine, &source, Some(&opts.checkpoint_dir)).await?;
+    let clock = clock(opts.tasks.time_scale(), loaded.execution.updated)?;
     let at = loaded.execution.at.as_ref().map(|p| p.state.clone()).unwrap_or_default();
     info!(execution = %opts.name, state = %at, "resuming");
-    let driver = Driver::resume(&machine, &registry, clock.as_ref(), &mut store, loaded.execution);
+    let driver =
+        Driver::resume(&machine, &integrations.registry, clock.as_ref(), &mut store, loaded.execution);
     let execution = driver.run().await?;
+    if let Some(local) = integrations.local {
+        local.emulator.shutdown().await;
+    }
     report(&execution, opts.output)
 }

@@ -7,9 +7,10 @@ use serde_json::Value;
 use tracing::info;
 
 use super::common::{
-    ExitCode, OutputFormat, check_name, check_runnable, clock, load_definition, machine_name, registry,
-    report, usage,
+    ExitCode, OutputFormat, check_name, check_runnable, clock, load_definition, machine_name, report, usage,
 };
+use super::integrations::{TaskOptions, integrations};
+use super::summary;
 use crate::checkpoint::{CheckpointStore, Durability, FileStore, NullStore};
 use crate::engine::Driver;
 
@@ -21,9 +22,7 @@ pub struct RunOptions {
     pub checkpoint_dir: PathBuf,
     pub no_checkpoint: bool,
     pub no_fsync: bool,
-    pub mock: Option<PathBuf>,
-    pub mock_call_log: Option<PathBuf>,
-    pub time_scale: f64,
+    pub tasks: TaskOptions,
     pub output: OutputFormat,
 }
 
@@ -31,31 +30,40 @@ pub async fn run(opts: RunOptions) -> Result<ExitCode> {
     let source = opts.file.display().to_string();
     let (machine, definition) = load_definition(&opts.file)?;
     check_runnable(&machine, &source)?;
-    let (registry, _) = registry(opts.mock.as_deref(), opts.mock_call_log.as_deref(), &machine, &source)?;
-    let input = read_input(&opts)?;
+    let user_input = read_input(&opts)?;
     let state_machine = machine_name(&opts.file);
     let name = match &opts.name {
         Some(n) => n.clone(),
         None => default_name(&state_machine),
     };
     check_name(&name)?;
-    let clock = clock(opts.time_scale, None)?;
+    let clock = clock(opts.tasks.time_scale(), None)?;
+    let checkpoints = (!opts.no_checkpoint).then_some(opts.checkpoint_dir.as_path());
+    let integrations = integrations(&opts.tasks, &machine, &source, checkpoints).await?;
+    // A local run's input is the demo's ARNs and paths; the user's fields override them.
+    let input = match (&integrations.local, user_input) {
+        (Some(local), Value::Object(user)) => {
+            let mut merged = local.demo.input();
+            merged.as_object_mut().expect("the demo input is an object").extend(user);
+            merged
+        }
+        (_, input) => input,
+    };
     let mut store: Box<dyn CheckpointStore> = if opts.no_checkpoint {
         Box::new(NullStore)
     } else {
         let durability = if opts.no_fsync { Durability::NoFsync } else { Durability::Fsync };
         Box::new(FileStore::create(&opts.checkpoint_dir, &name, durability)?)
     };
-    let checkpoints = if opts.no_checkpoint {
-        "none (dry run)".to_string()
-    } else {
-        opts.checkpoint_dir.join(&name).display().to_string()
+    let checkpoint_text = match checkpoints {
+        None => "none (dry run)".to_string(),
+        Some(dir) => dir.join(&name).display().to_string(),
     };
-    info!(execution = %name, checkpoints = %checkpoints, "starting");
+    info!(execution = %name, checkpoints = %checkpoint_text, "starting");
     let driver = Driver::start(
         &machine,
         &definition,
-        &registry,
+        &integrations.registry,
         clock.as_ref(),
         store.as_mut(),
         &name,
@@ -64,7 +72,15 @@ pub async fn run(opts: RunOptions) -> Result<ExitCode> {
         fastrand::u64(..),
     )?;
     let execution = driver.run().await?;
-    report(&execution, opts.output)
+    drop(store);
+    let code = report(&execution, opts.output)?;
+    if let (OutputFormat::Human, Some(dir)) = (opts.output, checkpoints) {
+        summary::print(dir, &execution, &definition, integrations.clients.as_ref()).await;
+    }
+    if let Some(local) = integrations.local {
+        local.emulator.shutdown().await;
+    }
+    Ok(code)
 }
 
 fn read_input(opts: &RunOptions) -> Result<Value> {

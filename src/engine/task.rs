@@ -45,13 +45,6 @@ pub trait TaskRunner: Send + Sync {
     fn accepts(&self, _state: &str, _resource: &str) -> bool {
         true
     }
-
-    /// Problems with a Task's static Parameters (the definition as written, keys ending in `.$`
-    /// still unresolved), each as (field path inside Parameters, message); checked by `validate`
-    /// and before a run starts.
-    fn check_parameters(&self, _resource: &str, _parameters: Option<&Value>) -> Vec<(String, String)> {
-        Vec::new()
-    }
 }
 
 /// Runners looked up by Resource prefix (longest match wins).

@@ -17,6 +17,10 @@ pub struct LocalConfig {
     pub time_scale: f64,
     pub region: String,
     pub account: String,
+    /// How long a Personalize job stays CREATE PENDING, and at least CREATE IN_PROGRESS, in
+    /// emulated seconds.
+    pub pending_seconds: f64,
+    pub in_progress_seconds: f64,
 }
 
 impl LocalConfig {
@@ -28,6 +32,8 @@ impl LocalConfig {
             time_scale: 1.0,
             region: "us-east-1".into(),
             account: "000000000000".into(),
+            pending_seconds: 1.0,
+            in_progress_seconds: 2.0,
         }
     }
 }
@@ -49,6 +55,8 @@ pub struct Emulator {
     pub s3: S3Handle,
     pub events: EventsHandle,
     region: String,
+    account: String,
+    data_dir: PathBuf,
 }
 
 async fn bind(host: IpAddr, port: u16) -> Result<tokio::net::TcpListener, LocalError> {
@@ -71,8 +79,39 @@ impl Emulator {
         pz.region = config.region.clone();
         pz.account = config.account.clone();
         pz.time_scale = config.time_scale;
+        pz.pending_seconds = config.pending_seconds;
+        pz.in_progress_seconds = config.in_progress_seconds;
         let personalize = personalize::start(pz, bind(config.host, port(0)).await?).await?;
-        Ok(Emulator { personalize, s3, events, region: config.region.clone() })
+        Ok(Emulator {
+            personalize,
+            s3,
+            events,
+            region: config.region.clone(),
+            account: config.account.clone(),
+            data_dir: config.data_dir.clone(),
+        })
+    }
+
+    /// Where the local S3 keeps buckets: `<root>/<bucket>/<key>` as files.
+    pub fn s3_root(&self) -> PathBuf {
+        self.data_dir.join("s3")
+    }
+
+    /// A Personalize ARN as this emulator writes it (`dataset-group`, `recflow-demo`).
+    pub fn personalize_arn(&self, kind: &str, resource: &str) -> String {
+        format!("arn:aws:personalize:{}:{}:{kind}/{resource}", self.region, self.account)
+    }
+
+    /// The endpoints and static credentials for recflow's own AWS clients.
+    pub fn endpoints(&self) -> crate::tasks::aws::LocalEndpoints {
+        crate::tasks::aws::LocalEndpoints {
+            personalize: self.personalize.endpoint(),
+            s3: self.s3.endpoint(),
+            events: self.events.endpoint(),
+            region: self.region.clone(),
+            access_key: s3::ACCESS_KEY.to_string(),
+            secret_key: s3::SECRET_KEY.to_string(),
+        }
     }
 
     /// The environment that points any AWS SDK or the AWS CLI at the emulator.

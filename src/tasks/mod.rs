@@ -2,6 +2,100 @@
 //! integrations (Personalize, S3, EventBridge) and recflow's own tasks. The engine sees only the
 //! [`crate::engine::TaskRunner`] trait.
 
+pub mod aws;
+pub mod events;
+pub mod model;
+pub mod names;
+pub mod personalize;
+pub mod polling;
+pub mod s3;
 pub mod scripted;
 
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+
+use crate::asl::errors::DefinitionError;
+use crate::engine::task::Registry;
+
 pub use scripted::{Scripted, ScriptedRunner};
+
+/// Checks every Task state's Resource and static Parameters against the integration that will
+/// serve it (Personalize against its service model; S3 and EventBridge against the parameters
+/// recflow sends), in nested Parallel branches and Map iterators too. Resources of integrations
+/// recflow does not have are not checked here (a run refuses them up front). Each problem is
+/// located as `States.<state>.Parameters.<field>` or `States.<state>.Resource`.
+pub fn check_definition(definition: &Value) -> Vec<DefinitionError> {
+    let mut problems = Vec::new();
+    check_states(definition, &mut problems);
+    problems
+}
+
+fn check_states(scope: &Value, out: &mut Vec<DefinitionError>) {
+    let Some(states) = scope.get("States").and_then(Value::as_object) else { return };
+    for (name, state) in states {
+        for branch in state.get("Branches").and_then(Value::as_array).into_iter().flatten() {
+            check_states(branch, out);
+        }
+        for key in ["Iterator", "ItemProcessor"] {
+            if let Some(inner) = state.get(key) {
+                check_states(inner, out);
+            }
+        }
+        if state.get("Type").and_then(Value::as_str) != Some("Task") {
+            continue;
+        }
+        let Some(resource) = state.get("Resource").and_then(Value::as_str) else { continue };
+        let parameters = state.get("Parameters");
+        let found = [personalize::check, s3::check, events::check]
+            .iter()
+            .flat_map(|check| check(resource, parameters))
+            .collect::<Vec<_>>();
+        for (field, message) in found {
+            let at = match field.as_str() {
+                "Resource" => format!("States.{name}.Resource"),
+                "" => format!("States.{name}.Parameters"),
+                f => format!("States.{name}.Parameters.{f}"),
+            };
+            out.push(DefinitionError::new(at, message));
+        }
+    }
+}
+
+/// Whether recflow has an integration for `resource` (without `--mock`): the Personalize actions
+/// it calls, S3's, EventBridge's putEvents, and recflow's own tasks.
+pub fn serves(resource: &str) -> bool {
+    let personalize = resource
+        .strip_prefix(personalize::PREFIX)
+        .is_some_and(|a| personalize::ACTIONS.contains(&a.strip_suffix(".sync").unwrap_or(a)));
+    personalize
+        || s3::check(resource, None).iter().all(|(f, _)| f != "Resource") && resource.starts_with(s3::PREFIX)
+        || resource == events::RESOURCE
+        || RECFLOW_TASKS.contains(&resource)
+}
+
+/// recflow's own task resources.
+pub const RECFLOW_TASKS: &[&str] = &["arn:recflow:::picks:publish"];
+
+/// The AWS integrations, ready for a run: Personalize (with `.sync`), S3 and EventBridge.
+/// `durations` keeps `.sync` job durations for adaptive polling; `service_time_scale` is 1 on
+/// AWS and the emulator's time scale for a local run (see [`personalize::PersonalizeRunner`]).
+pub fn aws_registry(
+    clients: &aws::Clients,
+    durations: Option<Arc<Mutex<polling::JobDurations>>>,
+    service_time_scale: f64,
+) -> Registry {
+    let mut registry = Registry::new();
+    let mut pz = personalize::PersonalizeRunner::new(clients.personalize.clone())
+        .with_service_time_scale(service_time_scale);
+    if let Some(d) = durations {
+        pz = pz.with_durations(d);
+    }
+    registry.register(personalize::PREFIX, Arc::new(pz));
+    registry.register(s3::PREFIX, Arc::new(s3::S3Runner::new(clients.s3.clone())));
+    registry.register(events::RESOURCE, Arc::new(events::EventsRunner::new(clients.events.clone())));
+    registry
+}
+
+/// recflow's own tasks (`arn:recflow:::...`), which use the same AWS clients.
+pub fn register_recflow_tasks(_registry: &mut Registry, _clients: &aws::Clients) {}

@@ -1,0 +1,163 @@
+//! Which task integrations a `run` or `resume` uses: scripted answers (`--mock`), the embedded
+//! emulator (`--local`), or AWS itself (the default).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, Result};
+
+use super::common::usage;
+use crate::asl::definition::StateMachine;
+use crate::engine::task::Registry;
+use crate::local::demo::{self, Demo};
+use crate::local::emulator::{Emulator, LocalConfig};
+use crate::local::seed::SeedOptions;
+use crate::tasks::aws::Clients;
+use crate::tasks::polling::JobDurations;
+use crate::tasks::{ScriptedRunner, aws_registry};
+
+/// The time scale `--local` runs at unless `--time-scale` says otherwise: emulated jobs of
+/// minutes pass in a fraction of a second, and the engine's clock (Waits, retry delays, polls)
+/// runs at the same speed, so the two agree on how long a job took.
+pub const LOCAL_TIME_SCALE: f64 = 600.0;
+
+/// Emulated seconds a local job stays CREATE PENDING, and at least CREATE IN_PROGRESS: a few
+/// minutes, as small Personalize jobs take.
+const LOCAL_PENDING_SECONDS: f64 = 60.0;
+const LOCAL_IN_PROGRESS_SECONDS: f64 = 240.0;
+
+/// How the tasks of a run are answered.
+pub struct TaskOptions {
+    pub mock: Option<PathBuf>,
+    pub mock_call_log: Option<PathBuf>,
+    pub local: bool,
+    /// recflow's data directory: the emulator lives in `<data_dir>/local`.
+    pub data_dir: PathBuf,
+    pub time_scale: Option<f64>,
+}
+
+impl TaskOptions {
+    /// The engine's time scale: as given, else [`LOCAL_TIME_SCALE`] for `--local`, else 1.
+    pub fn time_scale(&self) -> f64 {
+        self.time_scale.unwrap_or(if self.local { LOCAL_TIME_SCALE } else { 1.0 })
+    }
+}
+
+/// The embedded emulator of a `--local` run, its clients, and the demo resources.
+pub struct LocalRun {
+    pub emulator: Emulator,
+    pub clients: Clients,
+    pub demo: Demo,
+}
+
+pub struct Integrations {
+    pub registry: Registry,
+    pub local: Option<LocalRun>,
+    /// The AWS clients the tasks use (none with `--mock`).
+    pub clients: Option<Clients>,
+}
+
+/// Builds the registry for a run and refuses, naming each state, a workflow whose Tasks no
+/// integration serves. `checkpoint_dir` holds the `.sync` job durations (`job-durations.json`).
+pub async fn integrations(
+    opts: &TaskOptions,
+    machine: &StateMachine,
+    source: &str,
+    checkpoint_dir: Option<&Path>,
+) -> Result<Integrations> {
+    let mut local = None;
+    let mut aws = None;
+    let registry = match &opts.mock {
+        Some(path) => {
+            if opts.local {
+                return Err(usage("give --mock or --local, not both"));
+            }
+            scripted(path, opts.mock_call_log.as_deref())?
+        }
+        None => {
+            refuse_missing(
+                &machine.task_resources(),
+                source,
+                |_, resource| crate::tasks::serves(resource),
+                "recflow has no integration for it",
+            )?;
+            let durations = match checkpoint_dir {
+                Some(dir) => {
+                    std::fs::create_dir_all(dir).map_err(|e| usage(format!("{}: {e}", dir.display())))?;
+                    let path = dir.join("job-durations.json");
+                    Some(Arc::new(Mutex::new(
+                        JobDurations::open(&path).map_err(|e| usage(format!("{}: {e}", path.display())))?,
+                    )))
+                }
+                None => None,
+            };
+            let time_scale = opts.time_scale();
+            let (clients, service_scale) = if opts.local {
+                let run = start_local(&opts.data_dir, time_scale).await?;
+                let clients = run.clients.clone();
+                local = Some(run);
+                (clients, time_scale)
+            } else {
+                (Clients::from_environment().await, 1.0)
+            };
+            let mut registry = aws_registry(&clients, durations, service_scale);
+            crate::tasks::register_recflow_tasks(&mut registry, &clients);
+            aws = Some(clients);
+            registry
+        }
+    };
+    let tasks = machine.task_resources();
+    refuse_missing(
+        &tasks,
+        source,
+        |state, resource| registry.find(state, resource).is_some(),
+        "give answers for it in the --mock file",
+    )?;
+    Ok(Integrations { registry, local, clients: aws })
+}
+
+/// Refuses, naming every state, Tasks that `served` says no integration answers. Checked before
+/// any AWS client is made, so a workflow that cannot run never touches the network.
+fn refuse_missing(
+    tasks: &[(&str, &str)],
+    source: &str,
+    served: impl Fn(&str, &str) -> bool,
+    hint: &str,
+) -> Result<()> {
+    let lines: Vec<String> = tasks
+        .iter()
+        .filter(|(state, resource)| !served(state, resource))
+        .map(|(state, resource)| {
+            format!("{source}: States.{state}.Resource: no task integration serves '{resource}'; {hint}")
+        })
+        .collect();
+    if lines.is_empty() { Ok(()) } else { Err(usage(lines.join("\n"))) }
+}
+
+fn scripted(path: &Path, call_log: Option<&Path>) -> Result<Registry> {
+    let text = std::fs::read_to_string(path).map_err(|e| usage(format!("{}: {e}", path.display())))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| usage(format!("{}: not valid JSON: {e}", path.display())))?;
+    let mut runner =
+        ScriptedRunner::from_json(&value).map_err(|e| usage(format!("{}: {e}", path.display())))?;
+    if let Some(log) = call_log {
+        runner = runner.with_call_log(log).map_err(|e| usage(format!("{}: {e}", log.display())))?;
+    }
+    let mut registry = Registry::new();
+    registry.register("", Arc::new(runner));
+    Ok(registry)
+}
+
+/// Starts the emulator on free loopback ports over `<data_dir>/local` and prepares the demo.
+async fn start_local(data_dir: &Path, time_scale: f64) -> Result<LocalRun> {
+    let mut config = LocalConfig::new(data_dir.join("local"));
+    config.time_scale = time_scale;
+    config.pending_seconds = LOCAL_PENDING_SECONDS;
+    config.in_progress_seconds = LOCAL_IN_PROGRESS_SECONDS;
+    let emulator = Emulator::start(&config).await.context("starting the embedded emulator")?;
+    let clients = Clients::local(&emulator.endpoints());
+    let demo = demo::prepare(&emulator, &clients.personalize, &SeedOptions::default())
+        .await
+        .context("preparing the demo dataset group")?;
+    Ok(LocalRun { emulator, clients, demo })
+}
