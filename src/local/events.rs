@@ -109,15 +109,7 @@ pub async fn start(
 }
 
 fn error(status: StatusCode, kind: &str, message: &str) -> Response {
-    (
-        status,
-        [
-            (header::CONTENT_TYPE, "application/x-amz-json-1.1"),
-            (header::HeaderName::from_static("x-amzn-errortype"), kind),
-        ],
-        json!({"__type": kind, "message": message}).to_string(),
-    )
-        .into_response()
+    super::aws_json::error(status, kind, message)
 }
 
 async fn handle(State(sink): State<Arc<Sink>>, headers: HeaderMap, body: Bytes) -> Response {
@@ -154,9 +146,7 @@ async fn handle(State(sink): State<Arc<Sink>>, headers: HeaderMap, body: Bytes) 
         Err(e) => return error(StatusCode::BAD_REQUEST, "SerializationException", &e.to_string()),
     };
     match put_events(&sink, &request).await {
-        Ok(response) => {
-            ([(header::CONTENT_TYPE, "application/x-amz-json-1.1")], response.to_string()).into_response()
-        }
+        Ok(response) => super::aws_json::response(StatusCode::OK, &response),
         Err(response) => response,
     }
 }

@@ -1,6 +1,7 @@
 //! The embedded default: a local Personalize, S3 and EventBridge that the real AWS SDK talks to
 //! over loopback HTTP.
 
+mod aws_json;
 pub mod demo;
 pub mod emulator;
 pub mod events;

@@ -13,7 +13,6 @@ use super::Shared;
 use crate::local::faults::{Fault, OperationFault};
 
 const TARGET_PREFIX: &str = "AmazonPersonalize.";
-const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
 const FAULTS_PATH: &str = "/__recflow/faults";
 const MAX_BODY: usize = 4 * 1024 * 1024;
 
@@ -213,21 +212,12 @@ fn admin(shared: &Shared, method: &Method, body: &Bytes) -> Response<Body> {
 }
 
 fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
-    let mut response = Response::new(Body::from(value.to_string()));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert("content-type", hyper::header::HeaderValue::from_static(CONTENT_TYPE));
-    if let Ok(id) = uuid::Uuid::new_v4().to_string().parse() {
-        headers.insert("x-amzn-requestid", id);
-    }
-    response
+    crate::local::aws_json::response(status, value)
 }
 
 pub fn error_response(error: &ApiError) -> Response<Body> {
     let status = StatusCode::from_u16(error.status).unwrap_or(StatusCode::BAD_REQUEST);
-    let mut response = json_response(status, &json!({"__type": error.kind, "message": error.message}));
-    response.headers_mut().insert("x-amzn-errortype", hyper::header::HeaderValue::from_static(error.kind));
-    response
+    crate::local::aws_json::error(status, error.kind, &error.message)
 }
 
 /// Serves connections until `shutdown` turns true; open connections are dropped with the task.
