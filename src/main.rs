@@ -196,6 +196,15 @@ enum LocalCommand {
         /// The same seed and sizes give byte-identical files.
         #[arg(long, default_value_t = 42)]
         seed: u64,
+        /// Load your own interactions CSV (with a header) instead of synthetic data: columns named
+        /// like USER_ID/userId/user_id, ITEM_ID/itemId/movieId, TIMESTAMP/timestamp (epoch seconds)
+        /// and optionally EVENT_TYPE are recognised, so MovieLens' ratings.csv loads as it is.
+        #[arg(long, value_name = "FILE")]
+        from_csv: Option<PathBuf>,
+        /// With --from-csv: name the source column of each interactions column,
+        /// e.g. `USER_ID=customer,ITEM_ID=sku,TIMESTAMP=ts`.
+        #[arg(long, value_name = "MAP", requires = "from_csv", default_value = "")]
+        columns: String,
     },
 }
 
@@ -277,10 +286,17 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             days,
             clusters,
             seed,
+            from_csv,
+            columns,
         }) => {
             let options =
                 recflow::local::seed::SeedOptions { users, items, interactions, days, clusters, seed };
-            cli::local::seed(cli::local::SeedCommand { data_dir: data_dir.join("local"), bucket, options })
+            cli::local::seed(cli::local::SeedCommand {
+                data_dir: data_dir.join("local"),
+                bucket,
+                options,
+                from_csv: from_csv.map(|f| (f, columns)),
+            })
         }
         Command::Graph { file, format } => cli::graph::graph(cli::graph::GraphOptions { file, format }),
     }

@@ -48,12 +48,22 @@ pub struct SeedCommand {
     pub data_dir: PathBuf,
     pub bucket: String,
     pub options: SeedOptions,
+    /// A CSV of the team's own interactions instead of the synthetic data, with `TARGET=column`
+    /// pairs for columns whose names are not recognised.
+    pub from_csv: Option<(PathBuf, String)>,
 }
 
 pub fn seed(cmd: SeedCommand) -> Result<ExitCode> {
     let root = cmd.data_dir.join("s3");
-    let summary = write_demo_data(&root, &cmd.bucket, &cmd.options)
-        .with_context(|| format!("writing the demo data under {}", root.display()))?;
+    let summary = match &cmd.from_csv {
+        Some((file, columns)) => {
+            let columns = crate::local::from_csv::parse_columns(columns).map_err(super::common::usage)?;
+            crate::local::from_csv::load(file, &root, &cmd.bucket, &columns)
+                .map_err(|e| super::common::usage(e.to_string()))?
+        }
+        None => write_demo_data(&root, &cmd.bucket, &cmd.options)
+            .with_context(|| format!("writing the demo data under {}", root.display()))?,
+    };
     println!(
         "wrote {} interactions of {} users over {} items:\n  s3://{}/{}\n  s3://{}/{}",
         summary.interactions,
@@ -63,6 +73,9 @@ pub fn seed(cmd: SeedCommand) -> Result<ExitCode> {
         summary.interactions_key,
         cmd.bucket,
         summary.users_key
+    );
+    println!(
+        "Next: `recflow run workflows/nightly-refresh.asl.json --local` imports, trains and publishes today's picks from it."
     );
     Ok(ExitCode::Succeeded)
 }

@@ -88,6 +88,7 @@ impl<'a> Driver<'a> {
             Effect::Call(mut call) => {
                 call.resumed = std::mem::take(&mut self.resumed);
                 let result = self.call(&call).instrument(info_span!("task", attempt = call.attempt)).await;
+                crash_point(&call.state);
                 Event::TaskReturned { now: self.clock.now(), result }
             }
         };
@@ -157,5 +158,19 @@ impl<'a> Driver<'a> {
             Err(e) => warn!(error = %e.error, cause = %e.cause, "task failed"),
         }
         result
+    }
+}
+
+/// Fault injection for crash tests: with `RECFLOW_KILL_AFTER_CALL=<state>[,<state>...]` in the
+/// environment, the process SIGKILLs itself as soon as a call of a named state has answered and
+/// before the answer is checkpointed: the moment when a create has reached the service but the
+/// execution does not know it yet. Inert when the variable is unset.
+fn crash_point(state: &str) {
+    let Some(targets) = std::env::var_os("RECFLOW_KILL_AFTER_CALL") else { return };
+    if targets.to_string_lossy().split(',').any(|t| t == state) {
+        let pid = std::process::id().to_string();
+        let _ = std::process::Command::new("kill").args(["-KILL", &pid]).status();
+        // The signal is on its way: make sure nothing else runs meanwhile.
+        std::thread::sleep(std::time::Duration::from_secs(3600));
     }
 }

@@ -5,6 +5,7 @@ mod aws_json;
 pub mod demo;
 pub mod emulator;
 pub mod events;
+pub mod from_csv;
 pub mod faults;
 pub mod personalize;
 pub mod recommender;

@@ -135,7 +135,7 @@ pub fn write_demo_data(s3_root: &Path, bucket: &str, opts: &SeedOptions) -> io::
 
 /// Writes through a BufWriter to a hidden temporary file beside `path`, then renames it over
 /// `path`, so readers never see half a file.
-fn write_atomically(
+pub(crate) fn write_atomically(
     path: &Path,
     body: impl FnOnce(&mut BufWriter<File>) -> io::Result<()>,
 ) -> io::Result<()> {

@@ -1,0 +1,177 @@
+//! The nightly refresh survives SIGKILL anywhere: the real binary runs
+//! workflows/nightly-refresh.asl.json against `recflow local serve` in another process (so the
+//! emulator outlives each kill), is killed at 20 or more points (right after a Create* answered
+//! and before the answer was checkpointed, after polls, after the metrics, the picks and the
+//! event, and at random moments), and is resumed each time. In the end the emulator holds exactly
+//! one import job, one solution version and one batch inference job, and today's picks are byte
+//! for byte those of an uninterrupted run on a fresh emulator with the same data.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+#[path = "support/clients.rs"]
+mod clients;
+#[path = "support/served.rs"]
+mod served;
+
+use served::{BIN, Served, serve};
+
+const NAME: &str = "nightly-crash";
+
+fn workflow() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows/nightly-refresh.asl.json").display().to_string()
+}
+
+/// A served emulator with the demo data and a dataset group; jobs made slow enough (in emulated
+/// time) that each `.sync` state polls several times.
+async fn prepared(dir: &Path) -> (Served, clients::Group) {
+    let emulator = serve(dir, &["--time-scale", "600"]);
+    let seeded = std::process::Command::new(BIN)
+        .args(["local", "seed", "--users", "300", "--items", "120", "--interactions", "9000", "--data-dir"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(seeded.status.success());
+    let group = clients::dataset_group(&emulator.personalize().await, "crash", "aws-user-personalization").await;
+    for kind in ["DatasetImportJob", "SolutionVersion", "BatchInferenceJob"] {
+        emulator.fault(&format!(r#"{{"slowNextJob": "{kind}", "seconds": 900}}"#));
+    }
+    (emulator, group)
+}
+
+fn input(group: &clients::Group) -> String {
+    json!({
+        "datasetArn": group.dataset,
+        "solutionArn": group.solution,
+        "roleArn": clients::ROLE,
+        "interactionsS3Path": "s3://recflow-demo/interactions/interactions.csv",
+        "usersS3Path": "s3://recflow-demo/batch/users.jsonl",
+        "outputS3Path": "s3://recflow-demo/batch/output/",
+        "picksS3Path": "s3://recflow-demo/picks/",
+    })
+    .to_string()
+}
+
+fn checkpoints(dir: &Path) -> PathBuf {
+    dir.join("runs")
+}
+
+/// The picks part files of the day, as (name, bytes), in name order.
+fn picks(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let root = dir.join("local/s3/recflow-demo/picks");
+    let days: Vec<PathBuf> =
+        std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
+    assert_eq!(days.len(), 1, "{days:?}");
+    let mut parts: Vec<(String, Vec<u8>)> = std::fs::read_dir(&days[0])
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("part-"))
+        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()))
+        .collect();
+    parts.sort();
+    assert!(!parts.is_empty());
+    parts
+}
+
+fn status(emulator: &Served, dir: &Path) -> Value {
+    let out = emulator
+        .recflow(&["status", NAME, "--output", "json"])
+        .env("RECFLOW_DATA_DIR", checkpoints(dir))
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_anywhere_then_resume_makes_one_of_each_job_and_the_same_picks() {
+    // The uninterrupted run, on its own emulator.
+    let straight_dir = tempfile::tempdir().unwrap();
+    let (straight, group) = prepared(straight_dir.path()).await;
+    let out = straight
+        .recflow(&["--log-level", "warn", "run", &workflow(), "--name", NAME, "--time-scale", "600", "--input", &input(&group)])
+        .env("RECFLOW_DATA_DIR", checkpoints(straight_dir.path()))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let expected = picks(straight_dir.path());
+    straight.stop();
+
+    // The same, killed again and again.
+    let dir = tempfile::tempdir().unwrap();
+    let (emulator, group) = prepared(dir.path()).await;
+    let targets = [
+        "ImportInteractions", // right after the create answered, before it was checkpointed
+        "ImportInteractions", // after a poll
+        "ImportInteractions",
+        "TrainSolutionVersion",
+        "TrainSolutionVersion",
+        "TrainSolutionVersion",
+        "GetMetrics",
+        "PrecomputeRecommendations",
+        "PrecomputeRecommendations",
+        "PrecomputeRecommendations",
+        "PublishPicks",
+        "AnnounceRefreshed",
+    ];
+    let mut kills = 0;
+    let mut started = false;
+    let mut rng = fastrand::Rng::with_seed(7);
+    for round in 0..60 {
+        let mut args = vec!["--log-level", "warn"];
+        let input = input(&group);
+        if started {
+            args.extend(["resume", NAME, "--time-scale", "600"]);
+        } else {
+            args.extend(["run", &workflow_path(), "--name", NAME, "--time-scale", "600", "--input", &input]);
+        }
+        let mut cmd = emulator.recflow(&args);
+        cmd.env("RECFLOW_DATA_DIR", checkpoints(dir.path())).stdout(Stdio::null()).stderr(Stdio::null());
+        // Odd rounds: a kill right after a named state's call; even rounds: a kill at a random
+        // moment, whatever the process is doing.
+        let targeted = round % 2 == 0 && round / 2 < targets.len();
+        if targeted {
+            cmd.env("RECFLOW_KILL_AFTER_CALL", targets[round / 2]);
+        }
+        let mut child = cmd.spawn().unwrap();
+        started = true;
+        if !targeted {
+            tokio::time::sleep(Duration::from_millis(rng.u64(5..120))).await;
+            let _ = child.kill();
+        }
+        let exit = child.wait().unwrap();
+        if exit.code() == Some(0) {
+            break;
+        }
+        if exit.code().is_none() {
+            kills += 1;
+        }
+    }
+    // Whatever is left, to the end.
+    let out = emulator
+        .recflow(&["--log-level", "warn", "resume", NAME, "--time-scale", "600"])
+        .env("RECFLOW_DATA_DIR", checkpoints(dir.path()))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(status(&emulator, dir.path())["status"], "SUCCEEDED");
+    assert!(kills >= 20, "only {kills} kills landed");
+
+    let pz = emulator.personalize().await;
+    let imports = pz.list_dataset_import_jobs().dataset_arn(&group.dataset).send().await.unwrap();
+    assert_eq!(imports.dataset_import_jobs().len(), 1, "{imports:?}");
+    let versions = pz.list_solution_versions().solution_arn(&group.solution).send().await.unwrap();
+    assert_eq!(versions.solution_versions().len(), 1, "{versions:?}");
+    let version = versions.solution_versions()[0].solution_version_arn().unwrap();
+    let batches = pz.list_batch_inference_jobs().solution_version_arn(version).send().await.unwrap();
+    assert_eq!(batches.batch_inference_jobs().len(), 1, "{batches:?}");
+
+    assert_eq!(picks(dir.path()), expected, "today's picks differ from the uninterrupted run's");
+    emulator.stop();
+}
+
+fn workflow_path() -> String {
+    workflow()
+}
