@@ -20,9 +20,10 @@ struct Args {
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
-    /// Log level (error, warn, info, debug, trace) or a tracing filter such as `recflow=debug`.
-    #[arg(long, global = true, env = "RECFLOW_LOG", default_value = "info")]
-    log_level: String,
+    /// Log level (error, warn, info, debug, trace) or a tracing filter such as `recflow=debug`
+    /// [default: info; warn for `run` on a terminal, which shows live progress instead].
+    #[arg(long, global = true, env = "RECFLOW_LOG")]
+    log_level: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -210,7 +211,10 @@ enum LocalCommand {
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    init_logging(args.log_format, &args.log_level);
+    let progress = matches!(args.command, Command::Run { output: OutputFormat::Human, .. })
+        && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let level = args.log_level.clone().unwrap_or_else(|| if progress { "warn" } else { "info" }.to_string());
+    init_logging(args.log_format, &level);
     // The emulator serves three servers and runs jobs beside them: give it worker threads. A
     // workflow run is one sequential execution, fastest on the current thread.
     let mut builder = match args.command {

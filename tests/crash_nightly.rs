@@ -35,7 +35,8 @@ async fn prepared(dir: &Path) -> (Served, clients::Group) {
         .output()
         .unwrap();
     assert!(seeded.status.success());
-    let group = clients::dataset_group(&emulator.personalize().await, "crash", "aws-user-personalization").await;
+    let group =
+        clients::dataset_group(&emulator.personalize().await, "crash", "aws-user-personalization").await;
     for kind in ["DatasetImportJob", "SolutionVersion", "BatchInferenceJob"] {
         emulator.fault(&format!(r#"{{"slowNextJob": "{kind}", "seconds": 900}}"#));
     }
@@ -91,11 +92,28 @@ async fn sigkill_anywhere_then_resume_makes_one_of_each_job_and_the_same_picks()
     let straight_dir = tempfile::tempdir().unwrap();
     let (straight, group) = prepared(straight_dir.path()).await;
     let out = straight
-        .recflow(&["--log-level", "warn", "run", &workflow(), "--name", NAME, "--time-scale", "600", "--input", &input(&group)])
+        .recflow(&[
+            "--log-level",
+            "warn",
+            "run",
+            &workflow(),
+            "--name",
+            NAME,
+            "--time-scale",
+            "600",
+            "--input",
+            &input(&group),
+        ])
         .env("RECFLOW_DATA_DIR", checkpoints(straight_dir.path()))
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let expected = picks(straight_dir.path());
     straight.stop();
 
@@ -119,17 +137,18 @@ async fn sigkill_anywhere_then_resume_makes_one_of_each_job_and_the_same_picks()
     let mut kills = 0;
     let mut started = false;
     let mut rng = fastrand::Rng::with_seed(7);
+    let workflow = workflow();
+    let input = input(&group);
     for round in 0..60 {
         let mut args = vec!["--log-level", "warn"];
-        let input = input(&group);
         if started {
             args.extend(["resume", NAME, "--time-scale", "600"]);
         } else {
-            args.extend(["run", &workflow_path(), "--name", NAME, "--time-scale", "600", "--input", &input]);
+            args.extend(["run", &workflow, "--name", NAME, "--time-scale", "600", "--input", &input]);
         }
         let mut cmd = emulator.recflow(&args);
         cmd.env("RECFLOW_DATA_DIR", checkpoints(dir.path())).stdout(Stdio::null()).stderr(Stdio::null());
-        // Odd rounds: a kill right after a named state's call; even rounds: a kill at a random
+        // Even rounds: a kill right after a named state's call; odd rounds: a kill at a random
         // moment, whatever the process is doing.
         let targeted = round % 2 == 0 && round / 2 < targets.len();
         if targeted {
@@ -155,7 +174,13 @@ async fn sigkill_anywhere_then_resume_makes_one_of_each_job_and_the_same_picks()
         .env("RECFLOW_DATA_DIR", checkpoints(dir.path()))
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(status(&emulator, dir.path())["status"], "SUCCEEDED");
     assert!(kills >= 20, "only {kills} kills landed");
 
@@ -170,8 +195,4 @@ async fn sigkill_anywhere_then_resume_makes_one_of_each_job_and_the_same_picks()
 
     assert_eq!(picks(dir.path()), expected, "today's picks differ from the uninterrupted run's");
     emulator.stop();
-}
-
-fn workflow_path() -> String {
-    workflow()
 }

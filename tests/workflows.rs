@@ -176,3 +176,207 @@ async fn training_asked_for_during_an_import_is_retried_until_the_import_ends() 
     ));
     local.emulator.shutdown().await;
 }
+
+fn picks_output(exec: &Execution) -> Value {
+    exec.output.as_ref().map(|o| o["picks"].clone()).unwrap_or(Value::Null)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_nightly_refresh_imports_trains_gates_publishes_and_announces() {
+    let local = local().await;
+    let (exec, history) = run(&local, "workflows/nightly-refresh.asl.json", json!({})).await;
+    assert_eq!(exec.status, Status::Succeeded, "{:?} {:?}", exec.error, exec.cause);
+    let picks = picks_output(&exec);
+    assert_eq!(picks["Users"], 300, "{picks}");
+    assert_eq!(picks["UsersWithErrors"], 0, "{picks}");
+    assert!(picks["Latest"].as_str().unwrap().ends_with("picks/latest.json"));
+    // Each job was awaited by polling, recorded in the history.
+    for state in ["ImportInteractions", "TrainSolutionVersion", "PrecomputeRecommendations"] {
+        let report = history
+            .iter()
+            .find_map(|e| match &e.detail {
+                Detail::TaskSucceeded { state: s, report: Some(r), .. } if s == state => Some(r.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("{state} has no polling report"));
+        assert!(report["DescribeCalls"].as_u64().unwrap() >= 1, "{report}");
+        assert!(report["DetectionDelaySeconds"].as_f64().unwrap() >= 0.0, "{report}");
+        assert!(
+            history.iter().any(|e| matches!(&e.detail, Detail::TaskPolled { state: s, .. } if s == state))
+        );
+    }
+    let metrics = &exec.output.as_ref().unwrap()["metrics"];
+    assert!(metrics["normalized_discounted_cumulative_gain_at_10"].as_f64().unwrap() > 0.0, "{metrics}");
+    assert!(events(&local).iter().any(|e| e.to_string().contains("Recommendations Refreshed")));
+    // One job of each kind, named from the execution, the state and its visit.
+    let imports = local
+        .clients
+        .personalize
+        .list_dataset_import_jobs()
+        .dataset_arn(&local.demo.dataset_arn)
+        .send()
+        .await
+        .unwrap();
+    let names: Vec<&str> = imports.dataset_import_jobs().iter().filter_map(|j| j.job_name()).collect();
+    assert_eq!(names.len(), 1);
+    assert!(names[0].starts_with("nightly-test-ImportInteractions-"), "{names:?}");
+    local.emulator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_quality_gate_stops_a_bad_version_with_nothing_published() {
+    let local = local().await;
+    let (exec, history) =
+        run(&local, "workflows/nightly-refresh.asl.json", json!({"minNdcgAt10": 0.99})).await;
+    assert_eq!(exec.status, Status::Failed);
+    let cause = exec.cause.unwrap();
+    assert!(cause.contains("Recflow.QualityGate") && cause.contains("nothing was published"), "{cause}");
+    assert!(!history.iter().any(
+        |e| matches!(&e.detail, Detail::StateEntered { state, .. } if state == "PrecomputeRecommendations")
+    ));
+    let listed =
+        local.clients.s3.list_objects_v2().bucket("recflow-demo").prefix("picks/").send().await.unwrap();
+    assert_eq!(listed.contents().len(), 0, "no picks, no latest.json");
+    assert!(events(&local).iter().any(|e| e.to_string().contains("Recommendations Refresh Failed")));
+    local.emulator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sixth_batch_job_waits_for_the_queue_with_backoff() {
+    let local = local().await;
+    // A trained version first.
+    let (trained, _) = run(
+        &local,
+        "workflows/event-import.asl.json",
+        json!({
+            "detail": {"bucket": {"name": "recflow-demo"}, "object": {"key": "interactions/interactions.csv"}}
+        }),
+    )
+    .await;
+    assert_eq!(trained.status, Status::Succeeded, "{:?}", trained.cause);
+    let version = trained.output.unwrap()["solutionVersionArn"].as_str().unwrap().to_string();
+    // Five slow batch jobs fill the queue (at most 5 pending or in progress).
+    for i in 0..5 {
+        local
+            .emulator
+            .personalize
+            .faults()
+            .inject(Fault::SlowNextJob { kind: JobKind::BatchInferenceJob, seconds: 1200.0 });
+        local
+            .clients
+            .personalize
+            .create_batch_inference_job()
+            .job_name(format!("other-{i}"))
+            .solution_version_arn(&version)
+            .job_input(
+                aws_sdk_personalize::types::BatchInferenceJobInput::builder()
+                    .s3_data_source(
+                        aws_sdk_personalize::types::S3DataConfig::builder()
+                            .path("s3://recflow-demo/batch/users.jsonl")
+                            .build()
+                            .unwrap(),
+                    )
+                    .build(),
+            )
+            .job_output(
+                aws_sdk_personalize::types::BatchInferenceJobOutput::builder()
+                    .s3_data_destination(
+                        aws_sdk_personalize::types::S3DataConfig::builder()
+                            .path(format!("s3://recflow-demo/other-{i}/"))
+                            .build()
+                            .unwrap(),
+                    )
+                    .build(),
+            )
+            .role_arn(demo::ROLE_ARN)
+            .send()
+            .await
+            .unwrap();
+    }
+    let (exec, history) =
+        run(&local, "workflows/todays-picks.asl.json", json!({"solutionVersionArn": version})).await;
+    assert_eq!(exec.status, Status::Succeeded, "{:?}", exec.cause);
+    let errors = errors(&history);
+    assert!(
+        errors.contains(&"PrecomputeRecommendations Personalize.LimitExceededException".to_string()),
+        "{errors:?}"
+    );
+    let delays: Vec<f64> = history
+        .iter()
+        .filter_map(|e| match &e.detail {
+            Detail::RetryScheduled { state, delay_seconds, .. } if state == "PrecomputeRecommendations" => {
+                Some(*delay_seconds)
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(
+        !delays.is_empty() && delays.iter().all(|d| *d <= 1800.0),
+        "minute-scale backoff, capped: {delays:?}"
+    );
+    assert_eq!(picks_output(&exec)["Users"], 300);
+    local.emulator.shutdown().await;
+}
+
+/// A create repeated for a name this execution sent adopts the job; the same name sent for the
+/// first time by anyone else stays an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_create_adopts_its_own_job_and_only_its_own() {
+    use recflow::engine::TaskRunner;
+    use recflow::engine::transition::TaskCall;
+    use recflow::tasks::personalize::PersonalizeRunner;
+
+    let local = local().await;
+    let runner = PersonalizeRunner::new(local.clients.personalize.clone());
+    let clock = ScaledClock::new(SCALE);
+    let call = |params: Value, resumed: bool, attempt: u32| TaskCall {
+        execution: "adopt".into(),
+        state_machine: "m".into(),
+        state: "Import".into(),
+        visit: 4,
+        resource: "arn:aws:states:::aws-sdk:personalize:createDatasetImportJob".into(),
+        parameters: params,
+        credentials: None,
+        attempt,
+        idempotency_key: "k".into(),
+        not_before: None,
+        timeout_seconds: None,
+        deadline: None,
+        started: None,
+        poll: None,
+        resumed,
+    };
+    let derived = json!({
+        "DatasetArn": local.demo.dataset_arn,
+        "DataSource": {"DataLocation": "s3://recflow-demo/interactions/interactions.csv"},
+        "RoleArn": demo::ROLE_ARN,
+    });
+    let answer = |a: recflow::engine::Answer| match a {
+        recflow::engine::Answer::Done { output, .. } => output,
+        other => panic!("{other:?}"),
+    };
+    let first = answer(runner.call(&call(derived.clone(), false, 0), &clock).await.unwrap());
+    let again = answer(runner.call(&call(derived.clone(), false, 0), &clock).await.unwrap());
+    assert_eq!(first["DatasetImportJobArn"], again["DatasetImportJobArn"], "a derived name is always ours");
+    assert!(first["DatasetImportJobArn"].as_str().unwrap().ends_with("/adopt-Import-4"));
+
+    let mut named = derived.clone();
+    named["JobName"] = json!("team-import");
+    answer(runner.call(&call(named.clone(), false, 0), &clock).await.unwrap());
+    let taken = runner.call(&call(named.clone(), false, 0), &clock).await.unwrap_err();
+    assert_eq!(taken.error, "Personalize.ResourceAlreadyExistsException");
+    for (resumed, attempt) in [(true, 0), (false, 1)] {
+        let adopted = answer(runner.call(&call(named.clone(), resumed, attempt), &clock).await.unwrap());
+        assert!(adopted["DatasetImportJobArn"].as_str().unwrap().ends_with("/team-import"), "{adopted}");
+    }
+    let listed = local
+        .clients
+        .personalize
+        .list_dataset_import_jobs()
+        .dataset_arn(&local.demo.dataset_arn)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.dataset_import_jobs().len(), 2);
+    local.emulator.shutdown().await;
+}

@@ -5,6 +5,7 @@ pub mod graph;
 pub mod history;
 pub mod integrations;
 pub mod local;
+mod progress;
 pub mod resume;
 pub mod run;
 pub mod status;

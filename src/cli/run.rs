@@ -71,6 +71,13 @@ pub async fn run(opts: RunOptions) -> Result<ExitCode> {
         input,
         fastrand::u64(..),
     )?;
+    let driver = if opts.output == OutputFormat::Human && std::io::IsTerminal::is_terminal(&std::io::stderr())
+    {
+        let start = driver.execution().start_time;
+        driver.observe(super::progress::observer(start))
+    } else {
+        driver
+    };
     let execution = driver.run().await?;
     drop(store);
     let code = report(&execution, opts.output)?;

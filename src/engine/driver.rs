@@ -7,11 +7,16 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::clock::Clock;
 use super::execution::{Execution, Status};
+use super::history::HistoryEvent;
 use super::task::{Answer, Registry};
 use super::transition::{Effect, Event, TaskCall, pending, start, transition};
 use crate::asl::definition::StateMachine;
 use crate::asl::errors::{StatesError, names};
 use crate::checkpoint::{CheckpointError, CheckpointStore};
+
+/// Called after every committed transition with the execution as it now stands and the
+/// transition's history events (progress displays, metrics).
+pub type Observer<'a> = Box<dyn FnMut(&Execution, &[HistoryEvent]) + Send + 'a>;
 
 pub struct Driver<'a> {
     machine: &'a StateMachine,
@@ -23,6 +28,7 @@ pub struct Driver<'a> {
     broken: bool,
     /// Set by `resume` until the first call: that call may have been sent before the crash.
     resumed: bool,
+    observer: Option<Observer<'a>>,
 }
 
 impl<'a> Driver<'a> {
@@ -41,7 +47,16 @@ impl<'a> Driver<'a> {
     ) -> Result<Driver<'a>, CheckpointError> {
         let t = start(machine, name, state_machine, input, clock.now(), seed);
         store.create(definition, &t.execution, &t.events)?;
-        Ok(Driver { machine, registry, clock, store, execution: t.execution, broken: false, resumed: false })
+        Ok(Driver {
+            machine,
+            registry,
+            clock,
+            store,
+            execution: t.execution,
+            broken: false,
+            resumed: false,
+            observer: None,
+        })
     }
 
     /// Continues an execution loaded from a checkpoint.
@@ -52,7 +67,13 @@ impl<'a> Driver<'a> {
         store: &'a mut dyn CheckpointStore,
         execution: Execution,
     ) -> Driver<'a> {
-        Driver { machine, registry, clock, store, execution, broken: false, resumed: true }
+        Driver { machine, registry, clock, store, execution, broken: false, resumed: true, observer: None }
+    }
+
+    /// Calls `observer` after every committed transition.
+    pub fn observe(mut self, observer: Observer<'a>) -> Driver<'a> {
+        self.observer = Some(observer);
+        self
     }
 
     pub fn execution(&self) -> &Execution {
@@ -102,6 +123,9 @@ impl<'a> Driver<'a> {
         }
         for event in &t.events {
             debug!(id = event.id, event = event.detail.type_name(), "history");
+        }
+        if let Some(observer) = &mut self.observer {
+            observer(&self.execution, &t.events);
         }
         if self.execution.status != Status::Running {
             info!(

@@ -8,7 +8,7 @@ pub mod task;
 pub mod transition;
 
 pub use clock::{Clock, SystemClock, TokioClock};
-pub use driver::Driver;
+pub use driver::{Driver, Observer};
 pub use execution::{Execution, PollPhase, Status};
 pub use history::{Detail, HistoryEvent};
 pub use task::{Answer, Registry, TaskRunner};

@@ -43,14 +43,15 @@ pub enum FromCsvError {
 impl ColumnMap {
     /// Maps a header. `explicit` holds `TARGET=source` pairs (`USER_ID=userId`) that win over the
     /// recognised names; USER_ID, ITEM_ID and TIMESTAMP must end up mapped.
-    pub fn from_header(header: &csv::StringRecord, explicit: &[(String, String)]) -> Result<ColumnMap, String> {
+    pub fn from_header(
+        header: &csv::StringRecord,
+        explicit: &[(String, String)],
+    ) -> Result<ColumnMap, String> {
         let find = |target: &str| -> Result<Option<usize>, String> {
             if let Some((_, source)) = explicit.iter().find(|(t, _)| t.eq_ignore_ascii_case(target)) {
-                return header
-                    .iter()
-                    .position(|h| h == source)
-                    .map(Some)
-                    .ok_or_else(|| format!("--columns {target}={source}: no column '{source}' in the header"));
+                return header.iter().position(|h| h == source).map(Some).ok_or_else(|| {
+                    format!("--columns {target}={source}: no column '{source}' in the header")
+                });
             }
             let names = COLUMNS.iter().find(|(t, _)| *t == target).map(|(_, n)| *n).unwrap_or_default();
             Ok(header.iter().position(|h| {
@@ -60,7 +61,9 @@ impl ColumnMap {
         };
         for (target, _) in explicit {
             if !COLUMNS.iter().any(|(t, _)| t.eq_ignore_ascii_case(target)) {
-                return Err(format!("--columns: '{target}' is not one of USER_ID, ITEM_ID, TIMESTAMP, EVENT_TYPE"));
+                return Err(format!(
+                    "--columns: '{target}' is not one of USER_ID, ITEM_ID, TIMESTAMP, EVENT_TYPE"
+                ));
             }
         }
         let required = |target: &str| {
@@ -113,7 +116,10 @@ pub fn load(
     let mut items: HashSet<String> = HashSet::new();
     let mut rows = 0usize;
     let mut failure: Option<FromCsvError> = None;
-    let io_err = |e: std::io::Error| FromCsvError::Io { path: bucket_dir.join(INTERACTIONS_KEY).display().to_string(), source: e };
+    let io_err = |e: std::io::Error| FromCsvError::Io {
+        path: bucket_dir.join(INTERACTIONS_KEY).display().to_string(),
+        source: e,
+    };
     write_atomically(&bucket_dir.join(INTERACTIONS_KEY), |w| {
         let mut out = csv::Writer::from_writer(w);
         let mut head = vec!["USER_ID", "ITEM_ID", "TIMESTAMP"];
@@ -133,8 +139,13 @@ pub fn load(
             }
             let line = record.position().map_or(0, |p| p.line());
             let field = |i: usize| record.get(i).map(str::trim).filter(|v| !v.is_empty());
-            let (Some(user), Some(item), Some(ts)) = (field(map.user), field(map.item), field(map.timestamp)) else {
-                failure = Some(FromCsvError::Row { path: path.clone(), line, message: "an empty user, item or timestamp".into() });
+            let (Some(user), Some(item), Some(ts)) = (field(map.user), field(map.item), field(map.timestamp))
+            else {
+                failure = Some(FromCsvError::Row {
+                    path: path.clone(),
+                    line,
+                    message: "an empty user, item or timestamp".into(),
+                });
                 return Err(std::io::Error::other("bad row"));
             };
             if ts.parse::<i64>().is_err() {
@@ -203,7 +214,10 @@ mod tests {
         std::fs::write(&src, "who,what,when,kind\na,x,10,click\nb,y,soon,buy\n").unwrap();
         let cols = parse_columns("USER_ID=who,ITEM_ID=what,TIMESTAMP=when,EVENT_TYPE=kind").unwrap();
         let err = load(&src, &dir.path().join("s3"), "b", &cols).unwrap_err().to_string();
-        assert!(err.ends_with("line 3: timestamp 'soon' is not whole epoch seconds, as Personalize requires"), "{err}");
+        assert!(
+            err.ends_with("line 3: timestamp 'soon' is not whole epoch seconds, as Personalize requires"),
+            "{err}"
+        );
         assert!(!dir.path().join("s3/b").join(INTERACTIONS_KEY).exists(), "nothing written");
         let err = load(&src, &dir.path().join("s3"), "b", &[]).unwrap_err().to_string();
         assert!(err.contains("no column for USER_ID"), "{err}");
