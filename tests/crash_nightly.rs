@@ -182,6 +182,7 @@ async fn sigkill_anywhere_then_resume_makes_one_of_each_job_and_the_same_picks()
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(status(&emulator, dir.path())["status"], "SUCCEEDED");
+    eprintln!("{kills} kills landed");
     assert!(kills >= 20, "only {kills} kills landed");
 
     let pz = emulator.personalize().await;

@@ -7,6 +7,8 @@ pub mod events;
 pub mod model;
 pub mod names;
 pub mod personalize;
+pub mod picks;
+pub mod picks_runner;
 pub mod polling;
 pub mod s3;
 pub mod scripted;
@@ -47,7 +49,7 @@ fn check_states(scope: &Value, out: &mut Vec<DefinitionError>) {
         }
         let Some(resource) = state.get("Resource").and_then(Value::as_str) else { continue };
         let parameters = state.get("Parameters");
-        let found = [personalize::check, s3::check, events::check]
+        let found = [personalize::check, s3::check, events::check, picks_runner::check]
             .iter()
             .flat_map(|check| check(resource, parameters))
             .collect::<Vec<_>>();
@@ -75,7 +77,7 @@ pub fn serves(resource: &str) -> bool {
 }
 
 /// recflow's own task resources.
-pub const RECFLOW_TASKS: &[&str] = &["arn:recflow:::picks:publish"];
+pub const RECFLOW_TASKS: &[&str] = &[picks::RESOURCE];
 
 /// The AWS integrations, ready for a run: Personalize (with `.sync`), S3 and EventBridge.
 /// `durations` keeps `.sync` job durations for adaptive polling; `service_time_scale` is 1 on
@@ -98,4 +100,6 @@ pub fn aws_registry(
 }
 
 /// recflow's own tasks (`arn:recflow:::...`), which use the same AWS clients.
-pub fn register_recflow_tasks(_registry: &mut Registry, _clients: &aws::Clients) {}
+pub fn register_recflow_tasks(registry: &mut Registry, clients: &aws::Clients) {
+    registry.register(picks::RESOURCE, Arc::new(picks_runner::PicksRunner::new(clients.s3.clone())));
+}

@@ -236,6 +236,8 @@ pub async fn serve(shared: Arc<Shared>, listener: tokio::net::TcpListener) {
                         continue;
                     }
                 };
+                // Answers are small: do not let Nagle's algorithm wait for the client's ACK.
+                let _ = stream.set_nodelay(true);
                 let shared = Arc::clone(&shared);
                 connections.spawn(async move {
                     let service = hyper::service::service_fn(move |request| handle(Arc::clone(&shared), request));
