@@ -114,6 +114,15 @@ async fn sigkill_anywhere_then_resume_makes_one_of_each_job_and_the_same_picks()
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    // The summary warns that this solution (created with Personalize's default,
+    // performAutoTraining on) also trains by itself.
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        summary.contains("trains automatically every 7 days"),
+        "{summary}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(summary.contains("Today's picks: s3://recflow-demo/picks/"), "{summary}");
     let expected = picks(straight_dir.path());
     straight.stop();
 

@@ -92,15 +92,18 @@ pub async fn integrations(
                 None => None,
             };
             let time_scale = opts.time_scale();
-            let (clients, service_scale) = if opts.local {
+            let clients = if opts.local {
                 let run = start_local(&opts.data_dir, time_scale).await?;
                 let clients = run.clients.clone();
                 local = Some(run);
-                (clients, time_scale)
+                clients
             } else {
-                (Clients::from_environment().await, 1.0)
+                Clients::from_environment().await
             };
-            let mut registry = aws_registry(&clients, durations, service_scale);
+            // A sped-up clock only makes sense against a service sped up as much (the embedded
+            // emulator, or `recflow local serve --time-scale N`): job durations read from the
+            // service's timestamps are scaled the same way.
+            let mut registry = aws_registry(&clients, durations, time_scale);
             crate::tasks::register_recflow_tasks(&mut registry, &clients);
             aws = Some(clients);
             registry

@@ -183,7 +183,13 @@ async fn auto_training_warnings(
         .collect();
     let mut warnings = Vec::new();
     for arn in solutions {
-        let Ok(d) = clients.personalize.describe_solution().solution_arn(&arn).send().await else { continue };
+        let d = match clients.personalize.describe_solution().solution_arn(&arn).send().await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(solution = %arn, error = %aws_sdk_personalize::error::DisplayErrorContext(&e), "could not check automatic training");
+                continue;
+            }
+        };
         if d.solution().and_then(|s| s.perform_auto_training()) != Some(false) {
             warnings.push(format!(
                 "solution {arn} trains automatically every 7 days (performAutoTraining is on, Personalize's default) \

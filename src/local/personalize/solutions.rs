@@ -38,8 +38,11 @@ pub fn create_solution(shared: &Arc<Shared>, input: &Input) -> Result<Value, Api
         return Err(ApiError::already_exists(&arn));
     }
     let mut fields = Map::new();
+    // "By default, all new solutions use automatic training" (CreateSolution API reference):
+    // performAutoTraining is the one flag that defaults to true. The emulator records it; it does
+    // not train by itself.
     for flag in ["performHPO", "performAutoML", "performAutoTraining", "performIncrementalUpdate"] {
-        fields.insert(flag.into(), json!(input.opt_bool(flag)?.unwrap_or(false)));
+        fields.insert(flag.into(), json!(input.opt_bool(flag)?.unwrap_or(flag == "performAutoTraining")));
     }
     fields.insert("recipeArn".into(), json!(recipe_arn));
     fields.insert("datasetGroupArn".into(), json!(group_arn));
