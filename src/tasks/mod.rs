@@ -67,13 +67,7 @@ fn check_states(scope: &Value, out: &mut Vec<DefinitionError>) {
 /// Whether recflow has an integration for `resource` (without `--mock`): the Personalize actions
 /// it calls, S3's, EventBridge's putEvents, and recflow's own tasks.
 pub fn serves(resource: &str) -> bool {
-    let personalize = resource
-        .strip_prefix(personalize::PREFIX)
-        .is_some_and(|a| personalize::ACTIONS.contains(&a.strip_suffix(".sync").unwrap_or(a)));
-    personalize
-        || s3::check(resource, None).iter().all(|(f, _)| f != "Resource") && resource.starts_with(s3::PREFIX)
-        || resource == events::RESOURCE
-        || RECFLOW_TASKS.contains(&resource)
+    personalize::serves(resource) || s3::serves(resource) || resource == events::RESOURCE || RECFLOW_TASKS.contains(&resource)
 }
 
 /// recflow's own task resources.

@@ -135,6 +135,12 @@ fn parse_resource(resource: &str) -> Option<(&str, bool)> {
     })
 }
 
+/// Whether recflow calls this Personalize resource (an action in [`ACTIONS`], `.sync` on a job
+/// create).
+pub fn serves(resource: &str) -> bool {
+    parse_resource(resource).is_some_and(|(action, sync)| ACTIONS.contains(&action) && (!sync || job_kind(action).is_some()))
+}
+
 fn job_kind(action: &str) -> Option<&'static JobKind> {
     JOBS.iter().find(|j| j.create == action)
 }
@@ -372,7 +378,7 @@ impl TaskRunner for PersonalizeRunner {
     }
 
     fn accepts(&self, _state: &str, resource: &str) -> bool {
-        parse_resource(resource).is_some_and(|(action, _)| ACTIONS.contains(&action))
+        serves(resource)
     }
 }
 

@@ -65,6 +65,11 @@ pub fn check(resource: &str, parameters: Option<&Value>) -> Vec<FieldProblem> {
     problems
 }
 
+/// Whether recflow calls this S3 resource.
+pub fn serves(resource: &str) -> bool {
+    resource.strip_prefix(PREFIX).is_some_and(|a| ACTIONS.iter().any(|(known, _, _)| *known == a))
+}
+
 pub struct S3Runner {
     client: aws_sdk_s3::Client,
 }
@@ -249,7 +254,7 @@ impl TaskRunner for S3Runner {
     }
 
     fn accepts(&self, _state: &str, resource: &str) -> bool {
-        resource.strip_prefix(PREFIX).is_some_and(|a| ACTIONS.iter().any(|(known, _, _)| *known == a))
+        serves(resource)
     }
 }
 
