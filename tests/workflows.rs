@@ -380,3 +380,20 @@ async fn a_repeated_create_adopts_its_own_job_and_only_its_own() {
     assert_eq!(listed.dataset_import_jobs().len(), 2);
     local.emulator.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_sync_job_is_personalize_job_failed_with_its_reason() {
+    let local = local().await;
+    local.emulator.personalize.faults().inject(Fault::FailNextJob {
+        kind: JobKind::SolutionVersion,
+        reason: "Dataset has fewer than 25 users with at least 2 interactions each.".into(),
+    });
+    let (exec, history) = run(&local, "workflows/nightly-refresh.asl.json", json!({})).await;
+    assert_eq!(exec.status, Status::Failed);
+    assert_eq!(exec.error.as_deref(), Some("Recflow.NightlyRefreshFailed"));
+    let cause = exec.cause.unwrap();
+    assert!(cause.contains("Personalize.JobFailed") && cause.contains("fewer than 25 users"), "{cause}");
+    assert!(errors(&history).contains(&"TrainSolutionVersion Personalize.JobFailed".to_string()));
+    assert!(events(&local).iter().any(|e| e.to_string().contains("Recommendations Refresh Failed")));
+    local.emulator.shutdown().await;
+}

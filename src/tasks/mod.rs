@@ -67,7 +67,10 @@ fn check_states(scope: &Value, out: &mut Vec<DefinitionError>) {
 /// Whether recflow has an integration for `resource` (without `--mock`): the Personalize actions
 /// it calls, S3's, EventBridge's putEvents, and recflow's own tasks.
 pub fn serves(resource: &str) -> bool {
-    personalize::serves(resource) || s3::serves(resource) || resource == events::RESOURCE || RECFLOW_TASKS.contains(&resource)
+    personalize::serves(resource)
+        || s3::serves(resource)
+        || resource == events::RESOURCE
+        || RECFLOW_TASKS.contains(&resource)
 }
 
 /// recflow's own task resources.

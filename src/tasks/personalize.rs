@@ -138,7 +138,8 @@ fn parse_resource(resource: &str) -> Option<(&str, bool)> {
 /// Whether recflow calls this Personalize resource (an action in [`ACTIONS`], `.sync` on a job
 /// create).
 pub fn serves(resource: &str) -> bool {
-    parse_resource(resource).is_some_and(|(action, sync)| ACTIONS.contains(&action) && (!sync || job_kind(action).is_some()))
+    parse_resource(resource)
+        .is_some_and(|(action, sync)| ACTIONS.contains(&action) && (!sync || job_kind(action).is_some()))
 }
 
 fn job_kind(action: &str) -> Option<&'static JobKind> {
