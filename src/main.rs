@@ -122,7 +122,8 @@ enum Command {
         #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
         output: OutputFormat,
     },
-    /// Continue an unfinished execution from its checkpoint.
+    /// Continue an unfinished execution from its checkpoint, the way it was started (--local and
+    /// the time scale are taken from the run unless given here).
     Resume {
         name: String,
         #[command(flatten)]

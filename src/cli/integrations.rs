@@ -43,6 +43,52 @@ impl TaskOptions {
     }
 }
 
+/// How an execution was started, kept beside its checkpoint (`launch.json`) so that `resume`
+/// continues it the same way unless told otherwise: against the embedded emulator or not, at the
+/// same time scale. A sped-up run resumed at real speed would turn minutes into days.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Launch {
+    pub local: bool,
+    pub time_scale: f64,
+}
+
+impl Launch {
+    const FILE: &'static str = "launch.json";
+
+    /// Records how `name` was started; a failure to write is logged, not fatal (resume then needs
+    /// the flags again).
+    pub fn record(&self, checkpoint_dir: &Path, name: &str) {
+        let path = checkpoint_dir.join(name).join(Self::FILE);
+        let text = serde_json::to_string(self).unwrap_or_default();
+        if let Err(e) = std::fs::write(&path, text) {
+            tracing::warn!(path = %path.display(), error = %e, "could not record how the execution was started");
+        }
+    }
+
+    /// How `name` was started, if recorded.
+    pub fn read(checkpoint_dir: &Path, name: &str) -> Option<Launch> {
+        let text = std::fs::read_to_string(checkpoint_dir.join(name).join(Self::FILE)).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+}
+
+impl TaskOptions {
+    /// Fills what the command line left open from how the execution was started: `--local`
+    /// (unless `--mock` is given) and the time scale.
+    pub fn resuming(mut self, launch: Option<&Launch>) -> TaskOptions {
+        if let Some(launch) = launch {
+            if self.mock.is_none() && !self.local && launch.local {
+                tracing::info!("resuming on the embedded emulator, as the execution was started (--local)");
+                self.local = true;
+            }
+            if self.time_scale.is_none() {
+                self.time_scale = Some(launch.time_scale);
+            }
+        }
+        self
+    }
+}
+
 /// The embedded emulator of a `--local` run, its clients, and the demo resources.
 pub struct LocalRun {
     pub emulator: Emulator,

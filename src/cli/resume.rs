@@ -6,7 +6,7 @@ use anyhow::Result;
 use tracing::info;
 
 use super::common::{ExitCode, OutputFormat, check_name, check_runnable, clock, report, usage};
-use super::integrations::{TaskOptions, integrations};
+use super::integrations::{Launch, TaskOptions, integrations};
 use crate::asl::definition::StateMachine;
 use crate::checkpoint::{Durability, FileStore};
 use crate::engine::{Driver, Status};
@@ -31,8 +31,9 @@ pub async fn resume(opts: ResumeOptions) -> Result<ExitCode> {
         return report(&loaded.execution, opts.output);
     }
     check_runnable(&machine, &source)?;
-    let integrations = integrations(&opts.tasks, &machine, &source, Some(&opts.checkpoint_dir)).await?;
-    let clock = clock(opts.tasks.time_scale(), loaded.execution.updated)?;
+    let tasks = opts.tasks.resuming(Launch::read(&opts.checkpoint_dir, &opts.name).as_ref());
+    let integrations = integrations(&tasks, &machine, &source, Some(&opts.checkpoint_dir)).await?;
+    let clock = clock(tasks.time_scale(), loaded.execution.updated)?;
     let at = loaded.execution.at.as_ref().map(|p| p.state.clone()).unwrap_or_default();
     info!(execution = %opts.name, state = %at, "resuming");
     let driver =

@@ -9,7 +9,7 @@ use tracing::info;
 use super::common::{
     ExitCode, OutputFormat, check_name, check_runnable, clock, load_definition, machine_name, report, usage,
 };
-use super::integrations::{TaskOptions, integrations};
+use super::integrations::{Launch, TaskOptions, integrations};
 use super::summary;
 use crate::checkpoint::{CheckpointStore, Durability, FileStore, NullStore};
 use crate::engine::Driver;
@@ -55,6 +55,9 @@ pub async fn run(opts: RunOptions) -> Result<ExitCode> {
         let durability = if opts.no_fsync { Durability::NoFsync } else { Durability::Fsync };
         Box::new(FileStore::create(&opts.checkpoint_dir, &name, durability)?)
     };
+    if let Some(dir) = checkpoints {
+        Launch { local: opts.tasks.local, time_scale: opts.tasks.time_scale() }.record(dir, &name);
+    }
     let checkpoint_text = match checkpoints {
         None => "none (dry run)".to_string(),
         Some(dir) => dir.join(&name).display().to_string(),

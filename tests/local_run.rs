@@ -1,0 +1,67 @@
+//! The README's main command as a user runs it: `recflow run workflows/nightly-refresh.asl.json
+//! --local`, killed in the middle and resumed with no flags (the run's --local and time scale are
+//! remembered), then run again on the same data.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_recflow");
+
+fn recflow(dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env("RECFLOW_DATA_DIR", dir)
+        .env("RECFLOW_LOG", "warn")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("RECFLOW_CHECKPOINT_DIR");
+    cmd
+}
+
+fn text(out: &Output) -> String {
+    format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+#[test]
+fn run_local_killed_then_resumed_without_flags_then_run_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let wf = Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows/nightly-refresh.asl.json");
+    let wf = wf.to_str().unwrap();
+
+    let killed = recflow(dir.path(), &["run", wf, "--local", "--name", "first"])
+        .env("RECFLOW_KILL_AFTER_CALL", "TrainSolutionVersion")
+        .output()
+        .unwrap();
+    assert_eq!(killed.status.code(), None, "killed by its signal: {}", text(&killed));
+    let csv = dir.path().join("local/s3/recflow-demo/interactions/interactions.csv");
+    assert!(csv.exists(), "the demo data was seeded under --data-dir");
+    let seeded_at = std::fs::metadata(&csv).unwrap().modified().unwrap();
+
+    let resumed = recflow(dir.path(), &["resume", "first"]).output().unwrap();
+    assert_eq!(resumed.status.code(), Some(0), "{}", text(&resumed));
+    let out = String::from_utf8_lossy(&resumed.stdout);
+    assert!(out.starts_with("execution first SUCCEEDED"), "{out}");
+
+    let again = recflow(dir.path(), &["run", wf, "--local", "--name", "second", "--output", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    let described: Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(described["status"], "SUCCEEDED");
+    let output: Value = serde_json::from_str(described["output"].as_str().unwrap()).unwrap();
+    assert_eq!(output["picks"]["Users"], 2000);
+    assert_eq!(
+        std::fs::metadata(&csv).unwrap().modified().unwrap(),
+        seeded_at,
+        "the data is reused, not reseeded"
+    );
+    // With --output json, stdout is the one JSON document: no summary, no progress.
+    assert!(!String::from_utf8_lossy(&again.stdout).contains("States (execution clock)"));
+    // The second run polled with the first run's job durations in hand.
+    let durations: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("executions/job-durations.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(durations.to_string().contains("TrainSolutionVersion"), "{durations}");
+}
