@@ -5,11 +5,42 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::clock::Clock;
-use super::transition::TaskCall;
+use super::execution::PollPhase;
 use crate::asl::errors::StatesError;
+
+/// One call of a task, as the task runner sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskCall {
+    pub execution: String,
+    /// The state machine's name (the workflow file's stem).
+    pub state_machine: String,
+    pub state: String,
+    /// Which visit of the state this is: the id of its StateEntered event. Together with the
+    /// execution and state names it names a create uniquely and stably across restarts.
+    pub visit: u64,
+    pub resource: String,
+    pub parameters: Value,
+    pub credentials: Option<Value>,
+    pub attempt: u32,
+    /// Stable across restarts for the same (visit of the state, attempt): a repeated call after
+    /// a crash carries the same key, so integrations can make creates idempotent.
+    pub idempotency_key: String,
+    pub not_before: Option<DateTime<Utc>>,
+    pub timeout_seconds: Option<u64>,
+    /// The execution's deadline (state machine TimeoutSeconds): the call is abandoned then.
+    pub deadline: Option<DateTime<Utc>>,
+    /// When the attempt's first call returned "still running" (TimeoutSeconds counts from here).
+    pub started: Option<DateTime<Utc>>,
+    /// The token a polled task handed back with its last "still running" answer.
+    pub poll: Option<PollPhase>,
+    /// Set by the driver when the call was already due when the execution was loaded from its
+    /// checkpoint: the process before may have sent it, so a create may find its own resource.
+    pub resumed: bool,
+}
 
 /// What a task call answered.
 #[derive(Debug, Clone, PartialEq)]

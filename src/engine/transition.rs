@@ -11,6 +11,7 @@ use serde_json::{Map, Value, json};
 use super::execution::{Entered, Execution, Phase, PollPhase, Position, Status, TaskPhase, timestamp};
 use super::history::{Detail, HistoryEvent};
 use super::task::Answer;
+pub use super::task::TaskCall;
 use crate::asl::definition::{
     Dynamic, Kind, PathField, Seconds, State, StateMachine, Task, WaitFor, parse_timestamp,
 };
@@ -37,36 +38,6 @@ pub enum Effect {
     Call(Box<TaskCall>),
     /// The execution has ended.
     Done,
-}
-
-/// One call of a task, as the task runner sees it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TaskCall {
-    pub execution: String,
-    /// The state machine's name (the workflow file's stem).
-    pub state_machine: String,
-    pub state: String,
-    /// Which visit of the state this is: the id of its StateEntered event. Together with the
-    /// execution and state names it names a create uniquely and stably across restarts.
-    pub visit: u64,
-    pub resource: String,
-    pub parameters: Value,
-    pub credentials: Option<Value>,
-    pub attempt: u32,
-    /// Stable across restarts for the same (visit of the state, attempt): a repeated call after
-    /// a crash carries the same key, so integrations can make creates idempotent.
-    pub idempotency_key: String,
-    pub not_before: Option<DateTime<Utc>>,
-    pub timeout_seconds: Option<u64>,
-    /// The execution's deadline (state machine TimeoutSeconds): the call is abandoned then.
-    pub deadline: Option<DateTime<Utc>>,
-    /// When the attempt's first call returned "still running" (TimeoutSeconds counts from here).
-    pub started: Option<DateTime<Utc>>,
-    /// The token a polled task handed back with its last "still running" answer.
-    pub poll: Option<PollPhase>,
-    /// Set by the driver when the call was already due when the execution was loaded from its
-    /// checkpoint: the process before may have sent it, so a create may find its own resource.
-    pub resumed: bool,
 }
 
 pub struct Transition {
