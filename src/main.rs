@@ -211,6 +211,13 @@ enum LocalCommand {
 }
 
 fn main() -> std::process::ExitCode {
+    // Rust ignores SIGPIPE, so printing into a closed pipe (`recflow history NAME | head -1`)
+    // fails every write and `println!` panics. Restore the Unix default: the process ends quietly,
+    // as `cat` does.
+    // SAFETY: called first thing in main, before any thread exists; SIG_DFL is a valid handler.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let args = Args::parse();
     let progress = matches!(args.command, Command::Run { output: OutputFormat::Human, .. })
         && std::io::IsTerminal::is_terminal(&std::io::stderr());

@@ -178,3 +178,82 @@ fn json_logs_carry_the_execution_and_state_as_span_fields() {
             .any(|l| l["fields"]["message"] == "execution ended" && l["fields"]["status"] == "SUCCEEDED")
     );
 }
+
+#[test]
+fn a_closed_pipe_ends_a_command_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let wf = repo("workflows/nightly-refresh-portable.asl.json");
+    let mock = repo("workflows/nightly-refresh-portable.mock.json");
+    let out =
+        recflow(&["run", &wf, "--mock", &mock, "--time-scale", "100000", "--name", "piped"], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // `recflow history piped | head -1`: the reader goes away after one line.
+    let mut child = Command::new(BIN)
+        .args(["history", "piped"])
+        .env("RECFLOW_CHECKPOINT_DIR", dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut first)
+        .unwrap();
+    assert!(first.contains("ExecutionStarted"), "{first}");
+    let out = child.wait_with_output().unwrap();
+    assert_ne!(out.status.code(), Some(101), "a panic: {}", stderr(&out));
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+}
+
+#[test]
+fn time_scales_out_of_range_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let counter = repo("benches/counter.asl.json");
+    for scale in ["0", "-1", "1e20", "1e-300", "NaN", "inf"] {
+        let flag = format!("--time-scale={scale}");
+        let out = recflow(&["run", &counter, "--no-checkpoint", &flag], dir.path());
+        assert_eq!(out.status.code(), Some(2), "{scale}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("--time-scale must be between 0.001 and 1000000"),
+            "{scale}: {}",
+            stderr(&out)
+        );
+    }
+    let out = recflow(
+        &[
+            "local",
+            "serve",
+            "--port",
+            "0",
+            "--time-scale",
+            "1e20",
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
+
+#[test]
+fn a_mock_may_return_null() {
+    let dir = tempfile::tempdir().unwrap();
+    let wf = dir.path().join("wf.asl.json");
+    std::fs::write(&wf, r#"{"StartAt": "Work", "States": {"Work": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "End": true}}}"#).unwrap();
+    let mock = dir.path().join("mock.json");
+    std::fs::write(&mock, r#"{"Work": {"Return": null}}"#).unwrap();
+    let out = recflow(
+        &[
+            "run",
+            wf.to_str().unwrap(),
+            "--mock",
+            mock.to_str().unwrap(),
+            "--no-checkpoint",
+            "--output",
+            "json",
+        ],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let described: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(described["output"], "null");
+}

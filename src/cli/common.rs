@@ -71,15 +71,30 @@ pub fn check_runnable(machine: &StateMachine, source: &str) -> Result<()> {
 /// The clock for a run. `resumed_at` is the time of a resumed execution's latest transition:
 /// if an earlier `--time-scale` run left it ahead of the wall clock, time continues from there.
 pub fn clock(time_scale: f64, resumed_at: Option<DateTime<Utc>>) -> Result<Box<dyn Clock>> {
-    if !(time_scale.is_finite() && time_scale > 0.0) {
-        return Err(usage(format!("--time-scale must be a positive number, not {time_scale}")));
-    }
+    check_time_scale(time_scale)?;
     let now = Utc::now();
     let ahead = resumed_at.filter(|t| *t > now);
     Ok(match (time_scale == 1.0, ahead) {
         (true, None) => Box::new(SystemClock),
         (_, base) => Box::new(ScaledClock::starting_at(time_scale, base.unwrap_or(now))),
     })
+}
+
+/// The time scales recflow accepts: from a thousandth of real time to a million times faster. Far
+/// beyond, sped-up instants leave the calendar (a panic in chrono) or durations round to nothing.
+pub const TIME_SCALE_RANGE: std::ops::RangeInclusive<f64> = 0.001..=1_000_000.0;
+
+/// Refuses a `--time-scale` outside [`TIME_SCALE_RANGE`] (exit code 2).
+pub fn check_time_scale(time_scale: f64) -> Result<()> {
+    if TIME_SCALE_RANGE.contains(&time_scale) {
+        Ok(())
+    } else {
+        Err(usage(format!(
+            "--time-scale must be between {} and {}, not {time_scale}",
+            TIME_SCALE_RANGE.start(),
+            TIME_SCALE_RANGE.end()
+        )))
+    }
 }
 
 /// Prints an ended (or still running) execution and gives the exit code for it.

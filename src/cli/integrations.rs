@@ -111,6 +111,7 @@ pub async fn integrations(
     source: &str,
     checkpoint_dir: Option<&Path>,
 ) -> Result<Integrations> {
+    super::common::check_time_scale(opts.time_scale())?;
     let mut local = None;
     let mut aws = None;
     let registry = match &opts.mock {

@@ -15,6 +15,7 @@ pub struct ServeOptions {
 }
 
 pub async fn serve(opts: ServeOptions) -> Result<ExitCode> {
+    super::common::check_time_scale(opts.time_scale)?;
     let mut config = LocalConfig::new(&opts.data_dir);
     config.port = opts.port;
     config.time_scale = opts.time_scale;

@@ -122,6 +122,8 @@ impl Emulator {
             ("AWS_ENDPOINT_URL_EVENTBRIDGE", self.events.endpoint()),
             ("AWS_ACCESS_KEY_ID", s3::ACCESS_KEY.to_string()),
             ("AWS_SECRET_ACCESS_KEY", s3::SECRET_KEY.to_string()),
+            // boto3 and the AWS CLI v1 read only this one.
+            ("AWS_DEFAULT_REGION", self.region.clone()),
             ("AWS_REGION", self.region.clone()),
         ]
     }

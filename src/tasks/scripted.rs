@@ -77,8 +77,13 @@ impl ScriptedRunner {
             };
             let mut parsed = Vec::with_capacity(list.len());
             for (i, item) in list.into_iter().enumerate() {
-                let answer: Scripted = serde_json::from_value(item)
+                // `{"Return": null}` is an answer (the task returned null), not a missing one.
+                let returns_null = item.get("Return").is_some_and(Value::is_null);
+                let mut answer: Scripted = serde_json::from_value(item)
                     .map_err(|e| format!("{state}[{i}]: {e} (expected {{\"Return\": ...}} or {{\"Throw\": {{\"Error\", \"Cause\"}}}})"))?;
+                if returns_null {
+                    answer.returns = Some(Value::Null);
+                }
                 if answer.returns.is_some() == answer.throws.is_some() {
                     return Err(format!("{state}[{i}]: give exactly one of Return and Throw"));
                 }
