@@ -257,3 +257,43 @@ fn a_mock_may_return_null() {
     let described: Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(described["output"], "null");
 }
+
+#[test]
+fn status_of_a_running_execution_exits_0_and_says_who_advances_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let wf = dir.path().join("wait.asl.json");
+    std::fs::write(
+        &wf,
+        r#"{"StartAt": "Nap", "States": {"Nap": {"Type": "Wait", "Seconds": 3600, "End": true}}}"#,
+    )
+    .unwrap();
+    let mut child = Command::new(BIN)
+        .args(["run", wf.to_str().unwrap(), "--name", "napping"])
+        .env("RECFLOW_CHECKPOINT_DIR", dir.path())
+        .env("RECFLOW_LOG", "warn")
+        .spawn()
+        .unwrap();
+    let checkpoint = dir.path().join("napping/checkpoint.json");
+    for _ in 0..500 {
+        if std::fs::read_to_string(&checkpoint).is_ok_and(|t| t.contains("Waiting")) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let out = recflow(&["status", "napping"], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!("advanced by recflow process {}", child.id())),
+        "{}",
+        stdout(&out)
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let out = recflow(&["status", "napping"], dir.path());
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        stdout(&out).contains("no process is advancing it; continue it with: recflow resume napping"),
+        "{}",
+        stdout(&out)
+    );
+}

@@ -145,6 +145,27 @@ impl FileStore {
         Ok(Loaded { definition, execution: doc.execution })
     }
 
+    /// Whether a live process holds the execution: `Some(pid)` (pid unknown: `Some(None)`) while
+    /// one does, `None` when nobody does. Probes the lock without changing any file.
+    pub fn holder(root: &Path, name: &str) -> Result<Option<Option<u32>>, CheckpointError> {
+        let path = root.join(name).join(LOCK);
+        let mut file = match OpenOptions::new().read(true).write(true).open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(CheckpointError::Io { path, source: e }),
+        };
+        match file.try_lock() {
+            // Free: the probe's lock goes with the file handle.
+            Ok(()) => Ok(None),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                let _ = file.read_to_string(&mut text);
+                Ok(Some(text.trim().parse().ok()))
+            }
+            Err(std::fs::TryLockError::Error(e)) => Err(CheckpointError::Io { path, source: e }),
+        }
+    }
+
     /// The history as the checkpoint vouches for it, without changing any file.
     pub fn read_history(root: &Path, name: &str) -> Result<Vec<HistoryEvent>, CheckpointError> {
         let dir = root.join(name);

@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use super::common::{ExitCode, OutputFormat, check_name, report};
 use crate::checkpoint::FileStore;
+use crate::engine::Status;
 use crate::engine::execution::timestamp;
 
 pub struct StatusOptions {
@@ -19,7 +20,22 @@ pub fn status(opts: StatusOptions) -> Result<ExitCode> {
     if let Some(name) = &opts.name {
         check_name(name)?;
         let loaded = FileStore::read(&opts.checkpoint_dir, name)?;
-        return report(&loaded.execution, opts.output);
+        let code = report(&loaded.execution, opts.output)?;
+        if loaded.execution.status != Status::Running {
+            return Ok(code);
+        }
+        // A running execution is a fine answer to a status query: say who is advancing it.
+        if opts.output == OutputFormat::Human {
+            match FileStore::holder(&opts.checkpoint_dir, name)? {
+                Some(Some(pid)) => println!("advanced by recflow process {pid}"),
+                Some(None) => println!("advanced by another recflow process"),
+                None => println!(
+                    "no process is advancing it; continue it with: recflow resume {name} --checkpoint-dir {}",
+                    opts.checkpoint_dir.display()
+                ),
+            }
+        }
+        return Ok(ExitCode::Succeeded);
     }
     let all = FileStore::list(&opts.checkpoint_dir)?;
     match opts.output {
