@@ -297,3 +297,39 @@ fn status_of_a_running_execution_exits_0_and_says_who_advances_it() {
         stdout(&out)
     );
 }
+
+#[test]
+fn a_checkpoint_at_a_state_its_definition_lacks_is_refused_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let wf = dir.path().join("wait.asl.json");
+    std::fs::write(
+        &wf,
+        r#"{"StartAt": "Nap", "States": {"Nap": {"Type": "Wait", "Seconds": 3600, "End": true}}}"#,
+    )
+    .unwrap();
+    let mut child = Command::new(BIN)
+        .args(["run", wf.to_str().unwrap(), "--name", "edited"])
+        .env("RECFLOW_CHECKPOINT_DIR", dir.path())
+        .env("RECFLOW_LOG", "warn")
+        .spawn()
+        .unwrap();
+    let checkpoint = dir.path().join("edited/checkpoint.json");
+    for _ in 0..500 {
+        if std::fs::read_to_string(&checkpoint).is_ok_and(|t| t.contains("Waiting")) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let edited = std::fs::read_to_string(&checkpoint).unwrap().replace("\"Nap\"", "\"Nope\"");
+    std::fs::write(&checkpoint, &edited).unwrap();
+    let out = recflow(&["resume", "edited"], dir.path());
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("stands at state 'Nope', which its definition does not have"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(std::fs::read_to_string(&checkpoint).unwrap(), edited, "left untouched");
+}

@@ -116,12 +116,8 @@ impl Kind {
 impl StateMachine {
     /// Reads a definition from JSON text; `Err` holds every problem found.
     pub fn parse(text: &str) -> Result<StateMachine, Vec<DefinitionError>> {
-        let value: Value = serde_json::from_str(text).map_err(|e| {
-            vec![DefinitionError::new(
-                "",
-                format!("not valid JSON: {e} (line {}, column {})", e.line(), e.column()),
-            )]
-        })?;
+        let value: Value = serde_json::from_str(text)
+            .map_err(|e| vec![DefinitionError::new("", format!("not valid JSON: {e}"))])?;
         Self::from_json(&value)
     }
 

@@ -30,6 +30,15 @@ pub async fn resume(opts: ResumeOptions) -> Result<ExitCode> {
     if loaded.execution.status != Status::Running {
         return report(&loaded.execution, opts.output);
     }
+    // A hand-edited or mismatched checkpoint: refuse it now, untouched, rather than fail later.
+    if let Some(at) = loaded.execution.at.as_ref().filter(|at| machine.state(&at.state).is_none()) {
+        return Err(usage(format!(
+            "{}/{}/checkpoint.json: the execution stands at state '{}', which its definition does not have; left untouched",
+            opts.checkpoint_dir.display(),
+            opts.name,
+            at.state
+        )));
+    }
     check_runnable(&machine, &source)?;
     let tasks = opts.tasks.resuming(Launch::read(&opts.checkpoint_dir, &opts.name).as_ref());
     let integrations = integrations(&tasks, &machine, &source, Some(&opts.checkpoint_dir)).await?;
