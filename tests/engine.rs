@@ -342,3 +342,39 @@ async fn the_state_machine_timeout_ends_the_execution_timed_out() {
     assert_eq!(out.execution.status, Status::TimedOut);
     assert_eq!(out.execution.stop_time, Some(t0() + Duration::seconds(30)));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_wait_beyond_the_longest_wait_fails_at_once_in_every_form() {
+    for wait in [
+        json!({"Type": "Wait", "TimestampPath": "$.t", "End": true}),
+        json!({"Type": "Wait", "Timestamp": "2199-01-01T00:00:00Z", "End": true}),
+    ] {
+        let def = json!({"StartAt": "W", "States": {"W": wait}});
+        let out = run(def, json!({"t": "2199-01-01T00:00:00Z"}), script(&[])).await;
+        assert_eq!(out.execution.status, Status::Failed);
+        assert_eq!(out.execution.error.as_deref(), Some("States.Runtime"));
+        assert!(
+            out.execution.cause.as_deref().unwrap().contains("beyond the longest wait"),
+            "{:?}",
+            out.execution.cause
+        );
+    }
+    // Within the bound it waits.
+    let def = json!({"StartAt": "W", "States": {"W": {"Type": "Wait", "TimestampPath": "$.t", "End": true}}});
+    let out = run(def, json!({"t": "2027-06-01T00:00:00Z"}), script(&[])).await;
+    assert_eq!(out.execution.status, Status::Succeeded);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lowercase_z_is_no_timestamp_in_a_wait_or_a_choice() {
+    let def = json!({"StartAt": "W", "States": {"W": {"Type": "Wait", "TimestampPath": "$.t", "End": true}}});
+    let out = run(def, json!({"t": "2026-11-25T03:00:00z"}), script(&[])).await;
+    assert_eq!(out.execution.error.as_deref(), Some("States.Runtime"));
+    let choice = json!({"StartAt": "C", "States": {
+        "C": {"Type": "Choice", "Choices": [{"Variable": "$.t", "IsTimestamp": true, "Next": "Yes"}], "Default": "No"},
+        "Yes": {"Type": "Succeed"}, "No": {"Type": "Fail", "Error": "NotATimestamp"}}});
+    let out = run(choice, json!({"t": "2026-11-25T03:00:00z"}), script(&[])).await;
+    assert_eq!(out.execution.error.as_deref(), Some("NotATimestamp"));
+    let literal = json!({"StartAt": "W", "States": {"W": {"Type": "Wait", "Timestamp": "1970-01-01T00:00:00z", "End": true}}});
+    assert!(recflow::asl::StateMachine::from_json(&literal).is_err(), "validate refuses it as a Choice does");
+}

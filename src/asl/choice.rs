@@ -248,10 +248,7 @@ fn compare_numbers(a: &Number, b: &Number) -> Option<Ordering> {
 /// An ASL timestamp: RFC 3339 with an uppercase `T` between date and time and an uppercase `Z`
 /// when there is no numeric offset (chrono alone would also take `t`, `z` and a space).
 fn parse_timestamp(s: &str) -> Option<DateTime<FixedOffset>> {
-    if s.as_bytes().get(10) != Some(&b'T') || s.ends_with('z') {
-        return None;
-    }
-    DateTime::parse_from_rfc3339(s).ok()
+    super::timestamp::parse(s)
 }
 
 /// One unit of a StringMatches pattern.

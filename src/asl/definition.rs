@@ -600,10 +600,7 @@ fn parse_wait(f: &mut Fields<'_>) -> Option<WaitFor> {
 
 /// Step Functions takes RFC 3339 with an upper-case T and a zone (Z or an offset).
 pub fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
-    if !text.contains('T') {
-        return None;
-    }
-    DateTime::parse_from_rfc3339(text).ok().map(|t| t.with_timezone(&Utc))
+    super::timestamp::parse_utc(text)
 }
 
 fn dynamic(f: &mut Fields<'_>, literal: &str, path: &str) -> Option<Dynamic> {

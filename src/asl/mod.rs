@@ -9,6 +9,7 @@ pub mod intrinsics;
 pub mod path;
 pub mod payload;
 pub mod retry;
+pub mod timestamp;
 
 pub use definition::StateMachine;
 pub use errors::{DefinitionError, StatesError};

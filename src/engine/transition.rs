@@ -421,7 +421,7 @@ impl Tx {
         ctx: &Value,
     ) -> Result<DateTime<Utc>, StatesError> {
         let seconds = |n: u64| later(self.now, n as f64);
-        Ok(match wait {
+        let until = match wait {
             WaitFor::Seconds(n) => seconds(*n),
             WaitFor::Timestamp(t) => *t,
             WaitFor::SecondsPath(p) => {
@@ -456,7 +456,16 @@ impl Tx {
                     }
                 }
             }
-        })
+        };
+        // A timestamp may lie further ahead than any Wait may hold: the same bound as Seconds.
+        let ahead = (until - self.now).num_seconds();
+        if ahead > MAX_SECONDS as i64 {
+            return Err(StatesError::runtime(format!(
+                "The Wait would end at {}, {ahead} s from now, beyond the longest wait ({MAX_SECONDS} s)",
+                timestamp(until)
+            )));
+        }
+        Ok(until)
     }
 
     fn leave_wait(&mut self, state: &State, raw: Value, entered: &Entered) {
