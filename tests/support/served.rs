@@ -94,8 +94,22 @@ impl Served {
 
     /// SIGTERM, and the emulator must exit cleanly.
     pub fn stop(mut self) {
+        self.terminate();
+    }
+
+    fn terminate(&mut self) {
         let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
         assert!(status.success());
         assert!(self.child.wait().unwrap().success(), "SIGTERM ends the emulator cleanly");
+    }
+}
+
+/// A test that panics before `stop` must not leave the emulator running.
+impl Drop for Served {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
