@@ -1,7 +1,10 @@
-//! Streaming reader for Personalize interactions CSVs (RFC 4180 quoting, header required).
+//! Streaming reader for Personalize interactions CSVs (RFC 4180 quoting, header required), on the
+//! `csv` crate.
 
 use std::collections::HashMap;
 use std::io::BufRead;
+
+use csv::{ByteRecord, StringRecord};
 
 use super::{ImportError, Interaction};
 
@@ -42,7 +45,6 @@ impl Dataset {
         self.rows.push(Row { user, item, timestamp });
     }
 
-    /// Number of interactions.
     /// Writes the rows back as an interactions CSV (USER_ID,ITEM_ID,TIMESTAMP) that
     /// `append_csv` reads: how the emulator stores a dataset between import and training.
     pub fn write_csv(&self, mut out: impl std::io::Write) -> std::io::Result<()> {
@@ -56,6 +58,7 @@ impl Dataset {
         Ok(())
     }
 
+    /// Number of interactions.
     pub fn len(&self) -> usize {
         self.rows.len()
     }
@@ -120,7 +123,6 @@ pub fn read_interactions(reader: impl BufRead) -> Result<Vec<Interaction>, Impor
     Ok(out)
 }
 
-/// Same parsing and errors as [`read_interactions`], interning ids as it goes: for large imports.
 /// A CSV field, quoted only when it must be.
 fn write_field(out: &mut impl std::io::Write, field: &str) -> std::io::Result<()> {
     if field.contains([',', '"', '\n', '\r']) {
@@ -130,6 +132,7 @@ fn write_field(out: &mut impl std::io::Write, field: &str) -> std::io::Result<()
     }
 }
 
+/// Same parsing and errors as [`read_interactions`], interning ids as it goes: for large imports.
 pub fn read_dataset(reader: impl BufRead) -> Result<Dataset, ImportError> {
     let mut d = Dataset::new();
     d.append_csv(reader)?;
@@ -214,123 +217,99 @@ fn header_columns<R: BufRead>(header: &Records<R>) -> Result<Columns, ImportErro
     Ok(Columns { user, item, timestamp, event_type, event_value, needed })
 }
 
-/// Reads CSV records one at a time into reused buffers. A quoted field may span lines.
+/// Appended to the input. Its newline ends the input's last line; its quote then opens a field
+/// that the end of the input leaves open, so the last record read is exactly [`END_RECORD`] --
+/// unless the input itself left a quoted field open, which the quote here closes instead (that
+/// record then runs to the end, and no [`END_RECORD`] follows it).
+const END: &[u8] = b"\n\"x\n";
+const END_RECORD: &str = "x\n";
+
+/// CSV records one at a time, through the `csv` crate, into reused buffers. Records end at `\n`
+/// (a quoted field may span lines); a `\r` before it is dropped; lines holding nothing but `\r`
+/// are blank, and blank lines are skipped. Every field is checked to be UTF-8.
 struct Records<R> {
-    reader: R,
-    /// Lines read so far.
-    line: u64,
-    raw: String,
-    /// Unescaped field text, back to back; `ends[i]` is where field i ends.
-    text: String,
-    ends: Vec<usize>,
+    csv: csv::Reader<std::io::Chain<R, &'static [u8]>>,
+    /// The record last handed out by [`Records::next_record`], its buffers reused for the next.
+    record: Option<StringRecord>,
+    /// The record after it, and the line it starts on: read one ahead so that the last record is
+    /// known to be the last.
+    ahead: Option<(ByteRecord, u64)>,
 }
 
 impl<R: BufRead> Records<R> {
     fn new(reader: R) -> Self {
-        Records { reader, line: 0, raw: String::new(), text: String::new(), ends: Vec::new() }
+        let csv = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .terminator(csv::Terminator::Any(b'\n'))
+            .from_reader(reader.chain(END));
+        Records { csv, record: None, ahead: None }
     }
 
     fn len(&self) -> usize {
-        self.ends.len()
+        self.record.as_ref().map_or(0, StringRecord::len)
     }
 
+    /// Field i of the current record (i < len); the last field without the line's trailing `\r`.
     fn field(&self, i: usize) -> &str {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        &self.text[start..self.ends[i]]
+        let record = self.record.as_ref().expect("a current record");
+        let field = &record[i];
+        if i + 1 == record.len() { field.trim_end_matches('\r') } else { field }
     }
 
     /// Reads the next non-blank record; gives the line it starts on, None at the end.
     fn next_record(&mut self) -> Result<Option<u64>, ImportError> {
         loop {
-            self.raw.clear();
-            if self.read_line()? == 0 {
-                return Ok(None);
+            let spare = self.record.take().map_or_else(ByteRecord::new, StringRecord::into_byte_record);
+            let (bytes, line) = match self.ahead.take() {
+                Some(ahead) => ahead,
+                None => match self.read(ByteRecord::new())? {
+                    Some(first) => first,
+                    None => return Ok(None),
+                },
+            };
+            self.ahead = self.read(spare)?;
+            let record = StringRecord::from_byte_record(bytes).map_err(|e| {
+                let (field, valid_up_to) = (e.utf8_error().field(), e.utf8_error().valid_up_to());
+                let bytes = e.into_byte_record();
+                let end = bytes.range(field).map_or(0, |r| r.start + valid_up_to);
+                let line = line + newlines(&bytes.as_slice()[..end]);
+                ImportError::BadRow { line, message: "the line is not valid UTF-8".into() }
+            })?;
+            if self.ahead.is_none() {
+                if record.len() == 1 && &record[0] == END_RECORD {
+                    return Ok(None);
+                }
+                return Err(ImportError::BadRow { line, message: "a quoted field is not closed".into() });
             }
-            let start = self.line;
-            if self.raw.trim_end_matches(['\r', '\n']).is_empty() {
-                continue;
+            let blank = record.len() == 1 && !record[0].is_empty() && record[0].bytes().all(|b| b == b'\r');
+            self.record = Some(record);
+            if !blank {
+                return Ok(Some(line));
             }
-            self.parse(start)?;
-            return Ok(Some(start));
         }
     }
 
-    fn read_line(&mut self) -> Result<usize, ImportError> {
-        let n = self.reader.read_line(&mut self.raw).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::InvalidData {
-                ImportError::BadRow { line: self.line + 1, message: "the line is not valid UTF-8".into() }
-            } else {
-                ImportError::Io(e)
-            }
+    /// Reads a record into `buffer`, with the line it starts on; None at the end.
+    fn read(&mut self, mut buffer: ByteRecord) -> Result<Option<(ByteRecord, u64)>, ImportError> {
+        let more = self.csv.read_byte_record(&mut buffer).map_err(|e| match e.into_kind() {
+            csv::ErrorKind::Io(e) => ImportError::Io(e),
+            // Not raised by a flexible reader of byte records.
+            kind => ImportError::Io(std::io::Error::other(format!("{kind:?}"))),
         })?;
-        if n > 0 {
-            self.line += 1;
+        if !more {
+            return Ok(None);
         }
-        Ok(n)
+        // Every record ends with a newline (END supplies the last), counted in the reader's line
+        // (1-based) once read; blank lines skipped before the record are counted too, so the
+        // record's first line is found by counting back.
+        let line = self.csv.position().line() - 1 - newlines(buffer.as_slice());
+        Ok(Some((buffer, line)))
     }
+}
 
-    fn parse(&mut self, start: u64) -> Result<(), ImportError> {
-        self.text.clear();
-        self.ends.clear();
-        let mut pos = 0;
-        loop {
-            // At the start of a field.
-            let rest = &self.raw[pos..];
-            if rest.starts_with('"') {
-                pos += 1;
-                // Quoted field: runs to the next lone quote, reading more lines if needed.
-                loop {
-                    let rest = &self.raw[pos..];
-                    match rest.find('"') {
-                        Some(q) => {
-                            self.text.push_str(&rest[..q]);
-                            pos += q + 1;
-                            if self.raw[pos..].starts_with('"') {
-                                self.text.push('"');
-                                pos += 1;
-                            } else {
-                                break;
-                            }
-                        }
-                        None => {
-                            self.text.push_str(rest);
-                            pos = self.raw.len();
-                            if self.read_line()? == 0 {
-                                return Err(ImportError::BadRow {
-                                    line: start,
-                                    message: "a quoted field is not closed".into(),
-                                });
-                            }
-                        }
-                    }
-                }
-                self.ends.push(self.text.len());
-                let rest = &self.raw[pos..];
-                if rest.starts_with(',') {
-                    pos += 1;
-                } else if rest.trim_end_matches(['\r', '\n']).is_empty() {
-                    return Ok(());
-                } else {
-                    return Err(ImportError::BadRow {
-                        line: self.line,
-                        message: "unexpected text after a closing quote".into(),
-                    });
-                }
-            } else {
-                let end = rest.find(',');
-                let field = match end {
-                    Some(e) => &rest[..e],
-                    None => rest.trim_end_matches(['\r', '\n']),
-                };
-                self.text.push_str(field);
-                self.ends.push(self.text.len());
-                match end {
-                    Some(e) => pos += e + 1,
-                    None => return Ok(()),
-                }
-            }
-        }
-    }
+fn newlines(bytes: &[u8]) -> u64 {
+    bytes.iter().filter(|&&b| b == b'\n').count() as u64
 }
 
 #[cfg(test)]
@@ -403,6 +382,45 @@ mod tests {
         assert!(matches!(err, ImportError::BadRow { line: 3, .. }), "{err}");
         let err = read("USER_ID,ITEM_ID,TIMESTAMP\n,i,1\n").unwrap_err();
         assert!(matches!(err, ImportError::BadRow { line: 2, .. }), "{err}");
+    }
+
+    #[test]
+    fn line_numbers_count_blank_lines_crlf_and_quoted_newlines() {
+        let csv = "USER_ID,ITEM_ID,TIMESTAMP\r\n\r\n\nu,i,1\r\n\"a\r\nb\",i,2\r\n\r\nu,i,x\r\n";
+        let err = read(csv).unwrap_err();
+        assert!(matches!(err, ImportError::BadRow { line: 8, .. }), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "line 8: TIMESTAMP \"x\" is not an integer (seconds since the Unix epoch)"
+        );
+    }
+
+    #[test]
+    fn line_ends_are_dropped_and_lone_carriage_returns_kept() {
+        let got = read("USER_ID,ITEM_ID,TIMESTAMP,EVENT_TYPE\r\nu\rv,\"i\r\",1,click\r\r\n").unwrap();
+        assert_eq!((got[0].user_id.as_str(), got[0].item_id.as_str()), ("u\rv", "i\r"));
+        assert_eq!(got[0].event_type.as_deref(), Some("click"));
+    }
+
+    #[test]
+    fn invalid_utf8_and_unclosed_quotes_name_their_line() {
+        let bytes = |b: &[u8]| read_interactions(b).unwrap_err().to_string();
+        assert_eq!(
+            bytes(b"USER_ID,ITEM_ID,TIMESTAMP\nu,i,1\n\"a\nb\xff\",i,2\n"),
+            "line 4: the line is not valid UTF-8"
+        );
+        assert_eq!(
+            bytes(b"USER_ID,ITEM_ID,TIMESTAMP,X\nu,i,1,\xc3\n"),
+            "line 2: the line is not valid UTF-8"
+        );
+        assert_eq!(bytes(b"USER\xff_ID,ITEM_ID,TIMESTAMP\n"), "line 1: the line is not valid UTF-8");
+        let err = read("USER_ID,ITEM_ID,TIMESTAMP\nu,i,1\nu,i,\"2\nv,j,3\n").unwrap_err();
+        assert_eq!(err.to_string(), "line 3: a quoted field is not closed");
+        let err = read("\"USER_ID,ITEM_ID,TIMESTAMP\n").unwrap_err();
+        assert_eq!(err.to_string(), "line 1: a quoted field is not closed");
+        // A field holding what the reader appends to its input is just a field.
+        let got = read("USER_ID,ITEM_ID,TIMESTAMP\nu,\"x\n\",1\n\"x\n\"").unwrap_err();
+        assert_eq!(got.to_string(), "line 4: expected at least 3 fields, found 1");
     }
 
     #[test]
