@@ -7,7 +7,7 @@
 
 use std::time::Instant;
 
-use aws_sdk_personalize::types::{BatchInferenceJobInput, BatchInferenceJobOutput, DataSource, S3DataConfig};
+use aws_sdk_personalize::types::{BatchInferenceJobInput, BatchInferenceJobOutput, S3DataConfig};
 use recflow::local::emulator::{Emulator, LocalConfig};
 use recflow::local::seed::{SeedOptions, write_demo_data};
 
@@ -62,25 +62,8 @@ async fn main() {
         clients::dataset_group(&pz, "bench", "aws-user-personalization").await;
 
     let t = Instant::now();
-    let import = pz
-        .create_dataset_import_job()
-        .job_name("bench-import")
-        .dataset_arn(&dataset)
-        .data_source(
-            DataSource::builder().data_location(format!("s3://bench/{}", summary.interactions_key)).build(),
-        )
-        .role_arn(clients::ROLE)
-        .send()
-        .await
-        .unwrap()
-        .dataset_import_job_arn
-        .unwrap();
-    let status = clients::wait_for("import", 20, 100_000, || async {
-        let j = pz.describe_dataset_import_job().dataset_import_job_arn(&import).send().await.unwrap();
-        j.dataset_import_job.unwrap().status.unwrap()
-    })
-    .await;
-    assert_eq!(status, "ACTIVE");
+    let location = format!("s3://bench/{}", summary.interactions_key);
+    clients::import_and_wait(&pz, "bench-import", &dataset, &location, 20, 100_000).await;
     println!(
         "import job:       {:>7.2} s create to ACTIVE; peak RSS {:.0} MB",
         t.elapsed().as_secs_f64(),

@@ -258,28 +258,34 @@ fn a_mock_may_return_null() {
     assert_eq!(described["output"], "null");
 }
 
-#[test]
-fn status_of_a_running_execution_exits_0_and_says_who_advances_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let wf = dir.path().join("wait.asl.json");
+/// Starts `recflow run` on an hour-long Wait in `dir` and returns once it is checkpointed waiting.
+fn waiting_run(dir: &Path, name: &str) -> std::process::Child {
+    let wf = dir.join("wait.asl.json");
     std::fs::write(
         &wf,
         r#"{"StartAt": "Nap", "States": {"Nap": {"Type": "Wait", "Seconds": 3600, "End": true}}}"#,
     )
     .unwrap();
-    let mut child = Command::new(BIN)
-        .args(["run", wf.to_str().unwrap(), "--name", "napping"])
-        .env("RECFLOW_CHECKPOINT_DIR", dir.path())
+    let child = Command::new(BIN)
+        .args(["run", wf.to_str().unwrap(), "--name", name])
+        .env("RECFLOW_CHECKPOINT_DIR", dir)
         .env("RECFLOW_LOG", "warn")
         .spawn()
         .unwrap();
-    let checkpoint = dir.path().join("napping/checkpoint.json");
+    let checkpoint = dir.join(name).join("checkpoint.json");
     for _ in 0..500 {
         if std::fs::read_to_string(&checkpoint).is_ok_and(|t| t.contains("Waiting")) {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
+    child
+}
+
+#[test]
+fn status_of_a_running_execution_exits_0_and_says_who_advances_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = waiting_run(dir.path(), "napping");
     let out = recflow(&["status", "napping"], dir.path());
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
@@ -301,25 +307,8 @@ fn status_of_a_running_execution_exits_0_and_says_who_advances_it() {
 #[test]
 fn a_checkpoint_at_a_state_its_definition_lacks_is_refused_untouched() {
     let dir = tempfile::tempdir().unwrap();
-    let wf = dir.path().join("wait.asl.json");
-    std::fs::write(
-        &wf,
-        r#"{"StartAt": "Nap", "States": {"Nap": {"Type": "Wait", "Seconds": 3600, "End": true}}}"#,
-    )
-    .unwrap();
-    let mut child = Command::new(BIN)
-        .args(["run", wf.to_str().unwrap(), "--name", "edited"])
-        .env("RECFLOW_CHECKPOINT_DIR", dir.path())
-        .env("RECFLOW_LOG", "warn")
-        .spawn()
-        .unwrap();
+    let mut child = waiting_run(dir.path(), "edited");
     let checkpoint = dir.path().join("edited/checkpoint.json");
-    for _ in 0..500 {
-        if std::fs::read_to_string(&checkpoint).is_ok_and(|t| t.contains("Waiting")) {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
     child.kill().unwrap();
     child.wait().unwrap();
     let edited = std::fs::read_to_string(&checkpoint).unwrap().replace("\"Nap\"", "\"Nope\"");

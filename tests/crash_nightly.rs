@@ -56,6 +56,11 @@ fn input(group: &clients::Group) -> String {
     .to_string()
 }
 
+fn succeeded(out: &std::process::Output) {
+    let text = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{text}");
+}
+
 fn checkpoints(dir: &Path) -> PathBuf {
     dir.join("runs")
 }
@@ -107,13 +112,7 @@ async fn sigkill_anywhere_then_resume_makes_one_of_each_job_and_the_same_picks()
         .env("RECFLOW_DATA_DIR", checkpoints(straight_dir.path()))
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     // The summary warns that this solution (created with Personalize's default,
     // performAutoTraining on) also trains by itself.
     let summary = String::from_utf8_lossy(&out.stdout);
@@ -183,13 +182,7 @@ async fn sigkill_anywhere_then_resume_makes_one_of_each_job_and_the_same_picks()
         .env("RECFLOW_DATA_DIR", checkpoints(dir.path()))
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     assert_eq!(status(&emulator, dir.path())["status"], "SUCCEEDED");
     eprintln!("{kills} kills landed");
     assert!(kills >= 20, "only {kills} kills landed");

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use aws_sdk_personalize::types::{BatchInferenceJobInput, BatchInferenceJobOutput, DataSource, S3DataConfig};
+use aws_sdk_personalize::types::{BatchInferenceJobInput, BatchInferenceJobOutput, S3DataConfig};
 use aws_sdk_s3::primitives::ByteStream;
 use recflow::local::emulator::{Emulator, LocalConfig};
 use recflow::local::seed::{SeedOptions, write_demo_data};
@@ -729,27 +729,8 @@ async fn publishes_the_output_of_a_local_batch_inference_job() {
     let opts = SeedOptions { users: 120, items: 60, interactions: 3000, days: 30, clusters: 3, seed: 11 };
     let summary = write_demo_data(&local.root(), BUCKET, &opts).unwrap();
     let group = clients::dataset_group(&pz, "picks", "aws-user-personalization").await;
-    let import = pz
-        .create_dataset_import_job()
-        .job_name("picks-import")
-        .dataset_arn(&group.dataset)
-        .data_source(
-            DataSource::builder()
-                .data_location(format!("s3://{BUCKET}/{}", summary.interactions_key))
-                .build(),
-        )
-        .role_arn(clients::ROLE)
-        .send()
-        .await
-        .unwrap()
-        .dataset_import_job_arn
-        .unwrap();
-    let status = clients::wait_for("import", 10, 3000, || async {
-        let j = pz.describe_dataset_import_job().dataset_import_job_arn(&import).send().await.unwrap();
-        j.dataset_import_job.unwrap().status.unwrap()
-    })
-    .await;
-    assert_eq!(status, "ACTIVE");
+    let location = format!("s3://{BUCKET}/{}", summary.interactions_key);
+    clients::import_and_wait(&pz, "picks-import", &group.dataset, &location, 10, 3000).await;
     let version = pz
         .create_solution_version()
         .solution_arn(&group.solution)

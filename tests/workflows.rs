@@ -68,6 +68,14 @@ async fn run(local: &Local, file: &str, extra: Value) -> (Execution, Vec<History
     (execution, store.history)
 }
 
+/// The next solution version ends CREATE FAILED with Personalize's reason for too little data.
+fn fail_next_training(local: &Local) {
+    local.emulator.personalize.faults().inject(Fault::FailNextJob {
+        kind: JobKind::SolutionVersion,
+        reason: "Dataset has fewer than 25 users with at least 2 interactions each.".into(),
+    });
+}
+
 fn errors(history: &[HistoryEvent]) -> Vec<String> {
     history
         .iter()
@@ -108,10 +116,7 @@ async fn the_portable_workflow_runs_on_the_emulator() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_training_reaches_the_catch_and_the_failure_event() {
     let local = local().await;
-    local.emulator.personalize.faults().inject(Fault::FailNextJob {
-        kind: JobKind::SolutionVersion,
-        reason: "Dataset has fewer than 25 users with at least 2 interactions each.".into(),
-    });
+    fail_next_training(&local);
     let (exec, history) = run(&local, "workflows/nightly-refresh-portable.asl.json", json!({})).await;
     assert_eq!(exec.status, Status::Failed);
     assert_eq!(exec.error.as_deref(), Some("Recflow.NightlyRefreshFailed"));
@@ -384,10 +389,7 @@ async fn a_repeated_create_adopts_its_own_job_and_only_its_own() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_sync_job_is_personalize_job_failed_with_its_reason() {
     let local = local().await;
-    local.emulator.personalize.faults().inject(Fault::FailNextJob {
-        kind: JobKind::SolutionVersion,
-        reason: "Dataset has fewer than 25 users with at least 2 interactions each.".into(),
-    });
+    fail_next_training(&local);
     let (exec, history) = run(&local, "workflows/nightly-refresh.asl.json", json!({})).await;
     assert_eq!(exec.status, Status::Failed);
     assert_eq!(exec.error.as_deref(), Some("Recflow.NightlyRefreshFailed"));

@@ -115,3 +115,32 @@ pub async fn dataset_group(pz: &aws_sdk_personalize::Client, name: &str, recipe:
     assert_eq!(status, "ACTIVE");
     Group { group, dataset, solution }
 }
+
+/// Imports `location` into `dataset` as the job `name` and waits until the job is ACTIVE.
+pub async fn import_and_wait(
+    pz: &aws_sdk_personalize::Client,
+    name: &str,
+    dataset: &str,
+    location: &str,
+    poll_ms: u64,
+    max_polls: u32,
+) -> String {
+    let import = pz
+        .create_dataset_import_job()
+        .job_name(name)
+        .dataset_arn(dataset)
+        .data_source(aws_sdk_personalize::types::DataSource::builder().data_location(location).build())
+        .role_arn(ROLE)
+        .send()
+        .await
+        .unwrap()
+        .dataset_import_job_arn
+        .unwrap();
+    let status = wait_for("import", poll_ms, max_polls, || async {
+        let j = pz.describe_dataset_import_job().dataset_import_job_arn(&import).send().await.unwrap();
+        j.dataset_import_job.unwrap().status.unwrap()
+    })
+    .await;
+    assert_eq!(status, "ACTIVE");
+    import
+}
