@@ -399,3 +399,24 @@ async fn a_failed_sync_job_is_personalize_job_failed_with_its_reason() {
     assert!(events(&local).iter().any(|e| e.to_string().contains("Recommendations Refresh Failed")));
     local.emulator.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_job_into_a_missing_bucket_fails_and_creates_no_bucket() {
+    let local = local().await;
+    let (exec, history) = run(
+        &local,
+        "workflows/nightly-refresh.asl.json",
+        json!({"outputS3Path": "s3://no-such-bucket/out/"}),
+    )
+    .await;
+    assert_eq!(exec.status, Status::Failed);
+    let cause = exec.cause.unwrap();
+    assert!(
+        cause.contains("Personalize.JobFailed") && cause.contains("s3://no-such-bucket/ does not exist"),
+        "{cause}"
+    );
+    assert!(errors(&history).contains(&"PrecomputeRecommendations Personalize.JobFailed".to_string()));
+    let buckets = local.clients.s3.list_buckets().send().await.unwrap();
+    assert!(!buckets.buckets().iter().any(|b| b.name() == Some("no-such-bucket")), "{buckets:?}");
+    local.emulator.shutdown().await;
+}

@@ -32,6 +32,8 @@ pub enum Job {
         inputs: Result<Vec<PathBuf>, String>,
         input_path: String,
         output: PathBuf,
+        /// The output bucket's name and its folder in the local S3.
+        output_bucket: (String, PathBuf),
         num_results: usize,
         segment: bool,
     },
@@ -90,9 +92,11 @@ pub fn plan(shared: &Shared, state: &State, arn: &str) -> Option<Job> {
         }
         Kind::BatchInferenceJob | Kind::BatchSegmentJob => {
             let input_path = str_at(&["jobInput", "s3DataSource", "path"])?;
-            let output = str_at(&["jobOutput", "s3DataDestination", "path"])?;
-            let output = S3Path::parse(&output).ok()?.local_path(&shared.s3_dir());
+            let output_path = str_at(&["jobOutput", "s3DataDestination", "path"])?;
+            let destination = S3Path::parse(&output_path).ok()?;
+            let output = destination.local_path(&shared.s3_dir());
             Some(Job::Batch {
+                output_bucket: (destination.bucket.clone(), shared.s3_dir().join(&destination.bucket)),
                 model: model_file(shared, record.field_str("solutionVersionArn")?),
                 inputs: list_files(shared, &input_path),
                 input_path,
@@ -148,7 +152,14 @@ impl Job {
                 import(files?, &location, &target, interactions, full)
             }
             Job::Train { interactions, recipe_arn, model } => train(&interactions, &recipe_arn, &model),
-            Job::Batch { model, inputs, input_path, output, num_results, segment } => {
+            Job::Batch { model, inputs, input_path, output, output_bucket, num_results, segment } => {
+                // Personalize writes into the bucket it is given; it never creates one.
+                if !output_bucket.1.is_dir() {
+                    return Err(format!(
+                        "Cannot write the output: the bucket s3://{}/ does not exist. Create it, or give a jobOutput path in an existing bucket.",
+                        output_bucket.0
+                    ));
+                }
                 batch(&model, inputs?, &input_path, &output, num_results, segment)
             }
         }
