@@ -44,3 +44,34 @@ fn seed_writes_the_demo_data_into_the_local_bucket() {
     let users = std::fs::read_to_string(dir.path().join("local/s3/recflow-demo/batch/users.jsonl")).unwrap();
     assert_eq!(users.lines().count(), 50);
 }
+
+#[test]
+fn a_second_emulator_on_the_same_data_dir_is_refused_with_the_holders_pid() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = serve(dir.path(), &[]);
+    let second = Command::new(BIN)
+        .args(["local", "serve", "--port", "0", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(second.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        err.contains(&format!("is in use by another recflow emulator (pid {})", first.child.id())),
+        "{err}"
+    );
+    // `run --local` on the same folder is refused the same way, before it runs anything.
+    let wf = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows/nightly-refresh.asl.json");
+    let run = Command::new(BIN)
+        .arg("run")
+        .arg(&wf)
+        .args(["--local", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("is in use by another recflow emulator"));
+    first.stop();
+    // Once it has stopped, the folder is free again.
+    serve(dir.path(), &[]).stop();
+}

@@ -48,6 +48,13 @@ pub enum LocalError {
     S3(#[from] s3::S3Error),
     #[error("local EventBridge: {0}")]
     Events(#[from] events::EventsError),
+    #[error(
+        "{dir} is in use by another recflow emulator{}; stop it or give another --data-dir",
+        pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
+    )]
+    Locked { dir: PathBuf, pid: Option<u32> },
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
 }
 
 pub struct Emulator {
@@ -57,6 +64,37 @@ pub struct Emulator {
     region: String,
     account: String,
     data_dir: PathBuf,
+    /// Held (flock) while the emulator runs: two emulators on one data directory would each
+    /// overwrite the other's state.
+    _lock: std::fs::File,
+}
+
+/// Takes `<data_dir>/lock` for this process, or says who holds it.
+fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, LocalError> {
+    use std::io::{Read, Seek, Write};
+    let io = |path: PathBuf| move |source| LocalError::Io { path, source };
+    std::fs::create_dir_all(dir).map_err(io(dir.to_path_buf()))?;
+    let path = dir.join("lock");
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(io(path.clone()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut text = String::new();
+            let _ = file.read_to_string(&mut text);
+            return Err(LocalError::Locked { dir: dir.to_path_buf(), pid: text.trim().parse().ok() });
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(LocalError::Io { path, source: e }),
+    }
+    file.set_len(0).map_err(io(path.clone()))?;
+    file.rewind().map_err(io(path.clone()))?;
+    write!(file, "{}", std::process::id()).map_err(io(path))?;
+    Ok(file)
 }
 
 async fn bind(host: IpAddr, port: u16) -> Result<tokio::net::TcpListener, LocalError> {
@@ -66,6 +104,7 @@ async fn bind(host: IpAddr, port: u16) -> Result<tokio::net::TcpListener, LocalE
 
 impl Emulator {
     pub async fn start(config: &LocalConfig) -> Result<Emulator, LocalError> {
+        let lock = lock_data_dir(&config.data_dir)?;
         let port = |offset: u16| if config.port == 0 { 0 } else { config.port.saturating_add(offset) };
         let s3 = s3::start(&config.data_dir.join("s3"), bind(config.host, port(1)).await?).await?;
         let events = events::start(
@@ -89,6 +128,7 @@ impl Emulator {
             region: config.region.clone(),
             account: config.account.clone(),
             data_dir: config.data_dir.clone(),
+            _lock: lock,
         })
     }
 
