@@ -43,8 +43,11 @@ fn definition(file: &str) -> Value {
 }
 
 async fn run(local: &Local, file: &str, extra: Value) -> (Execution, Vec<HistoryEvent>) {
-    let definition = definition(file);
-    assert_eq!(recflow::tasks::check_definition(&definition), vec![], "{file}");
+    run_definition(local, definition(file), extra).await
+}
+
+async fn run_definition(local: &Local, definition: Value, extra: Value) -> (Execution, Vec<HistoryEvent>) {
+    assert_eq!(recflow::tasks::check_definition(&definition), vec![], "{definition}");
     let machine = StateMachine::from_json(&definition).unwrap();
     let mut registry = recflow::tasks::aws_registry(&local.clients, None, SCALE);
     recflow::tasks::register_recflow_tasks(&mut registry, &local.clients);
@@ -418,5 +421,45 @@ async fn a_batch_job_into_a_missing_bucket_fails_and_creates_no_bucket() {
     assert!(errors(&history).contains(&"PrecomputeRecommendations Personalize.JobFailed".to_string()));
     let buckets = local.clients.s3.list_buckets().send().await.unwrap();
     assert!(!buckets.buckets().iter().any(|b| b.name() == Some("no-such-bucket")), "{buckets:?}");
+    local.emulator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_after_a_failed_job_makes_a_new_job_and_a_live_one_is_adopted() {
+    let local = local().await;
+    let definition = json!({"StartAt": "Train", "States": {"Train": {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::aws-sdk:personalize:createSolutionVersion.sync",
+        "Parameters": {"SolutionArn.$": "$.solutionArn"},
+        "Retry": [{"ErrorEquals": ["Personalize.JobFailed"], "IntervalSeconds": 60, "MaxAttempts": 2}],
+        "End": true
+    }}});
+    // Data first, so that training has something to train on.
+    let (imported, _) = run(
+        &local,
+        "workflows/event-import.asl.json",
+        json!({
+            "detail": {"bucket": {"name": "recflow-demo"}, "object": {"key": "interactions/interactions.csv"}}
+        }),
+    )
+    .await;
+    assert_eq!(imported.status, Status::Succeeded, "{:?}", imported.cause);
+    fail_next_training(&local);
+    let (exec, history) = run_definition(&local, definition, json!({})).await;
+    assert_eq!(exec.status, Status::Succeeded, "{:?}", exec.cause);
+    assert_eq!(errors(&history), vec!["Train Personalize.JobFailed".to_string()]);
+    let versions = local
+        .clients
+        .personalize
+        .list_solution_versions()
+        .solution_arn(&local.demo.solution_arn)
+        .send()
+        .await
+        .unwrap();
+    // The event-import's version, the failed one, and the retry's own.
+    assert_eq!(versions.solution_versions().len(), 3, "{versions:?}");
+    let output = exec.output.unwrap();
+    assert_eq!(output["SolutionVersion"]["Name"], "nightly-test-Train-2-r1", "{output}");
+    assert_eq!(output["SolutionVersion"]["Status"], "ACTIVE");
     local.emulator.shutdown().await;
 }

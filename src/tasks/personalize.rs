@@ -228,9 +228,24 @@ impl PersonalizeRunner {
         let Some(obj) = params.as_object_mut() else {
             return Err(StatesError::runtime("Parameters must be an object"));
         };
+        let parent = obj.get(kind.parent).and_then(Value::as_str).unwrap_or_default().to_string();
         let derived = !obj.contains_key(kind.name);
         if derived {
-            obj.insert(kind.name.into(), derived_name(&call.execution, &call.state, call.visit).into());
+            // A retry first looks for a job an earlier attempt made (its answer may have been
+            // lost): a live or finished one is adopted; only when all of them failed, or there
+            // are none, does the retry make its own job under its own name.
+            if call.attempt > 0 {
+                let names: Vec<String> = (0..call.attempt)
+                    .map(|a| derived_name(&call.execution, &call.state, call.visit, a))
+                    .collect();
+                let found = self.find_jobs(kind, &parent, &names).await?;
+                if let Some(job) = found.iter().find(|j| !failed(&j.status)) {
+                    info!(arn = %job.arn, name = %job.name, "adopted the job an earlier attempt made");
+                    return Ok((job.arn.clone(), json!({ kind.arn: job.arn })));
+                }
+            }
+            let name = derived_name(&call.execution, &call.state, call.visit, call.attempt);
+            obj.insert(kind.name.into(), name.into());
         }
         let name = obj[kind.name].as_str().unwrap_or_default().to_string();
         match self.call_action(kind.create, &params).await {
@@ -244,23 +259,24 @@ impl PersonalizeRunner {
                 if e.error == "Personalize.ResourceAlreadyExistsException"
                     && (derived || call.resumed || call.attempt > 0) =>
             {
-                let parent = params[kind.parent].as_str().unwrap_or_default();
-                let arn = self.find_by_name(kind, parent, &name).await?.ok_or(e)?;
-                info!(%arn, name = %name, "adopted the job this execution created before");
-                Ok((arn.clone(), json!({ kind.arn: arn })))
+                let found = self.find_jobs(kind, &parent, std::slice::from_ref(&name)).await?;
+                let job = found.into_iter().next().ok_or(e)?;
+                info!(arn = %job.arn, name = %name, "adopted the job this execution created before");
+                Ok((job.arn.clone(), json!({ kind.arn: job.arn })))
             }
             Err(e) => Err(e),
         }
     }
 
-    /// The ARN of the job named `name` under `parent`, through List* (and Describe for solution
-    /// versions, whose summaries carry no name).
-    async fn find_by_name(
+    /// The jobs under `parent` whose names are in `names`, in the order of `names`, through
+    /// List* (and Describe for solution versions, whose summaries carry no name).
+    async fn find_jobs(
         &self,
         kind: &JobKind,
         parent: &str,
-        name: &str,
-    ) -> Result<Option<String>, StatesError> {
+        names: &[String],
+    ) -> Result<Vec<FoundJob>, StatesError> {
+        let mut found = Vec::new();
         let mut token: Option<String> = None;
         loop {
             let mut req = json!({ kind.parent: parent, "MaxResults": 100 });
@@ -270,22 +286,25 @@ impl PersonalizeRunner {
             let page = self.call_action(kind.list, &req).await?;
             for summary in page[kind.summaries].as_array().into_iter().flatten() {
                 let Some(arn) = summary[kind.arn].as_str() else { continue };
-                let found = match summary.get("JobName").and_then(Value::as_str) {
-                    Some(n) => n == name,
+                let status = summary["Status"].as_str().unwrap_or_default().to_string();
+                let name = match summary.get("JobName").and_then(Value::as_str) {
+                    Some(n) => n.to_string(),
                     None => {
                         let d = self.call_action(kind.describe, &json!({ kind.arn: arn })).await?;
-                        d[kind.wrapper]["Name"].as_str() == Some(name)
+                        d[kind.wrapper]["Name"].as_str().unwrap_or_default().to_string()
                     }
                 };
-                if found {
-                    return Ok(Some(arn.to_string()));
+                if names.contains(&name) {
+                    found.push(FoundJob { name, arn: arn.to_string(), status });
                 }
             }
             match page["NextToken"].as_str() {
                 Some(t) => token = Some(t.to_string()),
-                None => return Ok(None),
+                None => break,
             }
         }
+        found.sort_by_key(|j| names.iter().position(|n| *n == j.name));
+        Ok(found)
     }
 
     fn earlier(&self, call: &TaskCall) -> Vec<f64> {
@@ -297,9 +316,20 @@ impl PersonalizeRunner {
 
     async fn sync(&self, call: &TaskCall, kind: &JobKind, clock: &dyn Clock) -> Result<Answer, StatesError> {
         let now = clock.now();
-        let Some(poll) = &call.poll else {
+        let poll = match &call.poll {
+            // A retry after the job itself failed needs a new job, not another look at the
+            // failed one; a retry after a failed Describe goes on polling the same job.
+            Some(poll) if poll.token["Attempt"].as_u64().unwrap_or(0) < u64::from(call.attempt) => {
+                let arn = poll.token["Arn"].as_str().unwrap_or_default();
+                let d = self.call_action(kind.describe, &json!({ kind.arn: arn })).await?;
+                if failed(d[kind.wrapper]["Status"].as_str().unwrap_or_default()) { None } else { Some(poll) }
+            }
+            other => other.as_ref(),
+        };
+        let Some(poll) = poll else {
             let (arn, _) = self.create(call, kind).await?;
-            let token = json!({"Arn": arn, "CreatedAt": timestamp(now), "DescribeCalls": 0});
+            let token =
+                json!({"Arn": arn, "CreatedAt": timestamp(now), "DescribeCalls": 0, "Attempt": call.attempt});
             let after = next_poll_delay(0.0, &self.earlier(call));
             return Ok(Answer::Poll { token, after_seconds: after, status: "CREATED".into() });
         };
@@ -329,7 +359,7 @@ impl PersonalizeRunner {
                 });
                 Ok(Answer::Done { output: described, report: Some(report) })
             }
-            "CREATE FAILED" | "CREATE STOPPED" => Err(StatesError::new(
+            s if failed(s) => Err(StatesError::new(
                 JOB_FAILED,
                 format!(
                     "{} {arn} ended {status}: {}",
@@ -340,6 +370,7 @@ impl PersonalizeRunner {
             _ => {
                 let mut token = poll.token.clone();
                 token["DescribeCalls"] = calls.into();
+                token["Attempt"] = call.attempt.into();
                 let after = next_poll_delay(elapsed, &self.earlier(call));
                 Ok(Answer::Poll { token, after_seconds: after, status })
             }
@@ -358,6 +389,18 @@ impl PersonalizeRunner {
             (at("LastUpdatedDateTime")? - at("CreationDateTime")?).num_milliseconds() as f64 / 1000.0;
         Some(seconds * self.service_time_scale)
     }
+}
+
+/// A job found by name.
+struct FoundJob {
+    name: String,
+    arn: String,
+    status: String,
+}
+
+/// Whether a job's status means it ended without a result.
+fn failed(status: &str) -> bool {
+    matches!(status, "CREATE FAILED" | "CREATE STOPPED")
 }
 
 fn round3(x: f64) -> f64 {
