@@ -14,7 +14,7 @@ use recflow::cli::{self, ExitCode, OutputFormat};
 to JSON after every transition, so an execution survives crashes and restarts and resumes exactly where it stopped.\n\n\
 Exit codes: 0 the execution succeeded, 1 it failed (Error and Cause are printed), 2 bad usage, an invalid \
 definition, or anything else that kept it from running.",
-    after_help = "Examples:\n  recflow validate workflows/*.asl.json\n  recflow run workflows/nightly-refresh.asl.json --local\n  recflow run workflows/nightly-refresh.asl.json --mock workflows/nightly-refresh.mock.json --time-scale 600\n  recflow status\n  recflow history <NAME>\n  recflow resume <NAME> --mock workflows/nightly-refresh.mock.json\n  recflow graph workflows/nightly-refresh.asl.json > nightly.mmd"
+    after_help = "Examples:\n  recflow validate workflows/*.asl.json\n  recflow run workflows/nightly-refresh.asl.json --local\n  recflow run workflows/nightly-refresh-portable.asl.json --mock workflows/nightly-refresh-portable.mock.json --time-scale 600\n  recflow status\n  recflow history <NAME>\n  recflow resume <NAME>\n  recflow graph workflows/nightly-refresh.asl.json > nightly.mmd"
 )]
 struct Args {
     /// Log format on stderr.
@@ -113,8 +113,9 @@ enum Command {
         name: Option<String>,
         #[command(flatten)]
         store: Store,
-        /// Dry run entirely in memory: nothing is written, nothing can be resumed (any
-        /// checkpoint directory is ignored).
+        /// Keep the execution in memory only: no checkpoint, no history, nothing to resume. The
+        /// tasks still run (with --local on the emulator; without it, on AWS): pair it with
+        /// --mock for a dry run.
         #[arg(long)]
         no_checkpoint: bool,
         #[command(flatten)]

@@ -322,3 +322,35 @@ fn a_checkpoint_at_a_state_its_definition_lacks_is_refused_untouched() {
     );
     assert_eq!(std::fs::read_to_string(&checkpoint).unwrap(), edited, "left untouched");
 }
+
+#[test]
+fn without_aws_region_or_credentials_a_run_is_refused_at_once_naming_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let wf = repo("workflows/nightly-refresh.asl.json");
+    let bare = |extra: &[(&str, &str)]| {
+        let mut cmd = Command::new(BIN);
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", dir.path())
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .args(["run", &wf, "--data-dir", dir.path().to_str().unwrap()]);
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    };
+    let out = bare(&[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no AWS region: set AWS_REGION"), "{}", stderr(&out));
+    let out = bare(&[("AWS_REGION", "eu-west-1")]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no AWS credentials") && stderr(&out).contains("--local"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !dir.path().join("executions").exists()
+            || std::fs::read_dir(dir.path().join("executions")).unwrap().count() == 0
+    );
+}

@@ -33,7 +33,9 @@ async fn local() -> Local {
     let emulator = Emulator::start(&config).await.unwrap();
     let clients = Clients::local(&emulator.endpoints());
     let seed = SeedOptions { users: 300, items: 120, interactions: 9000, days: 90, clusters: 4, seed: 7 };
-    let demo = demo::prepare(&emulator, &clients.personalize, &seed).await.unwrap();
+    let demo = demo::prepare(&emulator, &clients.personalize, &seed, std::time::Duration::from_secs(30))
+        .await
+        .unwrap();
     Local { _dir: dir, emulator, clients, demo }
 }
 

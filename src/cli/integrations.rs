@@ -121,6 +121,7 @@ pub async fn integrations(
             }
             scripted(path, opts.mock_call_log.as_deref())?
         }
+        None if machine.task_resources().is_empty() => Registry::new(),
         None => {
             refuse_missing(
                 &machine.task_resources(),
@@ -145,7 +146,7 @@ pub async fn integrations(
                 local = Some(run);
                 clients
             } else {
-                Clients::from_environment().await
+                Clients::from_environment().await.map_err(usage)?
             };
             // A sped-up clock only makes sense against a service sped up as much (the embedded
             // emulator, or `recflow local serve --time-scale N`): job durations read from the
@@ -206,7 +207,16 @@ async fn start_local(data_dir: &Path, time_scale: f64) -> Result<LocalRun> {
     config.in_progress_seconds = LOCAL_IN_PROGRESS_SECONDS;
     let emulator = Emulator::start(&config).await.context("starting the embedded emulator")?;
     let clients = Clients::local(&emulator.endpoints());
-    let demo = demo::prepare(&emulator, &clients.personalize, &SeedOptions::default())
+    // The dataset group and the solution each pass CREATE PENDING and CREATE IN_PROGRESS.
+    let setup = (LOCAL_PENDING_SECONDS + LOCAL_IN_PROGRESS_SECONDS) / time_scale;
+    if setup > 5.0 {
+        eprintln!(
+            "recflow: preparing the demo dataset group and solution takes about {:.0} s at --time-scale {time_scale}",
+            2.0 * setup
+        );
+    }
+    let max_wait = std::time::Duration::from_secs_f64(30.0 + 2.0 * setup);
+    let demo = demo::prepare(&emulator, &clients.personalize, &SeedOptions::default(), max_wait)
         .await
         .context("preparing the demo dataset group")?;
     Ok(LocalRun { emulator, clients, demo })

@@ -37,9 +37,11 @@ pub async fn run(opts: RunOptions) -> Result<ExitCode> {
         None => default_name(&state_machine),
     };
     check_name(&name)?;
-    let clock = clock(opts.tasks.time_scale(), None)?;
     let checkpoints = (!opts.no_checkpoint).then_some(opts.checkpoint_dir.as_path());
     let integrations = integrations(&opts.tasks, &machine, &source, checkpoints).await?;
+    // After the integrations: a sped-up clock must not count the emulator's setup, or the
+    // execution would start in the future.
+    let clock = clock(opts.tasks.time_scale(), None)?;
     // A local run's input is the demo's ARNs and paths; the user's fields override them.
     let input = match (&integrations.local, user_input) {
         (Some(local), Value::Object(user)) => {

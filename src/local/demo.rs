@@ -57,7 +57,13 @@ fn pz_err(what: &str) -> impl Fn(String) -> DemoError + '_ {
 /// Seeds the demo data if the bucket holds none, and creates (or finds) the dataset group,
 /// schema, dataset and solution, waiting until they are ACTIVE. The solution is created with
 /// `performAutoTraining` off: the workflow retrains, and training twice is paid twice.
-pub async fn prepare(emulator: &Emulator, client: &Client, seed: &SeedOptions) -> Result<Demo, DemoError> {
+/// `max_wait` bounds each wait for ACTIVE (real time).
+pub async fn prepare(
+    emulator: &Emulator,
+    client: &Client,
+    seed: &SeedOptions,
+    max_wait: Duration,
+) -> Result<Demo, DemoError> {
     let s3_root = emulator.s3_root();
     let seeded = !s3_root.join(BUCKET).join(INTERACTIONS_KEY).exists();
     if seeded {
@@ -79,7 +85,7 @@ pub async fn prepare(emulator: &Emulator, client: &Client, seed: &SeedOptions) -
         || emulator.personalize_arn("schema", &format!("{NAME}-interactions")),
     )
     .map_err(pz_err("CreateSchema"))?;
-    wait_active(|| async {
+    wait_active(max_wait, || async {
         let d = client.describe_dataset_group().dataset_group_arn(&group).send().await;
         d.map(|o| o.dataset_group.and_then(|g| g.status).unwrap_or_default()).map_err(|e| e.to_string())
     })
@@ -111,7 +117,7 @@ pub async fn prepare(emulator: &Emulator, client: &Client, seed: &SeedOptions) -
         || emulator.personalize_arn("solution", NAME),
     )
     .map_err(pz_err("CreateSolution"))?;
-    wait_active(|| async {
+    wait_active(max_wait, || async {
         let d = client.describe_solution().solution_arn(&solution).send().await;
         d.map(|o| o.solution.and_then(|s| s.status).unwrap_or_default()).map_err(|e| e.to_string())
     })
@@ -133,8 +139,8 @@ fn existing_or<E: aws_sdk_personalize::error::ProvideErrorMetadata + std::error:
     }
 }
 
-/// Polls a status until ACTIVE (every 20 ms, at most 30 s of real time).
-async fn wait_active<F, Fut>(mut status: F) -> Result<(), String>
+/// Polls a status until ACTIVE (every 20 ms, at most `max_wait`).
+async fn wait_active<F, Fut>(max_wait: Duration, mut status: F) -> Result<(), String>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<String, String>>,
@@ -149,6 +155,7 @@ where
             }
         }
     };
-    let policy = ConstantBuilder::default().with_delay(Duration::from_millis(20)).with_max_times(1500);
+    let tries = (max_wait.as_millis() / 20).clamp(1, usize::MAX as u128) as usize;
+    let policy = ConstantBuilder::default().with_delay(Duration::from_millis(20)).with_max_times(tries);
     check.retry(policy).when(|e: &String| e.starts_with("still")).await
 }

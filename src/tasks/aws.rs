@@ -2,9 +2,9 @@
 //! into the `{Error, Cause}` Step Functions would report.
 
 use aws_config::BehaviorVersion;
+use aws_sdk_personalize::config::ProvideCredentials;
 use aws_sdk_personalize::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
-use aws_smithy_types::error::display::DisplayErrorContext;
 
 use crate::asl::errors::{StatesError, names};
 
@@ -33,16 +33,38 @@ impl Clients {
     /// config and credentials files, SSO, container and instance roles), region, and
     /// `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>` overrides, as every AWS SDK reads them.
     /// When an S3 endpoint is overridden, S3 is addressed path-style (local S3 servers need it).
-    pub async fn from_environment() -> Clients {
+    /// A missing region or credentials is an error at once (naming what to set), not a task
+    /// failure minutes into a run.
+    pub async fn from_environment() -> Result<Clients, String> {
         let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
+        if config.region().is_none() {
+            return Err("no AWS region: set AWS_REGION (or a region in your AWS profile), or run on the embedded emulator with --local".into());
+        }
+        let Some(provider) = config.credentials_provider() else {
+            return Err(
+                "no AWS credentials provider could be set up; or run on the embedded emulator with --local"
+                    .into(),
+            );
+        };
+        let check = tokio::time::timeout(std::time::Duration::from_secs(15), provider.provide_credentials());
+        match check.await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                return Err(format!(
+                    "no AWS credentials ({}): set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or AWS_PROFILE, or run on the embedded emulator with --local",
+                    error_chain(&e)
+                ));
+            }
+            Err(_) => return Err("looking for AWS credentials took more than 15 s; or run on the embedded emulator with --local".into()),
+        }
         let custom_s3 =
             ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"].iter().any(|v| std::env::var_os(v).is_some());
         let s3 = aws_sdk_s3::config::Builder::from(&config).force_path_style(custom_s3).build();
-        Clients {
+        Ok(Clients {
             personalize: aws_sdk_personalize::Client::new(&config),
             s3: aws_sdk_s3::Client::from_conf(s3),
             events: aws_sdk_eventbridge::Client::new(&config),
-        }
+        })
     }
 
     /// Clients pointed at a local emulator; nothing from the environment is read, so a user's
@@ -116,5 +138,20 @@ where
             ),
         );
     }
-    StatesError::new(names::TASK_FAILED, format!("{service}: {}", DisplayErrorContext(&err)))
+    StatesError::new(names::TASK_FAILED, format!("{service}: {}", error_chain(&err)))
+}
+
+/// An error and its sources as one line of their messages, each said once.
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
