@@ -354,3 +354,37 @@ fn without_aws_region_or_credentials_a_run_is_refused_at_once_naming_them() {
             || std::fs::read_dir(dir.path().join("executions")).unwrap().count() == 0
     );
 }
+
+#[test]
+fn sigterm_during_a_run_says_how_to_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let wf = dir.path().join("wait.asl.json");
+    std::fs::write(
+        &wf,
+        r#"{"StartAt": "Nap", "States": {"Nap": {"Type": "Wait", "Seconds": 3600, "End": true}}}"#,
+    )
+    .unwrap();
+    let child = Command::new(BIN)
+        .args(["run", wf.to_str().unwrap(), "--name", "stopped"])
+        .env("RECFLOW_CHECKPOINT_DIR", dir.path())
+        .env("RECFLOW_LOG", "warn")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let checkpoint = dir.path().join("stopped/checkpoint.json");
+    for _ in 0..500 {
+        if std::fs::read_to_string(&checkpoint).is_ok_and(|t| t.contains("Waiting")) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out)
+            .contains("interrupted; the execution is checkpointed: continue it with `recflow resume stopped"),
+        "{}",
+        stderr(&out)
+    );
+}

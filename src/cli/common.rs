@@ -104,7 +104,8 @@ pub fn report(exec: &Execution, format: OutputFormat) -> Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(&exec.describe()).context("printing the execution")?);
         }
         OutputFormat::Human => {
-            println!("execution {} {} ({} transitions)", exec.name, exec.status.as_str(), exec.transitions);
+            let s = if exec.transitions == 1 { "" } else { "s" };
+            println!("execution {} {} ({} transition{s})", exec.name, exec.status.as_str(), exec.transitions);
             match exec.status {
                 Status::Succeeded => {
                     let output = exec.output.as_ref().unwrap_or(&Value::Null);

@@ -75,8 +75,14 @@ pub fn seed(cmd: SeedCommand) -> Result<ExitCode> {
         cmd.bucket,
         summary.users_key
     );
+    let root = cmd.data_dir.parent().unwrap_or(std::path::Path::new(".recflow"));
+    let data_dir = if root == std::path::Path::new(".recflow") {
+        String::new()
+    } else {
+        format!(" --data-dir {}", root.display())
+    };
     println!(
-        "Next: `recflow run workflows/nightly-refresh.asl.json --local` imports, trains and publishes today's picks from it."
+        "Next: `recflow run workflows/nightly-refresh.asl.json --local{data_dir}` imports, trains and publishes today's picks from it."
     );
     Ok(ExitCode::Succeeded)
 }

@@ -26,7 +26,7 @@ pub fn observer(start: DateTime<Utc>) -> Observer<'static> {
                     state.clone()
                 }
                 Detail::TaskPolled { state, status, polls, .. } => {
-                    format!("{state}  {status}, {polls} Describe calls")
+                    format!("{state}  {status}, {polls} Describe call{}", if *polls == 1 { "" } else { "s" })
                 }
                 Detail::RetryScheduled { state, delay_seconds, attempt, .. } => {
                     format!("{state}  retry {attempt} in {}", clock(*delay_seconds))

@@ -47,9 +47,11 @@ pub async fn resume(opts: ResumeOptions) -> Result<ExitCode> {
     info!(execution = %opts.name, state = %at, "resuming");
     let driver =
         Driver::resume(&machine, &integrations.registry, clock.as_ref(), &mut store, loaded.execution);
-    let execution = driver.run().await?;
-    if let Some(local) = integrations.local {
-        local.emulator.shutdown().await;
-    }
-    report(&execution, opts.output)
+    let resumable = Some((opts.name.as_str(), opts.checkpoint_dir.as_path()));
+    let Some(execution) = super::run::until_interrupted(driver.run(), resumable).await? else {
+        return Ok(ExitCode::Usage);
+    };
+    drop(store);
+    super::run::finish(&execution, opts.output, Some(&opts.checkpoint_dir), &loaded.definition, integrations)
+        .await
 }

@@ -61,7 +61,7 @@ pub async fn run(opts: RunOptions) -> Result<ExitCode> {
         Launch { local: opts.tasks.local, time_scale: opts.tasks.time_scale() }.record(dir, &name);
     }
     let checkpoint_text = match checkpoints {
-        None => "none (dry run)".to_string(),
+        None => "none (--no-checkpoint)".to_string(),
         Some(dir) => dir.join(&name).display().to_string(),
     };
     info!(execution = %name, checkpoints = %checkpoint_text, "starting");
@@ -83,16 +83,13 @@ pub async fn run(opts: RunOptions) -> Result<ExitCode> {
     } else {
         driver
     };
-    let execution = driver.run().await?;
+    let resumable = checkpoints.map(|dir| (name.as_str(), dir));
+    let execution = match until_interrupted(driver.run(), resumable).await? {
+        Some(execution) => execution,
+        None => return Ok(ExitCode::Usage),
+    };
     drop(store);
-    let code = report(&execution, opts.output)?;
-    if let (OutputFormat::Human, Some(dir)) = (opts.output, checkpoints) {
-        summary::print(dir, &execution, &definition, integrations.clients.as_ref()).await;
-    }
-    if let Some(local) = integrations.local {
-        local.emulator.shutdown().await;
-    }
-    Ok(code)
+    finish(&execution, opts.output, checkpoints, &definition, integrations).await
 }
 
 fn read_input(opts: &RunOptions) -> Result<Value> {
@@ -114,4 +111,47 @@ fn default_name(state_machine: &str) -> String {
     let mut name = format!("{state_machine}-{stamp}-{:04x}", fastrand::u16(..));
     name.truncate(80);
     name
+}
+
+/// Runs the driver until the execution ends, or until Ctrl-C or SIGTERM: then it says how to
+/// resume (the checkpoint holds every committed transition) and gives None.
+pub(super) async fn until_interrupted(
+    run: impl std::future::Future<Output = Result<crate::engine::Execution, crate::checkpoint::CheckpointError>>,
+    resumable: Option<(&str, &std::path::Path)>,
+) -> Result<Option<crate::engine::Execution>> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        execution = run => Ok(Some(execution?)),
+        _ = tokio::signal::ctrl_c() => Ok(interrupted(resumable)),
+        _ = term.recv() => Ok(interrupted(resumable)),
+    }
+}
+
+fn interrupted(resumable: Option<(&str, &std::path::Path)>) -> Option<crate::engine::Execution> {
+    match resumable {
+        Some((name, dir)) => eprintln!(
+            "\nrecflow: interrupted; the execution is checkpointed: continue it with `recflow resume {name} --checkpoint-dir {}`",
+            dir.display()
+        ),
+        None => eprintln!("\nrecflow: interrupted; with --no-checkpoint there is nothing to resume"),
+    }
+    None
+}
+
+/// Prints the outcome and, for people, the summary; stops the embedded emulator.
+pub(super) async fn finish(
+    execution: &crate::engine::Execution,
+    output: OutputFormat,
+    checkpoints: Option<&std::path::Path>,
+    definition: &Value,
+    integrations: super::integrations::Integrations,
+) -> Result<ExitCode> {
+    let code = report(execution, output)?;
+    if let (OutputFormat::Human, Some(dir)) = (output, checkpoints) {
+        summary::print(dir, execution, definition, integrations.clients.as_ref()).await;
+    }
+    if let Some(local) = integrations.local {
+        local.emulator.shutdown().await;
+    }
+    Ok(code)
 }

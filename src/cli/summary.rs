@@ -84,8 +84,9 @@ fn state_lines(history: &[HistoryEvent]) -> Vec<String> {
                 }
                 if let Some(r) = report {
                     notes.push(format!(
-                        "{} Describe calls, job {}, seen {} after it ended",
+                        "{} Describe call{}, job {}, seen {} after it ended",
                         r["DescribeCalls"],
+                        if r["DescribeCalls"] == 1 { "" } else { "s" },
                         duration(r["JobSeconds"].as_f64().unwrap_or(0.0)),
                         duration(r["DetectionDelaySeconds"].as_f64().unwrap_or(0.0))
                     ));

@@ -33,7 +33,16 @@ pub fn validate(opts: ValidateOptions) -> Result<ExitCode> {
         match result {
             Ok(machine) => {
                 if opts.output == OutputFormat::Human {
-                    println!("{name}: valid ({} states)", machine.states.len());
+                    let n = machine.states.len();
+                    println!("{name}: valid ({n} state{})", if n == 1 { "" } else { "s" });
+                    // Valid ASL that recflow itself cannot run without scripted answers.
+                    for (state, resource) in machine.task_resources() {
+                        if !crate::tasks::serves(resource) {
+                            println!(
+                                "{name}: note: States.{state}.Resource: recflow has no integration for '{resource}'; `recflow run` needs --mock answers for it"
+                            );
+                        }
+                    }
                 }
                 report.push(json!({"file": name, "valid": true, "errors": []}));
             }

@@ -147,7 +147,11 @@ impl<'a> Driver<'a> {
                 call.resource, call.state
             )));
         };
-        info!(resource = %call.resource, key = %call.idempotency_key, "calling task");
+        if call.poll.is_some() {
+            info!(resource = %call.resource, key = %call.idempotency_key, "polling task");
+        } else {
+            info!(resource = %call.resource, key = %call.idempotency_key, "calling task");
+        }
         let deadline = async {
             match call.deadline {
                 Some(d) => self.clock.sleep_until(d).await,

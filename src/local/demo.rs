@@ -38,6 +38,8 @@ impl Demo {
             "usersS3Path": format!("s3://{BUCKET}/{USERS_KEY}"),
             "outputS3Path": format!("s3://{BUCKET}/batch/output/"),
             "picksS3Path": format!("s3://{BUCKET}/picks/"),
+            // The demo imports the same file every run: replace, do not append it again.
+            "importMode": "FULL",
         })
     }
 }

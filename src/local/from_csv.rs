@@ -148,11 +148,16 @@ pub fn load(
                 });
                 return Err(std::io::Error::other("bad row"));
             };
-            if ts.parse::<i64>().is_err() {
+            // Epoch seconds, as Personalize requires; past the year 5000 they are milliseconds.
+            let seconds = ts.parse::<i64>().ok().filter(|s| (0..100_000_000_000).contains(s));
+            if seconds.is_none() {
+                let why = if ts.parse::<i64>().is_ok() { " (milliseconds?)" } else { "" };
                 failure = Some(FromCsvError::Row {
                     path: path.clone(),
                     line,
-                    message: format!("timestamp '{ts}' is not whole epoch seconds, as Personalize requires"),
+                    message: format!(
+                        "timestamp '{ts}' is not whole epoch seconds{why}, as Personalize requires"
+                    ),
                 });
                 return Err(std::io::Error::other("bad row"));
             }
@@ -169,6 +174,14 @@ pub fn load(
                 items.insert(item.to_string());
             }
             rows += 1;
+        }
+        if rows == 0 {
+            // Nothing to import: keep whatever the bucket held.
+            failure = Some(FromCsvError::Columns {
+                path: path.clone(),
+                message: "no interactions below the header".into(),
+            });
+            return Err(std::io::Error::other("no rows"));
         }
         out.flush()?;
         Ok(())
@@ -222,5 +235,11 @@ mod tests {
         let err = load(&src, &dir.path().join("s3"), "b", &[]).unwrap_err().to_string();
         assert!(err.contains("no column for USER_ID"), "{err}");
         assert!(parse_columns("USER_ID").is_err());
+        std::fs::write(&src, "user_id,item_id,timestamp\na,x,1764000000000\n").unwrap();
+        let err = load(&src, &dir.path().join("s3"), "b", &[]).unwrap_err().to_string();
+        assert!(err.contains("(milliseconds?)"), "{err}");
+        std::fs::write(&src, "user_id,item_id,timestamp\n").unwrap();
+        let err = load(&src, &dir.path().join("s3"), "b", &[]).unwrap_err().to_string();
+        assert!(err.ends_with("no interactions below the header"), "{err}");
     }
 }

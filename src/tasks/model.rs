@@ -27,11 +27,22 @@ pub struct Operation {
 
 #[derive(Debug, Clone)]
 enum Shape {
-    Structure { members: Vec<(String, String)>, required: Vec<String> },
+    Structure {
+        members: Vec<(String, String)>,
+        required: Vec<String>,
+    },
     List(String),
     Map(String),
-    String { allowed: Option<Vec<String>> },
-    Integer,
+    /// `min`/`max` are lengths in characters, as the model gives them.
+    String {
+        allowed: Option<Vec<String>>,
+        min: Option<u64>,
+        max: Option<u64>,
+    },
+    Integer {
+        min: Option<i64>,
+        max: Option<i64>,
+    },
     Double,
     Boolean,
     Timestamp,
@@ -112,8 +123,12 @@ impl ServiceModel {
                     allowed: shape["enum"]
                         .as_array()
                         .map(|e| e.iter().filter_map(Value::as_str).map(str::to_string).collect()),
+                    min: shape["min"].as_u64(),
+                    max: shape["max"].as_u64(),
                 },
-                "integer" | "long" => Shape::Integer,
+                "integer" | "long" => {
+                    Shape::Integer { min: shape["min"].as_i64(), max: shape["max"].as_i64() }
+                }
                 "double" | "float" => Shape::Double,
                 "boolean" => Shape::Boolean,
                 "timestamp" => Shape::Timestamp,
@@ -207,12 +222,23 @@ impl ServiceModel {
                 }
             }
             (Shape::Map(_), other) => out.push(here(format!("must be an object, not {}", type_of(other)))),
-            (Shape::String { allowed }, Value::String(s)) => {
+            (Shape::String { allowed, min, max }, Value::String(s)) => {
+                let len = s.chars().count() as u64;
                 if let Some(allowed) = allowed.as_ref().filter(|a| !a.contains(s)) {
                     out.push(here(format!("'{s}' is not one of {}", allowed.join(", "))));
+                } else if min.is_some_and(|m| len < m) || max.is_some_and(|m| len > m) {
+                    let (lo, hi) = (min.unwrap_or(0), max.map_or("any".to_string(), |m| m.to_string()));
+                    out.push(here(format!("must be {lo} to {hi} characters long, not {len}")));
                 }
             }
-            (Shape::Integer, Value::Number(n)) if n.is_i64() || n.is_u64() => {}
+            (Shape::Integer { min, max }, Value::Number(n)) if n.is_i64() || n.is_u64() => {
+                let v = n.as_i64().unwrap_or(i64::MAX);
+                if min.is_some_and(|m| v < m) || max.is_some_and(|m| v > m) {
+                    let lo = min.map_or("any".to_string(), |m| m.to_string());
+                    let hi = max.map_or("any".to_string(), |m| m.to_string());
+                    out.push(here(format!("must be from {lo} to {hi}, not {v}")));
+                }
+            }
             (Shape::Double, Value::Number(_)) | (Shape::Boolean, Value::Bool(_)) => {}
             (Shape::Timestamp, Value::Number(_)) | (Shape::Blob, Value::String(_)) => {}
             (Shape::Timestamp, Value::String(s)) if parse_time(s).is_some() => {}
@@ -267,7 +293,7 @@ impl ServiceModel {
             (Shape::String { .. } | Shape::Blob, Value::String(_))
             | (Shape::Double | Shape::Timestamp, Value::Number(_))
             | (Shape::Boolean, Value::Bool(_)) => value.clone(),
-            (Shape::Integer, Value::Number(n)) if n.is_i64() || n.is_u64() => value.clone(),
+            (Shape::Integer { .. }, Value::Number(n)) if n.is_i64() || n.is_u64() => value.clone(),
             (_, Value::Null) => Value::Null,
             (_, other) => return Err(wrong(other)),
         })
@@ -358,7 +384,7 @@ fn kind_name(kind: &Shape) -> &'static str {
         Shape::Structure { .. } | Shape::Map(_) => "an object",
         Shape::List(_) => "a list",
         Shape::String { .. } | Shape::Blob => "a string",
-        Shape::Integer => "an integer",
+        Shape::Integer { .. } => "an integer",
         Shape::Double => "a number",
         Shape::Boolean => "a boolean",
         Shape::Timestamp => "an ISO 8601 timestamp",
@@ -412,6 +438,13 @@ mod tests {
             "{text:?}"
         );
         assert!(text.iter().any(|t| t.starts_with("ImportMode: 'SOME' is not one of")), "{text:?}");
+        let long =
+            json!({"JobName": "n".repeat(64), "DatasetArn": "a", "DataSource": {"DataLocation": "s3://b/k"}});
+        let problems = model().check_parameters(op, Some(&long), &[]);
+        assert_eq!(
+            problems,
+            vec![("JobName".to_string(), "must be 1 to 63 characters long, not 64".to_string())]
+        );
         // A name recflow derives need not be given.
         let derived = json!({"DatasetArn": "a", "DataSource": {"DataLocation": "s3://b/k"}});
         assert_eq!(model().check_parameters(op, Some(&derived), &["JobName"]), vec![]);

@@ -108,7 +108,6 @@ pub const ACTIONS: &[&str] = &[
     "describeDataset",
     "describeDatasetGroup",
     "describeDatasetImportJob",
-    "describeRecipe",
     "describeSolution",
     "describeSolutionVersion",
     "getSolutionMetrics",
@@ -123,7 +122,6 @@ pub const ACTIONS: &[&str] = &[
     "listSolutions",
     "stopSolutionVersionCreation",
     "updateCampaign",
-    "updateSolution",
 ];
 
 /// What a Resource names: the action and whether `.sync` was asked for.
@@ -467,7 +465,6 @@ async fn send(
         "DescribeDataset" => describe_dataset,
         "DescribeDatasetGroup" => describe_dataset_group,
         "DescribeDatasetImportJob" => describe_dataset_import_job,
-        "DescribeRecipe" => describe_recipe,
         "DescribeSolution" => describe_solution,
         "DescribeSolutionVersion" => describe_solution_version,
         "GetSolutionMetrics" => get_solution_metrics,
@@ -482,7 +479,6 @@ async fn send(
         "ListSolutions" => list_solutions,
         "StopSolutionVersionCreation" => stop_solution_version_creation,
         "UpdateCampaign" => update_campaign,
-        "UpdateSolution" => update_solution,
     }
     let raw = capture.0.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or_default();
     if raw.is_empty() {
