@@ -14,9 +14,12 @@ use serde_json::json;
 
 /// Runs a few transitions of a looping workflow into `root/name` and returns its history.
 async fn partial_run(root: &Path, name: &str, steps: usize) -> Vec<HistoryEvent> {
+    // The Catch is the loop's way out, which a definition must have; the script never throws.
     let definition = json!({"StartAt": "Work", "States": {
-        "Work": {"Type": "Task", "Resource": "r", "ResultPath": "$.r", "Next": "Nap"},
-        "Nap": {"Type": "Wait", "Seconds": 5, "Next": "Work"}}});
+        "Work": {"Type": "Task", "Resource": "r", "ResultPath": "$.r", "Next": "Nap",
+                 "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Stop"}]},
+        "Nap": {"Type": "Wait", "Seconds": 5, "Next": "Work"},
+        "Stop": {"Type": "Fail", "Error": "Stopped"}}});
     let machine = StateMachine::from_json(&definition).unwrap();
     let mut registry = Registry::new();
     registry.register("", script(&[("Work", vec![Scripted::ok(json!(1))])]));

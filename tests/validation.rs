@@ -106,3 +106,36 @@ fn the_command_line_validates_files_and_sets_the_exit_code() {
     let out = Command::new(bin).arg("validate").args(&workflows).output().expect("runs");
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
 }
+
+#[test]
+fn unreachable_states_and_machines_that_cannot_end_are_refused() {
+    let orphan = serde_json::json!({"StartAt": "A", "States": {
+        "A": {"Type": "Pass", "End": true},
+        "Orphan": {"Type": "Pass", "End": true}}});
+    let errors = recflow::asl::StateMachine::from_json(&orphan).unwrap_err();
+    let text: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+    assert_eq!(text, vec!["States.Orphan: cannot be reached from StartAt 'A'".to_string()]);
+
+    let endless = serde_json::json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "A"}}});
+    let errors = recflow::asl::StateMachine::from_json(&endless).unwrap_err();
+    assert!(
+        errors[0].to_string().contains("no terminal state (End, Succeed or Fail) can be reached"),
+        "{errors:?}"
+    );
+
+    // A loop with a way out is fine, and so is a state reached only through a Catch or a Choice.
+    let fine = serde_json::json!({"StartAt": "Try", "States": {
+        "Try": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Handle"}], "Next": "Again?"},
+        "Again?": {"Type": "Choice", "Choices": [{"Variable": "$.more", "BooleanEquals": true, "Next": "Try"}], "Default": "Done"},
+        "Handle": {"Type": "Fail", "Error": "E"},
+        "Done": {"Type": "Succeed"}}});
+    assert!(recflow::asl::StateMachine::from_json(&fine).is_ok());
+    // Inside a Parallel branch the same rules hold, located in the branch.
+    let branch = serde_json::json!({"StartAt": "P", "States": {"P": {"Type": "Parallel", "End": true, "Branches": [
+        {"StartAt": "B", "States": {"B": {"Type": "Pass", "End": true}, "Lost": {"Type": "Pass", "End": true}}}]}}});
+    let errors = recflow::asl::StateMachine::from_json(&branch).unwrap_err();
+    assert!(
+        errors[0].to_string().starts_with("States.P.Branches[0].States.Lost: cannot be reached"),
+        "{errors:?}"
+    );
+}

@@ -226,8 +226,71 @@ fn parse_machine(
     let index = states.iter().enumerate().map(|(i, s)| (s.name.clone(), i)).collect();
     let machine = StateMachine { comment, start_at, states, index, timeout_seconds };
     let declared: HashSet<&str> = map.keys().map(String::as_str).collect();
+    let before = errors.len();
     check_links(&machine, &declared, &states_at, at, errors);
+    if errors.len() == before {
+        check_reachability(&machine, &states_at, errors);
+    }
     Some(machine)
+}
+
+/// The states a state may pass control to: Next, each Catch's Next, a Choice's rules and Default.
+fn successors(state: &State) -> Vec<&str> {
+    let mut out: Vec<&str> = state.next.iter().map(String::as_str).collect();
+    out.extend(state.catch.iter().map(|c| c.next.as_str()));
+    if let Kind::Choice { choices, default } = &state.kind {
+        out.extend(choices.iter().map(|c| c.next.as_str()));
+        out.extend(default.iter().map(String::as_str));
+    }
+    out
+}
+
+/// What CreateStateMachine refuses beyond broken links: a state that cannot be reached from
+/// StartAt, and a machine (or branch) whose StartAt can reach no terminal state (End, Succeed or
+/// Fail), which could only loop for ever.
+fn check_reachability(m: &StateMachine, states_at: &str, errors: &mut Vec<DefinitionError>) {
+    let Some(start) = m.index.get(&m.start_at).copied() else { return };
+    let mut reached = vec![false; m.states.len()];
+    let mut todo = vec![start];
+    while let Some(i) = todo.pop() {
+        if std::mem::replace(&mut reached[i], true) {
+            continue;
+        }
+        todo.extend(successors(&m.states[i]).into_iter().filter_map(|n| m.index.get(n).copied()));
+    }
+    for (state, _) in m.states.iter().zip(&reached).filter(|(_, r)| !**r) {
+        errors.push(DefinitionError::new(
+            format!("{states_at}.{}", state.name),
+            format!("cannot be reached from StartAt '{}'", m.start_at),
+        ));
+    }
+    // Terminal states, then every state that can reach one, until nothing changes.
+    let mut ends: Vec<bool> = m
+        .states
+        .iter()
+        .map(|s| {
+            matches!(s.kind, Kind::Succeed | Kind::Fail { .. })
+                || (s.next.is_none() && !matches!(s.kind, Kind::Choice { .. }))
+        })
+        .collect();
+    loop {
+        let mut changed = false;
+        for (i, s) in m.states.iter().enumerate() {
+            if !ends[i] && successors(s).iter().any(|n| m.index.get(*n).is_some_and(|&j| ends[j])) {
+                ends[i] = true;
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    if !ends[start] {
+        errors.push(DefinitionError::new(
+            format!("{states_at}.{}", m.start_at),
+            "no terminal state (End, Succeed or Fail) can be reached from StartAt: the machine could never end",
+        ));
+    }
 }
 
 /// Every transition must name a state of the same scope (a branch cannot jump out).
