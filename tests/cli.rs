@@ -388,3 +388,25 @@ fn sigterm_during_a_run_says_how_to_resume() {
         stderr(&out)
     );
 }
+
+#[test]
+fn deeply_nested_expressions_are_refused_not_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let calls = format!("{}1{}", "States.Array(".repeat(7000), ")".repeat(7000));
+    let filter = format!("$[?({}@.a == 1{})]", "(".repeat(3000), ")".repeat(3000));
+    for (what, expr, needle) in [
+        ("calls", calls, "intrinsic functions nested more than 64 deep"),
+        ("filter", filter, "filter parentheses nested more than 64 deep"),
+    ] {
+        let wf = dir.path().join(format!("{what}.asl.json"));
+        let def = serde_json::json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "Parameters": {"x.$": expr}, "End": true}}});
+        std::fs::write(&wf, def.to_string()).unwrap();
+        let out = recflow(&["validate", wf.to_str().unwrap()], dir.path());
+        assert_eq!(out.status.code(), Some(2), "{what}: {}", stderr(&out));
+        assert!(
+            stdout(&out).contains("States.P.Parameters") && stdout(&out).contains(needle),
+            "{what}: {}",
+            stdout(&out)
+        );
+    }
+}

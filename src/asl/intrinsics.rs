@@ -98,7 +98,7 @@ impl Func {
 impl Intrinsic {
     /// Parses a call such as `States.Format('Hello {}', $.name)`.
     pub fn parse(s: &str) -> Result<Intrinsic, String> {
-        let mut p = Parser { src: s, pos: 0 };
+        let mut p = Parser { src: s, pos: 0, depth: 0 };
         let call = p.call().and_then(|call| {
             p.skip_ws();
             match p.peek() {
@@ -449,9 +449,16 @@ fn write_java(v: &Value, out: &mut String) {
     }
 }
 
+/// How deep intrinsic function calls may nest in one expression. Far beyond any real definition;
+/// it keeps a hostile one (thousands of nested `States.Array(`) from overflowing the stack.
+pub const MAX_NESTING: usize = 64;
+
 struct Parser<'s> {
     src: &'s str,
     pos: usize,
+    /// Calls open around the current position: bounded, so deep nesting is an error, not a
+    /// stack overflow.
+    depth: usize,
 }
 
 impl Parser<'_> {
@@ -479,8 +486,18 @@ impl Parser<'_> {
         format!("{reason} at position {}", self.pos + 1)
     }
 
-    /// `States.Name(arg, ...)`
+    /// `States.Name(arg, ...)`, at most [`MAX_NESTING`] calls deep.
     fn call(&mut self) -> Result<Intrinsic, String> {
+        if self.depth >= MAX_NESTING {
+            return Err(self.error(format!("intrinsic functions nested more than {MAX_NESTING} deep")));
+        }
+        self.depth += 1;
+        let call = self.call_here();
+        self.depth -= 1;
+        call
+    }
+
+    fn call_here(&mut self) -> Result<Intrinsic, String> {
         let start = self.pos;
         let name_len =
             self.rest().find(|c: char| !(c.is_ascii_alphanumeric() || c == '.')).unwrap_or(self.rest().len());

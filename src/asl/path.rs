@@ -80,7 +80,7 @@ impl JsonPath {
         } else {
             return Err(invalid("it must start with '$'".into()));
         };
-        let mut p = Parser { src: rest, pos: 0 };
+        let mut p = Parser { src: rest, pos: 0, depth: 0 };
         let steps = p.steps().map_err(invalid)?;
         let definite = steps.iter().all(|s| matches!(s, Step::Name(_) | Step::Index(_)));
         Ok(JsonPath { source: s.to_string(), context, steps, definite })
@@ -285,9 +285,15 @@ fn is_name_char(c: char) -> bool {
 }
 
 /// A cursor over the text after `$` / `$$`; errors are reasons, completed by the caller.
+/// How deep parentheses may nest in a filter expression; deeper input is refused rather than
+/// overflowing the stack.
+pub const MAX_NESTING: usize = 64;
+
 struct Parser<'s> {
     src: &'s str,
     pos: usize,
+    /// Parentheses open around the current position in a filter (bounded, see [`MAX_NESTING`]).
+    depth: usize,
 }
 
 impl Parser<'_> {
@@ -487,7 +493,13 @@ impl Parser<'_> {
     fn filter_term(&mut self) -> Result<Filter, String> {
         self.skip_ws();
         if self.eat("(") {
-            let inner = self.or_filter()?;
+            if self.depth >= MAX_NESTING {
+                return Err(format!("filter parentheses nested more than {MAX_NESTING} deep"));
+            }
+            self.depth += 1;
+            let inner = self.or_filter();
+            self.depth -= 1;
+            let inner = inner?;
             self.expect(")", "parenthesis")?;
             return Ok(inner);
         }
