@@ -81,6 +81,14 @@ fn fail_next_training(local: &Local) {
     });
 }
 
+/// Imports the demo interactions and trains a version with the event-import workflow; its ARN.
+async fn import_and_train(local: &Local) -> String {
+    let event = json!({"detail": {"bucket": {"name": "recflow-demo"}, "object": {"key": "interactions/interactions.csv"}}});
+    let (trained, _) = run(local, "workflows/event-import.asl.json", event).await;
+    assert_eq!(trained.status, Status::Succeeded, "{:?}", trained.cause);
+    trained.output.unwrap()["solutionVersionArn"].as_str().unwrap().to_string()
+}
+
 fn errors(history: &[HistoryEvent]) -> Vec<String> {
     history
         .iter()
@@ -254,17 +262,7 @@ async fn the_quality_gate_stops_a_bad_version_with_nothing_published() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sixth_batch_job_waits_for_the_queue_with_backoff() {
     let local = local().await;
-    // A trained version first.
-    let (trained, _) = run(
-        &local,
-        "workflows/event-import.asl.json",
-        json!({
-            "detail": {"bucket": {"name": "recflow-demo"}, "object": {"key": "interactions/interactions.csv"}}
-        }),
-    )
-    .await;
-    assert_eq!(trained.status, Status::Succeeded, "{:?}", trained.cause);
-    let version = trained.output.unwrap()["solutionVersionArn"].as_str().unwrap().to_string();
+    let version = import_and_train(&local).await;
     // Five slow batch jobs fill the queue (at most 5 pending or in progress).
     for i in 0..5 {
         local
@@ -437,15 +435,7 @@ async fn a_retry_after_a_failed_job_makes_a_new_job_and_a_live_one_is_adopted() 
         "End": true
     }}});
     // Data first, so that training has something to train on.
-    let (imported, _) = run(
-        &local,
-        "workflows/event-import.asl.json",
-        json!({
-            "detail": {"bucket": {"name": "recflow-demo"}, "object": {"key": "interactions/interactions.csv"}}
-        }),
-    )
-    .await;
-    assert_eq!(imported.status, Status::Succeeded, "{:?}", imported.cause);
+    import_and_train(&local).await;
     fail_next_training(&local);
     let (exec, history) = run_definition(&local, definition, json!({})).await;
     assert_eq!(exec.status, Status::Succeeded, "{:?}", exec.cause);
