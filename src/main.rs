@@ -120,6 +120,14 @@ enum Command {
         no_checkpoint: bool,
         #[command(flatten)]
         tasks: Tasks,
+        /// The largest state input or output, in bytes of JSON; past it the execution fails with
+        /// States.DataLimitExceeded (Step Functions' limit is 262144, 256 KiB).
+        #[arg(long, value_name = "BYTES", default_value_t = 262_144)]
+        max_payload_bytes: u64,
+        /// The most history events an execution may write before it fails (Step Functions stops
+        /// standard workflows at 25000); it bounds a runaway loop.
+        #[arg(long, value_name = "N", default_value_t = 25_000)]
+        max_history_events: u64,
         #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
         output: OutputFormat,
     },
@@ -252,7 +260,18 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Validate { files, output } => {
             cli::validate::validate(cli::validate::ValidateOptions { files, output })
         }
-        Command::Run { file, input, input_file, name, store, no_checkpoint, tasks, output } => {
+        Command::Run {
+            file,
+            input,
+            input_file,
+            name,
+            store,
+            no_checkpoint,
+            tasks,
+            max_payload_bytes,
+            max_history_events,
+            output,
+        } => {
             cli::run::run(cli::run::RunOptions {
                 file,
                 input,
@@ -262,6 +281,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 no_checkpoint,
                 no_fsync: tasks.no_fsync,
                 tasks: tasks.options(&store),
+                limits: recflow::engine::execution::Limits { max_payload_bytes, max_history_events },
                 output,
             })
             .await

@@ -410,3 +410,53 @@ fn deeply_nested_expressions_are_refused_not_a_crash() {
         );
     }
 }
+
+#[test]
+fn a_growing_payload_and_an_endless_loop_end_with_clear_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    // Doubles $.s on every round; the Catch does not help (States.DataLimitExceeded is terminal).
+    let doubling = serde_json::json!({"StartAt": "Grow", "States": {
+        "Grow": {"Type": "Pass", "Parameters": {"s.$": "States.Format('{}{}', $.s, $.s)"}, "Next": "Enough?"},
+        "Enough?": {"Type": "Choice", "Choices": [{"Variable": "$.s", "StringEquals": "never", "Next": "Done"}], "Default": "Grow"},
+        "Done": {"Type": "Succeed"}}});
+    let wf = dir.path().join("doubling.asl.json");
+    std::fs::write(&wf, doubling.to_string()).unwrap();
+    let out =
+        recflow(&["run", wf.to_str().unwrap(), "--no-checkpoint", "--input", r#"{"s": "ab"}"#], dir.path());
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stdout(&out).contains("Error: States.DataLimitExceeded"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("exceeding the maximum number of bytes service limit (262144 bytes)"),
+        "{}",
+        stdout(&out)
+    );
+
+    // A loop whose way out is never taken stops at the history limit, checkpointed or not.
+    let spinning = serde_json::json!({"StartAt": "Spin", "States": {
+        "Spin": {"Type": "Pass", "Next": "Out?"},
+        "Out?": {"Type": "Choice", "Choices": [{"Variable": "$.stop", "BooleanEquals": true, "Next": "Done"}], "Default": "Spin"},
+        "Done": {"Type": "Succeed"}}});
+    let wf = dir.path().join("spin.asl.json");
+    std::fs::write(&wf, spinning.to_string()).unwrap();
+    let out = recflow(
+        &[
+            "run",
+            wf.to_str().unwrap(),
+            "--name",
+            "spin",
+            "--max-history-events",
+            "500",
+            "--input",
+            r#"{"stop": false}"#,
+        ],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stdout(&out).contains("history events, reaching its limit of 500"), "{}", stdout(&out));
+    let history = std::fs::read_to_string(dir.path().join("spin/history.jsonl")).unwrap();
+    let lines = history.lines().count();
+    assert!(
+        (500..=503).contains(&lines),
+        "the limit (a transition writes up to two events), then ExecutionFailed: {lines}"
+    );
+}

@@ -19,6 +19,8 @@ pub mod names {
     pub const NO_CHOICE_MATCHED: &str = "States.NoChoiceMatched";
     /// ResultPath could not place the result in the state's input.
     pub const RESULT_PATH_MATCH_FAILURE: &str = "States.ResultPathMatchFailure";
+    /// A state's input or output passed the payload limit; terminal like `States.Runtime`.
+    pub const DATA_LIMIT_EXCEEDED: &str = "States.DataLimitExceeded";
     /// An intrinsic function failed on its arguments.
     pub const INTRINSIC_FAILURE: &str = "States.IntrinsicFailure";
 }

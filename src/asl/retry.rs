@@ -41,6 +41,11 @@ pub fn error_matches(error_equals: &[String], error: &str) -> bool {
     if error == RUNTIME {
         return false;
     }
+    // Step Functions: "States.ALL ... can't catch the States.DataLimitExceeded terminal error
+    // type" (error handling page): only its own name does.
+    if error == super::errors::names::DATA_LIMIT_EXCEEDED {
+        return error_equals.iter().any(|e| e == error);
+    }
     error_equals.iter().any(|e| e == error || e == ALL || (e == TASK_FAILED && error != TIMEOUT))
 }
 

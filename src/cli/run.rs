@@ -23,6 +23,7 @@ pub struct RunOptions {
     pub no_checkpoint: bool,
     pub no_fsync: bool,
     pub tasks: TaskOptions,
+    pub limits: crate::engine::execution::Limits,
     pub output: OutputFormat,
 }
 
@@ -75,7 +76,8 @@ pub async fn run(opts: RunOptions) -> Result<ExitCode> {
         &state_machine,
         input,
         fastrand::u64(..),
-    )?;
+    )?
+    .with_limits(opts.limits);
     let driver = if opts.output == OutputFormat::Human && std::io::IsTerminal::is_terminal(&std::io::stderr())
     {
         let start = driver.execution().start_time;

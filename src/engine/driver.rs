@@ -70,6 +70,12 @@ impl<'a> Driver<'a> {
         Driver { machine, registry, clock, store, execution, broken: false, resumed: true, observer: None }
     }
 
+    /// Sets the bounds a new execution keeps to (recorded with its next checkpoint).
+    pub fn with_limits(mut self, limits: super::execution::Limits) -> Driver<'a> {
+        self.execution.limits = limits;
+        self
+    }
+
     /// Calls `observer` after every committed transition.
     pub fn observe(mut self, observer: Observer<'a>) -> Driver<'a> {
         self.observer = Some(observer);

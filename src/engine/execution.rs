@@ -57,6 +57,27 @@ pub struct Execution {
     /// The time of the latest transition: a resumed run's clock never goes back before it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated: Option<DateTime<Utc>>,
+    /// Bounds the execution keeps to, recorded with it so a resume keeps them too.
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// What one execution may grow to. Step Functions' standard workflows stop at 256 KiB for a
+/// state's input or output (`States.DataLimitExceeded`) and at 25,000 history events (Step
+/// Functions quotas page); recflow takes the same defaults, and `recflow run --max-payload-bytes /
+/// --max-history-events` changes them. They keep a runaway loop from filling memory and disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// The largest state input or output, in bytes of compact JSON.
+    pub max_payload_bytes: u64,
+    /// The most history events an execution may write.
+    pub max_history_events: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits { max_payload_bytes: 256 * 1024, max_history_events: 25_000 }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -147,6 +168,7 @@ impl Execution {
             seed,
             deadline: None,
             updated: Some(start_time),
+            limits: Limits::default(),
         }
     }
 

@@ -108,6 +108,14 @@ pub fn transition(machine: &StateMachine, exec: Execution, event: Event) -> Tran
         tx.time_out(deadline);
         return tx.finish();
     }
+    if tx.exec.last_event_id >= tx.exec.limits.max_history_events {
+        let cause = format!(
+            "the execution has written {} history events, reaching its limit of {} (--max-history-events; Step Functions stops standard workflows at 25,000)",
+            tx.exec.last_event_id, tx.exec.limits.max_history_events
+        );
+        tx.fail(StatesError::runtime(cause));
+        return tx.finish();
+    }
     let Some(at) = tx.exec.at.take() else {
         tx.fail(StatesError::runtime("the execution is running but stands at no state"));
         return tx.finish();
@@ -192,6 +200,17 @@ impl Tx {
 
     /// Leaves `state` with `output`, to `next` (or its own Next), or ends the execution.
     fn exit(&mut self, state: &State, output: Value, next: Option<&str>) {
+        let limit = self.exec.limits.max_payload_bytes;
+        if json_size_exceeds(&output, limit) {
+            // Terminal, as in Step Functions: no Retry or Catch answers it.
+            return self.fail(StatesError::new(
+                names::DATA_LIMIT_EXCEEDED,
+                format!(
+                    "The state/task '{}' returned a result with a size exceeding the maximum number of bytes service limit ({limit} bytes).",
+                    state.name
+                ),
+            ));
+        }
         self.emit(Detail::StateExited { state: state.name.clone(), output: output.clone() });
         match next.or(state.next.as_deref()) {
             Some(next) => {
@@ -600,6 +619,43 @@ impl Tx {
             .map_err(|c| StatesError::new(names::RESULT_PATH_MATCH_FAILURE, c))?;
         apply_output_path(&state.output_path, output, ctx)
     }
+}
+
+/// Whether `value` as compact JSON is longer than `limit` bytes (floats counted at their longest);
+/// stops counting once it is, and formats nothing.
+pub fn json_size_exceeds(value: &Value, limit: u64) -> bool {
+    fn size(v: &Value, budget: &mut i128) {
+        if *budget < 0 {
+            return;
+        }
+        *budget -= match v {
+            Value::Null => 4,
+            Value::Bool(b) => 4 + i128::from(!*b),
+            // Integers exactly, without formatting them; a float at most 24 characters.
+            Value::Number(n) => match (n.as_u64(), n.as_i64()) {
+                (Some(u), _) => u.checked_ilog10().map_or(1, |d| d + 1) as i128,
+                (None, Some(i)) => i.unsigned_abs().checked_ilog10().map_or(1, |d| d + 1) as i128 + 1,
+                _ => 24,
+            },
+            Value::String(s) => s.len() as i128 + 2,
+            Value::Array(items) => {
+                for item in items {
+                    size(item, budget);
+                }
+                items.len().max(1) as i128 + 1
+            }
+            Value::Object(map) => {
+                for (k, item) in map {
+                    *budget -= k.len() as i128 + 3;
+                    size(item, budget);
+                }
+                map.len().max(1) as i128 + 1
+            }
+        };
+    }
+    let mut budget = i128::from(limit);
+    size(value, &mut budget);
+    budget < 0
 }
 
 fn splitmix(mut x: u64) -> u64 {
