@@ -96,6 +96,7 @@ pub struct LocalRun {
     pub demo: Demo,
 }
 
+/// What a run needs from its integrations: the registry, the emulator of `--local`, the clients.
 pub struct Integrations {
     pub registry: Registry,
     pub local: Option<LocalRun>,

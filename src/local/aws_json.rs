@@ -7,6 +7,7 @@ use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Response, StatusCode};
 use serde_json::{Value, json};
 
+/// awsJson1_1's content type.
 pub const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
 
 /// A JSON answer with the protocol's content type and a fresh `x-amzn-requestid`.

@@ -11,8 +11,11 @@ use serde_json::{Value, json};
 use super::emulator::Emulator;
 use super::seed::{INTERACTIONS_KEY, SeedOptions, USERS_KEY, write_demo_data};
 
+/// The demo's local bucket.
 pub const BUCKET: &str = "recflow-demo";
+/// The demo dataset group's and solution's name.
 pub const NAME: &str = "recflow-demo";
+/// The IAM role the demo passes (the emulator does not check roles).
 pub const ROLE_ARN: &str = "arn:aws:iam::000000000000:role/recflow-personalize";
 const SCHEMA: &str = r#"{"type":"record","name":"Interactions","namespace":"com.amazonaws.personalize.schema","fields":[{"name":"USER_ID","type":"string"},{"name":"ITEM_ID","type":"string"},{"name":"TIMESTAMP","type":"long"},{"name":"EVENT_TYPE","type":"string"}],"version":"1.0"}"#;
 

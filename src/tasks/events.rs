@@ -15,7 +15,9 @@ use crate::engine::clock::Clock;
 use crate::engine::task::{Answer, TaskFuture, TaskRunner};
 use crate::engine::transition::TaskCall;
 
+/// The optimized integration's Resource.
 pub const RESOURCE: &str = "arn:aws:states:::events:putEvents";
+/// Step Functions' error when PutEvents answers a non-zero FailedEntryCount.
 pub const FAILED_ENTRY: &str = "EventBridge.FailedEntry";
 
 const ENTRY_FIELDS: &[&str] =
@@ -60,6 +62,7 @@ pub fn check(resource: &str, parameters: Option<&Value>) -> Vec<FieldProblem> {
     problems
 }
 
+/// EventBridge PutEvents for the engine.
 pub struct EventsRunner {
     client: aws_sdk_eventbridge::Client,
 }

@@ -29,6 +29,7 @@ pub fn check(resource: &str, parameters: Option<&Value>) -> Vec<FieldProblem> {
         .collect()
 }
 
+/// Today's picks for the engine, through the run's S3 client.
 pub struct PicksRunner {
     s3: aws_sdk_s3::Client,
 }

@@ -15,6 +15,7 @@ use crate::engine::execution::timestamp;
 use crate::engine::task::{Answer, TaskFuture, TaskRunner};
 use crate::engine::transition::TaskCall;
 
+/// The Resource prefix this runner serves; the action follows it.
 pub const PREFIX: &str = "arn:aws:states:::aws-sdk:s3:";
 
 /// Step Functions' limit on a task result (256 KiB); a larger GetObject body fails the task.
@@ -70,6 +71,7 @@ pub fn serves(resource: &str) -> bool {
     resource.strip_prefix(PREFIX).is_some_and(|a| ACTIONS.iter().any(|(known, _, _)| *known == a))
 }
 
+/// Amazon S3 for the engine.
 pub struct S3Runner {
     client: aws_sdk_s3::Client,
 }
