@@ -378,3 +378,25 @@ async fn a_lowercase_z_is_no_timestamp_in_a_wait_or_a_choice() {
     let literal = json!({"StartAt": "W", "States": {"W": {"Type": "Wait", "Timestamp": "1970-01-01T00:00:00z", "End": true}}});
     assert!(recflow::asl::StateMachine::from_json(&literal).is_err(), "validate refuses it as a Choice does");
 }
+
+/// Jayway's rule, as Step Functions applies it: a slice or index of a non-array before any step
+/// has selected several nodes is an error; inside a multi-node selection a node that does not fit
+/// is skipped.
+#[tokio::test(start_paused = true)]
+async fn paths_fail_on_a_slice_of_an_object_and_skip_misses_inside_array_selections() {
+    let pass = |expr: &str| json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "Parameters": {"v.$": expr}, "End": true}}});
+    let input = json!({"mode": "fast", "level": 3, "items": [{"a": 1}, {"b": 2}, {"a": 3}]});
+    for failing in ["$[1:]", "$.mode[0]", "$.level[1:]", "$[0][*]"] {
+        let out = run(pass(failing), input.clone(), script(&[])).await;
+        assert_eq!(out.execution.error.as_deref(), Some("States.Runtime"), "{failing}");
+    }
+    for (ok, expected) in [
+        ("$.items[*].a", json!([1, 3])),
+        ("$.items[1:].a", json!([3])),
+        ("$.items[*].missing", json!([])),
+        ("$.items[?(@.a > 1)]", json!([{"a": 3}])),
+    ] {
+        let out = run(pass(ok), input.clone(), script(&[])).await;
+        assert_eq!(out.execution.output, Some(json!({"v": expected})), "{ok}");
+    }
+}

@@ -109,12 +109,20 @@ impl JsonPath {
             return definite(&self.steps, root).map(Cow::Borrowed);
         }
         let mut nodes = vec![root];
+        // Jayway's rule, which Step Functions follows: until a step has selected several nodes,
+        // an index or a slice of a non-array is an error (`$[1:]` of an object is States.Runtime);
+        // inside a multi-node selection, nodes that do not fit are skipped.
+        let mut single = true;
         for step in &self.steps {
             let mut next = Vec::new();
-            for node in nodes {
+            for node in &nodes {
+                if single && !fits(step, node) {
+                    return None;
+                }
                 apply(step, node, &mut next);
             }
             nodes = next;
+            single &= matches!(step, Step::Name(_) | Step::Index(_));
         }
         Some(Cow::Owned(Value::Array(nodes.into_iter().cloned().collect())))
     }
@@ -154,6 +162,12 @@ fn definite<'a>(steps: &[Step], root: &'a Value) -> Option<&'a Value> {
 
 fn resolve_index(i: i64, len: usize) -> Option<usize> {
     if i >= 0 { usize::try_from(i).ok() } else { len.checked_sub(usize::try_from(i.unsigned_abs()).ok()?) }
+}
+
+/// Whether `step` can apply to `node` at all: an index or a slice needs an array. (A missing key
+/// still gives an empty selection, as the recorded cases and earlier tests have it.)
+fn fits(step: &Step, node: &Value) -> bool {
+    !matches!((step, node), (Step::Index(_) | Step::Slice(..), n) if !n.is_array())
 }
 
 /// Appends to `out` what `step` selects from `node`.
