@@ -5,5 +5,6 @@ pub mod asl;
 pub mod checkpoint;
 pub mod cli;
 pub mod engine;
+pub mod error_chain;
 pub mod local;
 pub mod tasks;

@@ -249,7 +249,7 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(code) => std::process::ExitCode::from(code as u8),
         Err(e) => {
-            eprintln!("recflow: {}", error_text(&e));
+            eprintln!("recflow: {}", recflow::error_chain::error_chain(e.as_ref()));
             std::process::ExitCode::from(ExitCode::Usage as u8)
         }
     }
@@ -333,21 +333,6 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Graph { file, format } => cli::graph::graph(cli::graph::GraphOptions { file, format }),
     }
-}
-
-/// An error and its causes, each cause added only when the text so far does not already say it
-/// (many errors print their source in their own message: "path: Permission denied (os error
-/// 13)" would otherwise be followed by the same words again).
-fn error_text(e: &anyhow::Error) -> String {
-    let mut text = e.to_string();
-    for cause in e.chain().skip(1) {
-        let cause = cause.to_string();
-        if !text.contains(&cause) {
-            text.push_str(": ");
-            text.push_str(&cause);
-        }
-    }
-    text
 }
 
 fn init_logging(format: LogFormat, level: &str) {

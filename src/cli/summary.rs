@@ -108,19 +108,13 @@ fn state_lines(history: &[HistoryEvent]) -> Vec<String> {
 
 /// The ARN of the job a Task made or described (`DatasetImportJobArn`, `SolutionVersionArn`, ...).
 fn job_arn(output: &Value) -> Option<String> {
-    let obj = output.as_object()?;
-    let direct = obj
-        .iter()
-        .find(|(k, v)| k.ends_with("JobArn") || k.as_str() == "SolutionVersionArn" && v.is_string());
-    if let Some((_, v)) = direct {
-        return v.as_str().map(str::to_string);
-    }
-    obj.values().filter_map(Value::as_object).find_map(|inner| {
-        inner
-            .iter()
-            .find(|(k, _)| k.ends_with("JobArn") || k.as_str() == "SolutionVersionArn")
+    let arn_in = |obj: &serde_json::Map<String, Value>| {
+        obj.iter()
+            .find(|(k, v)| (k.ends_with("JobArn") || k.as_str() == "SolutionVersionArn") && v.is_string())
             .and_then(|(_, v)| v.as_str().map(str::to_string))
-    })
+    };
+    let obj = output.as_object()?;
+    arn_in(obj).or_else(|| obj.values().filter_map(Value::as_object).find_map(arn_in))
 }
 
 fn duration(seconds: f64) -> String {

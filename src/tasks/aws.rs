@@ -7,6 +7,7 @@ use aws_sdk_personalize::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 
 use crate::asl::errors::{StatesError, names};
+use crate::error_chain::error_chain;
 
 /// Endpoints of a local emulator (`recflow run --local`, `recflow local serve`), with its static
 /// test credentials.
@@ -139,19 +140,4 @@ where
         );
     }
     StatesError::new(names::TASK_FAILED, format!("{service}: {}", error_chain(&err)))
-}
-
-/// An error and its sources as one line of their messages, each said once.
-pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
