@@ -128,6 +128,10 @@ enum Command {
         /// standard workflows at 25000); it bounds a runaway loop.
         #[arg(long, value_name = "N", default_value_t = 25_000)]
         max_history_events: u64,
+        /// The most Map iterations that run at once, whatever a Map's MaxConcurrency says (0
+        /// there means no bound of its own); Step Functions runs at most 40 per inline Map.
+        #[arg(long, value_name = "N", default_value_t = 40, value_parser = clap::value_parser!(u64).range(1..))]
+        max_concurrency: u64,
         #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
         output: OutputFormat,
     },
@@ -270,6 +274,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             tasks,
             max_payload_bytes,
             max_history_events,
+            max_concurrency,
             output,
         } => {
             cli::run::run(cli::run::RunOptions {
@@ -281,7 +286,11 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 no_checkpoint,
                 no_fsync: tasks.no_fsync,
                 tasks: tasks.options(&store),
-                limits: recflow::engine::execution::Limits { max_payload_bytes, max_history_events },
+                limits: recflow::engine::execution::Limits {
+                    max_payload_bytes,
+                    max_history_events,
+                    max_concurrency,
+                },
                 output,
             })
             .await

@@ -257,12 +257,12 @@ async fn fail_state_with_paths() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn parallel_and_map_fail_clearly_at_run_time() {
+async fn parallel_runs_its_branches() {
     let def = json!({"StartAt": "P", "States": {"P": {"Type": "Parallel", "End": true, "Branches": [
         {"StartAt": "B", "States": {"B": {"Type": "Pass", "End": true}}}]}}});
-    let out = run(def, json!({}), script(&[])).await;
-    assert_eq!(out.execution.error.as_deref(), Some("States.Runtime"));
-    assert!(out.execution.cause.unwrap().contains("Parallel states are not yet supported"));
+    let out = run(def, json!({"a": 1}), script(&[])).await;
+    assert_eq!(out.execution.status, Status::Succeeded);
+    assert_eq!(out.execution.output, Some(json!([{"a": 1}])));
 }
 
 #[tokio::test(start_paused = true)]

@@ -119,7 +119,7 @@ async fn an_unanswered_call_is_repeated_with_the_same_key() {
     drop(driver);
 
     let execution = store.load().expect("checkpoint");
-    let Effect::Call(call) = pending(&execution) else { panic!("Fetch should be due") };
+    let Effect::Call(call) = pending(&execution).remove(0) else { panic!("Fetch should be due") };
     let _lost = runner.call(&call, &clock).await; // the process dies before recording the result
 
     let mut driver = Driver::resume(&machine, &registry, &clock, &mut store, execution);

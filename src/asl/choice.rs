@@ -473,14 +473,9 @@ fn reference_path(
     errors: &mut Vec<DefinitionError>,
 ) -> Option<JsonPath> {
     let problem = match value {
-        Value::String(s) => match JsonPath::parse(s) {
-            Ok(path) if path.is_reference() => return Some(path),
-            Ok(_) => {
-                format!("{field} must be a reference path (names and indices only), not '{s}'")
-            }
-            Err(why) => {
-                format!("{field} must be a reference path such as $.order.total, not '{s}' ({why})")
-            }
+        Value::String(s) => match JsonPath::parse_reference(s) {
+            Ok(path) => return Some(path),
+            Err(why) => format!("{field} {why}"),
         },
         other => format!("{field} must be a reference path string, not {}", describe(other)),
     };

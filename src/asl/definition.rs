@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::choice::{ChoiceRule, parse_choice_rule};
 use super::errors::DefinitionError;
+pub use super::fields::MAX_SECONDS;
 use super::fields::{Fields, kind};
 use super::intrinsics::Intrinsic;
 use super::path::JsonPath;
@@ -65,7 +66,34 @@ pub enum Kind {
     Succeed,
     Fail { error: Option<Dynamic>, cause: Option<Dynamic> },
     Parallel { branches: Vec<StateMachine> },
-    Map { processor: Box<StateMachine> },
+    Map(Box<MapState>),
+}
+
+/// What a Map state (inline mode) does beyond the fields every state has. The older
+/// `Parameters` field of a Map is its ItemSelector; `Iterator` is its ItemProcessor.
+#[derive(Debug, Clone)]
+pub struct MapState {
+    /// The states run for each item (ItemProcessor or Iterator).
+    pub processor: StateMachine,
+    /// Where the items are in the effective input; None means `$`.
+    pub items_path: Option<JsonPath>,
+    /// Builds each iteration's input from `$$.Map.Item.Index` / `$$.Map.Item.Value`.
+    pub item_selector: Option<Template>,
+    /// MaxConcurrency (0 = no bound of its own) or MaxConcurrencyPath.
+    pub max_concurrency: Option<Bound<u64>>,
+    /// ToleratedFailureCount or ToleratedFailureCountPath.
+    pub tolerated_failure_count: Option<Bound<u64>>,
+    /// ToleratedFailurePercentage or ToleratedFailurePercentagePath, 0 to 100.
+    pub tolerated_failure_percentage: Option<Bound<f64>>,
+    /// ItemReader, ItemBatcher or ResultWriter: distributed-mode fields recflow does not run.
+    pub distributed_fields: Vec<&'static str>,
+}
+
+/// A number given in the definition or read from the input at run time (`...Path`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Bound<T> {
+    Fixed(T),
+    Path(JsonPath),
 }
 
 #[derive(Debug, Clone)]
@@ -145,7 +173,7 @@ impl StateMachine {
             match &state.kind {
                 Kind::Task(task) => out.push((state.name.as_str(), task.resource.as_str())),
                 Kind::Parallel { branches } => branches.iter().for_each(|b| out.extend(b.task_resources())),
-                Kind::Map { processor } => out.extend(processor.task_resources()),
+                Kind::Map(map) => out.extend(map.processor.task_resources()),
                 _ => {}
             }
         }
@@ -163,7 +191,7 @@ fn unique_names(m: &StateMachine, seen: &mut HashSet<String>, errors: &mut Vec<D
         }
         match &state.kind {
             Kind::Parallel { branches } => branches.iter().for_each(|b| unique_names(b, seen, errors)),
-            Kind::Map { processor } => unique_names(processor, seen, errors),
+            Kind::Map(map) => unique_names(&map.processor, seen, errors),
             _ => {}
         }
     }
@@ -193,7 +221,7 @@ fn parse_machine(
     }
     let comment = f.string("Comment").map(str::to_string);
     let start_at = f.required_string("StartAt").unwrap_or_default().to_string();
-    let timeout_seconds = f.integer("TimeoutSeconds", 1, 99_999_999);
+    let timeout_seconds = f.integer("TimeoutSeconds", 1, MAX_SECONDS);
     if let Some(v) = f.string("Version")
         && v != "1.0"
     {
@@ -539,22 +567,12 @@ pub(crate) fn parse_result_path(f: &mut Fields<'_>) -> PathField {
 
 fn reference_path(f: &mut Fields<'_>, field: &str) -> Option<JsonPath> {
     let text = f.string(field)?;
-    match JsonPath::parse(text) {
-        Ok(p) if p.is_reference() => Some(p),
-        Ok(_) => {
-            f.error(field, format!("'{text}' must be a reference path (no wildcards or filters)"));
-            None
-        }
-        Err(e) => {
-            f.error(field, e);
-            None
-        }
-    }
+    JsonPath::parse_reference(text).map_err(|why| f.error(field, why)).ok()
 }
 
 fn seconds(f: &mut Fields<'_>, fixed: &str, path: &str) -> Option<Seconds> {
     f.exclusive(fixed, path);
-    if let Some(n) = f.integer(fixed, 1, 99_999_999) {
+    if let Some(n) = f.integer(fixed, 1, MAX_SECONDS) {
         return Some(Seconds::Fixed(n));
     }
     reference_path(f, path).map(Seconds::Path)
@@ -642,7 +660,7 @@ fn parse_wait(f: &mut Fields<'_>) -> Option<WaitFor> {
         return None;
     }
     match given[0] {
-        "Seconds" => f.integer("Seconds", 0, 99_999_999).map(WaitFor::Seconds),
+        "Seconds" => f.integer("Seconds", 0, MAX_SECONDS).map(WaitFor::Seconds),
         "SecondsPath" => reference_path(f, "SecondsPath").map(WaitFor::SecondsPath),
         "TimestampPath" => reference_path(f, "TimestampPath").map(WaitFor::TimestampPath),
         _ => {
@@ -703,23 +721,21 @@ fn parse_parallel(f: &mut Fields<'_>) -> Option<Kind> {
 
 fn parse_map(f: &mut Fields<'_>) -> Option<Kind> {
     f.exclusive("Iterator", "ItemProcessor");
-    f.exclusive("MaxConcurrency", "MaxConcurrencyPath");
-    f.exclusive("ToleratedFailurePercentage", "ToleratedFailurePercentagePath");
-    f.exclusive("ToleratedFailureCount", "ToleratedFailureCountPath");
     f.exclusive("Parameters", "ItemSelector");
-    f.integer("MaxConcurrency", 0, 99_999_999);
-    if let Some(p) = f.number("ToleratedFailurePercentage")
-        && !(0.0..=100.0).contains(&p)
-    {
-        f.error("ToleratedFailurePercentage", format!("must be from 0 to 100, not {p}"));
-    }
-    f.integer("ToleratedFailureCount", 0, 99_999_999);
-    for field in
-        ["ItemsPath", "MaxConcurrencyPath", "ToleratedFailurePercentagePath", "ToleratedFailureCountPath"]
-    {
-        reference_path(f, field);
-    }
-    template(f, "ItemSelector");
+    let max_concurrency =
+        bound(f, "MaxConcurrency", "MaxConcurrencyPath", |f, k| f.integer(k, 0, MAX_SECONDS));
+    let tolerated_failure_percentage =
+        bound(f, "ToleratedFailurePercentage", "ToleratedFailurePercentagePath", |f, k| {
+            let p = f.number(k)?;
+            if !(0.0..=100.0).contains(&p) {
+                f.error(k, format!("must be from 0 to 100, not {p}"));
+            }
+            Some(p)
+        });
+    let tolerated_failure_count =
+        bound(f, "ToleratedFailureCount", "ToleratedFailureCountPath", |f, k| f.integer(k, 0, MAX_SECONDS));
+    let items_path = reference_path(f, "ItemsPath");
+    let item_selector = template(f, "ItemSelector");
     for (outer, a, b) in [
         ("ItemBatcher", "MaxItemsPerBatch", "MaxItemsPerBatchPath"),
         ("ItemBatcher", "MaxInputBytesPerBatch", "MaxInputBytesPerBatchPath"),
@@ -739,6 +755,8 @@ fn parse_map(f: &mut Fields<'_>) -> Option<Kind> {
             inner.exclusive("MaxItems", "MaxItemsPath");
         }
     }
+    let distributed_fields =
+        ["ItemReader", "ItemBatcher", "ResultWriter"].into_iter().filter(|k| f.has(k)).collect();
     let field = if f.has("ItemProcessor") { "ItemProcessor" } else { "Iterator" };
     let Some(body) = f.raw(field) else {
         f.error("ItemProcessor", "is required");
@@ -746,5 +764,27 @@ fn parse_map(f: &mut Fields<'_>) -> Option<Kind> {
     };
     let at = f.loc(field);
     let processor = parse_machine(body, &at, false, f.errors)?;
-    Some(Kind::Map { processor: Box::new(processor) })
+    Some(Kind::Map(Box::new(MapState {
+        processor,
+        items_path,
+        item_selector,
+        max_concurrency,
+        tolerated_failure_count,
+        tolerated_failure_percentage,
+        distributed_fields,
+    })))
+}
+
+/// A field given either as a literal (`fixed`) or as a reference path (`path`), not both.
+fn bound<T>(
+    f: &mut Fields<'_>,
+    fixed: &str,
+    path: &str,
+    literal: impl FnOnce(&mut Fields<'_>, &str) -> Option<T>,
+) -> Option<Bound<T>> {
+    f.exclusive(fixed, path);
+    if f.has(fixed) {
+        return literal(f, fixed).map(Bound::Fixed);
+    }
+    reference_path(f, path).map(Bound::Path)
 }

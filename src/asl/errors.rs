@@ -23,6 +23,8 @@ pub mod names {
     pub const DATA_LIMIT_EXCEEDED: &str = "States.DataLimitExceeded";
     /// An intrinsic function failed on its arguments.
     pub const INTRINSIC_FAILURE: &str = "States.IntrinsicFailure";
+    /// More Map iterations failed than ToleratedFailureCount / ToleratedFailurePercentage allow.
+    pub const EXCEED_TOLERATED_FAILURE_THRESHOLD: &str = "States.ExceedToleratedFailureThreshold";
 }
 
 /// A problem in a state machine definition. `at` is a dotted location such as

@@ -6,6 +6,11 @@ use serde_json::{Map, Value};
 
 use super::errors::DefinitionError;
 
+/// The largest number ASL takes for a count of seconds or attempts (Seconds, TimeoutSeconds,
+/// IntervalSeconds, MaxAttempts, MaxConcurrency): 99,999,999, about 3 years of seconds. The
+/// engine holds dynamic values (SecondsPath, retry delays) to the same bound.
+pub const MAX_SECONDS: u64 = 99_999_999;
+
 pub(crate) struct Fields<'a> {
     pub at: String,
     map: &'a Map<String, Value>,

@@ -63,6 +63,18 @@ enum Op {
 impl JsonPath {
     /// Parses `$`, `$.a.b`, `$['a b']`, `$.a[0]`, `$.a-b`, `$.a[*]`, `$..x`, `$.a[1:3]`,
     /// `$.a[0,2]`, `$.a[?(@.price < 10)]`, and the same on `$$`.
+    /// Parses a reference path: names and indices only (no wildcards, filters or slices), the
+    /// kind ASL requires for ItemsPath, SecondsPath, a Choice rule's Variable and the like.
+    /// `Err` says why, naming the text: `must be a reference path (names and indices only), not
+    /// '$.items[*]'`.
+    pub fn parse_reference(text: &str) -> Result<JsonPath, String> {
+        match JsonPath::parse(text) {
+            Ok(path) if path.is_reference() => Ok(path),
+            Ok(_) => Err(format!("must be a reference path (names and indices only), not '{text}'")),
+            Err(why) => Err(format!("must be a reference path such as $.order.total, not '{text}' ({why})")),
+        }
+    }
+
     pub fn parse(s: &str) -> Result<JsonPath, String> {
         let invalid = |reason: String| format!("'{s}' is not a valid JSONPath: {reason}");
         let (context, rest) = if let Some(rest) = s.strip_prefix("$$") {

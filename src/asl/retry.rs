@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::definition::{PathField, parse_result_path};
 use super::errors::DefinitionError;
-use super::fields::{Fields, kind};
+use super::fields::{Fields, MAX_SECONDS, kind};
 
 pub use super::errors::names::{ALL, RUNTIME};
 use super::errors::names::{TASK_FAILED, TIMEOUT};
@@ -133,8 +133,8 @@ pub(crate) fn parse_retry(list: &[Value], at: &str, errors: &mut Vec<DefinitionE
         };
         out.push(Retrier {
             error_equals: names,
-            interval_seconds: f.integer("IntervalSeconds", 1, 99_999_999).unwrap_or(1),
-            max_attempts: f.integer("MaxAttempts", 0, 99_999_999).unwrap_or(3),
+            interval_seconds: f.integer("IntervalSeconds", 1, MAX_SECONDS).unwrap_or(1),
+            max_attempts: f.integer("MaxAttempts", 0, MAX_SECONDS).unwrap_or(3),
             backoff_rate,
             max_delay_seconds: f.integer("MaxDelaySeconds", 1, 31_622_400),
             jitter,

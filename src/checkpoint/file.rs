@@ -103,7 +103,9 @@ impl FileStore {
         }
         let lock = lock(&dir, name)?;
         let (doc, definition) = read_document(&dir)?;
-        repair_history(&dir, &doc)?;
+        let events = repair_history(&dir, &doc)?;
+        let mut execution = doc.execution;
+        execution.rehydrate(&events);
         let history = OpenOptions::new()
             .append(true)
             .open(dir.join(HISTORY))
@@ -114,7 +116,7 @@ impl FileStore {
             history.sync_data().map_err(CheckpointError::io(dir.join(HISTORY)))?;
         }
         let store = Self::assemble(dir, durability, lock, history)?;
-        Ok((store, Loaded { definition, execution: doc.execution }))
+        Ok((store, Loaded { definition, execution }))
     }
 
     fn assemble(
@@ -135,14 +137,18 @@ impl FileStore {
         })
     }
 
-    /// Reads an execution without locking it (for `status`).
+    /// Reads an execution without locking it (for `status`), its input and Map states
+    /// rehydrated from the history.
     pub fn read(root: &Path, name: &str) -> Result<Loaded, CheckpointError> {
         let dir = root.join(name);
         if !dir.join(CHECKPOINT).exists() {
             return Err(CheckpointError::NotFound { name: name.to_string(), dir: root.to_path_buf() });
         }
         let (doc, definition) = read_document(&dir)?;
-        Ok(Loaded { definition, execution: doc.execution })
+        let (events, _) = reconcile(&dir, &doc)?;
+        let mut execution = doc.execution;
+        execution.rehydrate(&events);
+        Ok(Loaded { definition, execution })
     }
 
     /// Whether a live process holds the execution: `Some(pid)` (pid unknown: `Some(None)`) while
@@ -177,7 +183,8 @@ impl FileStore {
         Ok(events)
     }
 
-    /// Every execution under `root`, oldest first. Unreadable ones are reported, not skipped.
+    /// Every execution under `root`, oldest first, each rehydrated from its history. Unreadable
+    /// ones are reported, not skipped.
     pub fn list(root: &Path) -> Result<Vec<Result<Execution, CheckpointError>>, CheckpointError> {
         let entries = match fs::read_dir(root) {
             Ok(e) => e,
@@ -188,7 +195,13 @@ impl FileStore {
         for entry in entries {
             let entry = entry.map_err(CheckpointError::io(root))?;
             if entry.path().join(CHECKPOINT).exists() {
-                out.push(read_document(&entry.path()).map(|(doc, _)| doc.execution));
+                let dir = entry.path();
+                out.push(read_document(&dir).and_then(|(doc, _)| {
+                    let (events, _) = reconcile(&dir, &doc)?;
+                    let mut execution = doc.execution;
+                    execution.rehydrate(&events);
+                    Ok(execution)
+                }));
             }
         }
         out.sort_by_key(|r| r.as_ref().map(|e| e.start_time).ok());
@@ -303,7 +316,7 @@ fn read_document(dir: &Path) -> Result<(Document, Value), CheckpointError> {
     let raw: Value = serde_json::from_slice(&text)
         .map_err(|e| CheckpointError::Corrupt { path: path.clone(), reason: format!("not JSON: {e}") })?;
     match raw.get("format") {
-        Some(Value::Number(n)) if n.as_u64() == Some(u64::from(FORMAT)) => {}
+        Some(Value::Number(n)) if n.as_u64().is_some_and(|f| super::READS.contains(&f)) => {}
         Some(other) => return Err(CheckpointError::UnknownFormat { path, found: other.to_string() }),
         None => return Err(CheckpointError::Corrupt { path, reason: "no \"format\" field".into() }),
     }
@@ -368,7 +381,8 @@ fn reconcile(dir: &Path, doc: &Document) -> Result<(Vec<HistoryEvent>, bool), Ch
     Ok((events, changed))
 }
 
-fn repair_history(dir: &Path, doc: &Document) -> Result<(), CheckpointError> {
+/// Brings the history file in line with the checkpoint and gives its events.
+fn repair_history(dir: &Path, doc: &Document) -> Result<Vec<HistoryEvent>, CheckpointError> {
     let (events, changed) = reconcile(dir, doc)?;
     if changed {
         let path = dir.join(HISTORY);
@@ -384,5 +398,5 @@ fn repair_history(dir: &Path, doc: &Document) -> Result<(), CheckpointError> {
         fs::rename(&tmp, &path).map_err(CheckpointError::io(&path))?;
         File::open(dir).and_then(|f| f.sync_all()).map_err(CheckpointError::io(dir))?;
     }
-    Ok(())
+    Ok(events)
 }

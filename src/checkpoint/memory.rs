@@ -17,11 +17,13 @@ pub struct MemoryStore {
 }
 
 impl MemoryStore {
-    /// The execution as the latest checkpoint holds it.
+    /// The execution as the latest checkpoint holds it, rehydrated from the history as the
+    /// file store does it.
     pub fn load(&self) -> Option<Execution> {
-        self.checkpoint
-            .as_deref()
-            .map(|text| serde_json::from_str(text).expect("a checkpoint written by commit"))
+        let mut exec: Execution =
+            serde_json::from_str(self.checkpoint.as_deref()?).expect("a checkpoint written by commit");
+        exec.rehydrate(&self.history);
+        Some(exec)
     }
 }
 

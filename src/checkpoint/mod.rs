@@ -14,8 +14,13 @@ use crate::engine::history::HistoryEvent;
 pub use file::{Durability, FileStore, Loaded};
 pub use memory::{MemoryStore, NullStore};
 
-/// The checkpoint document's format version; a file with another one is refused, untouched.
-pub const FORMAT: u32 = 1;
+/// The checkpoint document's format version written. Format 2 added child frames (Parallel
+/// branches, Map iterations) and the Map state's phase; a format-1 document is a format-2 one
+/// without them, so it loads as it is (tests/data/checkpoints/format1 proves it).
+pub const FORMAT: u32 = 2;
+
+/// The formats read; a file with any other is refused, untouched.
+pub const READS: [u64; 2] = [1, 2];
 
 pub trait CheckpointStore: Send {
     /// Records a new execution with its definition and first events.
@@ -38,7 +43,7 @@ pub enum CheckpointError {
     #[error("{path}: corrupt checkpoint, left untouched: {reason}")]
     Corrupt { path: PathBuf, reason: String },
     #[error(
-        "{path}: checkpoint format {found} is not one this recflow reads (it reads format {FORMAT}); left untouched"
+        "{path}: checkpoint format {found} is not one this recflow reads (it reads formats 1 and {FORMAT}); left untouched: finish it with the recflow version that started it"
     )]
     UnknownFormat { path: PathBuf, found: String },
     #[error("an execution named '{name}' already exists in {dir}")]

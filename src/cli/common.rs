@@ -54,15 +54,27 @@ pub fn load_definition(path: &Path) -> Result<(StateMachine, Value)> {
     Ok((machine, value))
 }
 
-/// The engine runs every state type but Parallel and Map; say so before starting.
+/// The engine runs every state type, Map in inline mode only: a Map that reads its items with
+/// ItemReader, batches them or writes results with ResultWriter (distributed mode's S3 fields)
+/// is refused before starting, naming the state and the field.
 pub fn check_runnable(machine: &StateMachine, source: &str) -> Result<()> {
     for state in &machine.states {
-        if matches!(state.kind, Kind::Parallel { .. } | Kind::Map { .. }) {
-            return Err(usage(format!(
-                "{source}: States.{}: {} states are not yet supported by recflow's engine (validate accepts them)",
-                state.name,
-                state.kind.type_name()
-            )));
+        match &state.kind {
+            Kind::Map(map) => {
+                if let Some(field) = map.distributed_fields.first() {
+                    return Err(usage(format!(
+                        "{source}: States.{}.{field}: distributed-mode Map fields (ItemReader, ItemBatcher, ResultWriter) are not supported by recflow, which runs Map inline: give the items in the input (ItemsPath)",
+                        state.name
+                    )));
+                }
+                check_runnable(&map.processor, source)?;
+            }
+            Kind::Parallel { branches } => {
+                for branch in branches {
+                    check_runnable(branch, source)?;
+                }
+            }
+            _ => {}
         }
     }
     Ok(())

@@ -40,12 +40,29 @@ pub fn history(opts: HistoryOptions) -> Result<ExitCode> {
                         format!("{state} attempt {attempt} in {delay_seconds:.1} s")
                     }
                     Detail::WaitStarted { state, until } => format!("{state} until {}", timestamp(*until)),
+                    Detail::ParallelStateStarted { state, branches, attempt } => {
+                        format!("{state} {branches} branches, attempt {attempt}")
+                    }
+                    Detail::ParallelStateSucceeded { state } | Detail::MapStateSucceeded { state } => {
+                        state.clone()
+                    }
+                    Detail::ParallelStateFailed { state, error, .. }
+                    | Detail::MapStateFailed { state, error, .. } => format!("{state} {error}"),
+                    Detail::MapStateStarted { state, length, attempt, .. } => {
+                        format!("{state} {length} items, attempt {attempt}")
+                    }
+                    Detail::MapIterationStarted { state, index, .. }
+                    | Detail::MapIterationSucceeded { state, index, .. }
+                    | Detail::MapIterationAborted { state, index, .. } => format!("{state}[{index}]"),
+                    Detail::MapIterationFailed { state, index, error, .. } => {
+                        format!("{state}[{index}] {error}")
+                    }
                     Detail::ExecutionSucceeded { .. } => String::new(),
                     Detail::ExecutionFailed { error, cause } | Detail::ExecutionTimedOut { error, cause } => {
                         format!("{error}: {cause}")
                     }
                 };
-                println!("{:>5}  {}  {:<18} {what}", e.id, timestamp(e.timestamp), e.detail.type_name());
+                println!("{:>5}  {}  {:<22} {what}", e.id, timestamp(e.timestamp), e.detail.type_name());
             }
         }
     }

@@ -1,14 +1,23 @@
 //! The async driver: performs what the transition function asks for (sleep, call a task) and
 //! checkpoints after every transition, so the effect of a transition is durable before the
-//! next side effect starts.
+//! next side effect starts. Frames run concurrently: every due call and sleep is in flight at
+//! once, and their answers are transitioned one at a time, in the order they arrive.
 
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
+
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use futures_util::future::{AbortHandle, Abortable};
+use futures_util::stream::FuturesUnordered;
 use serde_json::Value;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::clock::Clock;
 use super::execution::{Execution, Status};
 use super::history::HistoryEvent;
-use super::task::{Answer, Registry};
+use super::task::{Answer, CallId, Registry};
 use super::transition::{Effect, Event, TaskCall, pending, start, transition};
 use crate::asl::definition::StateMachine;
 use crate::asl::errors::{StatesError, names};
@@ -18,6 +27,18 @@ use crate::checkpoint::{CheckpointError, CheckpointStore};
 /// transition's history events (progress displays, metrics).
 pub type Observer<'a> = Box<dyn FnMut(&Execution, &[HistoryEvent]) + Send + 'a>;
 
+/// An effect in progress: a task call or a sleep, named so that it is started once and stopped
+/// when its frame no longer waits for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Flight {
+    Call(CallId),
+    Sleep { frame: u64, until: DateTime<Utc> },
+}
+
+type FlightFuture<'a> = Pin<Box<dyn Future<Output = (Flight, Event)> + Send + 'a>>;
+
+/// Drives one execution: owns it between transitions, borrows the definition, the task
+/// runners, the clock and the checkpoint store for as long as it runs.
 pub struct Driver<'a> {
     machine: &'a StateMachine,
     registry: &'a Registry,
@@ -26,9 +47,12 @@ pub struct Driver<'a> {
     execution: Execution,
     /// Set when a checkpoint write failed.
     broken: bool,
-    /// Set by `resume` until the first call: that call may have been sent before the crash.
-    resumed: bool,
+    /// The calls that were due when the execution was loaded from its checkpoint: the process
+    /// before may have sent them.
+    resumed_calls: HashSet<CallId>,
     observer: Option<Observer<'a>>,
+    flights: FuturesUnordered<Abortable<FlightFuture<'a>>>,
+    in_flight: HashMap<Flight, AbortHandle>,
 }
 
 impl<'a> Driver<'a> {
@@ -47,19 +71,10 @@ impl<'a> Driver<'a> {
     ) -> Result<Driver<'a>, CheckpointError> {
         let t = start(machine, name, state_machine, input, clock.now(), seed);
         store.create(definition, &t.execution, &t.events)?;
-        Ok(Driver {
-            machine,
-            registry,
-            clock,
-            store,
-            execution: t.execution,
-            broken: false,
-            resumed: false,
-            observer: None,
-        })
+        Ok(Driver::new(machine, registry, clock, store, t.execution, HashSet::new()))
     }
 
-    /// Continues an execution loaded from a checkpoint.
+    /// Continues an execution loaded from a checkpoint (with its Map states rehydrated).
     pub fn resume(
         machine: &'a StateMachine,
         registry: &'a Registry,
@@ -67,7 +82,36 @@ impl<'a> Driver<'a> {
         store: &'a mut dyn CheckpointStore,
         execution: Execution,
     ) -> Driver<'a> {
-        Driver { machine, registry, clock, store, execution, broken: false, resumed: true, observer: None }
+        let due = pending(&execution)
+            .into_iter()
+            .filter_map(|e| match e {
+                Effect::Call(call) => Some(call.id()),
+                _ => None,
+            })
+            .collect();
+        Driver::new(machine, registry, clock, store, execution, due)
+    }
+
+    fn new(
+        machine: &'a StateMachine,
+        registry: &'a Registry,
+        clock: &'a dyn Clock,
+        store: &'a mut dyn CheckpointStore,
+        execution: Execution,
+        resumed_calls: HashSet<CallId>,
+    ) -> Driver<'a> {
+        Driver {
+            machine,
+            registry,
+            clock,
+            store,
+            execution,
+            broken: false,
+            resumed_calls,
+            observer: None,
+            flights: FuturesUnordered::new(),
+            in_flight: HashMap::new(),
+        }
     }
 
     /// Sets the bounds a new execution keeps to (recorded with its next checkpoint).
@@ -92,33 +136,114 @@ impl<'a> Driver<'a> {
         Ok(self.execution)
     }
 
-    /// Performs the pending effect and one transition; false once the execution has ended.
+    /// Waits for the next thing to happen (a frame ready to enter a state, a sleep ending, a
+    /// call answering) and makes one transition of it; false once the execution has ended.
     pub async fn step(&mut self) -> Result<bool, CheckpointError> {
         if self.broken {
             return Err(CheckpointError::Unrecorded { name: self.execution.name.clone() });
         }
-        let state = self.execution.at.as_ref().map_or("", |p| p.state.as_str()).to_string();
-        let span = info_span!("step", execution = %self.execution.name, state = %state);
-        self.perform_and_transition().instrument(span).await
+        let effects = pending(&self.execution);
+        if effects.iter().any(|e| matches!(e, Effect::Done)) {
+            self.stop_flights(&HashSet::new());
+            return Ok(false);
+        }
+        // Entering a state waits for nothing: do that before anything else goes out.
+        if let Some(frame) = effects.iter().find_map(|e| match e {
+            Effect::Proceed { frame } => Some(*frame),
+            _ => None,
+        }) {
+            let state = self.execution.cursor(frame).map_or("", |p| p.state.as_str()).to_string();
+            let span = info_span!("step", execution = %self.execution.name, state = %state);
+            let _enter = span.enter();
+            return self.apply(Event::Proceed { now: self.clock.now(), frame });
+        }
+        self.launch(effects);
+        loop {
+            match self.flights.next().await {
+                Some(Ok((flight, event))) => {
+                    self.in_flight.remove(&flight);
+                    return self.apply(event);
+                }
+                // Stopped because its frame no longer waits for it.
+                Some(Err(_aborted)) => continue,
+                None => {
+                    self.broken = true;
+                    return Err(CheckpointError::Unrecorded { name: self.execution.name.clone() });
+                }
+            }
+        }
     }
 
-    async fn perform_and_transition(&mut self) -> Result<bool, CheckpointError> {
-        let event = match pending(&self.execution) {
-            Effect::Done => return Ok(false),
-            Effect::Proceed => Event::Proceed { now: self.clock.now() },
-            Effect::SleepUntil(until) => {
-                self.resumed = false;
-                info!(until = %until, "waiting");
-                self.clock.sleep_until(until).await;
-                Event::Proceed { now: self.clock.now() }
+    /// Puts every due call and sleep in flight that is not yet, and stops those no frame
+    /// waits for any more (the calls of a stopped branch, a Wait that has ended).
+    fn launch(&mut self, effects: Vec<Effect>) {
+        let mut wanted = HashSet::new();
+        for effect in effects {
+            let (flight, future) = match effect {
+                Effect::Call(mut call) => {
+                    let flight = Flight::Call(call.id());
+                    wanted.insert(flight);
+                    if self.in_flight.contains_key(&flight) {
+                        continue;
+                    }
+                    call.resumed = self.resumed_calls.remove(&call.id());
+                    (flight, self.call_flight(flight, *call))
+                }
+                Effect::SleepUntil { frame, until } => {
+                    let flight = Flight::Sleep { frame, until };
+                    wanted.insert(flight);
+                    if self.in_flight.contains_key(&flight) {
+                        continue;
+                    }
+                    // A frame that sleeps was not calling when the process stopped.
+                    self.resumed_calls.retain(|c| c.frame != frame);
+                    (flight, self.sleep_flight(flight, frame, until))
+                }
+                Effect::Proceed { .. } | Effect::Done => continue,
+            };
+            let (handle, registration) = AbortHandle::new_pair();
+            self.flights.push(Abortable::new(future, registration));
+            self.in_flight.insert(flight, handle);
+        }
+        self.stop_flights(&wanted);
+    }
+
+    fn stop_flights(&mut self, wanted: &HashSet<Flight>) {
+        self.in_flight.retain(|flight, handle| {
+            let keep = wanted.contains(flight);
+            if !keep {
+                handle.abort();
             }
-            Effect::Call(mut call) => {
-                call.resumed = std::mem::take(&mut self.resumed);
-                let result = self.call(&call).instrument(info_span!("task", attempt = call.attempt)).await;
+            keep
+        });
+    }
+
+    fn call_flight(&self, flight: Flight, call: TaskCall) -> FlightFuture<'a> {
+        let (registry, clock) = (self.registry, self.clock);
+        let span =
+            info_span!("task", execution = %call.execution, state = %call.state, attempt = call.attempt);
+        Box::pin(
+            async move {
+                let result = perform(registry, clock, &call).await;
                 crash_point(&call.state);
-                Event::TaskReturned { now: self.clock.now(), result }
+                (flight, Event::TaskReturned { now: clock.now(), call: call.id(), result })
             }
-        };
+            .instrument(span),
+        )
+    }
+
+    fn sleep_flight(&self, flight: Flight, frame: u64, until: DateTime<Utc>) -> FlightFuture<'a> {
+        let clock = self.clock;
+        let state = self.execution.cursor(frame).map_or("", |p| p.state.as_str()).to_string();
+        info!(state = %state, until = %until, "waiting");
+        Box::pin(async move {
+            clock.sleep_until(until).await;
+            (flight, Event::Proceed { now: clock.now(), frame })
+        })
+    }
+
+    /// One transition, then its checkpoint.
+    fn apply(&mut self, event: Event) -> Result<bool, CheckpointError> {
         let t = transition(self.machine, std::mem::take(&mut self.execution), event);
         self.execution = t.execution;
         if let Err(e) = self.store.commit(&self.execution, &t.events) {
@@ -142,57 +267,59 @@ impl<'a> Driver<'a> {
         }
         Ok(true)
     }
+}
 
-    async fn call(&self, call: &TaskCall) -> Result<Answer, StatesError> {
-        if let Some(not_before) = call.not_before {
-            self.clock.sleep_until(not_before).await;
-        }
-        let Some(runner) = self.registry.find(&call.state, &call.resource) else {
-            return Err(StatesError::runtime(format!(
-                "no task integration serves resource '{}' (state '{}')",
-                call.resource, call.state
-            )));
-        };
-        if call.poll.is_some() {
-            info!(resource = %call.resource, key = %call.idempotency_key, "polling task");
-        } else {
-            info!(resource = %call.resource, key = %call.idempotency_key, "calling task");
-        }
-        let deadline = async {
-            match call.deadline {
-                Some(d) => self.clock.sleep_until(d).await,
-                None => std::future::pending().await,
-            }
-        };
-        let call_with_timeout = async {
-            match call.timeout_seconds {
-                Some(secs) => {
-                    let from = call.started.unwrap_or_else(|| self.clock.now());
-                    let deadline = from + chrono::Duration::seconds(secs as i64);
-                    tokio::select! {
-                        r = runner.call(call, self.clock) => r,
-                        () = self.clock.sleep_until(deadline) => Err(StatesError::new(
-                            names::TIMEOUT,
-                            format!("the task did not finish within TimeoutSeconds ({secs} s)"),
-                        )),
-                    }
-                }
-                None => runner.call(call, self.clock).await,
-            }
-        };
-        let result = tokio::select! {
-            r = call_with_timeout => r,
-            () = deadline => Err(StatesError::new(names::TIMEOUT, "the execution's TimeoutSeconds ran out during the call")),
-        };
-        match &result {
-            Ok(Answer::Done { .. }) => info!("task succeeded"),
-            Ok(Answer::Poll { status, after_seconds, .. }) => {
-                info!(status = %status, next_poll_seconds = after_seconds, "task still running")
-            }
-            Err(e) => warn!(error = %e.error, cause = %e.cause, "task failed"),
-        }
-        result
+/// Performs one task call: waits for its `not_before`, finds its runner, and bounds it by the
+/// task's TimeoutSeconds and the execution's deadline.
+async fn perform(registry: &Registry, clock: &dyn Clock, call: &TaskCall) -> Result<Answer, StatesError> {
+    if let Some(not_before) = call.not_before {
+        clock.sleep_until(not_before).await;
     }
+    let Some(runner) = registry.find(&call.state, &call.resource) else {
+        return Err(StatesError::runtime(format!(
+            "no task integration serves resource '{}' (state '{}')",
+            call.resource, call.state
+        )));
+    };
+    if call.poll.is_some() {
+        info!(resource = %call.resource, key = %call.idempotency_key, "polling task");
+    } else {
+        info!(resource = %call.resource, key = %call.idempotency_key, "calling task");
+    }
+    let deadline = async {
+        match call.deadline {
+            Some(d) => clock.sleep_until(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    let call_with_timeout = async {
+        match call.timeout_seconds {
+            Some(secs) => {
+                let from = call.started.unwrap_or_else(|| clock.now());
+                let deadline = from + chrono::Duration::seconds(secs as i64);
+                tokio::select! {
+                    r = runner.call(call, clock) => r,
+                    () = clock.sleep_until(deadline) => Err(StatesError::new(
+                        names::TIMEOUT,
+                        format!("the task did not finish within TimeoutSeconds ({secs} s)"),
+                    )),
+                }
+            }
+            None => runner.call(call, clock).await,
+        }
+    };
+    let result = tokio::select! {
+        r = call_with_timeout => r,
+        () = deadline => Err(StatesError::new(names::TIMEOUT, "the execution's TimeoutSeconds ran out during the call")),
+    };
+    match &result {
+        Ok(Answer::Done { .. }) => info!("task succeeded"),
+        Ok(Answer::Poll { status, after_seconds, .. }) => {
+            info!(status = %status, next_poll_seconds = after_seconds, "task still running")
+        }
+        Err(e) => warn!(error = %e.error, cause = %e.cause, "task failed"),
+    }
+    result
 }
 
 /// Fault injection for crash tests: with `RECFLOW_KILL_AFTER_CALL=<state>[,<state>...]` in the

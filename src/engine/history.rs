@@ -1,9 +1,13 @@
-//! The execution history, shaped after Step Functions' GetExecutionHistory events.
+//! The execution history, shaped after Step Functions' GetExecutionHistory events. Events of
+//! Parallel branches and Map iterations sit in the same history, as in Step Functions; the Map
+//! events also carry the items and each iteration's output, which makes the history the journal
+//! a restarted Map is rebuilt from ([`super::execution::Execution::rehydrate`]).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+/// One history event: its id (from 1, in order), when it happened, and what happened.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HistoryEvent {
     pub id: u64,
@@ -12,6 +16,7 @@ pub struct HistoryEvent {
     pub detail: Detail,
 }
 
+/// What happened, tagged by Step Functions' event type name (`type` in JSON).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum Detail {
@@ -63,6 +68,65 @@ pub enum Detail {
         state: String,
         output: Value,
     },
+    /// A Parallel state starts its branches (again, after a retry: `attempt` > 0).
+    ParallelStateStarted {
+        state: String,
+        attempt: u32,
+        branches: usize,
+    },
+    ParallelStateSucceeded {
+        state: String,
+    },
+    /// A branch failed: the other branches were stopped; Retry and Catch of the state follow.
+    ParallelStateFailed {
+        state: String,
+        error: String,
+        cause: String,
+    },
+    /// A Map state starts its iterations; `visit` is the id of its StateEntered event.
+    MapStateStarted {
+        state: String,
+        visit: u64,
+        attempt: u32,
+        length: usize,
+        items: Vec<Value>,
+    },
+    MapIterationStarted {
+        state: String,
+        visit: u64,
+        attempt: u32,
+        index: usize,
+    },
+    MapIterationSucceeded {
+        state: String,
+        visit: u64,
+        attempt: u32,
+        index: usize,
+        output: Value,
+    },
+    MapIterationFailed {
+        state: String,
+        visit: u64,
+        attempt: u32,
+        index: usize,
+        error: String,
+        cause: String,
+    },
+    /// An iteration stopped because the Map failed.
+    MapIterationAborted {
+        state: String,
+        visit: u64,
+        attempt: u32,
+        index: usize,
+    },
+    MapStateSucceeded {
+        state: String,
+    },
+    MapStateFailed {
+        state: String,
+        error: String,
+        cause: String,
+    },
     ExecutionSucceeded {
         output: Value,
     },
@@ -77,6 +141,7 @@ pub enum Detail {
 }
 
 impl Detail {
+    /// The event's type name, as Step Functions spells it.
     pub fn type_name(&self) -> &'static str {
         match self {
             Detail::ExecutionStarted { .. } => "ExecutionStarted",
@@ -88,6 +153,16 @@ impl Detail {
             Detail::RetryScheduled { .. } => "RetryScheduled",
             Detail::WaitStarted { .. } => "WaitStarted",
             Detail::StateExited { .. } => "StateExited",
+            Detail::ParallelStateStarted { .. } => "ParallelStateStarted",
+            Detail::ParallelStateSucceeded { .. } => "ParallelStateSucceeded",
+            Detail::ParallelStateFailed { .. } => "ParallelStateFailed",
+            Detail::MapStateStarted { .. } => "MapStateStarted",
+            Detail::MapIterationStarted { .. } => "MapIterationStarted",
+            Detail::MapIterationSucceeded { .. } => "MapIterationSucceeded",
+            Detail::MapIterationFailed { .. } => "MapIterationFailed",
+            Detail::MapIterationAborted { .. } => "MapIterationAborted",
+            Detail::MapStateSucceeded { .. } => "MapStateSucceeded",
+            Detail::MapStateFailed { .. } => "MapStateFailed",
             Detail::ExecutionSucceeded { .. } => "ExecutionSucceeded",
             Detail::ExecutionFailed { .. } => "ExecutionFailed",
             Detail::ExecutionTimedOut { .. } => "ExecutionTimedOut",

@@ -3,6 +3,7 @@
 pub mod clock;
 pub mod driver;
 pub mod execution;
+mod fork;
 pub mod history;
 pub mod task;
 pub mod transition;
@@ -11,5 +12,5 @@ pub use clock::{Clock, SystemClock, TokioClock};
 pub use driver::{Driver, Observer};
 pub use execution::{Execution, PollPhase, Status};
 pub use history::{Detail, HistoryEvent};
-pub use task::{Answer, Registry, TaskRunner};
+pub use task::{Answer, CallId, Registry, TaskRunner};
 pub use transition::{Effect, Event, TaskCall, Transition, pending, start, transition};

@@ -12,12 +12,25 @@ use super::clock::Clock;
 use super::execution::PollPhase;
 use crate::asl::errors::StatesError;
 
+/// Names one task call: the frame that makes it, the visit of the state (its StateEntered
+/// event id), the attempt, and how many "still running" answers came before it. The engine takes
+/// an answer only for the call its frame waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CallId {
+    pub frame: u64,
+    pub visit: u64,
+    pub attempt: u32,
+    pub polls: u32,
+}
+
 /// One call of a task, as the task runner sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskCall {
     pub execution: String,
     /// The state machine's name (the workflow file's stem).
     pub state_machine: String,
+    /// The frame making the call: 0 for the root, else a Parallel branch or Map iteration.
+    pub frame: u64,
     pub state: String,
     /// Which visit of the state this is: the id of its StateEntered event. Together with the
     /// execution and state names it names a create uniquely and stably across restarts.
@@ -40,6 +53,18 @@ pub struct TaskCall {
     /// Set by the driver when the call was already due when the execution was loaded from its
     /// checkpoint: the process before may have sent it, so a create may find its own resource.
     pub resumed: bool,
+}
+
+impl TaskCall {
+    /// The id the answer to this call must carry.
+    pub fn id(&self) -> CallId {
+        CallId {
+            frame: self.frame,
+            visit: self.visit,
+            attempt: self.attempt,
+            polls: self.poll.as_ref().map_or(0, |p| p.polls),
+        }
+    }
 }
 
 /// What a task call answered.

@@ -1,45 +1,55 @@
 //! The transition function: (definition, execution, event) -> (execution, history events).
 //! It reads no clock, does no I/O and draws no randomness of its own: the time arrives inside
-//! the event, and randomness comes from the execution's seed. Given the same inputs it gives the same outputs, which is what
-//! lets a restarted process continue from a checkpoint as if it had never stopped.
+//! the event, and randomness comes from the execution's seed. Given the same inputs it gives the
+//! same outputs, which is what lets a restarted process continue from a checkpoint as if it had
+//! never stopped.
+//!
+//! An execution is a tree of frames (the root, and each running Parallel branch or Map
+//! iteration); every event is addressed to one frame, and [`pending`] lists what each frame waits
+//! for. Parallel and Map themselves live in [`super::fork`].
 
 use std::borrow::Cow;
 
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Map, Value, json};
 
-use super::execution::{Entered, Execution, Phase, PollPhase, Position, Status, TaskPhase, timestamp};
+use super::execution::{Entered, Execution, Frame, Phase, PollPhase, Position, Status, TaskPhase, timestamp};
 use super::history::{Detail, HistoryEvent};
 use super::task::Answer;
-pub use super::task::TaskCall;
+pub use super::task::{CallId, TaskCall};
+pub use crate::asl::definition::MAX_SECONDS;
 use crate::asl::definition::{
     Dynamic, Kind, PathField, Seconds, State, StateMachine, Task, WaitFor, parse_timestamp,
 };
 use crate::asl::errors::{StatesError, names};
 use crate::asl::retry::{RUNTIME, error_matches};
 
-/// What happened since the last transition.
+/// What happened since the last transition, addressed to one frame (0: the root).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
-    /// Enter the current state, or end a Wait whose time has come.
-    Proceed { now: DateTime<Utc> },
-    /// The due task call returned.
-    TaskReturned { now: DateTime<Utc>, result: Result<Answer, StatesError> },
+    /// Enter the frame's current state, end a Wait whose time has come, or start a retried
+    /// Parallel or Map again.
+    Proceed { now: DateTime<Utc>, frame: u64 },
+    /// The task call `call` returned. An answer to a call the frame no longer waits for (its
+    /// branch was stopped) changes nothing.
+    TaskReturned { now: DateTime<Utc>, call: CallId, result: Result<Answer, StatesError> },
 }
 
-/// What the driver must do before the next transition.
+/// What the driver must do for one frame before that frame's next transition.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
-    /// Transition again at once (the execution stands before a state).
-    Proceed,
-    /// Sleep until the instant, then transition with `Event::Proceed`.
-    SleepUntil(DateTime<Utc>),
+    /// Transition the frame again at once (it stands before a state).
+    Proceed { frame: u64 },
+    /// Sleep until the instant, then transition with `Event::Proceed` for the frame.
+    SleepUntil { frame: u64, until: DateTime<Utc> },
     /// Call a task (after `not_before`, if set), then transition with `Event::TaskReturned`.
     Call(Box<TaskCall>),
     /// The execution has ended.
     Done,
 }
 
+/// The outcome of one transition: the execution as it now stands and the history events the
+/// transition wrote (ids following the execution's `last_event_id` before it).
 pub struct Transition {
     pub execution: Execution,
     pub events: Vec<HistoryEvent>,
@@ -56,50 +66,71 @@ pub fn start(
 ) -> Transition {
     let mut execution = Execution::new(name, state_machine, input.clone(), &machine.start_at, now, seed);
     execution.deadline = machine.timeout_seconds.map(|t| later(now, t as f64));
-    let mut tx = Tx { exec: execution, events: Vec::with_capacity(1), now, rng: fastrand::Rng::with_seed(0) };
+    let mut tx =
+        Tx { machine, exec: execution, events: Vec::with_capacity(1), now, rng: fastrand::Rng::with_seed(0) };
     tx.emit(Detail::ExecutionStarted { input });
     tx.finish()
 }
 
-/// The effect a (possibly just loaded) execution is waiting for.
-pub fn pending(exec: &Execution) -> Effect {
-    let Some(at) = exec.at.as_ref().filter(|_| exec.status == Status::Running) else {
-        return Effect::Done;
-    };
+/// Every effect a (possibly just loaded) execution is waiting for, one per frame that waits for
+/// something, root first: `[Done]` once the execution has ended. A frame running a Parallel or
+/// Map waits for nothing itself (its children do), unless a retry of the state is due.
+pub fn pending(exec: &Execution) -> Vec<Effect> {
+    if exec.status != Status::Running {
+        return vec![Effect::Done];
+    }
     // The state machine's deadline cuts every sleep short.
     let cap = |t: DateTime<Utc>| exec.deadline.map_or(t, |d| t.min(d));
-    match &at.phase {
-        Phase::Ready => Effect::Proceed,
-        Phase::Waiting { until, .. } => Effect::SleepUntil(cap(*until)),
-        Phase::Task(task) => Effect::Call(Box::new(TaskCall {
-            execution: exec.name.clone(),
-            state_machine: exec.state_machine.clone(),
-            state: at.state.clone(),
-            visit: task.entered.event_id,
-            resource: task.resource.clone(),
-            parameters: task.parameters.clone(),
-            credentials: task.credentials.clone(),
-            attempt: task.attempt,
-            idempotency_key: task.idempotency_key.clone(),
-            not_before: task.not_before.map(cap),
-            timeout_seconds: task.timeout_seconds,
-            deadline: exec.deadline,
-            started: task.started,
-            poll: task.poll.clone(),
-            resumed: false,
-        })),
+    let mut out = Vec::new();
+    for (frame, at) in exec.cursors() {
+        match &at.phase {
+            Phase::Ready => out.push(Effect::Proceed { frame }),
+            Phase::Waiting { until, .. } => out.push(Effect::SleepUntil { frame, until: cap(*until) }),
+            Phase::Task(task) => out.push(Effect::Call(Box::new(TaskCall {
+                execution: exec.name.clone(),
+                state_machine: exec.state_machine.clone(),
+                frame,
+                state: at.state.clone(),
+                visit: task.entered.event_id,
+                resource: task.resource.clone(),
+                parameters: task.parameters.clone(),
+                credentials: task.credentials.clone(),
+                attempt: task.attempt,
+                idempotency_key: task.idempotency_key.clone(),
+                not_before: task.not_before.map(cap),
+                timeout_seconds: task.timeout_seconds,
+                deadline: exec.deadline,
+                started: task.started,
+                poll: task.poll.clone(),
+                resumed: false,
+            }))),
+            Phase::Parallel(fork) | Phase::Map(fork) => {
+                if let Some(t) = fork.not_before {
+                    out.push(Effect::SleepUntil { frame, until: cap(t) });
+                }
+            }
+        }
     }
+    if out.is_empty() {
+        // A running execution with nothing to wait for cannot move: a transition reports it.
+        out.push(Effect::Proceed { frame: 0 });
+    }
+    out
 }
 
+/// Applies `event` to `exec`: the next state of the execution and the history events that
+/// lead there. Never fails: an error in the definition or the data becomes an ASL error
+/// (`States.Runtime`, ...) that Retry, Catch or the execution's failure answers.
 pub fn transition(machine: &StateMachine, exec: Execution, event: Event) -> Transition {
-    let (now, result) = match event {
-        Event::Proceed { now } => (now, None),
-        Event::TaskReturned { now, result } => (now, Some(result)),
+    let (now, frame, call, result) = match event {
+        Event::Proceed { now, frame } => (now, frame, None, None),
+        Event::TaskReturned { now, call, result } => (now, call.frame, Some(call), Some(result)),
     };
     // Randomness (jitter, States.UUID) is drawn from the execution's seed and the transition
     // number: a transition repeated after a crash draws exactly what it drew before.
     let entropy = splitmix(exec.seed ^ exec.transitions.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    let mut tx = Tx { exec, events: Vec::with_capacity(4), now, rng: fastrand::Rng::with_seed(entropy) };
+    let mut tx =
+        Tx { machine, exec, events: Vec::with_capacity(4), now, rng: fastrand::Rng::with_seed(entropy) };
     if tx.exec.status != Status::Running {
         return tx.finish();
     }
@@ -113,66 +144,146 @@ pub fn transition(machine: &StateMachine, exec: Execution, event: Event) -> Tran
             "the execution has written {} history events, reaching its limit of {} (--max-history-events; Step Functions stops standard workflows at 25,000)",
             tx.exec.last_event_id, tx.exec.limits.max_history_events
         );
-        tx.fail(StatesError::runtime(cause));
+        tx.fail_execution(StatesError::runtime(cause));
         return tx.finish();
     }
-    let Some(at) = tx.exec.at.take() else {
-        tx.fail(StatesError::runtime("the execution is running but stands at no state"));
+    let scope = tx.machine_of(frame);
+    let Some(at) = tx.take_cursor(frame) else {
+        if frame == 0 {
+            tx.fail_execution(StatesError::runtime("the execution is running but stands at no state"));
+        }
+        // Otherwise the frame has ended (its branch was stopped): a late answer changes nothing.
         return tx.finish();
     };
-    let Some(state) = machine.state(&at.state) else {
-        tx.fail(StatesError::runtime(format!("state '{}' is not in the definition", at.state)));
+    let Some(state) = scope.and_then(|m| m.state(&at.state)) else {
+        tx.fail_execution(StatesError::runtime(format!("state '{}' is not in the definition", at.state)));
         return tx.finish();
     };
     tx.exec.transitions += 1;
     match (at.phase, result) {
-        (Phase::Ready, _) => tx.enter(state, at.input),
-        (Phase::Waiting { entered, until }, None) => {
-            if now >= until {
-                tx.leave_wait(state, at.input, &entered);
-            } else {
-                // Woken early: nothing happens, the wait goes on.
-                tx.exec.transitions -= 1;
-                tx.exec.at = Some(Position {
-                    state: at.state,
-                    input: at.input,
-                    phase: Phase::Waiting { entered, until },
-                });
-            }
+        (Phase::Ready, None) => tx.enter(frame, state, at.input),
+        (Phase::Waiting { entered, until }, None) if now >= until => {
+            tx.leave_wait(frame, state, at.input, &entered)
         }
-        (Phase::Task(task), Some(result)) => tx.task_returned(state, at.input, *task, result),
+        (Phase::Task(task), Some(result)) if call.is_some_and(|c| c == task_id(frame, &task)) => {
+            tx.task_returned(frame, state, at.input, *task, result)
+        }
+        (Phase::Parallel(fork), None) if fork.not_before.is_some_and(|t| now >= t) => {
+            tx.start_parallel(frame, state, at.input, *fork)
+        }
+        (Phase::Map(mut fork), None) if fork.not_before.is_some_and(|t| now >= t) => {
+            let raw = std::mem::take(&mut fork.cold.input);
+            tx.start_map(frame, state, raw, *fork)
+        }
         (phase, _) => {
-            // An event that does not fit the phase (a stray wake-up): keep the position.
+            // Woken early, or an answer the frame no longer waits for: nothing happens.
             tx.exec.transitions -= 1;
-            tx.exec.at = Some(Position { state: at.state, input: at.input, phase });
+            tx.place(frame, Position { state: at.state, input: at.input, phase });
         }
     }
     tx.finish()
 }
 
-struct Tx {
-    exec: Execution,
-    events: Vec<HistoryEvent>,
-    now: DateTime<Utc>,
-    rng: fastrand::Rng,
+/// The id of the call a task phase waits for.
+fn task_id(frame: u64, task: &TaskPhase) -> CallId {
+    CallId {
+        frame,
+        visit: task.entered.event_id,
+        attempt: task.attempt,
+        polls: task.poll.as_ref().map_or(0, |p| p.polls),
+    }
 }
 
-impl Tx {
+/// One transition in progress: the execution it changes and the events it writes.
+pub(super) struct Tx<'m> {
+    pub(super) machine: &'m StateMachine,
+    pub(super) exec: Execution,
+    events: Vec<HistoryEvent>,
+    pub(super) now: DateTime<Utc>,
+    pub(super) rng: fastrand::Rng,
+}
+
+impl<'m> Tx<'m> {
     fn finish(self) -> Transition {
         Transition { execution: self.exec, events: self.events }
     }
 
-    fn emit(&mut self, detail: Detail) -> u64 {
+    /// The states a frame runs: the root machine, a Parallel branch or a Map's ItemProcessor.
+    pub(super) fn machine_of(&self, frame: u64) -> Option<&'m StateMachine> {
+        if frame == 0 {
+            return Some(self.machine);
+        }
+        let f = self.exec.frames.get(&frame)?;
+        let parent = self.machine_of(f.parent)?.state(&self.exec.cursor(f.parent)?.state)?;
+        match &parent.kind {
+            Kind::Parallel { branches } => branches.get(f.index),
+            Kind::Map(map) => Some(&map.processor),
+            _ => None,
+        }
+    }
+
+    pub(super) fn take_cursor(&mut self, frame: u64) -> Option<Position> {
+        if frame == 0 { self.exec.at.take() } else { self.exec.frames.get_mut(&frame)?.at.take() }
+    }
+
+    pub(super) fn place(&mut self, frame: u64, position: Position) {
+        if frame == 0 {
+            self.exec.at = Some(position);
+        } else if let Some(f) = self.exec.frames.get_mut(&frame) {
+            f.at = Some(position);
+        }
+    }
+
+    /// A new child frame of `parent` at `state` of its scope, ready to enter it.
+    pub(super) fn spawn(&mut self, parent: u64, index: usize, state: &str, input: Value) -> u64 {
+        self.exec.next_frame += 1;
+        let id = self.exec.next_frame;
+        let at = Some(Position { state: state.to_string(), input, phase: Phase::Ready });
+        self.exec.frames.insert(id, Frame { parent, index, at });
+        id
+    }
+
+    /// Stops a frame and every frame below it.
+    pub(super) fn abort(&mut self, frame: u64) {
+        let mut doomed = vec![frame];
+        while let Some(id) = doomed.pop() {
+            self.exec.frames.remove(&id);
+            doomed.extend(self.exec.frames.iter().filter(|(_, f)| f.parent == id).map(|(id, _)| *id));
+        }
+    }
+
+    pub(super) fn emit(&mut self, detail: Detail) -> u64 {
         self.exec.last_event_id += 1;
         let id = self.exec.last_event_id;
         self.events.push(HistoryEvent { id, timestamp: self.now, detail });
         id
     }
 
-    fn fail(&mut self, err: StatesError) {
+    /// The frame's scope ends with `result`: the root's end ends the execution; a child's end
+    /// is handed to the Parallel or Map state that runs it.
+    pub(super) fn end_scope(&mut self, frame: u64, result: Result<Value, StatesError>) {
+        if frame == 0 {
+            return match result {
+                Ok(output) => self.succeed(output),
+                Err(err) => self.fail_execution(err),
+            };
+        }
+        if let Some(f) = self.exec.frames.remove(&frame) {
+            self.child_ended(f.parent, f.index, result);
+        }
+    }
+
+    /// The frame's scope fails with `err` (which its parent state may still retry or catch).
+    pub(super) fn fail(&mut self, frame: u64, err: StatesError) {
+        self.end_scope(frame, Err(err));
+    }
+
+    /// The execution fails, whatever frame the error arose in: no Retry or Catch answers it.
+    pub(super) fn fail_execution(&mut self, err: StatesError) {
         self.emit(Detail::ExecutionFailed { error: err.error.clone(), cause: err.cause.clone() });
         self.exec.status = Status::Failed;
         self.exec.at = None;
+        self.exec.frames.clear();
         self.exec.error = Some(err.error);
         self.exec.cause = Some(err.cause);
         self.exec.stop_time = Some(self.now);
@@ -185,6 +296,7 @@ impl Tx {
         self.emit(Detail::ExecutionTimedOut { error: names::TIMEOUT.into(), cause: cause.clone() });
         self.exec.status = Status::TimedOut;
         self.exec.at = None;
+        self.exec.frames.clear();
         self.exec.error = Some(names::TIMEOUT.into());
         self.exec.cause = Some(cause);
         self.exec.stop_time = Some(self.now);
@@ -198,12 +310,12 @@ impl Tx {
         self.exec.stop_time = Some(self.now);
     }
 
-    /// Leaves `state` with `output`, to `next` (or its own Next), or ends the execution.
-    fn exit(&mut self, state: &State, output: Value, next: Option<&str>) {
+    /// Leaves `state` with `output`, to `next` (or its own Next), or ends the frame's scope.
+    pub(super) fn exit(&mut self, frame: u64, state: &State, output: Value, next: Option<&str>) {
         let limit = self.exec.limits.max_payload_bytes;
         if json_size_exceeds(&output, limit) {
             // Terminal, as in Step Functions: no Retry or Catch answers it.
-            return self.fail(StatesError::new(
+            return self.fail_execution(StatesError::new(
                 names::DATA_LIMIT_EXCEEDED,
                 format!(
                     "The state/task '{}' returned a result with a size exceeding the maximum number of bytes service limit ({limit} bytes).",
@@ -214,9 +326,9 @@ impl Tx {
         self.emit(Detail::StateExited { state: state.name.clone(), output: output.clone() });
         match next.or(state.next.as_deref()) {
             Some(next) => {
-                self.exec.at = Some(Position { state: next.to_string(), input: output, phase: Phase::Ready });
+                self.place(frame, Position { state: next.to_string(), input: output, phase: Phase::Ready })
             }
-            None => self.succeed(output),
+            None => self.end_scope(frame, Ok(output)),
         }
     }
 
@@ -230,19 +342,26 @@ impl Tx {
 
     /// An error raised by the state itself (not by its task): States.Runtime ends the
     /// execution; anything else may be caught.
-    fn state_error(&mut self, state: &State, raw: Value, entered: &Entered, err: StatesError) {
+    pub(super) fn state_error(
+        &mut self,
+        frame: u64,
+        state: &State,
+        raw: Value,
+        entered: &Entered,
+        err: StatesError,
+    ) {
         let err = if err.error == RUNTIME && !err.cause.starts_with("An error occurred") {
             self.runtime(state, entered, &err.cause)
         } else {
             err
         };
-        if !self.catch(state, raw, &err) {
-            self.fail(err);
+        if !self.catch(frame, state, raw, &err) {
+            self.fail(frame, err);
         }
     }
 
     /// Hands the error to the first matching catcher; false when none matches.
-    fn catch(&mut self, state: &State, raw: Value, err: &StatesError) -> bool {
+    pub(super) fn catch(&mut self, frame: u64, state: &State, raw: Value, err: &StatesError) -> bool {
         let Some(catcher) = state.catch.iter().find(|c| error_matches(&c.error_equals, &err.error)) else {
             return false;
         };
@@ -250,14 +369,14 @@ impl Tx {
         match apply_result_path(&catcher.result_path, raw, error_output) {
             Ok(output) => {
                 let next = catcher.next.clone();
-                self.exit(state, output, Some(&next));
+                self.exit(frame, state, output, Some(&next));
             }
-            Err(cause) => self.fail(StatesError::runtime(cause)),
+            Err(cause) => self.fail(frame, StatesError::runtime(cause)),
         }
         true
     }
 
-    fn context(&self, state: &State, entered: &Entered, retry_count: Option<u32>) -> Value {
+    pub(super) fn context(&self, state: &State, entered: &Entered, retry_count: Option<u32>) -> Value {
         if !state.uses_context {
             return Value::Null;
         }
@@ -284,17 +403,24 @@ impl Tx {
         })
     }
 
-    fn enter(&mut self, state: &State, raw: Value) {
+    fn enter(&mut self, frame: u64, state: &State, raw: Value) {
         let event_id = self.emit(Detail::StateEntered { state: state.name.clone(), input: raw.clone() });
         let entered = Entered { time: self.now, event_id };
         let retry_count = matches!(state.kind, Kind::Task(_)).then_some(0);
         let ctx = self.context(state, &entered, retry_count);
-        if let Err(err) = self.run(state, raw.clone(), &entered, &ctx) {
-            self.state_error(state, raw, &entered, err);
+        if let Err(err) = self.run(frame, state, raw.clone(), &entered, &ctx) {
+            self.state_error(frame, state, raw, &entered, err);
         }
     }
 
-    fn run(&mut self, state: &State, raw: Value, entered: &Entered, ctx: &Value) -> Result<(), StatesError> {
+    fn run(
+        &mut self,
+        frame: u64,
+        state: &State,
+        raw: Value,
+        entered: &Entered,
+        ctx: &Value,
+    ) -> Result<(), StatesError> {
         let effective = apply_input_path(&state.input_path, &raw, ctx)?;
         match &state.kind {
             Kind::Pass { result } => {
@@ -306,7 +432,7 @@ impl Tx {
                 let output = apply_result_path(&state.result_path, raw, result)
                     .map_err(|c| StatesError::new(names::RESULT_PATH_MATCH_FAILURE, c))?;
                 let output = apply_output_path(&state.output_path, output, ctx)?;
-                self.exit(state, output, None);
+                self.exit(frame, state, output, None);
             }
             Kind::Choice { choices, default } => {
                 let mut next = None;
@@ -321,34 +447,31 @@ impl Tx {
                         "An error occurred while executing the state '{}' (entered at the event id #{}). Failed to transition out of the state. The state does not point to a next state.",
                         state.name, entered.event_id
                     );
-                    self.fail(StatesError::new(names::NO_CHOICE_MATCHED, cause));
+                    self.fail(frame, StatesError::new(names::NO_CHOICE_MATCHED, cause));
                     return Ok(());
                 };
                 let output = apply_output_path(&state.output_path, effective.into_owned(), ctx)?;
-                self.exit(state, output, Some(&next));
+                self.exit(frame, state, output, Some(&next));
             }
             Kind::Succeed => {
                 let output = apply_output_path(&state.output_path, effective.into_owned(), ctx)?;
                 self.emit(Detail::StateExited { state: state.name.clone(), output: output.clone() });
-                self.succeed(output);
+                self.end_scope(frame, Ok(output));
             }
             Kind::Fail { error, cause } => {
                 let error = self.fail_field(error.as_ref(), &raw, ctx)?;
                 let cause = self.fail_field(cause.as_ref(), &raw, ctx)?;
-                self.fail(StatesError::new(error, cause));
+                self.fail(frame, StatesError::new(error, cause));
             }
             Kind::Wait(wait) => {
                 let until = self.wait_until(wait, &effective, ctx)?;
                 if until <= self.now {
                     let output = apply_output_path(&state.output_path, effective.into_owned(), ctx)?;
-                    self.exit(state, output, None);
+                    self.exit(frame, state, output, None);
                 } else {
                     self.emit(Detail::WaitStarted { state: state.name.clone(), until });
-                    self.exec.at = Some(Position {
-                        state: state.name.clone(),
-                        input: raw,
-                        phase: Phase::Waiting { entered: entered.clone(), until },
-                    });
+                    let phase = Phase::Waiting { entered: entered.clone(), until };
+                    self.place(frame, Position { state: state.name.clone(), input: raw, phase });
                 }
             }
             Kind::Task(task) => {
@@ -375,20 +498,22 @@ impl Tx {
                     poll: None,
                     started: None,
                 };
-                self.schedule(state, raw, phase);
+                self.schedule(frame, state, raw, phase);
             }
-            Kind::Parallel { .. } | Kind::Map { .. } => {
-                return Err(StatesError::runtime(format!(
-                    "{} states are not yet supported by recflow's engine",
-                    state.kind.type_name()
-                )));
+            Kind::Parallel { .. } => {
+                let fork = self.fork(state, entered);
+                self.start_parallel(frame, state, raw, fork);
+            }
+            Kind::Map(_) => {
+                let fork = self.fork(state, entered);
+                self.start_map(frame, state, raw, fork);
             }
         }
         Ok(())
     }
 
     /// A task's Parameters (or its effective input) and Credentials for one attempt.
-    fn task_request(
+    pub(super) fn task_request(
         &mut self,
         state: &State,
         raw: &Value,
@@ -406,6 +531,24 @@ impl Tx {
             _ => None,
         };
         Ok((parameters, credentials))
+    }
+
+    /// The first retrier whose ErrorEquals matches `error` decides: its delay in seconds, with
+    /// the retry counted in `retries`; None when no retrier matches or its attempts are spent
+    /// (later retriers are not consulted, as in Step Functions).
+    pub(super) fn retry_delay(
+        &mut self,
+        state: &State,
+        retries: &mut Vec<u64>,
+        error: &str,
+    ) -> Option<(usize, f64)> {
+        let i = state.retry.iter().position(|r| error_matches(&r.error_equals, error))?;
+        let jitter = self.rng.f64();
+        // A checkpoint from an edited definition may hold fewer counters than retriers.
+        retries.resize(state.retry.len(), 0);
+        let delay = state.retry[i].delay(retries[i], jitter)?;
+        retries[i] += 1;
+        Some((i, delay.min(MAX_SECONDS as f64)))
     }
 
     fn fail_field(
@@ -487,19 +630,19 @@ impl Tx {
         Ok(until)
     }
 
-    fn leave_wait(&mut self, state: &State, raw: Value, entered: &Entered) {
+    fn leave_wait(&mut self, frame: u64, state: &State, raw: Value, entered: &Entered) {
         let ctx = self.context(state, entered, None);
         let output = apply_input_path(&state.input_path, &raw, &ctx)
             .and_then(|eff| apply_output_path(&state.output_path, eff.into_owned(), &ctx));
         match output {
-            Ok(output) => self.exit(state, output, None),
-            Err(err) => self.state_error(state, raw, entered, err),
+            Ok(output) => self.exit(frame, state, output, None),
+            Err(err) => self.state_error(frame, state, raw, entered, err),
         }
     }
 
     /// Makes a task call due: the checkpoint written after this transition is the durable
     /// "about to call" record.
-    fn schedule(&mut self, state: &State, raw: Value, mut phase: TaskPhase) {
+    fn schedule(&mut self, frame: u64, state: &State, raw: Value, mut phase: TaskPhase) {
         phase.idempotency_key =
             format!("{}:{}:{}:{}", self.exec.name, state.name, phase.entered.event_id, phase.attempt);
         self.emit(Detail::TaskScheduled {
@@ -509,12 +652,15 @@ impl Tx {
             attempt: phase.attempt,
             idempotency_key: phase.idempotency_key.clone(),
         });
-        self.exec.at =
-            Some(Position { state: state.name.clone(), input: raw, phase: Phase::Task(Box::new(phase)) });
+        self.place(
+            frame,
+            Position { state: state.name.clone(), input: raw, phase: Phase::Task(Box::new(phase)) },
+        );
     }
 
     fn task_returned(
         &mut self,
+        frame: u64,
         state: &State,
         raw: Value,
         mut task: TaskPhase,
@@ -523,14 +669,14 @@ impl Tx {
         let name = state.name.clone();
         let result = match result {
             Ok(Answer::Poll { token, after_seconds, status }) => {
-                return self.poll_again(state, raw, task, token, after_seconds, status);
+                return self.poll_again(frame, state, raw, task, token, after_seconds, status);
             }
             Ok(Answer::Done { output: value, report }) => {
                 self.emit(Detail::TaskSucceeded { state: name, output: value.clone(), report });
                 let ctx = self.context(state, &task.entered, Some(task.attempt));
                 match self.task_output(state, raw.clone(), value, &ctx) {
-                    Ok(output) => return self.exit(state, output, None),
-                    Err(err) => return self.state_error(state, raw, &task.entered, err),
+                    Ok(output) => return self.exit(frame, state, output, None),
+                    Err(err) => return self.state_error(frame, state, raw, &task.entered, err),
                 }
             }
             Err(err) => err,
@@ -541,52 +687,47 @@ impl Tx {
             cause: result.cause.clone(),
         });
         if result.error == RUNTIME {
-            return self.fail(result);
+            return self.fail(frame, result);
         }
         // The first retrier whose ErrorEquals matches decides; if its attempts are spent, the
         // error goes to Catch (later retriers are not consulted, as in Step Functions).
-        if let Some(i) = state.retry.iter().position(|r| error_matches(&r.error_equals, &result.error)) {
-            let jitter = self.rng.f64();
-            // A checkpoint from an edited definition may hold fewer counters than retriers.
-            task.retries.resize(state.retry.len(), 0);
-            if let Some(delay) = state.retry[i].delay(task.retries[i], jitter) {
-                task.retries[i] += 1;
-                task.attempt += 1;
-                let delay = delay.min(MAX_SECONDS as f64);
-                let not_before = later(self.now, delay);
-                task.not_before = Some(not_before);
-                // A polled job is still polled after a retry (the job goes on); only the
-                // attempt's TimeoutSeconds starts afresh.
-                task.started = None;
-                self.emit(Detail::RetryScheduled {
-                    state: name,
-                    retrier: i,
-                    attempt: task.attempt,
-                    delay_seconds: delay,
-                    not_before,
-                });
-                // Parameters are evaluated again for each attempt, as Step Functions does, so
-                // `$$.State.RetryCount` (and States.UUID) differ between attempts.
-                let ctx = self.context(state, &task.entered, Some(task.attempt));
-                match self.task_request(state, &raw, &ctx) {
-                    Ok((parameters, credentials)) => {
-                        task.parameters = parameters;
-                        task.credentials = credentials;
-                    }
-                    Err(err) => return self.state_error(state, raw, &task.entered.clone(), err),
+        if let Some((i, delay)) = self.retry_delay(state, &mut task.retries, &result.error) {
+            task.attempt += 1;
+            let not_before = later(self.now, delay);
+            task.not_before = Some(not_before);
+            // A polled job is still polled after a retry (the job goes on); only the
+            // attempt's TimeoutSeconds starts afresh.
+            task.started = None;
+            self.emit(Detail::RetryScheduled {
+                state: name,
+                retrier: i,
+                attempt: task.attempt,
+                delay_seconds: delay,
+                not_before,
+            });
+            // Parameters are evaluated again for each attempt, as Step Functions does, so
+            // `$$.State.RetryCount` (and States.UUID) differ between attempts.
+            let ctx = self.context(state, &task.entered, Some(task.attempt));
+            match self.task_request(state, &raw, &ctx) {
+                Ok((parameters, credentials)) => {
+                    task.parameters = parameters;
+                    task.credentials = credentials;
                 }
-                return self.schedule(state, raw, task);
+                Err(err) => return self.state_error(frame, state, raw, &task.entered.clone(), err),
             }
+            return self.schedule(frame, state, raw, task);
         }
-        if !self.catch(state, raw, &result) {
-            self.fail(result);
+        if !self.catch(frame, state, raw, &result) {
+            self.fail(frame, result);
         }
     }
 
     /// The task runs on: keep the call due, with the runner's token, after the delay it asked
     /// for. The attempt and idempotency key stay: it is the same call, continued.
+    #[allow(clippy::too_many_arguments)]
     fn poll_again(
         &mut self,
+        frame: u64,
         state: &State,
         raw: Value,
         mut task: TaskPhase,
@@ -600,11 +741,13 @@ impl Tx {
         task.started.get_or_insert(self.now);
         task.poll = Some(PollPhase { token, polls });
         task.not_before = Some(next_poll);
-        self.exec.at =
-            Some(Position { state: state.name.clone(), input: raw, phase: Phase::Task(Box::new(task)) });
+        self.place(
+            frame,
+            Position { state: state.name.clone(), input: raw, phase: Phase::Task(Box::new(task)) },
+        );
     }
 
-    fn task_output(
+    pub(super) fn task_output(
         &mut self,
         state: &State,
         raw: Value,
@@ -665,12 +808,8 @@ fn splitmix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-/// The longest Wait, retry delay or task timeout recflow accepts, in seconds (about 3 years; the
-/// same bound the definition checks for literal values).
-pub const MAX_SECONDS: u64 = 99_999_999;
-
 /// `now` plus `seconds`, saturating instead of overflowing the calendar.
-fn later(now: DateTime<Utc>, seconds: f64) -> DateTime<Utc> {
+pub(super) fn later(now: DateTime<Utc>, seconds: f64) -> DateTime<Utc> {
     let millis = (seconds * 1000.0).clamp(0.0, MAX_SECONDS as f64 * 1000.0) as i64;
     now.checked_add_signed(Duration::milliseconds(millis)).unwrap_or(DateTime::<Utc>::MAX_UTC)
 }

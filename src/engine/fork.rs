@@ -1,0 +1,447 @@
+//! Parallel and Map states: a state that runs child frames (its branches, or one iteration per
+//! item) and ends when they have all ended, or when one fails beyond what the state tolerates.
+//!
+//! Step Functions' rules kept here (Parallel and Map pages of the developer guide, and the
+//! recorded cases in tests/data/conformance): branch outputs come in branch order and iteration
+//! outputs in item order; a failed branch stops the others and the state fails with that branch's
+//! error; Retry runs every branch or item again; a Map that sets ToleratedFailureCount or
+//! ToleratedFailurePercentage fails with States.ExceedToleratedFailureThreshold once more
+//! iterations fail than it tolerates, and without them fails with the first iteration's error.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use super::execution::{Entered, Fork, MapCold, Phase, Position};
+use super::history::Detail;
+use super::transition::{Tx, apply_input_path, later};
+use crate::asl::definition::{Bound, Kind, MapState, State};
+use crate::asl::errors::{StatesError, names};
+use crate::asl::retry::RUNTIME;
+
+impl Tx<'_> {
+    /// A Parallel or Map state just entered, before its first attempt.
+    pub(super) fn fork(&self, state: &State, entered: &Entered) -> Fork {
+        Fork {
+            entered: entered.clone(),
+            attempt: 0,
+            retries: vec![0; state.retry.len()],
+            not_before: None,
+            running: BTreeMap::new(),
+            total: 0,
+            started: 0,
+            succeeded: 0,
+            failed: 0,
+            max_concurrency: None,
+            tolerated_failures: None,
+            outputs: Vec::new(),
+            cold: MapCold::default(),
+        }
+    }
+
+    /// Starts every branch of a Parallel state (on entry, or again after a retry's delay), each
+    /// with the state's effective input (InputPath, then Parameters).
+    pub(super) fn start_parallel(&mut self, frame: u64, state: &State, raw: Value, mut fork: Fork) {
+        let Kind::Parallel { branches } = &state.kind else { return };
+        let ctx = self.context(state, &fork.entered, None);
+        let input = match self.task_request(state, &raw, &ctx) {
+            Ok((input, _)) => input,
+            Err(err) => return self.state_error(frame, state, raw, &fork.entered, err),
+        };
+        self.emit(Detail::ParallelStateStarted {
+            state: state.name.clone(),
+            attempt: fork.attempt,
+            branches: branches.len(),
+        });
+        fork.not_before = None;
+        fork.total = branches.len();
+        fork.started = branches.len();
+        (fork.succeeded, fork.failed) = (0, 0);
+        fork.outputs = vec![None; branches.len()];
+        fork.running.clear();
+        for (i, branch) in branches.iter().enumerate() {
+            let id = self.spawn(frame, i, &branch.start_at, input.clone());
+            fork.running.insert(i, id);
+        }
+        let phase = Phase::Parallel(Box::new(fork));
+        self.place(frame, Position { state: state.name.clone(), input: raw, phase });
+    }
+
+    /// Starts a Map state's iterations (on entry, or again after a retry's delay): resolves its
+    /// items and bounds, journals the items, and starts as many iterations as it may run at once.
+    pub(super) fn start_map(&mut self, frame: u64, state: &State, raw: Value, mut fork: Fork) {
+        let Kind::Map(map) = &state.kind else { return };
+        let (items, max_concurrency, tolerated) = match self.resolve_map(state, map, &raw, &fork.entered) {
+            Ok(resolved) => resolved,
+            Err(err) => return self.state_error(frame, state, raw, &fork.entered, err),
+        };
+        self.emit(Detail::MapStateStarted {
+            state: state.name.clone(),
+            visit: fork.entered.event_id,
+            attempt: fork.attempt,
+            length: items.len(),
+            items: items.clone(),
+        });
+        fork.not_before = None;
+        fork.total = items.len();
+        (fork.started, fork.succeeded, fork.failed) = (0, 0, 0);
+        fork.running.clear();
+        fork.max_concurrency = Some(max_concurrency);
+        fork.tolerated_failures = tolerated;
+        fork.cold = MapCold { input: raw, outputs: vec![None; items.len()], items };
+        self.advance_map(frame, state, fork);
+    }
+
+    /// The items, the number of iterations that may run at once, and the failures tolerated.
+    fn resolve_map(
+        &self,
+        state: &State,
+        map: &MapState,
+        raw: &Value,
+        entered: &Entered,
+    ) -> Result<(Vec<Value>, usize, Option<usize>), StatesError> {
+        let ctx = self.context(state, entered, None);
+        let effective = apply_input_path(&state.input_path, raw, &ctx)?;
+        let items = match &map.items_path {
+            None => Some(effective.as_ref()),
+            Some(p) => p.select(&effective, &ctx).map(|v| match v {
+                std::borrow::Cow::Borrowed(v) => v,
+                // A reference path selects in place; a computed node cannot occur here.
+                std::borrow::Cow::Owned(_) => &Value::Null,
+            }),
+        };
+        let items = match items {
+            Some(Value::Array(items)) => items.clone(),
+            other => {
+                let path = map.items_path.as_ref().map_or("$", |p| p.as_str());
+                return Err(StatesError::runtime(format!(
+                    "Map state input must be an array: ItemsPath {path} selects {}",
+                    other.map_or("nothing".to_string(), Value::to_string)
+                )));
+            }
+        };
+        let value_at = |p: &crate::asl::path::JsonPath| p.select(&effective, &ctx).map(|v| v.into_owned());
+        let ceiling = usize::try_from(self.exec.limits.max_concurrency.max(1)).unwrap_or(usize::MAX);
+        let max_concurrency = match &map.max_concurrency {
+            None => 0,
+            Some(Bound::Fixed(n)) => *n,
+            Some(Bound::Path(p)) => {
+                let v = value_at(p);
+                v.as_ref().and_then(Value::as_u64).ok_or_else(|| {
+                    StatesError::runtime(format!(
+                        "The MaxConcurrencyPath field refers to value {} which is not a valid integer: {}",
+                        quoted(v.as_ref()),
+                        p.as_str()
+                    ))
+                })?
+            }
+        };
+        let max_concurrency = match usize::try_from(max_concurrency).unwrap_or(usize::MAX) {
+            0 => ceiling,
+            n => n.min(ceiling),
+        };
+        let count = match &map.tolerated_failure_count {
+            None => None,
+            Some(Bound::Fixed(n)) => Some(*n as f64),
+            Some(Bound::Path(p)) => {
+                let v = value_at(p);
+                match v.as_ref().and_then(Value::as_i64) {
+                    Some(n) if n < 0 => {
+                        return Err(StatesError::runtime("ToleratedFailureCount cannot be negative."));
+                    }
+                    Some(n) => Some(n as f64),
+                    None => {
+                        return Err(StatesError::runtime(format!(
+                            "The ToleratedFailureCountPath field refers to value {} which is not a valid integer: {}",
+                            quoted(v.as_ref()),
+                            p.as_str()
+                        )));
+                    }
+                }
+            }
+        };
+        let percentage = match &map.tolerated_failure_percentage {
+            None => None,
+            Some(Bound::Fixed(p)) => Some(*p),
+            Some(Bound::Path(p)) => {
+                let v = value_at(p);
+                match v.as_ref().and_then(Value::as_f64) {
+                    Some(x) if !(0.0..=100.0).contains(&x) => {
+                        return Err(StatesError::runtime(
+                            "ToleratedFailurePercentage must be between 0 and 100.",
+                        ));
+                    }
+                    Some(x) => Some(x),
+                    None => {
+                        return Err(StatesError::runtime(format!(
+                            "The ToleratedFailurePercentagePath field refers to value {} which is not a valid float: {}",
+                            quoted(v.as_ref()),
+                            p.as_str()
+                        )));
+                    }
+                }
+            }
+        };
+        // Either threshold, when set, bounds the failures: the stricter one decides.
+        let by_percentage = percentage.map(|p| (p / 100.0 * items.len() as f64).floor());
+        let tolerated = match (count, by_percentage) {
+            (None, None) => None,
+            (a, b) => Some(a.unwrap_or(f64::MAX).min(b.unwrap_or(f64::MAX)).min(usize::MAX as f64) as usize),
+        };
+        Ok((items, max_concurrency, tolerated))
+    }
+
+    /// Starts the next items while the Map may run more, then completes it if nothing is left.
+    fn advance_map(&mut self, frame: u64, state: &State, mut fork: Fork) {
+        let Kind::Map(map) = &state.kind else { return };
+        let limit = fork.max_concurrency.unwrap_or(1).max(1);
+        while fork.started < fork.total && fork.running.len() < limit {
+            let index = fork.started;
+            let input = match self.iteration_input(state, map, &fork, index) {
+                Ok(input) => input,
+                Err(err) => return self.map_failed(frame, state, fork, err),
+            };
+            self.emit(Detail::MapIterationStarted {
+                state: state.name.clone(),
+                visit: fork.entered.event_id,
+                attempt: fork.attempt,
+                index,
+            });
+            let id = self.spawn(frame, index, &map.processor.start_at, input);
+            fork.running.insert(index, id);
+            fork.started += 1;
+        }
+        if fork.running.is_empty() && fork.started == fork.total {
+            self.emit(Detail::MapStateSucceeded { state: state.name.clone() });
+            let outputs = std::mem::take(&mut fork.cold.outputs);
+            let results = outputs.into_iter().map(|o| o.unwrap_or(Value::Null)).collect();
+            let raw = std::mem::take(&mut fork.cold.input);
+            return self.finish_fork(frame, state, raw, &fork.entered, results);
+        }
+        // The Map's input lives in the cold part, out of the checkpoint.
+        let phase = Phase::Map(Box::new(fork));
+        self.place(frame, Position { state: state.name.clone(), input: Value::Null, phase });
+    }
+
+    /// An iteration's input: the item, or what ItemSelector (or the older Parameters) builds
+    /// from the Map's effective input and `$$.Map.Item`.
+    fn iteration_input(
+        &mut self,
+        state: &State,
+        map: &MapState,
+        fork: &Fork,
+        index: usize,
+    ) -> Result<Value, StatesError> {
+        let item = fork.cold.items.get(index).cloned().ok_or_else(|| {
+            StatesError::runtime(format!(
+                "item {index} of the Map state is missing from its history: the execution's history was cut short"
+            ))
+        })?;
+        let Some(selector) = map.item_selector.as_ref().or(state.parameters.as_ref()) else {
+            return Ok(item);
+        };
+        let mut ctx = self.context(state, &fork.entered, None);
+        if let Value::Object(o) = &mut ctx {
+            o.insert("Map".into(), json!({"Item": {"Index": index, "Value": item}}));
+        } else {
+            ctx = json!({"Map": {"Item": {"Index": index, "Value": item}}});
+        }
+        let effective = apply_input_path(&state.input_path, &fork.cold.input, &ctx)?.into_owned();
+        selector.eval(&effective, &ctx, &mut self.rng, "ItemSelector")
+    }
+
+    /// A branch or iteration of the state at which frame `parent` stands has ended.
+    pub(super) fn child_ended(&mut self, parent: u64, index: usize, result: Result<Value, StatesError>) {
+        let scope = self.machine_of(parent);
+        let Some(at) = self.take_cursor(parent) else { return };
+        let Some(state) = scope.and_then(|m| m.state(&at.state)) else {
+            return self.fail_execution(StatesError::runtime(format!(
+                "state '{}' is not in the definition",
+                at.state
+            )));
+        };
+        match at.phase {
+            Phase::Parallel(fork) => self.branch_ended(parent, state, at.input, *fork, index, result),
+            Phase::Map(fork) => self.iteration_ended(parent, state, *fork, index, result),
+            phase => self.place(parent, Position { state: at.state, input: at.input, phase }),
+        }
+    }
+
+    fn branch_ended(
+        &mut self,
+        frame: u64,
+        state: &State,
+        raw: Value,
+        mut fork: Fork,
+        index: usize,
+        result: Result<Value, StatesError>,
+    ) {
+        fork.running.remove(&index);
+        match result {
+            Ok(output) => {
+                if let Some(slot) = fork.outputs.get_mut(index) {
+                    *slot = Some(output);
+                }
+                fork.succeeded += 1;
+                if fork.succeeded < fork.total {
+                    let phase = Phase::Parallel(Box::new(fork));
+                    return self.place(frame, Position { state: state.name.clone(), input: raw, phase });
+                }
+                self.emit(Detail::ParallelStateSucceeded { state: state.name.clone() });
+                let outputs = std::mem::take(&mut fork.outputs);
+                let results = outputs.into_iter().map(|o| o.unwrap_or(Value::Null)).collect();
+                self.finish_fork(frame, state, raw, &fork.entered, results);
+            }
+            Err(err) => {
+                for (_, id) in std::mem::take(&mut fork.running) {
+                    self.abort(id);
+                }
+                self.emit(Detail::ParallelStateFailed {
+                    state: state.name.clone(),
+                    error: err.error.clone(),
+                    cause: err.cause.clone(),
+                });
+                self.fork_failed(frame, state, raw, fork, err);
+            }
+        }
+    }
+
+    fn iteration_ended(
+        &mut self,
+        frame: u64,
+        state: &State,
+        mut fork: Fork,
+        index: usize,
+        result: Result<Value, StatesError>,
+    ) {
+        fork.running.remove(&index);
+        let (visit, attempt, name) = (fork.entered.event_id, fork.attempt, state.name.clone());
+        match result {
+            Ok(output) => {
+                self.emit(Detail::MapIterationSucceeded {
+                    state: name,
+                    visit,
+                    attempt,
+                    index,
+                    output: output.clone(),
+                });
+                if let Some(slot) = fork.cold.outputs.get_mut(index) {
+                    *slot = Some(output);
+                }
+                fork.succeeded += 1;
+            }
+            Err(err) => {
+                fork.failed += 1;
+                self.emit(Detail::MapIterationFailed {
+                    state: name,
+                    visit,
+                    attempt,
+                    index,
+                    error: err.error.clone(),
+                    cause: err.cause.clone(),
+                });
+                let tolerated =
+                    err.error != RUNTIME && fork.tolerated_failures.is_some_and(|t| fork.failed <= t);
+                if !tolerated {
+                    let err = match fork.tolerated_failures {
+                        Some(_) if err.error != RUNTIME => StatesError::new(
+                            names::EXCEED_TOLERATED_FAILURE_THRESHOLD,
+                            "The specified tolerated failure threshold was exceeded",
+                        ),
+                        _ => err,
+                    };
+                    return self.map_failed(frame, state, fork, err);
+                }
+                if let Some(slot) = fork.cold.outputs.get_mut(index) {
+                    *slot = Some(json!({"Error": err.error, "Cause": err.cause}));
+                }
+            }
+        }
+        self.advance_map(frame, state, fork);
+    }
+
+    /// Stops the Map's running iterations and hands `err` to the state's Retry and Catch.
+    fn map_failed(&mut self, frame: u64, state: &State, mut fork: Fork, err: StatesError) {
+        for (index, id) in std::mem::take(&mut fork.running) {
+            self.abort(id);
+            self.emit(Detail::MapIterationAborted {
+                state: state.name.clone(),
+                visit: fork.entered.event_id,
+                attempt: fork.attempt,
+                index,
+            });
+        }
+        self.emit(Detail::MapStateFailed {
+            state: state.name.clone(),
+            error: err.error.clone(),
+            cause: err.cause.clone(),
+        });
+        let raw = std::mem::take(&mut fork.cold.input);
+        self.fork_failed(frame, state, raw, fork, err);
+    }
+
+    /// The whole Parallel or Map state failed: retry it after the retrier's delay, or let Catch
+    /// (or the frame's failure) take the error.
+    fn fork_failed(&mut self, frame: u64, state: &State, raw: Value, mut fork: Fork, err: StatesError) {
+        if err.error != RUNTIME
+            && let Some((retrier, delay)) = self.retry_delay(state, &mut fork.retries, &err.error)
+        {
+            fork.attempt += 1;
+            let not_before = later(self.now, delay);
+            fork.not_before = Some(not_before);
+            self.emit(Detail::RetryScheduled {
+                state: state.name.clone(),
+                retrier,
+                attempt: fork.attempt,
+                delay_seconds: delay,
+                not_before,
+            });
+            let at = match state.kind {
+                Kind::Map(_) => {
+                    fork.cold = MapCold { input: raw, ..MapCold::default() };
+                    Position {
+                        state: state.name.clone(),
+                        input: Value::Null,
+                        phase: Phase::Map(Box::new(fork)),
+                    }
+                }
+                _ => {
+                    Position { state: state.name.clone(), input: raw, phase: Phase::Parallel(Box::new(fork)) }
+                }
+            };
+            return self.place(frame, at);
+        }
+        let entered = fork.entered;
+        self.state_error(frame, state, raw, &entered, err);
+    }
+
+    /// All children succeeded: ResultSelector, ResultPath and OutputPath over their outputs.
+    fn finish_fork(&mut self, frame: u64, state: &State, raw: Value, entered: &Entered, results: Vec<Value>) {
+        let ctx = self.context(state, entered, None);
+        match self.task_output(state, raw.clone(), Value::Array(results), &ctx) {
+            Ok(output) => self.exit(frame, state, output, None),
+            Err(err) => self.state_error(frame, state, raw, entered, err),
+        }
+    }
+}
+
+/// A value as Step Functions quotes it in its Map messages: `"NoNumber"`, `"{}"`.
+fn quoted(value: Option<&Value>) -> String {
+    match value {
+        None => "null".into(),
+        Some(Value::String(s)) => format!("\"{s}\""),
+        Some(other) => format!("\"{other}\""),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_follows_the_recorded_messages() {
+        assert_eq!(quoted(Some(&json!("NoNumber"))), "\"NoNumber\"");
+        assert_eq!(quoted(Some(&json!({}))), "\"{}\"");
+        assert_eq!(quoted(None), "null");
+    }
+}
