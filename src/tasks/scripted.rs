@@ -56,8 +56,9 @@ impl ScriptedRunner {
         ScriptedRunner { script, calls: Mutex::new(Vec::new()), log: None }
     }
 
-    /// Also appends one JSON line per call (state, attempt, idempotency key) to `path`, so a
-    /// call made by a process that later died is still on record.
+    /// Also appends one JSON line per call (state, attempt, idempotency key, parameters, and
+    /// whether it was due at a resume) to `path`, so a call made by a process that later died is
+    /// still on record.
     pub fn with_call_log(mut self, path: &std::path::Path) -> std::io::Result<ScriptedRunner> {
         let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
         self.log = Some(Mutex::new(file));
@@ -111,7 +112,13 @@ impl TaskRunner for ScriptedRunner {
                 calls.iter().filter(|c| c.state == call.state).count() - 1
             };
             if let Some(log) = &self.log {
-                let line = serde_json::json!({"state": call.state, "attempt": call.attempt, "idempotency_key": call.idempotency_key});
+                let line = serde_json::json!({
+                    "state": call.state,
+                    "attempt": call.attempt,
+                    "idempotency_key": call.idempotency_key,
+                    "parameters": call.parameters,
+                    "resumed": call.resumed,
+                });
                 let mut file = log.lock().expect("call log lock");
                 writeln!(file, "{line}")
                     .map_err(|e| StatesError::new(names::TASK_FAILED, format!("mock call log: {e}")))?;

@@ -1,0 +1,133 @@
+//! The real binary running a 200-item Map, SIGKILLed at 20 random moments and resumed each
+//! time: no finished item is called again, every item's task is one call (one idempotency key,
+//! repeated only for a call that was in flight at a kill), and the output is the same as an
+//! uninterrupted run's.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_recflow");
+const ITEMS: usize = 200;
+
+fn write(path: &Path, value: &Value) {
+    std::fs::write(path, serde_json::to_vec_pretty(value).unwrap()).unwrap();
+}
+
+fn workflow() -> Value {
+    json!({"StartAt": "Items", "States": {
+        "Items": {"Type": "Pass", "Parameters": {"ids.$": "States.ArrayRange(0, 199, 1)"}, "Next": "PerItem"},
+        "PerItem": {"Type": "Map", "ItemsPath": "$.ids", "MaxConcurrency": 10, "End": true,
+            "ItemSelector": {"id.$": "$$.Map.Item.Value", "tenant": "t1"},
+            "ItemProcessor": {"StartAt": "Nap", "States": {
+                "Nap": {"Type": "Wait", "Seconds": 1, "Next": "Score"},
+                "Score": {"Type": "Task", "Resource": "arn:aws:states:::test:score",
+                          "Parameters": {"id.$": "$.id"}, "ResultPath": "$.score", "End": true}}}}}})
+}
+
+fn command<S: AsRef<std::ffi::OsStr>>(dir: &Path, log: &Path, args: &[S]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .arg("--checkpoint-dir")
+        .arg(dir.join("executions"))
+        .arg("--mock")
+        .arg(dir.join("mock.json"))
+        .arg("--mock-call-log")
+        .arg(log)
+        .arg("--output")
+        .arg("json")
+        .stderr(Stdio::null());
+    cmd
+}
+
+fn output_of(stdout: &[u8]) -> Value {
+    let described: Value = serde_json::from_slice(stdout).expect("one JSON document");
+    assert_eq!(described["status"], "SUCCEEDED", "{described}");
+    serde_json::from_str(described["output"].as_str().unwrap()).unwrap()
+}
+
+#[test]
+fn a_map_killed_twenty_times_calls_each_item_once_and_ends_as_an_uninterrupted_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let wf = dir.path().join("per-item.asl.json");
+    write(&wf, &workflow());
+    write(&dir.path().join("mock.json"), &json!({"Score": {"Return": 0.5}}));
+    let run_args = |name: &str| {
+        vec!["run".to_string(), wf.to_string_lossy().into(), "--name".into(), name.into()]
+            .into_iter()
+            .chain(["--time-scale", "10", "--no-fsync"].map(String::from))
+            .collect::<Vec<_>>()
+    };
+
+    // The reference: one process, never interrupted.
+    let clean_log = dir.path().join("clean.jsonl");
+    let out = command(dir.path(), &clean_log, &run_args("clean")).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let reference = output_of(&out.stdout);
+    assert_eq!(reference.as_array().unwrap().len(), ITEMS);
+
+    // The same execution, killed at random moments and resumed after each kill.
+    let seed = fastrand::u64(..);
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let log = dir.path().join("crashy.jsonl");
+    let mut kills = 0;
+    let mut first = true;
+    while kills < 20 {
+        let mut cmd = if first {
+            command(dir.path(), &log, &run_args("crashy"))
+        } else {
+            command(dir.path(), &log, &["resume", "crashy"])
+        };
+        first = false;
+        let mut child = cmd.stdout(Stdio::null()).spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(rng.u64(30..200)));
+        if child.try_wait().unwrap().is_some() {
+            break; // finished before this kill
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        kills += 1;
+    }
+    let out = command(dir.path(), &log, &["resume", "crashy"]).output().unwrap();
+    let status = out.status.code();
+    let resumed_output = if status == Some(0) {
+        output_of(&out.stdout)
+    } else {
+        // Finished before the last kill: read the outcome.
+        let out = Command::new(BIN)
+            .args(["status", "crashy", "--output", "json", "--checkpoint-dir"])
+            .arg(dir.path().join("executions"))
+            .output()
+            .unwrap();
+        output_of(&out.stdout)
+    };
+    assert_eq!(kills, 20, "seed {seed}: the run ended before the 20th kill");
+    assert_eq!(resumed_output, reference, "seed {seed}");
+
+    // One logical call per item: one idempotency key each; a key seen twice is a call that was
+    // in flight at a kill, repeated by the next process and marked as such.
+    let lines: Vec<Value> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a call log line"))
+        .collect();
+    let mut keys: BTreeMap<u64, Vec<&Value>> = BTreeMap::new();
+    for line in &lines {
+        keys.entry(line["parameters"]["id"].as_u64().unwrap()).or_default().push(line);
+    }
+    assert_eq!(keys.len(), ITEMS, "seed {seed}: every item's task was called");
+    for (id, calls) in &keys {
+        let first_key = &calls[0]["idempotency_key"];
+        assert!(
+            calls.iter().all(|c| &c["idempotency_key"] == first_key),
+            "seed {seed}: item {id}: {calls:?}"
+        );
+        assert!(calls[1..].iter().all(|c| c["resumed"] == true), "seed {seed}: item {id}: {calls:?}");
+    }
+    let repeated = lines.len() - ITEMS;
+    assert!(repeated <= kills * 10, "seed {seed}: {repeated} repeats for {kills} kills");
+    println!("seed {seed}: {kills} kills, {repeated} calls repeated (each was in flight at a kill)");
+}
