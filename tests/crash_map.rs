@@ -90,6 +90,17 @@ fn a_map_killed_twenty_times_calls_each_item_once_and_ends_as_an_uninterrupted_r
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         kills += 1;
+        if kills == 10 {
+            // Between two processes, status shows how far the Map is.
+            let out = Command::new(BIN)
+                .args(["status", "crashy", "--checkpoint-dir"])
+                .arg(dir.path().join("executions"))
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            let line = text.lines().find(|l| l.starts_with("Map PerItem: ")).unwrap_or_else(|| panic!("{text}"));
+            assert!(line.contains("/200 done") && line.contains("running"), "{line}");
+        }
     }
     let out = command(dir.path(), &log, &["resume", "crashy"]).output().unwrap();
     let status = out.status.code();

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::asl::definition::{Kind, StateMachine};
 use crate::engine::clock::{Clock, ScaledClock, SystemClock};
-use crate::engine::execution::{Execution, Status};
+use crate::engine::execution::{Execution, Phase, Status, timestamp};
 
 /// Exit codes: 0 the execution succeeded, 1 it failed, 2 bad usage, an invalid definition, or
 /// anything that kept the execution from running.
@@ -131,6 +131,9 @@ pub fn report(exec: &Execution, format: OutputFormat) -> Result<ExitCode> {
                     if let Some(at) = &exec.at {
                         println!("at state {}", at.state);
                     }
+                    for line in fork_progress(exec) {
+                        println!("{line}");
+                    }
                 }
             }
         }
@@ -140,6 +143,35 @@ pub fn report(exec: &Execution, format: OutputFormat) -> Result<ExitCode> {
         Status::Failed | Status::TimedOut => ExitCode::Failed,
         Status::Running => ExitCode::Usage,
     })
+}
+
+/// One line per running Parallel or Map state, outermost first: `Map BatchPerSolution: 37/120
+/// done, 4 running, 1 failed`, `Parallel TrainAll: 1/3 branches done, 2 running`, or `... retry
+/// 2 at <time>` while a retried state waits to start again.
+pub fn fork_progress(exec: &Execution) -> Vec<String> {
+    exec.cursors()
+        .filter_map(|(_, at)| {
+            let (kind, fork, unit) = match &at.phase {
+                Phase::Parallel(fork) => ("Parallel", fork, " branches"),
+                Phase::Map(fork) => ("Map", fork, ""),
+                _ => return None,
+            };
+            let mut line = format!(
+                "{kind} {}: {}/{}{unit} done, {} running",
+                at.state,
+                fork.succeeded + fork.failed,
+                fork.total,
+                fork.running.len()
+            );
+            if fork.failed > 0 {
+                line.push_str(&format!(", {} failed", fork.failed));
+            }
+            if let Some(t) = fork.not_before {
+                line.push_str(&format!(", retry {} at {}", fork.attempt, timestamp(t)));
+            }
+            Some(line)
+        })
+        .collect()
 }
 
 /// The state machine's name: the file name up to its first dot (`nightly-refresh.asl.json`

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use serde_json::Value;
 
-use super::common::{ExitCode, OutputFormat, check_name, report};
+use super::common::{ExitCode, OutputFormat, check_name, fork_progress, report};
 use crate::checkpoint::FileStore;
 use crate::engine::Status;
 use crate::engine::execution::timestamp;
@@ -58,6 +58,9 @@ pub fn status(opts: StatusOptions) -> Result<ExitCode> {
                     Ok(e) => {
                         let at = e.at.as_ref().map(|p| format!(" at {}", p.state)).unwrap_or_default();
                         println!("{:<10} {}  {}{at}", e.status.as_str(), timestamp(e.start_time), e.name);
+                        for line in fork_progress(e) {
+                            println!("           {line}");
+                        }
                     }
                     Err(err) => println!("UNREADABLE {err}"),
                 }
