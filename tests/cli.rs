@@ -140,6 +140,14 @@ fn graph_draws_mermaid_and_dot() {
         text.starts_with("digraph workflow {") && text.contains("\"ImportDone?\" [shape=diamond"),
         "{text}"
     );
+    // Parallel branches and Map iteration bodies are drawn as nested states.
+    let wf = repo("workflows/train-compare.asl.json");
+    let text = stdout(&recflow(&["graph", &wf], dir.path()));
+    assert!(text.contains("(Parallel)\" as s") && text.contains("(Map)\" as s"), "{text}");
+    assert!(text.lines().filter(|l| l.trim() == "--").count() == 2, "three branches, two separators: {text}");
+    assert!(text.contains("        [*] --> s"), "a nested scope has its own start: {text}");
+    let text = stdout(&recflow(&["graph", &wf, "--format", "dot"], dir.path()));
+    assert!(text.contains("subgraph cluster_") && text.contains("ItemProcessor"), "{text}");
 }
 
 #[test]

@@ -141,6 +141,32 @@ impl Kind {
     }
 }
 
+impl State {
+    /// Where the state may pass control, each with the field that says so: `("Next", Some(..))`,
+    /// `("Choices[0]", Some(..))`, `("Default", Some(..))`, `("Catch States.ALL", Some(..))`;
+    /// `None` is the end of the state's scope (End, Succeed, Fail). Retry, which stays in the
+    /// state, is not a transition.
+    pub fn transitions(&self) -> Vec<(String, Option<&str>)> {
+        let mut out = Vec::new();
+        match &self.kind {
+            Kind::Choice { choices, default } => {
+                out.extend(
+                    choices.iter().enumerate().map(|(i, c)| (format!("Choices[{i}]"), Some(c.next.as_str()))),
+                );
+                out.extend(default.iter().map(|d| ("Default".to_string(), Some(d.as_str()))));
+            }
+            Kind::Succeed | Kind::Fail { .. } => out.push((String::new(), None)),
+            _ => out.push(("Next".to_string(), self.next.as_deref())),
+        }
+        out.extend(
+            self.catch
+                .iter()
+                .map(|c| (format!("Catch {}", c.error_equals.join(" | ")), Some(c.next.as_str()))),
+        );
+        out
+    }
+}
+
 impl StateMachine {
     /// Reads a definition from JSON text; `Err` holds every problem found.
     pub fn parse(text: &str) -> Result<StateMachine, Vec<DefinitionError>> {
@@ -264,13 +290,7 @@ fn parse_machine(
 
 /// The states a state may pass control to: Next, each Catch's Next, a Choice's rules and Default.
 fn successors(state: &State) -> Vec<&str> {
-    let mut out: Vec<&str> = state.next.iter().map(String::as_str).collect();
-    out.extend(state.catch.iter().map(|c| c.next.as_str()));
-    if let Kind::Choice { choices, default } = &state.kind {
-        out.extend(choices.iter().map(|c| c.next.as_str()));
-        out.extend(default.iter().map(String::as_str));
-    }
-    out
+    state.transitions().into_iter().filter_map(|(_, to)| to).collect()
 }
 
 /// What CreateStateMachine refuses beyond broken links: a state that cannot be reached from

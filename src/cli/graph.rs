@@ -1,12 +1,13 @@
 //! `recflow graph`: a workflow as a Mermaid state diagram or a Graphviz digraph.
 
+use std::collections::HashMap;
 use std::fmt::Write;
 use std::path::PathBuf;
 
 use anyhow::Result;
 
 use super::common::{ExitCode, load_definition};
-use crate::asl::definition::{Kind, StateMachine};
+use crate::asl::definition::{Kind, State, StateMachine};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum GraphFormat {
@@ -21,8 +22,8 @@ pub struct GraphOptions {
     pub format: GraphFormat,
 }
 
-/// An edge: from, to (None = the end), label.
-type Edge = (String, Option<String>, String);
+/// An edge: from, to (None = the end of the scope), label.
+type Edge<'m> = (&'m str, Option<&'m str>, String);
 
 pub fn graph(opts: GraphOptions) -> Result<ExitCode> {
     let (machine, _) = load_definition(&opts.file)?;
@@ -34,65 +35,111 @@ pub fn graph(opts: GraphOptions) -> Result<ExitCode> {
     Ok(ExitCode::Succeeded)
 }
 
-fn edges(machine: &StateMachine) -> Vec<Edge> {
+/// The transitions of a scope's states, and each Retry as a loop on its state.
+fn edges(machine: &StateMachine) -> Vec<Edge<'_>> {
     let mut out = Vec::new();
     for s in &machine.states {
-        match &s.kind {
-            Kind::Choice { choices, default } => {
-                for (i, c) in choices.iter().enumerate() {
-                    out.push((s.name.clone(), Some(c.next.clone()), format!("Choices[{i}]")));
-                }
-                if let Some(d) = default {
-                    out.push((s.name.clone(), Some(d.clone()), "Default".into()));
-                }
-            }
-            Kind::Succeed | Kind::Fail { .. } => out.push((s.name.clone(), None, String::new())),
-            _ => out.push((s.name.clone(), s.next.clone(), String::new())),
+        for (label, to) in s.transitions() {
+            out.push((s.name.as_str(), to, if label == "Next" { String::new() } else { label }));
         }
         for (i, r) in s.retry.iter().enumerate() {
             out.push((
-                s.name.clone(),
-                Some(s.name.clone()),
+                s.name.as_str(),
+                Some(s.name.as_str()),
                 format!("Retry[{i}] {}", r.error_equals.join(" | ")),
             ));
         }
-        for c in &s.catch {
-            out.push((s.name.clone(), Some(c.next.clone()), format!("Catch {}", c.error_equals.join(" | "))));
-        }
     }
     out
+}
+
+/// The scopes nested in a state: a Parallel's branches, a Map's ItemProcessor.
+fn scopes(state: &State) -> Vec<&StateMachine> {
+    match &state.kind {
+        Kind::Parallel { branches } => branches.iter().collect(),
+        Kind::Map(map) => vec![&map.processor],
+        _ => Vec::new(),
+    }
+}
+
+/// A number for every state, top-level states first in document order, then nested ones scope
+/// by scope (state names are unique across the whole machine).
+fn numbering(machine: &StateMachine) -> HashMap<&str, usize> {
+    let mut ids = HashMap::new();
+    let mut queue = std::collections::VecDeque::from([machine]);
+    while let Some(m) = queue.pop_front() {
+        for s in &m.states {
+            let next = ids.len();
+            ids.insert(s.name.as_str(), next);
+            queue.extend(scopes(s));
+        }
+    }
+    ids
 }
 
 fn mermaid(machine: &StateMachine) -> String {
     // Mermaid ids cannot hold spaces or punctuation: number the states and label them.
-    let id = |name: &str| format!("s{}", machine.states.iter().position(|s| s.name == name).unwrap_or(0));
+    let ids = numbering(machine);
     let mut out = String::from("stateDiagram-v2\n");
+    mermaid_scope(machine, &ids, 1, &mut out);
+    out
+}
+
+fn mermaid_scope(machine: &StateMachine, ids: &HashMap<&str, usize>, depth: usize, out: &mut String) {
+    let id = |name: &str| format!("s{}", ids.get(name).copied().unwrap_or(0));
+    let pad = "    ".repeat(depth);
     for s in &machine.states {
         let _ = writeln!(
             out,
-            "    state \"{} ({})\" as {}",
+            "{pad}state \"{} ({})\" as {}",
             s.name.replace('"', "'"),
             s.kind.type_name(),
             id(&s.name)
         );
+        let nested = scopes(s);
+        if nested.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "{pad}state {} {{", id(&s.name));
+        for (i, scope) in nested.iter().enumerate() {
+            if i > 0 {
+                // Mermaid's separator of concurrent regions: one per Parallel branch.
+                let _ = writeln!(out, "{pad}    --");
+            }
+            mermaid_scope(scope, ids, depth + 1, out);
+        }
+        let _ = writeln!(out, "{pad}}}");
     }
-    let _ = writeln!(out, "    [*] --> {}", id(&machine.start_at));
+    let _ = writeln!(out, "{pad}[*] --> {}", id(&machine.start_at));
     for (from, to, label) in edges(machine) {
-        let to = to.map_or("[*]".to_string(), |t| id(&t));
+        let to = to.map_or("[*]".to_string(), id);
         let label = if label.is_empty() { String::new() } else { format!(" : {}", label.replace(':', " ")) };
-        let _ = writeln!(out, "    {} --> {to}{label}", id(&from));
+        let _ = writeln!(out, "{pad}{} --> {to}{label}", id(from));
     }
-    out
 }
 
 fn dot(machine: &StateMachine) -> String {
-    let quote = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
     let mut out = String::from("digraph workflow {\n    rankdir=TB;\n    node [shape=box, style=rounded];\n");
+    let mut clusters = 0;
+    dot_scope(machine, "", 1, &mut clusters, &mut out);
+    out.push_str("}\n");
+    out
+}
+
+fn quote(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// One scope: its states, its start and end markers (suffixed for nested scopes), its edges;
+/// a Parallel's branches and a Map's ItemProcessor as clusters inside.
+fn dot_scope(machine: &StateMachine, suffix: &str, depth: usize, clusters: &mut usize, out: &mut String) {
+    let pad = "    ".repeat(depth);
+    let (start, end) = (format!("__start{suffix}"), format!("__end{suffix}"));
     let _ =
-        writeln!(out, "    __start [shape=circle, label=\"\", width=0.2, style=filled, fillcolor=black];");
+        writeln!(out, "{pad}{start} [shape=circle, label=\"\", width=0.2, style=filled, fillcolor=black];");
     let _ = writeln!(
         out,
-        "    __end [shape=doublecircle, label=\"\", width=0.2, style=filled, fillcolor=black];"
+        "{pad}{end} [shape=doublecircle, label=\"\", width=0.2, style=filled, fillcolor=black];"
     );
     for s in &machine.states {
         let shape = match s.kind {
@@ -102,18 +149,32 @@ fn dot(machine: &StateMachine) -> String {
         };
         let _ = writeln!(
             out,
-            "    {} [shape={shape}, label={}];",
+            "{pad}{} [shape={shape}, label={}];",
             quote(&s.name),
             quote(&format!("{}\n{}", s.name, s.kind.type_name()))
         );
+        for (i, scope) in scopes(s).into_iter().enumerate() {
+            *clusters += 1;
+            let n = *clusters;
+            let label = match s.kind {
+                Kind::Parallel { .. } => format!("{} branch {}", s.name, i + 1),
+                _ => format!("{} ItemProcessor", s.name),
+            };
+            let _ = writeln!(
+                out,
+                "{pad}subgraph cluster_{n} {{\n{pad}    label={};\n{pad}    style=dashed;",
+                quote(&label)
+            );
+            dot_scope(scope, &format!("_{n}"), depth + 1, clusters, out);
+            let _ = writeln!(out, "{pad}}}");
+            let _ = writeln!(out, "{pad}{} -> __start_{n} [style=dotted, arrowhead=none];", quote(&s.name));
+        }
     }
-    let _ = writeln!(out, "    __start -> {};", quote(&machine.start_at));
+    let _ = writeln!(out, "{pad}{start} -> {};", quote(&machine.start_at));
     for (from, to, label) in edges(machine) {
-        let to = to.map_or("__end".to_string(), |t| quote(&t));
+        let to = to.map_or(end.clone(), quote);
         let style =
             if label.starts_with("Catch") || label.starts_with("Retry") { ", style=dashed" } else { "" };
-        let _ = writeln!(out, "    {} -> {to} [label={}{style}];", quote(&from), quote(&label));
+        let _ = writeln!(out, "{pad}{} -> {to} [label={}{style}];", quote(from), quote(&label));
     }
-    out.push_str("}\n");
-    out
 }
