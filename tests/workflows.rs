@@ -339,6 +339,7 @@ async fn a_repeated_create_adopts_its_own_job_and_only_its_own() {
     let clock = ScaledClock::new(SCALE);
     let call = |params: Value, resumed: bool, attempt: u32| TaskCall {
         execution: "adopt".into(),
+        frame: 0,
         state_machine: "m".into(),
         state: "Import".into(),
         visit: 4,
@@ -453,5 +454,101 @@ async fn a_retry_after_a_failed_job_makes_a_new_job_and_a_live_one_is_adopted() 
     let output = exec.output.unwrap();
     assert_eq!(output["SolutionVersion"]["Name"], "nightly-test-Train-2-r1", "{output}");
     assert_eq!(output["SolutionVersion"]["Status"], "ACTIVE");
+    local.emulator.shutdown().await;
+}
+
+/// The lines of an object in the local bucket, parsed.
+async fn jsonl(local: &Local, key: &str) -> Vec<Value> {
+    let object = local.clients.s3.get_object().bucket(demo::BUCKET).key(key).send().await.unwrap();
+    let bytes = object.body.collect().await.unwrap().into_bytes();
+    String::from_utf8(bytes.to_vec()).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn train_compare_trains_three_solutions_at_once_and_runs_a_batch_job_for_each() {
+    let local = local().await;
+    let (exec, history) = run(&local, "workflows/train-compare.asl.json", json!({})).await;
+    assert_eq!(exec.status, Status::Succeeded, "{:?} {:?}", exec.error, exec.cause);
+    assert_eq!(errors(&history), Vec::<String>::new());
+    let output = exec.output.unwrap();
+    assert!(output["import"]["arn"].as_str().unwrap().contains("dataset-import-job/"), "{output}");
+    let solutions = output["solutions"].as_array().unwrap();
+    // In the order of the branches, whatever order the jobs ended in.
+    let expected = [
+        ("user-personalization", &local.demo.solution_arn, "aws-user-personalization", "batch/users.jsonl"),
+        ("sims", &local.demo.sims_solution_arn, "aws-sims", demo::ITEMS_KEY),
+        (
+            "personalized-ranking",
+            &local.demo.ranking_solution_arn,
+            "aws-personalized-ranking",
+            demo::RANKING_KEY,
+        ),
+    ];
+    assert_eq!(solutions.len(), expected.len(), "{output}");
+    let pz = &local.clients.personalize;
+    let mut all_jobs = 0;
+    for (solution, (name, arn, recipe, input_key)) in solutions.iter().zip(expected) {
+        assert_eq!(solution["name"], name, "{solution}");
+        assert_eq!(solution["solutionArn"].as_str(), Some(arn.as_str()), "{solution}");
+        assert_eq!(solution["recipeArn"], format!("arn:aws:personalize:::recipe/{recipe}"), "{solution}");
+        assert_eq!(solution["batchInputS3Path"], format!("s3://recflow-demo/{input_key}"), "{solution}");
+        assert!(solution["metrics"]["normalized_discounted_cumulative_gain_at_10"].is_number(), "{solution}");
+        // One version trained per solution, and it is the one reported.
+        let versions = pz.list_solution_versions().solution_arn(arn).send().await.unwrap();
+        let versions = versions.solution_versions();
+        assert_eq!(versions.len(), 1, "{name}: {versions:?}");
+        assert_eq!(versions[0].status(), Some("ACTIVE"));
+        let version = versions[0].solution_version_arn().unwrap();
+        assert_eq!(solution["solutionVersionArn"].as_str(), Some(version), "{solution}");
+        // One batch job per version, with the batch input its recipe reads, answered line by line.
+        let jobs = pz.list_batch_inference_jobs().solution_version_arn(version).send().await.unwrap();
+        let jobs = jobs.batch_inference_jobs();
+        assert_eq!(jobs.len(), 1, "{name}: {jobs:?}");
+        assert_eq!(jobs[0].status(), Some("ACTIVE"));
+        all_jobs += 1;
+        let job_arn = jobs[0].batch_inference_job_arn().unwrap();
+        assert_eq!(solution["batch"]["batchInferenceJobArn"].as_str(), Some(job_arn), "{solution}");
+        let out_path = solution["batch"]["outputS3Path"].as_str().unwrap();
+        assert_eq!(out_path, format!("s3://recflow-demo/batch/output/nightly-test/{name}/"));
+        let file = input_key.rsplit('/').next().unwrap();
+        let out_key = format!("batch/output/nightly-test/{name}/{file}.out");
+        let lines = jsonl(&local, &out_key).await;
+        assert_eq!(lines.len(), jsonl(&local, input_key).await.len(), "{out_key}");
+        assert!(lines.iter().all(|l| l["error"].is_null()), "{out_key}: {:?}", lines.first());
+        let first = &lines[0];
+        match name {
+            "sims" => assert!(first["input"]["itemId"].is_string(), "{first}"),
+            "personalized-ranking" => {
+                // The given list, re-ranked.
+                let mut given: Vec<&Value> = first["input"]["itemList"].as_array().unwrap().iter().collect();
+                let mut ranked: Vec<&Value> =
+                    first["output"]["recommendedItems"].as_array().unwrap().iter().collect();
+                assert_eq!(given.len(), demo::RANKING_CANDIDATES);
+                given.sort_by_key(|v| v.to_string());
+                ranked.sort_by_key(|v| v.to_string());
+                assert_eq!(given, ranked, "{first}");
+            }
+            _ => assert!(first["input"]["userId"].is_string(), "{first}"),
+        }
+    }
+    let listed = pz.list_batch_inference_jobs().send().await.unwrap();
+    assert_eq!(listed.batch_inference_jobs().len(), all_jobs);
+    // The three trainings ran at once: each started before any of them ended.
+    let position = |wanted: fn(&Detail) -> bool| {
+        history.iter().enumerate().filter(|(_, e)| wanted(&e.detail)).map(|(i, _)| i).collect::<Vec<_>>()
+    };
+    let trainings_started = position(
+        |d| matches!(d, Detail::TaskScheduled { resource, .. } if resource.ends_with("createSolutionVersion.sync")),
+    );
+    let trainings_ended = position(
+        |d| matches!(d, Detail::TaskSucceeded { output, .. } if output["SolutionVersion"]["Status"] == "ACTIVE"),
+    );
+    assert_eq!((trainings_started.len(), trainings_ended.len()), (3, 3));
+    assert!(
+        trainings_started.iter().max() < trainings_ended.iter().min(),
+        "{trainings_started:?} {trainings_ended:?}"
+    );
+    assert_eq!(position(|d| matches!(d, Detail::ParallelStateStarted { branches: 3, .. })).len(), 1);
+    assert_eq!(position(|d| matches!(d, Detail::MapIterationSucceeded { .. })).len(), 3);
     local.emulator.shutdown().await;
 }

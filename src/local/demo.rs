@@ -1,7 +1,11 @@
 //! The demo resources `recflow run --local` works on: a dataset group with an interactions
-//! dataset and a user-personalization solution, and the demo data in the local bucket. Made
-//! through the real AWS SDK against the emulator, reused when they already exist.
+//! dataset, a user-personalization solution (and a SIMS and a personalized-ranking one for
+//! train-compare), and the demo data in the local bucket. Made through the real AWS SDK against
+//! the emulator, reused when they already exist.
 
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
 use std::time::Duration;
 
 use aws_sdk_personalize::Client;
@@ -9,12 +13,23 @@ use backon::{ConstantBuilder, Retryable};
 use serde_json::{Value, json};
 
 use super::emulator::Emulator;
-use super::seed::{INTERACTIONS_KEY, SeedOptions, USERS_KEY, write_demo_data};
+use super::seed::{INTERACTIONS_KEY, SeedOptions, USERS_KEY, write_atomically, write_demo_data};
 
 /// The demo's local bucket.
 pub const BUCKET: &str = "recflow-demo";
 /// The demo dataset group's and solution's name.
 pub const NAME: &str = "recflow-demo";
+/// The demo's SIMS solution (aws-sims), for train-compare.
+pub const SIMS_NAME: &str = "recflow-demo-sims";
+/// The demo's personalized-ranking solution (aws-personalized-ranking), for train-compare.
+pub const RANKING_NAME: &str = "recflow-demo-ranking";
+/// SIMS batch input: one `{"itemId": ...}` per item of the interactions, most popular first.
+pub const ITEMS_KEY: &str = "batch/items.jsonl";
+/// Personalized-ranking batch input: one `{"userId": ..., "itemList": [...]}` per line of the
+/// users batch input, each list the [`RANKING_CANDIDATES`] most popular items.
+pub const RANKING_KEY: &str = "batch/ranking.jsonl";
+/// Items each user's ranking input asks to be ranked.
+pub const RANKING_CANDIDATES: usize = 25;
 /// The IAM role the demo passes (the emulator does not check roles).
 pub const ROLE_ARN: &str = "arn:aws:iam::000000000000:role/recflow-personalize";
 const SCHEMA: &str = r#"{"type":"record","name":"Interactions","namespace":"com.amazonaws.personalize.schema","fields":[{"name":"USER_ID","type":"string"},{"name":"ITEM_ID","type":"string"},{"name":"TIMESTAMP","type":"long"},{"name":"EVENT_TYPE","type":"string"}],"version":"1.0"}"#;
@@ -25,6 +40,8 @@ pub struct Demo {
     pub dataset_group_arn: String,
     pub dataset_arn: String,
     pub solution_arn: String,
+    pub sims_solution_arn: String,
+    pub ranking_solution_arn: String,
     /// Whether the demo data was written by this call (the bucket held none).
     pub seeded: bool,
 }
@@ -41,6 +58,11 @@ impl Demo {
             "usersS3Path": format!("s3://{BUCKET}/{USERS_KEY}"),
             "outputS3Path": format!("s3://{BUCKET}/batch/output/"),
             "picksS3Path": format!("s3://{BUCKET}/picks/"),
+            // train-compare's other two solutions and their batch inputs.
+            "simsSolutionArn": self.sims_solution_arn,
+            "rankingSolutionArn": self.ranking_solution_arn,
+            "itemsS3Path": format!("s3://{BUCKET}/{ITEMS_KEY}"),
+            "rankingS3Path": format!("s3://{BUCKET}/{RANKING_KEY}"),
             // The demo imports the same file every run: replace, do not append it again.
             "importMode": "FULL",
         })
@@ -60,9 +82,10 @@ fn pz_err(what: &str) -> impl Fn(String) -> DemoError + '_ {
 }
 
 /// Seeds the demo data if the bucket holds none, and creates (or finds) the dataset group,
-/// schema, dataset and solution, waiting until they are ACTIVE. The solution is created with
-/// `performAutoTraining` off: the workflow retrains, and training twice is paid twice.
-/// `max_wait` bounds each wait for ACTIVE (real time).
+/// schema, dataset and solutions, waiting until they are ACTIVE. The solutions are created with
+/// `performAutoTraining` off: the workflows retrain, and training twice is paid twice. The SIMS
+/// and ranking batch inputs are (re)written from the bucket's interactions and users input when
+/// they are missing or older than those. `max_wait` bounds each wait for ACTIVE (real time).
 pub async fn prepare(
     emulator: &Emulator,
     client: &Client,
@@ -74,6 +97,7 @@ pub async fn prepare(
     if seeded {
         write_demo_data(&s3_root, BUCKET, seed)?;
     }
+    write_compare_inputs(&s3_root.join(BUCKET))?;
     let group = existing_or(
         client.create_dataset_group().name(NAME).send().await.map(|o| o.dataset_group_arn),
         || emulator.personalize_arn("dataset-group", NAME),
@@ -109,26 +133,99 @@ pub async fn prepare(
         || emulator.personalize_arn("dataset", &format!("{NAME}/INTERACTIONS")),
     )
     .map_err(pz_err("CreateDataset"))?;
-    let solution = existing_or(
+    let solution = create_solution(emulator, client, &group, NAME, "aws-user-personalization").await?;
+    // Created before any wait, so that the three solutions become ACTIVE together.
+    let sims = create_solution(emulator, client, &group, SIMS_NAME, "aws-sims").await?;
+    let ranking = create_solution(emulator, client, &group, RANKING_NAME, "aws-personalized-ranking").await?;
+    for arn in [&solution, &sims, &ranking] {
+        wait_active(max_wait, || async {
+            let d = client.describe_solution().solution_arn(arn).send().await;
+            d.map(|o| o.solution.and_then(|s| s.status).unwrap_or_default()).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(pz_err("solution"))?;
+    }
+    Ok(Demo {
+        dataset_group_arn: group,
+        dataset_arn: dataset,
+        solution_arn: solution,
+        sims_solution_arn: sims,
+        ranking_solution_arn: ranking,
+        seeded,
+    })
+}
+
+/// Creates (or finds) the solution `name` with the recipe `recipe` and automatic training off.
+async fn create_solution(
+    emulator: &Emulator,
+    client: &Client,
+    group: &str,
+    name: &str,
+    recipe: &str,
+) -> Result<String, DemoError> {
+    existing_or(
         client
             .create_solution()
-            .name(NAME)
-            .dataset_group_arn(&group)
-            .recipe_arn("arn:aws:personalize:::recipe/aws-user-personalization")
+            .name(name)
+            .dataset_group_arn(group)
+            .recipe_arn(format!("arn:aws:personalize:::recipe/{recipe}"))
             .perform_auto_training(false)
             .send()
             .await
             .map(|o| o.solution_arn),
-        || emulator.personalize_arn("solution", NAME),
+        || emulator.personalize_arn("solution", name),
     )
-    .map_err(pz_err("CreateSolution"))?;
-    wait_active(max_wait, || async {
-        let d = client.describe_solution().solution_arn(&solution).send().await;
-        d.map(|o| o.solution.and_then(|s| s.status).unwrap_or_default()).map_err(|e| e.to_string())
+    .map_err(pz_err("CreateSolution"))
+}
+
+/// Writes [`ITEMS_KEY`] and [`RANKING_KEY`] from the bucket's interactions and users batch input
+/// (the synthetic seed's or `local seed --from-csv`'s), unless both are newer than those.
+fn write_compare_inputs(bucket_dir: &Path) -> std::io::Result<()> {
+    let interactions = bucket_dir.join(INTERACTIONS_KEY);
+    let users = bucket_dir.join(USERS_KEY);
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let (Some(a), Some(b)) = (modified(&interactions), modified(&users)) else { return Ok(()) };
+    let fresh = [ITEMS_KEY, RANKING_KEY].iter().all(|key| modified(&bucket_dir.join(key)) >= Some(a.max(b)));
+    if fresh {
+        return Ok(());
+    }
+    // Items by interaction count, most first (ties by id): every item for SIMS, the head for ranking.
+    let mut reader = csv::Reader::from_path(&interactions)?;
+    let column =
+        reader.headers()?.iter().position(|h| h.eq_ignore_ascii_case("ITEM_ID")).ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{}: no ITEM_ID column", interactions.display()),
+            )
+        })?;
+    let mut counts: HashMap<String, u64> = HashMap::new();
+    for record in reader.records() {
+        if let Some(item) = record?.get(column) {
+            *counts.entry(item.to_string()).or_default() += 1;
+        }
+    }
+    let mut items: Vec<(String, u64)> = counts.into_iter().collect();
+    items.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    write_atomically(&bucket_dir.join(ITEMS_KEY), |w| {
+        for (item, _) in &items {
+            serde_json::to_writer(&mut *w, &json!({ "itemId": item }))?;
+            w.write_all(b"\n")?;
+        }
+        Ok(())
+    })?;
+    let candidates: Vec<&str> = items.iter().take(RANKING_CANDIDATES).map(|(i, _)| i.as_str()).collect();
+    let users = BufReader::new(std::fs::File::open(&users)?);
+    write_atomically(&bucket_dir.join(RANKING_KEY), |w| {
+        for line in users.lines() {
+            let line = line?;
+            let user = serde_json::from_str::<Value>(&line).ok().and_then(|v| v.get("userId").cloned());
+            if let Some(user) = user {
+                serde_json::to_writer(&mut *w, &json!({ "userId": user, "itemList": candidates }))?;
+                w.write_all(b"\n")?;
+            }
+        }
+        Ok(())
     })
-    .await
-    .map_err(pz_err("solution"))?;
-    Ok(Demo { dataset_group_arn: group, dataset_arn: dataset, solution_arn: solution, seeded })
 }
 
 /// The created resource's ARN, or the existing one's when the create says it already exists.
