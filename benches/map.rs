@@ -95,7 +95,8 @@ fn main() {
     let counter: Value = serde_json::from_str(COUNTER).unwrap();
 
     println!("no fsync (survives a killed process):");
-    let (single, _) = drive(&rt, dir.path(), "counter", &counter, json!({"i": 0, "n": 5000}), Durability::NoFsync);
+    let (single, _) =
+        drive(&rt, dir.path(), "counter", &counter, json!({"i": 0, "n": 5000}), Durability::NoFsync);
     single.print("  single execution (counter)");
     for items in [1_000, 10_000] {
         let (definition, input) = map_of(items);

@@ -98,7 +98,8 @@ fn a_map_killed_twenty_times_calls_each_item_once_and_ends_as_an_uninterrupted_r
                 .output()
                 .unwrap();
             let text = String::from_utf8_lossy(&out.stdout);
-            let line = text.lines().find(|l| l.starts_with("Map PerItem: ")).unwrap_or_else(|| panic!("{text}"));
+            let line =
+                text.lines().find(|l| l.starts_with("Map PerItem: ")).unwrap_or_else(|| panic!("{text}"));
             assert!(line.contains("/200 done") && line.contains("running"), "{line}");
         }
     }
