@@ -87,3 +87,31 @@ async fn a_corrupt_line_inside_the_history_is_refused_and_left_untouched() {
     assert!(err.to_string().contains("history.jsonl") && err.to_string().contains("line 3"), "{err}");
     assert_eq!(std::fs::read_to_string(&path).unwrap(), corrupt);
 }
+
+/// A checkpoint written by recflow's format 1 (before Parallel and Map) loads and finishes: the
+/// checked-in fixture is an execution SIGKILLed in a one-hour Wait.
+#[tokio::test(start_paused = true)]
+async fn a_format_1_checkpoint_still_loads_and_finishes() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/checkpoints/format1");
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("format1");
+    std::fs::create_dir_all(&dir).unwrap();
+    for file in ["checkpoint.json", "history.jsonl", "definition.json"] {
+        std::fs::copy(fixture.join(file), dir.join(file)).unwrap();
+    }
+    let text = std::fs::read_to_string(dir.join("checkpoint.json")).unwrap();
+    assert!(text.starts_with("{\"format\":1,"), "the fixture is format 1");
+
+    let (mut store, loaded) = FileStore::open(root.path(), "format1", Durability::Fsync).unwrap();
+    assert_eq!(loaded.execution.input, json!({"tenant": "a"}));
+    let machine = StateMachine::from_json(&loaded.definition).unwrap();
+    let registry = Registry::new();
+    let clock = TokioClock::starting_at(t0() + chrono::Duration::days(30));
+    let driver = Driver::resume(&machine, &registry, &clock, &mut store, loaded.execution);
+    let execution = driver.run().await.unwrap();
+    assert_eq!(execution.status, recflow::engine::Status::Succeeded);
+    assert_eq!(execution.output, Some(json!({"tenant": "a", "prepared": {"n": 1}})));
+    // Checkpoints written from now on are format 2.
+    let text = std::fs::read_to_string(dir.join("checkpoint.json")).unwrap();
+    assert!(text.starts_with("{\"format\":2,"), "{text}");
+}
