@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+/// An execution's time: `now` and a sleep until an instant (UTC). The system clock, a scaled
+/// clock (`--time-scale`) and tokio's pausable clock (tests) implement it; the transition
+/// function never reads a clock, it gets the time inside each event.
 pub trait Clock: Send + Sync {
     fn now(&self) -> DateTime<Utc>;
     fn sleep_until(&self, until: DateTime<Utc>) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;

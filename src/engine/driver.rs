@@ -126,6 +126,7 @@ impl<'a> Driver<'a> {
         self
     }
 
+    /// The execution as of the last committed transition.
     pub fn execution(&self) -> &Execution {
         &self.execution
     }

@@ -22,6 +22,7 @@ pub enum Status {
 }
 
 impl Status {
+    /// The status as Step Functions spells it (`RUNNING`, `SUCCEEDED`, ...).
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Running => "RUNNING",
@@ -231,6 +232,7 @@ pub struct MapCold {
     pub outputs: Vec<Option<Value>>,
 }
 
+/// When a state was entered, and which visit of it this is.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Entered {
     pub time: DateTime<Utc>,
@@ -238,6 +240,8 @@ pub struct Entered {
     pub event_id: u64,
 }
 
+/// A Task state between StateEntered and its end: the call due (resolved Parameters, attempt,
+/// idempotency key), its Retry counters, and a polled job's token.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskPhase {
     pub entered: Entered,
@@ -275,6 +279,7 @@ pub struct PollPhase {
 }
 
 impl Execution {
+    /// A new execution standing before `start_at`, not yet recorded (see `transition::start`).
     pub fn new(
         name: &str,
         state_machine: &str,
@@ -365,10 +370,12 @@ impl Execution {
         }
     }
 
+    /// The execution ARN in Step Functions' shape, in the `local` region of account 000000000000.
     pub fn arn(&self) -> String {
         format!("arn:aws:states:local:000000000000:execution:{}:{}", self.state_machine, self.name)
     }
 
+    /// The state machine ARN, in the same shape as [`Execution::arn`].
     pub fn state_machine_arn(&self) -> String {
         format!("arn:aws:states:local:000000000000:stateMachine:{}", self.state_machine)
     }

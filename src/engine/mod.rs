@@ -1,11 +1,17 @@
 //! Executions: a pure transition function and the async driver that performs its effects.
 
+/// Clocks an execution runs on.
 pub mod clock;
+/// The async driver that performs effects and checkpoints transitions.
 pub mod driver;
+/// The checkpointed execution: frames, cursors, phases, limits.
 pub mod execution;
 mod fork;
+/// History events in Step Functions' shape.
 pub mod history;
+/// Task runners, calls and answers.
 pub mod task;
+/// The pure transition function.
 pub mod transition;
 
 pub use clock::{Clock, SystemClock, TokioClock};

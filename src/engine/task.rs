@@ -87,8 +87,10 @@ impl Answer {
     }
 }
 
+/// The future a task call returns: the answer, or the ASL error it failed with.
 pub type TaskFuture<'a> = Pin<Box<dyn Future<Output = Result<Answer, StatesError>> + Send + 'a>>;
 
+/// What serves the Task states of some Resource (an AWS integration, the mock, a script).
 pub trait TaskRunner: Send + Sync {
     /// Performs one call. Errors carry their ASL name (`States.TaskFailed`,
     /// `Personalize.ResourceInUseException`, ...) for Retry and Catch to match. `clock` is the

@@ -824,6 +824,8 @@ fn positive_integer(value: Option<&Value>, path: &str, field: &str) -> Result<u6
     }
 }
 
+/// InputPath: `$` (the default) keeps the raw input, null gives `{}`, a path selects; a path
+/// that selects nothing is `States.Runtime`.
 pub fn apply_input_path<'a>(
     field: &PathField,
     raw: &'a Value,
@@ -842,6 +844,7 @@ pub fn apply_input_path<'a>(
     }
 }
 
+/// OutputPath, with InputPath's rules, over a state's output.
 pub fn apply_output_path(field: &PathField, output: Value, ctx: &Value) -> Result<Value, StatesError> {
     match field {
         PathField::Default => Ok(output),
