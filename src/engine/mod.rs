@@ -6,9 +6,9 @@ pub mod clock;
 pub mod driver;
 /// The checkpointed execution: frames, cursors, phases, limits.
 pub mod execution;
-mod fork;
 /// History events in Step Functions' shape.
 pub mod history;
+mod states;
 /// Task runners, calls and answers.
 pub mod task;
 /// The pure transition function.

@@ -13,14 +13,12 @@ use std::borrow::Cow;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Map, Value, json};
 
-use super::execution::{Entered, Execution, Frame, Phase, PollPhase, Position, Status, TaskPhase, timestamp};
+use super::execution::{Entered, Execution, Frame, Phase, Position, Status, TaskPhase, timestamp};
 use super::history::{Detail, HistoryEvent};
 use super::task::Answer;
 pub use super::task::{CallId, TaskCall};
 pub use crate::asl::definition::MAX_SECONDS;
-use crate::asl::definition::{
-    Dynamic, Kind, PathField, Seconds, State, StateMachine, Task, WaitFor, parse_timestamp,
-};
+use crate::asl::definition::{Kind, PathField, State, StateMachine};
 use crate::asl::errors::{StatesError, names};
 use crate::asl::retry::{RUNTIME, error_matches};
 
@@ -421,116 +419,26 @@ impl<'m> Tx<'m> {
         entered: &Entered,
         ctx: &Value,
     ) -> Result<(), StatesError> {
-        let effective = apply_input_path(&state.input_path, &raw, ctx)?;
         match &state.kind {
-            Kind::Pass { result } => {
-                let result = match (result, &state.parameters) {
-                    (Some(r), _) => r.clone(),
-                    (None, Some(p)) => p.eval(&effective, ctx, &mut self.rng, "Parameters")?,
-                    (None, None) => effective.into_owned(),
-                };
-                let output = apply_result_path(&state.result_path, raw, result)
-                    .map_err(|c| StatesError::new(names::RESULT_PATH_MATCH_FAILURE, c))?;
-                let output = apply_output_path(&state.output_path, output, ctx)?;
-                self.exit(frame, state, output, None);
-            }
+            Kind::Pass { result } => self.run_pass(frame, state, result.as_ref(), raw, ctx),
             Kind::Choice { choices, default } => {
-                let mut next = None;
-                for rule in choices {
-                    if rule.condition.eval(&effective, ctx)? {
-                        next = Some(rule.next.clone());
-                        break;
-                    }
-                }
-                let Some(next) = next.or_else(|| default.clone()) else {
-                    let cause = format!(
-                        "An error occurred while executing the state '{}' (entered at the event id #{}). Failed to transition out of the state. The state does not point to a next state.",
-                        state.name, entered.event_id
-                    );
-                    self.fail(frame, StatesError::new(names::NO_CHOICE_MATCHED, cause));
-                    return Ok(());
-                };
-                let output = apply_output_path(&state.output_path, effective.into_owned(), ctx)?;
-                self.exit(frame, state, output, Some(&next));
+                self.run_choice(frame, state, raw, choices, default.as_deref(), entered, ctx)
             }
-            Kind::Succeed => {
-                let output = apply_output_path(&state.output_path, effective.into_owned(), ctx)?;
-                self.emit(Detail::StateExited { state: state.name.clone(), output: output.clone() });
-                self.end_scope(frame, Ok(output));
-            }
-            Kind::Fail { error, cause } => {
-                let error = self.fail_field(error.as_ref(), &raw, ctx)?;
-                let cause = self.fail_field(cause.as_ref(), &raw, ctx)?;
-                self.fail(frame, StatesError::new(error, cause));
-            }
-            Kind::Wait(wait) => {
-                let until = self.wait_until(wait, &effective, ctx)?;
-                if until <= self.now {
-                    let output = apply_output_path(&state.output_path, effective.into_owned(), ctx)?;
-                    self.exit(frame, state, output, None);
-                } else {
-                    self.emit(Detail::WaitStarted { state: state.name.clone(), until });
-                    let phase = Phase::Waiting { entered: entered.clone(), until };
-                    self.place(frame, Position { state: state.name.clone(), input: raw, phase });
-                }
-            }
-            Kind::Task(task) => {
-                let timeout_seconds = match &task.timeout {
-                    None => None,
-                    Some(Seconds::Fixed(n)) => Some(*n),
-                    Some(Seconds::Path(p)) => Some(positive_integer(
-                        p.select(&effective, ctx).as_deref(),
-                        p.as_str(),
-                        "TimeoutSecondsPath",
-                    )?),
-                };
-                let (parameters, credentials) = self.task_request(state, &raw, ctx)?;
-                let phase = TaskPhase {
-                    entered: entered.clone(),
-                    resource: task.resource.clone(),
-                    parameters,
-                    credentials,
-                    attempt: 0,
-                    retries: vec![0; state.retry.len()],
-                    not_before: None,
-                    timeout_seconds,
-                    idempotency_key: String::new(),
-                    poll: None,
-                    started: None,
-                };
-                self.schedule(frame, state, raw, phase);
-            }
+            Kind::Succeed => self.run_succeed(frame, state, raw, ctx),
+            Kind::Fail { error, cause } => self.run_fail(frame, error.as_ref(), cause.as_ref(), &raw, ctx),
+            Kind::Wait(wait) => self.run_wait(frame, state, wait, raw, entered, ctx),
+            Kind::Task(task) => self.run_task(frame, state, task, raw, entered, ctx),
             Kind::Parallel { .. } => {
                 let fork = self.fork(state, entered);
                 self.start_parallel(frame, state, raw, fork);
+                Ok(())
             }
             Kind::Map(_) => {
                 let fork = self.fork(state, entered);
                 self.start_map(frame, state, raw, fork);
+                Ok(())
             }
         }
-        Ok(())
-    }
-
-    /// A task's Parameters (or its effective input) and Credentials for one attempt.
-    pub(super) fn task_request(
-        &mut self,
-        state: &State,
-        raw: &Value,
-        ctx: &Value,
-    ) -> Result<(Value, Option<Value>), StatesError> {
-        let effective = apply_input_path(&state.input_path, raw, ctx)?;
-        let parameters = match &state.parameters {
-            Some(p) => p.eval(&effective, ctx, &mut self.rng, "Parameters")?,
-            None => effective.into_owned(),
-        };
-        let credentials = match &state.kind {
-            Kind::Task(Task { credentials: Some(c), .. }) => {
-                Some(c.eval(raw, ctx, &mut self.rng, "Credentials")?)
-            }
-            _ => None,
-        };
-        Ok((parameters, credentials))
     }
 
     /// The first retrier whose ErrorEquals matches `error` decides: its delay in seconds, with
@@ -549,218 +457,6 @@ impl<'m> Tx<'m> {
         let delay = state.retry[i].delay(retries[i], jitter)?;
         retries[i] += 1;
         Some((i, delay.min(MAX_SECONDS as f64)))
-    }
-
-    fn fail_field(
-        &mut self,
-        field: Option<&Dynamic>,
-        raw: &Value,
-        ctx: &Value,
-    ) -> Result<String, StatesError> {
-        let value = match field {
-            None => return Ok(String::new()),
-            Some(Dynamic::Literal(s)) => return Ok(s.clone()),
-            Some(Dynamic::Path(p)) => p
-                .select(raw, ctx)
-                .ok_or_else(|| {
-                    StatesError::runtime(format!("Invalid path '{}': no value at that path", p.as_str()))
-                })?
-                .into_owned(),
-            Some(Dynamic::Call(call)) => call.eval(raw, ctx, &mut self.rng)?,
-        };
-        match value {
-            Value::String(s) => Ok(s),
-            other => {
-                Err(StatesError::runtime(format!("ErrorPath/CausePath must give a string, not {other}")))
-            }
-        }
-    }
-
-    fn wait_until(
-        &self,
-        wait: &WaitFor,
-        effective: &Value,
-        ctx: &Value,
-    ) -> Result<DateTime<Utc>, StatesError> {
-        let seconds = |n: u64| later(self.now, n as f64);
-        let until = match wait {
-            WaitFor::Seconds(n) => seconds(*n),
-            WaitFor::Timestamp(t) => *t,
-            WaitFor::SecondsPath(p) => {
-                let value = p.select(effective, ctx);
-                match value.as_deref().and_then(Value::as_i64) {
-                    Some(n) if (0..=MAX_SECONDS as i64).contains(&n) => seconds(n as u64),
-                    Some(n) if n >= 0 => {
-                        return Err(StatesError::runtime(format!(
-                            "The SecondsPath parameter is out of range (0 to {MAX_SECONDS}): {} == {n}",
-                            p.as_str()
-                        )));
-                    }
-                    _ => {
-                        return Err(StatesError::runtime(format!(
-                            "The SecondsPath parameter cannot be parsed as a long value: {} == {}",
-                            p.as_str(),
-                            value.as_deref().map_or("null".to_string(), Value::to_string)
-                        )));
-                    }
-                }
-            }
-            WaitFor::TimestampPath(p) => {
-                let value = p.select(effective, ctx);
-                match value.as_deref().and_then(Value::as_str).and_then(parse_timestamp) {
-                    Some(t) => t,
-                    None => {
-                        return Err(StatesError::runtime(format!(
-                            "The TimestampPath parameter does not reference a valid ISO-8601 extended offset date-time format string: {} == {}",
-                            p.as_str(),
-                            value.as_deref().map_or("null".to_string(), Value::to_string)
-                        )));
-                    }
-                }
-            }
-        };
-        // A timestamp may lie further ahead than any Wait may hold: the same bound as Seconds.
-        let ahead = (until - self.now).num_seconds();
-        if ahead > MAX_SECONDS as i64 {
-            return Err(StatesError::runtime(format!(
-                "The Wait would end at {}, {ahead} s from now, beyond the longest wait ({MAX_SECONDS} s)",
-                timestamp(until)
-            )));
-        }
-        Ok(until)
-    }
-
-    fn leave_wait(&mut self, frame: u64, state: &State, raw: Value, entered: &Entered) {
-        let ctx = self.context(state, entered, None);
-        let output = apply_input_path(&state.input_path, &raw, &ctx)
-            .and_then(|eff| apply_output_path(&state.output_path, eff.into_owned(), &ctx));
-        match output {
-            Ok(output) => self.exit(frame, state, output, None),
-            Err(err) => self.state_error(frame, state, raw, entered, err),
-        }
-    }
-
-    /// Makes a task call due: the checkpoint written after this transition is the durable
-    /// "about to call" record.
-    fn schedule(&mut self, frame: u64, state: &State, raw: Value, mut phase: TaskPhase) {
-        phase.idempotency_key =
-            format!("{}:{}:{}:{}", self.exec.name, state.name, phase.entered.event_id, phase.attempt);
-        self.emit(Detail::TaskScheduled {
-            state: state.name.clone(),
-            resource: phase.resource.clone(),
-            parameters: phase.parameters.clone(),
-            attempt: phase.attempt,
-            idempotency_key: phase.idempotency_key.clone(),
-        });
-        self.place(
-            frame,
-            Position { state: state.name.clone(), input: raw, phase: Phase::Task(Box::new(phase)) },
-        );
-    }
-
-    fn task_returned(
-        &mut self,
-        frame: u64,
-        state: &State,
-        raw: Value,
-        mut task: TaskPhase,
-        result: Result<Answer, StatesError>,
-    ) {
-        let name = state.name.clone();
-        let result = match result {
-            Ok(Answer::Poll { token, after_seconds, status }) => {
-                return self.poll_again(frame, state, raw, task, token, after_seconds, status);
-            }
-            Ok(Answer::Done { output: value, report }) => {
-                self.emit(Detail::TaskSucceeded { state: name, output: value.clone(), report });
-                let ctx = self.context(state, &task.entered, Some(task.attempt));
-                match self.task_output(state, raw.clone(), value, &ctx) {
-                    Ok(output) => return self.exit(frame, state, output, None),
-                    Err(err) => return self.state_error(frame, state, raw, &task.entered, err),
-                }
-            }
-            Err(err) => err,
-        };
-        self.emit(Detail::TaskFailed {
-            state: name.clone(),
-            error: result.error.clone(),
-            cause: result.cause.clone(),
-        });
-        if result.error == RUNTIME {
-            return self.fail(frame, result);
-        }
-        // The first retrier whose ErrorEquals matches decides; if its attempts are spent, the
-        // error goes to Catch (later retriers are not consulted, as in Step Functions).
-        if let Some((i, delay)) = self.retry_delay(state, &mut task.retries, &result.error) {
-            task.attempt += 1;
-            let not_before = later(self.now, delay);
-            task.not_before = Some(not_before);
-            // A polled job is still polled after a retry (the job goes on); only the
-            // attempt's TimeoutSeconds starts afresh.
-            task.started = None;
-            self.emit(Detail::RetryScheduled {
-                state: name,
-                retrier: i,
-                attempt: task.attempt,
-                delay_seconds: delay,
-                not_before,
-            });
-            // Parameters are evaluated again for each attempt, as Step Functions does, so
-            // `$$.State.RetryCount` (and States.UUID) differ between attempts.
-            let ctx = self.context(state, &task.entered, Some(task.attempt));
-            match self.task_request(state, &raw, &ctx) {
-                Ok((parameters, credentials)) => {
-                    task.parameters = parameters;
-                    task.credentials = credentials;
-                }
-                Err(err) => return self.state_error(frame, state, raw, &task.entered.clone(), err),
-            }
-            return self.schedule(frame, state, raw, task);
-        }
-        if !self.catch(frame, state, raw, &result) {
-            self.fail(frame, result);
-        }
-    }
-
-    /// The task runs on: keep the call due, with the runner's token, after the delay it asked
-    /// for. The attempt and idempotency key stay: it is the same call, continued.
-    #[allow(clippy::too_many_arguments)]
-    fn poll_again(
-        &mut self,
-        frame: u64,
-        state: &State,
-        raw: Value,
-        mut task: TaskPhase,
-        token: Value,
-        after_seconds: f64,
-        status: String,
-    ) {
-        let polls = task.poll.as_ref().map_or(0, |p| p.polls) + 1;
-        let next_poll = later(self.now, if after_seconds.is_finite() { after_seconds } else { 0.0 });
-        self.emit(Detail::TaskPolled { state: state.name.clone(), status, polls, next_poll });
-        task.started.get_or_insert(self.now);
-        task.poll = Some(PollPhase { token, polls });
-        task.not_before = Some(next_poll);
-        self.place(
-            frame,
-            Position { state: state.name.clone(), input: raw, phase: Phase::Task(Box::new(task)) },
-        );
-    }
-
-    pub(super) fn task_output(
-        &mut self,
-        state: &State,
-        raw: Value,
-        result: Value,
-        ctx: &Value,
-    ) -> Result<Value, StatesError> {
-        let selected = match &state.result_selector {
-            Some(t) => t.eval(&result, ctx, &mut self.rng, "ResultSelector")?,
-            None => result,
-        };
-        let output = apply_result_path(&state.result_path, raw, selected)
-            .map_err(|c| StatesError::new(names::RESULT_PATH_MATCH_FAILURE, c))?;
-        apply_output_path(&state.output_path, output, ctx)
     }
 }
 
@@ -814,7 +510,7 @@ pub(super) fn later(now: DateTime<Utc>, seconds: f64) -> DateTime<Utc> {
     now.checked_add_signed(Duration::milliseconds(millis)).unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
-fn positive_integer(value: Option<&Value>, path: &str, field: &str) -> Result<u64, StatesError> {
+pub(super) fn positive_integer(value: Option<&Value>, path: &str, field: &str) -> Result<u64, StatesError> {
     match value.and_then(Value::as_u64) {
         Some(n) if (1..=MAX_SECONDS).contains(&n) => Ok(n),
         _ => Err(StatesError::runtime(format!(

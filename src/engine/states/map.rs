@@ -1,75 +1,20 @@
-//! Parallel and Map states: a state that runs child frames (its branches, or one iteration per
-//! item) and ends when they have all ended, or when one fails beyond what the state tolerates.
-//!
-//! Step Functions' rules kept here (Parallel and Map pages of the developer guide, and the
-//! recorded cases in tests/data/conformance): branch outputs come in branch order and iteration
-//! outputs in item order; a failed branch stops the others and the state fails with that branch's
-//! error; Retry runs every branch or item again; a Map that sets ToleratedFailureCount or
-//! ToleratedFailurePercentage fails with States.ExceedToleratedFailureThreshold once more
-//! iterations fail than it tolerates, and without them fails with the first iteration's error.
-
-use std::collections::BTreeMap;
+//! Map, inline mode: one child frame per item, at most MaxConcurrency at once, outputs in item
+//! order; the items and finished outputs are journaled in the history, not the checkpoint.
 
 use serde_json::{Value, json};
 
-use super::execution::{Entered, Fork, MapCold, Phase, Position};
-use super::history::Detail;
-use super::transition::{Tx, apply_input_path, later};
+use super::fork::quoted;
 use crate::asl::definition::{Bound, Kind, MapState, State};
 use crate::asl::errors::{StatesError, names};
 use crate::asl::retry::RUNTIME;
+use crate::engine::execution::{Entered, Fork, MapCold, Phase, Position};
+use crate::engine::history::Detail;
+use crate::engine::transition::{Tx, apply_input_path};
 
 impl Tx<'_> {
-    /// A Parallel or Map state just entered, before its first attempt.
-    pub(super) fn fork(&self, state: &State, entered: &Entered) -> Fork {
-        Fork {
-            entered: entered.clone(),
-            attempt: 0,
-            retries: vec![0; state.retry.len()],
-            not_before: None,
-            running: BTreeMap::new(),
-            total: 0,
-            started: 0,
-            succeeded: 0,
-            failed: 0,
-            max_concurrency: None,
-            tolerated_failures: None,
-            outputs: Vec::new(),
-            cold: MapCold::default(),
-        }
-    }
-
-    /// Starts every branch of a Parallel state (on entry, or again after a retry's delay), each
-    /// with the state's effective input (InputPath, then Parameters).
-    pub(super) fn start_parallel(&mut self, frame: u64, state: &State, raw: Value, mut fork: Fork) {
-        let Kind::Parallel { branches } = &state.kind else { return };
-        let ctx = self.context(state, &fork.entered, None);
-        let input = match self.task_request(state, &raw, &ctx) {
-            Ok((input, _)) => input,
-            Err(err) => return self.state_error(frame, state, raw, &fork.entered, err),
-        };
-        self.emit(Detail::ParallelStateStarted {
-            state: state.name.clone(),
-            attempt: fork.attempt,
-            branches: branches.len(),
-        });
-        fork.not_before = None;
-        fork.total = branches.len();
-        fork.started = branches.len();
-        (fork.succeeded, fork.failed) = (0, 0);
-        fork.outputs = vec![None; branches.len()];
-        fork.running.clear();
-        for (i, branch) in branches.iter().enumerate() {
-            let id = self.spawn(frame, i, &branch.start_at, input.clone());
-            fork.running.insert(i, id);
-        }
-        let phase = Phase::Parallel(Box::new(fork));
-        self.place(frame, Position { state: state.name.clone(), input: raw, phase });
-    }
-
     /// Starts a Map state's iterations (on entry, or again after a retry's delay): resolves its
     /// items and bounds, journals the items, and starts as many iterations as it may run at once.
-    pub(super) fn start_map(&mut self, frame: u64, state: &State, raw: Value, mut fork: Fork) {
+    pub(in crate::engine) fn start_map(&mut self, frame: u64, state: &State, raw: Value, mut fork: Fork) {
         let Kind::Map(map) = &state.kind else { return };
         let (items, max_concurrency, tolerated) = match self.resolve_map(state, map, &raw, &fork.entered) {
             Ok(resolved) => resolved,
@@ -93,7 +38,7 @@ impl Tx<'_> {
     }
 
     /// The items, the number of iterations that may run at once, and the failures tolerated.
-    fn resolve_map(
+    pub(in crate::engine) fn resolve_map(
         &self,
         state: &State,
         map: &MapState,
@@ -192,7 +137,7 @@ impl Tx<'_> {
     }
 
     /// Starts the next items while the Map may run more, then completes it if nothing is left.
-    fn advance_map(&mut self, frame: u64, state: &State, mut fork: Fork) {
+    pub(in crate::engine) fn advance_map(&mut self, frame: u64, state: &State, mut fork: Fork) {
         let Kind::Map(map) = &state.kind else { return };
         let limit = fork.max_concurrency.unwrap_or(1).max(1);
         while fork.started < fork.total && fork.running.len() < limit {
@@ -225,7 +170,7 @@ impl Tx<'_> {
 
     /// An iteration's input: the item, or what ItemSelector (or the older Parameters) builds
     /// from the Map's effective input and `$$.Map.Item`.
-    fn iteration_input(
+    pub(in crate::engine) fn iteration_input(
         &mut self,
         state: &State,
         map: &MapState,
@@ -250,63 +195,7 @@ impl Tx<'_> {
         selector.eval(&effective, &ctx, &mut self.rng, "ItemSelector")
     }
 
-    /// A branch or iteration of the state at which frame `parent` stands has ended.
-    pub(super) fn child_ended(&mut self, parent: u64, index: usize, result: Result<Value, StatesError>) {
-        let scope = self.machine_of(parent);
-        let Some(at) = self.take_cursor(parent) else { return };
-        let Some(state) = scope.and_then(|m| m.state(&at.state)) else {
-            return self.fail_execution(StatesError::runtime(format!(
-                "state '{}' is not in the definition",
-                at.state
-            )));
-        };
-        match at.phase {
-            Phase::Parallel(fork) => self.branch_ended(parent, state, at.input, *fork, index, result),
-            Phase::Map(fork) => self.iteration_ended(parent, state, *fork, index, result),
-            phase => self.place(parent, Position { state: at.state, input: at.input, phase }),
-        }
-    }
-
-    fn branch_ended(
-        &mut self,
-        frame: u64,
-        state: &State,
-        raw: Value,
-        mut fork: Fork,
-        index: usize,
-        result: Result<Value, StatesError>,
-    ) {
-        fork.running.remove(&index);
-        match result {
-            Ok(output) => {
-                if let Some(slot) = fork.outputs.get_mut(index) {
-                    *slot = Some(output);
-                }
-                fork.succeeded += 1;
-                if fork.succeeded < fork.total {
-                    let phase = Phase::Parallel(Box::new(fork));
-                    return self.place(frame, Position { state: state.name.clone(), input: raw, phase });
-                }
-                self.emit(Detail::ParallelStateSucceeded { state: state.name.clone() });
-                let outputs = std::mem::take(&mut fork.outputs);
-                let results = outputs.into_iter().map(|o| o.unwrap_or(Value::Null)).collect();
-                self.finish_fork(frame, state, raw, &fork.entered, results);
-            }
-            Err(err) => {
-                for (_, id) in std::mem::take(&mut fork.running) {
-                    self.abort(id);
-                }
-                self.emit(Detail::ParallelStateFailed {
-                    state: state.name.clone(),
-                    error: err.error.clone(),
-                    cause: err.cause.clone(),
-                });
-                self.fork_failed(frame, state, raw, fork, err);
-            }
-        }
-    }
-
-    fn iteration_ended(
+    pub(in crate::engine) fn iteration_ended(
         &mut self,
         frame: u64,
         state: &State,
@@ -361,7 +250,13 @@ impl Tx<'_> {
     }
 
     /// Stops the Map's running iterations and hands `err` to the state's Retry and Catch.
-    fn map_failed(&mut self, frame: u64, state: &State, mut fork: Fork, err: StatesError) {
+    pub(in crate::engine) fn map_failed(
+        &mut self,
+        frame: u64,
+        state: &State,
+        mut fork: Fork,
+        err: StatesError,
+    ) {
         for (index, id) in std::mem::take(&mut fork.running) {
             self.abort(id);
             self.emit(Detail::MapIterationAborted {
@@ -378,70 +273,5 @@ impl Tx<'_> {
         });
         let raw = std::mem::take(&mut fork.cold.input);
         self.fork_failed(frame, state, raw, fork, err);
-    }
-
-    /// The whole Parallel or Map state failed: retry it after the retrier's delay, or let Catch
-    /// (or the frame's failure) take the error.
-    fn fork_failed(&mut self, frame: u64, state: &State, raw: Value, mut fork: Fork, err: StatesError) {
-        if err.error != RUNTIME
-            && let Some((retrier, delay)) = self.retry_delay(state, &mut fork.retries, &err.error)
-        {
-            fork.attempt += 1;
-            let not_before = later(self.now, delay);
-            fork.not_before = Some(not_before);
-            self.emit(Detail::RetryScheduled {
-                state: state.name.clone(),
-                retrier,
-                attempt: fork.attempt,
-                delay_seconds: delay,
-                not_before,
-            });
-            let at = match state.kind {
-                Kind::Map(_) => {
-                    fork.cold = MapCold { input: raw, ..MapCold::default() };
-                    Position {
-                        state: state.name.clone(),
-                        input: Value::Null,
-                        phase: Phase::Map(Box::new(fork)),
-                    }
-                }
-                _ => {
-                    Position { state: state.name.clone(), input: raw, phase: Phase::Parallel(Box::new(fork)) }
-                }
-            };
-            return self.place(frame, at);
-        }
-        let entered = fork.entered;
-        self.state_error(frame, state, raw, &entered, err);
-    }
-
-    /// All children succeeded: ResultSelector, ResultPath and OutputPath over their outputs.
-    fn finish_fork(&mut self, frame: u64, state: &State, raw: Value, entered: &Entered, results: Vec<Value>) {
-        let ctx = self.context(state, entered, None);
-        match self.task_output(state, raw.clone(), Value::Array(results), &ctx) {
-            Ok(output) => self.exit(frame, state, output, None),
-            Err(err) => self.state_error(frame, state, raw, entered, err),
-        }
-    }
-}
-
-/// A value as Step Functions quotes it in its Map messages: `"NoNumber"`, `"{}"`.
-fn quoted(value: Option<&Value>) -> String {
-    match value {
-        None => "null".into(),
-        Some(Value::String(s)) => format!("\"{s}\""),
-        Some(other) => format!("\"{other}\""),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quoting_follows_the_recorded_messages() {
-        assert_eq!(quoted(Some(&json!("NoNumber"))), "\"NoNumber\"");
-        assert_eq!(quoted(Some(&json!({}))), "\"{}\"");
-        assert_eq!(quoted(None), "null");
     }
 }
