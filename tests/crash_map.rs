@@ -1,7 +1,8 @@
-//! The real binary running a 200-item Map, SIGKILLed at 20 random moments and resumed each
-//! time: no finished item is called again, every item's task is one call (one idempotency key,
-//! repeated only for a call that was in flight at a kill), and the output is the same as an
-//! uninterrupted run's.
+//! The real binary running Parallel and Map, SIGKILLed and resumed. A 200-item Map killed at 20
+//! random moments: no finished item is called again, every item's task is one call (one
+//! idempotency key, repeated only for a call that was in flight at a kill), and the output is the
+//! same as an uninterrupted run's. A Parallel killed while both branches wait: after the resume
+//! the second branch fails, the first is stopped, and the Catch runs once.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -142,4 +143,58 @@ fn a_map_killed_twenty_times_calls_each_item_once_and_ends_as_an_uninterrupted_r
     let repeated = lines.len() - ITEMS;
     assert!(repeated <= kills * 10, "seed {seed}: {repeated} repeats for {kills} kills");
     println!("seed {seed}: {kills} kills, {repeated} calls repeated (each was in flight at a kill)");
+}
+
+#[test]
+fn a_parallel_killed_while_both_branches_wait_stops_the_first_when_the_second_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let wf = dir.path().join("fan.asl.json");
+    write(
+        &wf,
+        &json!({"StartAt": "Both", "States": {
+            "Both": {"Type": "Parallel", "Next": "Published", "Branches": [
+                {"StartAt": "Long", "States": {
+                    "Long": {"Type": "Wait", "Seconds": 36000, "Next": "Publish"},
+                    "Publish": {"Type": "Task", "Resource": "arn:aws:states:::test:publish", "End": true}}},
+                {"StartAt": "Short", "States": {
+                    "Short": {"Type": "Wait", "Seconds": 20, "Next": "Train"},
+                    "Train": {"Type": "Task", "Resource": "arn:aws:states:::test:train", "End": true}}}],
+             "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": "Announce"}]},
+            "Announce": {"Type": "Task", "Resource": "arn:aws:states:::test:announce", "ResultPath": null, "End": true},
+            "Published": {"Type": "Pass", "End": true}}}),
+    );
+    write(
+        &dir.path().join("mock.json"),
+        &json!({"Train": {"Throw": {"Error": "Personalize.JobFailed", "Cause": "bad data"}},
+                "Publish": {"Return": "published"}, "Announce": {"Return": "sent"}}),
+    );
+    let log = dir.path().join("calls.jsonl");
+    let args =
+        [wf.to_string_lossy().to_string(), "--name".into(), "fan".into(), "--time-scale".into(), "10".into()];
+    let mut run = vec!["run".to_string()];
+    run.extend(args);
+    let mut child = command(dir.path(), &log, &run).stdout(Stdio::null()).spawn().unwrap();
+    let checkpoint = dir.path().join("executions/fan/checkpoint.json");
+    let start = std::time::Instant::now();
+    // Both branches sleeping: two Waiting frames in the checkpoint.
+    while !std::fs::read_to_string(&checkpoint).is_ok_and(|t| t.matches("\"phase\":\"Waiting\"").count() == 2)
+    {
+        assert!(start.elapsed() < Duration::from_secs(60), "the branches never both waited");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+
+    let out = command(dir.path(), &log, &["resume", "fan"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    let described: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let output: Value = serde_json::from_str(described["output"].as_str().unwrap()).unwrap();
+    assert_eq!(output["failure"]["Error"], "Personalize.JobFailed");
+    let states: Vec<String> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["state"].as_str().unwrap().to_string())
+        .collect();
+    // The first branch was stopped in its ten-hour Wait: Publish never ran; Announce ran once.
+    assert_eq!(states, ["Train", "Announce"]);
 }
