@@ -102,15 +102,26 @@ enum Command {
     Run {
         /// The ASL definition (JSON).
         file: PathBuf,
-        /// Execution input as JSON text (default {}).
-        #[arg(long, value_name = "JSON")]
+        /// Execution input as JSON text (default {}); RECFLOW_INPUT is how ECS container overrides
+        /// and EventBridge input transformers pass it.
+        #[arg(long, value_name = "JSON", env = "RECFLOW_INPUT")]
         input: Option<String>,
-        /// Read the execution input from a file.
+        /// Read the execution input from a file (`-`: standard input).
         #[arg(long, value_name = "FILE")]
         input_file: Option<PathBuf>,
         /// Execution name (default: <workflow>-<UTC time>-<random>).
         #[arg(long)]
         name: Option<String>,
+        /// For a container a scheduler starts: continue the oldest unfinished execution of this
+        /// workflow in the checkpoint folder (with --name: that one) and start a new one only when
+        /// there is none. A second process on the same execution is refused, naming the holder.
+        #[arg(long, conflicts_with = "no_checkpoint")]
+        resume_or_start: bool,
+        /// Stop (exit 0, everything checkpointed) when nothing would be due before this much
+        /// wall time has passed: the execution sits in a Wait, a retry delay or a job's next poll
+        /// past it. Prints when to start again. Examples: 10m, 90s, 1h30m.
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        max_runtime: Option<std::time::Duration>,
         #[command(flatten)]
         store: Store,
         /// Keep the execution in memory only: no checkpoint, no history, nothing to resume. The
@@ -143,6 +154,10 @@ enum Command {
         store: Store,
         #[command(flatten)]
         tasks: Tasks,
+        /// Stop (exit 0, checkpointed) when nothing would be due before this much wall time, as
+        /// for `run --max-runtime`.
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        max_runtime: Option<std::time::Duration>,
         #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
         output: OutputFormat,
     },
@@ -269,6 +284,8 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             input,
             input_file,
             name,
+            resume_or_start,
+            max_runtime,
             store,
             no_checkpoint,
             tasks,
@@ -282,6 +299,8 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 input,
                 input_file,
                 name,
+                resume_or_start,
+                max_runtime,
                 checkpoint_dir: store.checkpoint_dir(),
                 no_checkpoint,
                 no_fsync: tasks.no_fsync,
@@ -295,9 +314,10 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             })
             .await
         }
-        Command::Resume { name, store, tasks, output } => {
+        Command::Resume { name, store, tasks, max_runtime, output } => {
             cli::resume::resume(cli::resume::ResumeOptions {
                 name,
+                max_runtime,
                 checkpoint_dir: store.checkpoint_dir(),
                 no_fsync: tasks.no_fsync,
                 tasks: tasks.options(&store),

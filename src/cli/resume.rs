@@ -16,6 +16,8 @@ pub struct ResumeOptions {
     pub checkpoint_dir: PathBuf,
     pub no_fsync: bool,
     pub tasks: TaskOptions,
+    /// Stop, checkpointed, when nothing is due within this much wall time.
+    pub max_runtime: Option<std::time::Duration>,
     pub output: OutputFormat,
 }
 
@@ -48,10 +50,19 @@ pub async fn resume(opts: ResumeOptions) -> Result<ExitCode> {
     let driver =
         Driver::resume(&machine, &integrations.registry, clock.as_ref(), &mut store, loaded.execution);
     let resumable = Some((opts.name.as_str(), opts.checkpoint_dir.as_path()));
-    let Some(execution) = super::run::until_interrupted(driver.run(), resumable).await? else {
+    let drive = super::run::drive(driver, opts.max_runtime, tasks.time_scale(), clock.as_ref());
+    let Some(stop) = super::run::until_interrupted(drive, resumable).await? else {
         return Ok(ExitCode::Usage);
     };
     drop(store);
-    super::run::finish(&execution, opts.output, Some(&opts.checkpoint_dir), &loaded.definition, integrations)
-        .await
+    super::run::finish(
+        stop,
+        opts.output,
+        Some(&opts.checkpoint_dir),
+        &loaded.definition,
+        integrations,
+        clock.as_ref(),
+        tasks.time_scale(),
+    )
+    .await
 }

@@ -27,6 +27,15 @@ use crate::checkpoint::{CheckpointError, CheckpointStore};
 /// transition's history events (progress displays, metrics).
 pub type Observer<'a> = Box<dyn FnMut(&Execution, &[HistoryEvent]) + Send + 'a>;
 
+/// How [`Driver::run_within`] stopped.
+#[derive(Debug)]
+pub enum Stop {
+    /// The execution ended (succeeded, failed or timed out).
+    Ended(Execution),
+    /// Still running, but nothing is due before `until` (the execution's clock); checkpointed.
+    Parked { execution: Execution, until: DateTime<Utc> },
+}
+
 /// An effect in progress: a task call or a sleep, named so that it is started once and stopped
 /// when its frame no longer waits for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -135,6 +144,37 @@ impl<'a> Driver<'a> {
     pub async fn run(mut self) -> Result<Execution, CheckpointError> {
         while self.step().await? {}
         Ok(self.execution)
+    }
+
+    /// Runs until the execution ends, or until nothing is due before `horizon` (an instant of
+    /// the execution's clock): every frame waits (a Wait, a retry delay, the next poll of a job)
+    /// past it. Then it stops without waiting, the checkpoint already holding everything, and
+    /// says when the first thing is due: a cron-started container exits and is started again
+    /// then (`recflow run --max-runtime`). A call that is due is made first, never abandoned.
+    pub async fn run_within(mut self, horizon: DateTime<Utc>) -> Result<Stop, CheckpointError> {
+        loop {
+            if let Some(until) = self.parked_until(horizon) {
+                self.stop_flights(&HashSet::new());
+                return Ok(Stop::Parked { execution: self.execution, until });
+            }
+            if !self.step().await? {
+                return Ok(Stop::Ended(self.execution));
+            }
+        }
+    }
+
+    /// The first instant anything is due, when that is past `horizon` and nothing is due now.
+    fn parked_until(&self, horizon: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let mut first: Option<DateTime<Utc>> = None;
+        for effect in pending(&self.execution) {
+            let due = match effect {
+                Effect::Done | Effect::Proceed { .. } => return None,
+                Effect::SleepUntil { until, .. } => until,
+                Effect::Call(call) => call.not_before.unwrap_or(DateTime::<Utc>::MIN_UTC),
+            };
+            first = Some(first.map_or(due, |f| f.min(due)));
+        }
+        first.filter(|t| *t > horizon && *t > self.clock.now())
     }
 
     /// Waits for the next thing to happen (a frame ready to enter a state, a sleep ending, a

@@ -15,7 +15,7 @@ pub mod task;
 pub mod transition;
 
 pub use clock::{Clock, SystemClock, TokioClock};
-pub use driver::{Driver, Observer};
+pub use driver::{Driver, Observer, Stop};
 pub use execution::{Execution, PollPhase, Status};
 pub use history::{Detail, HistoryEvent};
 pub use task::{Answer, CallId, Registry, TaskRunner};
