@@ -75,6 +75,12 @@ struct Tasks {
     /// Skip fsync: checkpoints survive a killed process but not a power loss.
     #[arg(long)]
     no_fsync: bool,
+    /// Put an event on this EventBridge bus when an execution starts and when it ends (source
+    /// `recflow`, detail-type `Recflow Execution Status Change`, Step Functions' status-change
+    /// detail). With --local it is the emulator's bus; otherwise AWS's (with --mock too). A failed
+    /// put is retried and never fails the workflow.
+    #[arg(long, value_name = "NAME", env = "RECFLOW_EVENTS_BUS")]
+    events_bus: Option<String>,
 }
 
 impl Tasks {
@@ -85,6 +91,7 @@ impl Tasks {
             local: self.local,
             data_dir: store.data_dir.clone(),
             time_scale: self.time_scale,
+            events_bus: self.events_bus.clone(),
         }
     }
 }

@@ -34,6 +34,8 @@ pub struct TaskOptions {
     /// recflow's data directory: the emulator lives in `<data_dir>/local`.
     pub data_dir: PathBuf,
     pub time_scale: Option<f64>,
+    /// Where execution status events go (`--events-bus`).
+    pub events_bus: Option<String>,
 }
 
 impl TaskOptions {
@@ -102,6 +104,8 @@ pub struct Integrations {
     pub local: Option<LocalRun>,
     /// The AWS clients the tasks use (none with `--mock`).
     pub clients: Option<Clients>,
+    /// Execution status events (`--events-bus`).
+    pub status_events: Option<crate::tasks::status_events::StatusEvents>,
 }
 
 /// Builds the registry for a run and refuses, naming each state, a workflow whose Tasks no
@@ -165,7 +169,28 @@ pub async fn integrations(
         |state, resource| registry.find(state, resource).is_some(),
         "give answers for it in the --mock file",
     )?;
-    Ok(Integrations { registry, local, clients: aws })
+    let status_events = match &opts.events_bus {
+        None => None,
+        Some(bus) => {
+            let client = match (&aws, opts.local) {
+                (Some(clients), _) => clients.events.clone(),
+                (None, true) => {
+                    let run = start_local(&opts.data_dir, opts.time_scale()).await?;
+                    let client = run.clients.events.clone();
+                    local = Some(run);
+                    client
+                }
+                (None, false) => {
+                    Clients::from_environment()
+                        .await
+                        .map_err(|e| usage(format!("--events-bus {bus}: {e}")))?
+                        .events
+                }
+            };
+            Some(crate::tasks::status_events::StatusEvents::new(client, bus.clone()))
+        }
+    };
+    Ok(Integrations { registry, local, clients: aws, status_events })
 }
 
 /// Refuses, naming every state, Tasks that `served` says no integration answers. Checked before

@@ -96,6 +96,9 @@ pub async fn run(opts: RunOptions) -> Result<ExitCode> {
         fastrand::u64(..),
     )?
     .with_limits(opts.limits);
+    if let Some(events) = &integrations.status_events {
+        events.publish(driver.execution()).await;
+    }
     let driver = if opts.output == OutputFormat::Human && std::io::IsTerminal::is_terminal(&std::io::stderr())
     {
         let start = driver.execution().start_time;
@@ -214,6 +217,9 @@ pub(super) async fn finish(
 ) -> Result<ExitCode> {
     let code = match &stop {
         Stop::Ended(execution) => {
+            if let Some(events) = &integrations.status_events {
+                events.publish(execution).await;
+            }
             let code = report(execution, output)?;
             if let (OutputFormat::Human, Some(dir)) = (output, checkpoints) {
                 summary::print(dir, execution, definition, integrations.clients.as_ref()).await;

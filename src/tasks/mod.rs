@@ -12,6 +12,7 @@ pub mod picks_runner;
 pub mod polling;
 pub mod s3;
 pub mod scripted;
+pub mod status_events;
 
 use std::sync::{Arc, Mutex};
 
