@@ -163,11 +163,7 @@ impl FileStore {
         match file.try_lock() {
             // Free: the probe's lock goes with the file handle.
             Ok(()) => Ok(None),
-            Err(std::fs::TryLockError::WouldBlock) => {
-                let mut text = String::new();
-                let _ = file.read_to_string(&mut text);
-                Ok(Some(text.trim().parse().ok()))
-            }
+            Err(std::fs::TryLockError::WouldBlock) => Ok(Some(holder_pid(&mut file))),
             Err(std::fs::TryLockError::Error(e)) => Err(CheckpointError::Io { path, source: e }),
         }
     }
@@ -299,15 +295,34 @@ fn lock(dir: &Path, name: &str) -> Result<File, CheckpointError> {
     match file.try_lock() {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
-            let mut text = String::new();
-            let _ = file.read_to_string(&mut text);
-            return Err(CheckpointError::Locked { name: name.to_string(), pid: text.trim().parse().ok() });
+            return Err(CheckpointError::Locked { name: name.to_string(), pid: holder_pid(&mut file) });
         }
         Err(std::fs::TryLockError::Error(e)) => return Err(CheckpointError::Io { path, source: e }),
     }
     file.set_len(0).map_err(CheckpointError::io(&path))?;
     write!(file, "{}", std::process::id()).map_err(CheckpointError::io(&path))?;
     Ok(file)
+}
+
+/// The pid in a lock file another process holds. The holder writes it just after taking the
+/// lock, so a reader may find the file empty or still naming the previous holder: it reads again
+/// (for up to half a second) until the pid names a live process.
+fn holder_pid(file: &mut File) -> Option<u32> {
+    let read = || -> Result<u32, ()> {
+        let mut text = String::new();
+        let mut handle = &*file;
+        std::io::Seek::rewind(&mut handle).map_err(|_| ())?;
+        handle.read_to_string(&mut text).map_err(|_| ())?;
+        let pid: u32 = text.trim().parse().map_err(|_| ())?;
+        // SAFETY: kill with signal 0 only checks that the process exists; it sends nothing.
+        let alive = unsafe { libc::kill(pid as libc::pid_t, 0) } == 0
+            || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+        if alive { Ok(pid) } else { Err(()) }
+    };
+    let policy = backon::ConstantBuilder::default()
+        .with_delay(std::time::Duration::from_millis(10))
+        .with_max_times(50);
+    backon::BlockingRetryable::retry(read, policy).sleep(std::thread::sleep).call().ok()
 }
 
 fn read_document(dir: &Path) -> Result<(Document, Value), CheckpointError> {
