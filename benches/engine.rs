@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use recflow::asl::StateMachine;
-use recflow::checkpoint::{CheckpointStore, Durability, FileStore, NullStore};
+use recflow::checkpoint::{Durability, ExecutionStore, FileStore, NullStore};
 use recflow::engine::{Driver, Registry, Status, SystemClock};
 use serde_json::{Value, json};
 
@@ -23,7 +23,7 @@ fn env_usize(name: &str, default: usize) -> usize {
 }
 
 /// Runs the counter to `n` and gives (transitions, seconds).
-fn counter(rt: &tokio::runtime::Runtime, n: u64, store: &mut dyn CheckpointStore) -> (u64, f64) {
+fn counter(rt: &tokio::runtime::Runtime, n: u64, store: &dyn ExecutionStore) -> (u64, f64) {
     let definition: Value = serde_json::from_str(COUNTER).unwrap();
     let machine = StateMachine::from_json(&definition).unwrap();
     let registry = Registry::new();
@@ -40,6 +40,7 @@ fn counter(rt: &tokio::runtime::Runtime, n: u64, store: &mut dyn CheckpointStore
             json!({"i": 0, "n": n}),
             1,
         )
+        .await
         .unwrap();
         driver.run().await.unwrap()
     });
@@ -56,8 +57,8 @@ fn file_counter(
     n: u64,
     durability: Durability,
 ) -> (u64, f64, u64) {
-    let mut store = FileStore::create(dir, name, durability).unwrap();
-    let (t, s) = counter(rt, n, &mut store);
+    let store = FileStore::new(dir, durability);
+    let (t, s) = counter(rt, n, &store);
     let size = std::fs::metadata(dir.join(name).join("checkpoint.json")).unwrap().len();
     (t, s, size)
 }
@@ -99,8 +100,8 @@ fn main() {
     std::fs::create_dir_all(&base).unwrap();
     let dir = tempfile::tempdir_in(&base).unwrap();
 
-    counter(&rt, 1000, &mut NullStore); // warm up
-    let (t, s) = counter(&rt, n, &mut NullStore);
+    counter(&rt, 1000, &NullStore); // warm up
+    let (t, s) = counter(&rt, n, &NullStore);
     println!(
         "in memory (no checkpoint):  {:>10.0} transitions/s  ({t} transitions in {:.3} s)",
         t as f64 / s,

@@ -63,12 +63,13 @@ fn drive(
     let machine = StateMachine::from_json(definition).unwrap();
     let registry = Registry::new();
     let limits = Limits { max_history_events: 10_000_000, max_concurrency: 100, ..Limits::default() };
-    let mut store = FileStore::create(dir, name, durability).unwrap();
+    let store = FileStore::new(dir, durability);
     let before = written();
     let start = Instant::now();
     let exec = rt.block_on(async {
         let driver =
-            Driver::start(&machine, definition, &registry, &SystemClock, &mut store, name, "bench", input, 1)
+            Driver::start(&machine, definition, &registry, &SystemClock, &store, name, "bench", input, 1)
+                .await
                 .unwrap()
                 .with_limits(limits);
         driver.run().await.unwrap()

@@ -2,6 +2,7 @@
 //! Language state machines.
 
 pub mod asl;
+pub mod atomic_file;
 pub mod checkpoint;
 pub mod cli;
 pub mod engine;

@@ -332,16 +332,22 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             })
             .await
         }
-        Command::Status { name, store, output } => cli::status::status(cli::status::StatusOptions {
-            name,
-            checkpoint_dir: store.checkpoint_dir(),
-            output,
-        }),
-        Command::History { name, store, output } => cli::history::history(cli::history::HistoryOptions {
-            name,
-            checkpoint_dir: store.checkpoint_dir(),
-            output,
-        }),
+        Command::Status { name, store, output } => {
+            cli::status::status(cli::status::StatusOptions {
+                name,
+                checkpoint_dir: store.checkpoint_dir(),
+                output,
+            })
+            .await
+        }
+        Command::History { name, store, output } => {
+            cli::history::history(cli::history::HistoryOptions {
+                name,
+                checkpoint_dir: store.checkpoint_dir(),
+                output,
+            })
+            .await
+        }
         Command::Local(LocalCommand::Serve { data_dir, port, time_scale }) => {
             cli::local::serve(cli::local::ServeOptions { data_dir: data_dir.join("local"), port, time_scale })
                 .await

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use common::{script, t0};
 use recflow::asl::StateMachine;
-use recflow::checkpoint::{CheckpointError, Durability, FileStore};
+use recflow::checkpoint::{CheckpointError, Durability, ExecutionStore, FileStore};
 use recflow::engine::{Driver, HistoryEvent, Registry, TokioClock};
 use recflow::tasks::Scripted;
 use serde_json::json;
@@ -24,16 +24,21 @@ async fn partial_run(root: &Path, name: &str, steps: usize) -> Vec<HistoryEvent>
     let mut registry = Registry::new();
     registry.register("", script(&[("Work", vec![Scripted::ok(json!(1))])]));
     let clock = TokioClock::starting_at(t0());
-    let mut store = FileStore::create(root, name, Durability::Fsync).unwrap();
+    let store = FileStore::new(root, Durability::Fsync);
     let mut driver =
-        Driver::start(&machine, &definition, &registry, &clock, &mut store, name, "loop", json!({}), 3)
+        Driver::start(&machine, &definition, &registry, &clock, &store, name, "loop", json!({}), 3)
+            .await
             .unwrap();
     for _ in 0..steps {
         assert!(driver.step().await.unwrap());
     }
     drop(driver);
     drop(store);
-    FileStore::read_history(root, name).unwrap()
+    history(root, name).await
+}
+
+async fn history(root: &Path, name: &str) -> Vec<HistoryEvent> {
+    FileStore::new(root, Durability::Fsync).history(name).await.unwrap()
 }
 
 fn history_path(root: &Path, name: &str) -> std::path::PathBuf {
@@ -51,9 +56,10 @@ async fn events_lost_from_an_unsynced_history_are_restored_from_the_checkpoint()
     let kept: String = text.lines().take(2).map(|l| format!("{l}\n")).collect();
     std::fs::write(&path, kept).unwrap();
 
-    let (_store, loaded) = FileStore::open(dir.path(), "lossy", Durability::Fsync).unwrap();
+    let store = FileStore::new(dir.path(), Durability::Fsync);
+    let loaded = store.load("lossy").await.unwrap();
     assert_eq!(loaded.execution.last_event_id, before.len() as u64);
-    assert_eq!(FileStore::read_history(dir.path(), "lossy").unwrap(), before);
+    assert_eq!(history(dir.path(), "lossy").await, before);
 }
 
 #[tokio::test(start_paused = true)]
@@ -66,8 +72,9 @@ async fn a_torn_last_line_and_events_past_the_checkpoint_are_cut() {
     text.push_str(&format!("{extra}\n{{\"id\": 99, \"times"));
     std::fs::write(&path, text).unwrap();
 
-    let (_store, _) = FileStore::open(dir.path(), "torn", Durability::Fsync).unwrap();
-    assert_eq!(FileStore::read_history(dir.path(), "torn").unwrap(), before);
+    let store = FileStore::new(dir.path(), Durability::Fsync);
+    store.load("torn").await.unwrap();
+    assert_eq!(history(dir.path(), "torn").await, before);
     assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), before.len());
 }
 
@@ -82,7 +89,7 @@ async fn a_corrupt_line_inside_the_history_is_refused_and_left_untouched() {
     let corrupt = lines.join("\n") + "\n";
     std::fs::write(&path, &corrupt).unwrap();
 
-    let err = FileStore::open(dir.path(), "rot", Durability::Fsync).err().expect("refused");
+    let err = FileStore::new(dir.path(), Durability::Fsync).load("rot").await.expect_err("refused");
     assert!(matches!(err, CheckpointError::Corrupt { .. }), "{err}");
     assert!(err.to_string().contains("history.jsonl") && err.to_string().contains("line 3"), "{err}");
     assert_eq!(std::fs::read_to_string(&path).unwrap(), corrupt);
@@ -102,12 +109,13 @@ async fn a_format_1_checkpoint_still_loads_and_finishes() {
     let text = std::fs::read_to_string(dir.join("checkpoint.json")).unwrap();
     assert!(text.starts_with("{\"format\":1,"), "the fixture is format 1");
 
-    let (mut store, loaded) = FileStore::open(root.path(), "format1", Durability::Fsync).unwrap();
+    let store = FileStore::new(root.path(), Durability::Fsync);
+    let loaded = store.load("format1").await.unwrap();
     assert_eq!(loaded.execution.input, json!({"tenant": "a"}));
     let machine = StateMachine::from_json(&loaded.definition).unwrap();
     let registry = Registry::new();
     let clock = TokioClock::starting_at(t0() + chrono::Duration::days(30));
-    let driver = Driver::resume(&machine, &registry, &clock, &mut store, loaded.execution);
+    let driver = Driver::resume(&machine, &registry, &clock, &store, loaded);
     let execution = driver.run().await.unwrap();
     assert_eq!(execution.status, recflow::engine::Status::Succeeded);
     assert_eq!(execution.output, Some(json!({"tenant": "a", "prepared": {"n": 1}})));

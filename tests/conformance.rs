@@ -42,9 +42,10 @@ async fn run_case(definition: &Value, input: Value) -> Result<recflow::engine::E
     })?;
     let registry = Registry::new();
     let clock = TokioClock::starting_at(Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap());
-    let mut store = MemoryStore::default();
+    let store = MemoryStore::default();
     let driver =
-        Driver::start(&machine, definition, &registry, &clock, &mut store, "case", "conformance", input, 7)
+        Driver::start(&machine, definition, &registry, &clock, &store, "case", "conformance", input, 7)
+            .await
             .map_err(|e| e.to_string())?;
     driver.run().await.map_err(|e| e.to_string())
 }

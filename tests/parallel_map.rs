@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use chrono::Duration;
 use common::{run, script, t0};
 use recflow::asl::StateMachine;
-use recflow::checkpoint::MemoryStore;
+use recflow::checkpoint::{ExecutionStore, MemoryStore};
 use recflow::engine::execution::Phase;
 use recflow::engine::{Detail, Driver, HistoryEvent, Registry, Status, TokioClock};
 use recflow::tasks::Scripted;
@@ -201,31 +201,23 @@ async fn a_resumed_map_calls_only_unfinished_items() {
     let clock = TokioClock::starting_at(t0());
     let largest = Arc::new(AtomicUsize::new(0));
     let seen = largest.clone();
-    let mut store = MemoryStore::default();
-    let mut driver = Driver::start(
-        &machine,
-        &def,
-        &registry,
-        &clock,
-        &mut store,
-        "m",
-        "m",
-        Value::Array(items.clone()),
-        3,
-    )
-    .unwrap()
-    .observe(Box::new(move |exec, _| {
-        let size = serde_json::to_string(exec).unwrap().len();
-        seen.fetch_max(size, Ordering::Relaxed);
-    }));
+    let store = MemoryStore::default();
+    let mut driver =
+        Driver::start(&machine, &def, &registry, &clock, &store, "m", "m", Value::Array(items.clone()), 3)
+            .await
+            .unwrap()
+            .observe(Box::new(move |exec, _| {
+                let size = serde_json::to_string(exec).unwrap().len();
+                seen.fetch_max(size, Ordering::Relaxed);
+            }));
     while map_succeeded(driver.execution()) < 17 {
         driver.step().await.unwrap();
     }
     drop(driver);
-    let checkpoint = store.checkpoint.clone().unwrap();
+    let checkpoint = store.checkpoint("m").unwrap();
     assert!(!checkpoint.contains("item-00"), "the checkpoint holds no finished item: {checkpoint}");
     let finished: Vec<String> = store
-        .history
+        .history_of("m")
         .iter()
         .filter_map(|e| match &e.detail {
             Detail::MapIterationSucceeded { index, .. } => Some(items[*index].to_string()),
@@ -235,8 +227,8 @@ async fn a_resumed_map_calls_only_unfinished_items() {
     assert_eq!(finished.len(), 17);
     let before = runner.calls().len();
 
-    let execution = store.load().unwrap();
-    let mut driver = Driver::resume(&machine, &registry, &clock, &mut store, execution);
+    let stored = store.load("m").await.unwrap();
+    let mut driver = Driver::resume(&machine, &registry, &clock, &store, stored);
     while driver.step().await.unwrap() {}
     let execution = driver.execution().clone();
     drop(driver);
@@ -259,5 +251,5 @@ async fn a_resumed_map_calls_only_unfinished_items() {
     // Five running iterations at most, whatever the number of items: the checkpoint stays small.
     let largest = largest.load(Ordering::Relaxed);
     assert!(largest < 4_000, "the checkpoint stays small: {largest} bytes");
-    assert_eq!(count(&store.history, "MapIterationSucceeded"), 50);
+    assert_eq!(count(&store.history_of("m"), "MapIterationSucceeded"), 50);
 }

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 
 use common::{script, t0};
 use recflow::asl::StateMachine;
-use recflow::checkpoint::MemoryStore;
+use recflow::checkpoint::{CheckpointError, ExecutionStore, MemoryStore, Precondition, Stored, Version};
 use recflow::engine::{Driver, Effect, Registry, Status, TaskRunner, TokioClock, pending};
 use recflow::tasks::Scripted;
 use serde_json::{Value, json};
@@ -60,9 +60,10 @@ async fn reloading_after_every_transition_changes_nothing() {
     let mut registry = Registry::new();
     registry.register("", straight_runner.clone());
     let clock = TokioClock::starting_at(t0());
-    let mut straight = MemoryStore::default();
+    let straight = MemoryStore::default();
     let driver =
-        Driver::start(&machine, &definition, &registry, &clock, &mut straight, "exec", "wf", json!({}), 99)
+        Driver::start(&machine, &definition, &registry, &clock, &straight, "exec", "wf", json!({}), 99)
+            .await
             .expect("start");
     let expected = driver.run().await.expect("run");
     assert_eq!(expected.status, Status::Succeeded, "{:?}", expected.cause);
@@ -72,27 +73,28 @@ async fn reloading_after_every_transition_changes_nothing() {
     let mut registry = Registry::new();
     registry.register("", reloaded_runner.clone());
     let clock = TokioClock::starting_at(t0());
-    let mut store = MemoryStore::default();
+    let store = MemoryStore::default();
     drop(
-        Driver::start(&machine, &definition, &registry, &clock, &mut store, "exec", "wf", json!({}), 99)
+        Driver::start(&machine, &definition, &registry, &clock, &store, "exec", "wf", json!({}), 99)
+            .await
             .expect("start"),
     );
     let mut reloads = 0;
     loop {
-        let execution = store.load().expect("a checkpoint");
-        let machine = StateMachine::from_json(store.definition.as_ref().expect("definition")).expect("valid");
-        let mut driver = Driver::resume(&machine, &registry, &clock, &mut store, execution);
+        let stored = store.load("exec").await.expect("a checkpoint");
+        let machine = StateMachine::from_json(&stored.definition).expect("valid");
+        let mut driver = Driver::resume(&machine, &registry, &clock, &store, stored);
         if !driver.step().await.expect("step") {
             break;
         }
         reloads += 1;
     }
-    let actual = store.load().expect("final checkpoint");
+    let actual = store.load("exec").await.expect("final checkpoint").execution;
 
     assert!(reloads > 20, "only {reloads} transitions");
     assert_eq!(actual.output, expected.output);
     assert_eq!(actual, expected);
-    assert_eq!(store.history, straight.history);
+    assert_eq!(store.history_of("exec"), straight.history_of("exec"));
     let keys: Vec<String> = reloaded_runner.calls().iter().map(|c| c.idempotency_key.clone()).collect();
     let unique: HashSet<&String> = keys.iter().collect();
     assert_eq!(unique.len(), keys.len(), "a (state, attempt) was called twice: {keys:?}");
@@ -110,19 +112,20 @@ async fn an_unanswered_call_is_repeated_with_the_same_key() {
     let mut registry = Registry::new();
     registry.register("", runner.clone());
     let clock = TokioClock::starting_at(t0());
-    let mut store = MemoryStore::default();
+    let store = MemoryStore::default();
     let mut driver =
-        Driver::start(&machine, &definition, &registry, &clock, &mut store, "exec", "wf", json!({}), 1)
+        Driver::start(&machine, &definition, &registry, &clock, &store, "exec", "wf", json!({}), 1)
+            .await
             .expect("start");
     driver.step().await.expect("Init");
     driver.step().await.expect("enter Fetch");
     drop(driver);
 
-    let execution = store.load().expect("checkpoint");
-    let Effect::Call(call) = pending(&execution).remove(0) else { panic!("Fetch should be due") };
+    let stored = store.load("exec").await.expect("checkpoint");
+    let Effect::Call(call) = pending(&stored.execution).remove(0) else { panic!("Fetch should be due") };
     let _lost = runner.call(&call, &clock).await; // the process dies before recording the result
 
-    let mut driver = Driver::resume(&machine, &registry, &clock, &mut store, execution);
+    let mut driver = Driver::resume(&machine, &registry, &clock, &store, stored);
     driver.step().await.expect("Fetch again");
     let calls = runner.calls();
     assert_eq!(calls.len(), 2);
@@ -135,32 +138,45 @@ async fn an_unanswered_call_is_repeated_with_the_same_key() {
 /// A store whose third commit fails, as a full disk would.
 struct FullDisk {
     inner: MemoryStore,
-    commits: u32,
+    commits: std::sync::atomic::AtomicU32,
 }
 
-impl recflow::checkpoint::CheckpointStore for FullDisk {
-    fn create(
-        &mut self,
-        definition: &Value,
+#[async_trait::async_trait]
+impl ExecutionStore for FullDisk {
+    async fn commit(
+        &self,
         exec: &recflow::engine::Execution,
         events: &[recflow::engine::HistoryEvent],
-    ) -> Result<(), recflow::checkpoint::CheckpointError> {
-        self.inner.create(definition, exec, events)
-    }
-
-    fn commit(
-        &mut self,
-        exec: &recflow::engine::Execution,
-        events: &[recflow::engine::HistoryEvent],
-    ) -> Result<(), recflow::checkpoint::CheckpointError> {
-        self.commits += 1;
-        if self.commits == 3 {
-            return Err(recflow::checkpoint::CheckpointError::Io {
+        definition: Option<&Value>,
+        precondition: Precondition,
+    ) -> Result<Version, CheckpointError> {
+        // The creation does not count: the third transition's commit fails.
+        let transition = matches!(precondition, Precondition::Matches(_));
+        if transition && self.commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1 == 3 {
+            return Err(CheckpointError::Io {
                 path: "checkpoint.json".into(),
                 source: std::io::Error::other("no space left on device"),
             });
         }
-        self.inner.commit(exec, events)
+        self.inner.commit(exec, events, definition, precondition).await
+    }
+
+    async fn load(&self, name: &str) -> Result<Stored, CheckpointError> {
+        self.inner.load(name).await
+    }
+
+    async fn read(&self, name: &str) -> Result<Stored, CheckpointError> {
+        self.inner.read(name).await
+    }
+
+    async fn list(
+        &self,
+    ) -> Result<Vec<Result<recflow::engine::Execution, CheckpointError>>, CheckpointError> {
+        self.inner.list().await
+    }
+
+    async fn history(&self, name: &str) -> Result<Vec<recflow::engine::HistoryEvent>, CheckpointError> {
+        self.inner.history(name).await
     }
 }
 
@@ -171,9 +187,10 @@ async fn after_a_failed_checkpoint_the_driver_goes_no_further() {
     let mut registry = Registry::new();
     registry.register("", runner());
     let clock = TokioClock::starting_at(t0());
-    let mut store = FullDisk { inner: MemoryStore::default(), commits: 0 };
+    let store = FullDisk { inner: MemoryStore::default(), commits: Default::default() };
     let mut driver =
-        Driver::start(&machine, &definition, &registry, &clock, &mut store, "exec", "wf", json!({}), 5)
+        Driver::start(&machine, &definition, &registry, &clock, &store, "exec", "wf", json!({}), 5)
+            .await
             .expect("start");
     driver.step().await.expect("first");
     driver.step().await.expect("second");

@@ -56,21 +56,22 @@ async fn run_definition(local: &Local, definition: Value, extra: Value) -> (Exec
     let mut input = local.demo.input();
     input.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
     let clock = ScaledClock::new(SCALE);
-    let mut store = MemoryStore::default();
+    let store = MemoryStore::default();
     let driver = Driver::start(
         &machine,
         &definition,
         &registry,
         &clock,
-        &mut store,
+        &store,
         "nightly-test",
         "nightly-refresh",
         input,
         7,
     )
+    .await
     .unwrap();
     let execution = driver.run().await.unwrap();
-    (execution, store.history)
+    (execution, store.history_of("nightly-test"))
 }
 
 /// The next solution version ends CREATE FAILED with Personalize's reason for too little data.

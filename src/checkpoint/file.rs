@@ -1,61 +1,61 @@
 //! The file store: one folder per execution under the checkpoint directory.
 //!
-//! - `checkpoint.json`: the execution as it stands, replaced atomically after every transition
-//!   (write a temporary file, fsync it, rename it over, fsync the folder). Its size follows the
-//!   current state, not the length of the run.
+//! - `checkpoint.json`: `{"format": 2, "version": N, "execution": {...}, "last_events": [...]}`,
+//!   the execution as it stands, replaced atomically after every transition (`write_atomic`:
+//!   a temporary file, fsync, rename, fsync of the folder). Its size follows the running frames,
+//!   not the length of the run; `version` counts commits and is what a commit's precondition is
+//!   checked against.
 //! - `history.jsonl`: the history, appended. It is fsynced every 64 events, not per transition:
 //!   until then the checkpoint also carries the events not yet synced, and opening an execution
 //!   cuts the history back to the checkpoint and re-appends what a crash or power loss cut off.
 //! - `definition.json`: the state machine as it was when the execution started.
 //! - `lock`: held with flock while a process advances the execution; holds that process's pid.
+//!
+//! File work runs on tokio's blocking pool, never on a runtime thread.
 
+use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
 
-use super::{CheckpointError, CheckpointStore, FORMAT};
+use super::{CheckpointError, FORMAT};
+use crate::atomic_file::{Durability, write_atomic};
 use crate::engine::execution::{Execution, Status};
 use crate::engine::history::HistoryEvent;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Durability {
-    /// fsync the checkpoint and its folder on every transition: survives power loss.
-    Fsync,
-    /// Leave flushing to the OS: survives a killed process, not a lost machine.
-    NoFsync,
-}
-
-pub struct Loaded {
-    pub definition: Value,
-    pub execution: Execution,
-}
-
-#[derive(Serialize)]
-struct DocumentRef<'a> {
-    format: u32,
-    execution: &'a Execution,
-    last_events: &'a [HistoryEvent],
-}
+use crate::engine::store::{ExecutionStore, Precondition, Stored, Version};
 
 #[derive(Deserialize)]
 struct Document {
     execution: Execution,
     #[serde(default)]
     last_events: Vec<HistoryEvent>,
+    /// Commits so far (absent in format 1: 0).
+    #[serde(default)]
+    version: u64,
 }
 
+/// Executions in folders under one checkpoint directory. An execution this store has created or
+/// loaded is held (flock) until the store is dropped.
 pub struct FileStore {
+    root: PathBuf,
+    durability: Durability,
+    held: Mutex<HashMap<String, Arc<Mutex<Held>>>>,
+}
+
+/// An execution this process advances: its lock, its history file, and what the checkpoint must
+/// carry until the history is synced.
+struct Held {
     dir: PathBuf,
     durability: Durability,
     _lock: File,
-    folder: File,
     history: File,
     /// Events written to the history but not yet fsynced; the checkpoint carries them.
     unsynced: Vec<HistoryEvent>,
-    buffer: Vec<u8>,
+    version: u64,
 }
 
 /// The history is fsynced once this many events wait in the checkpoint, which keeps the
@@ -63,92 +63,19 @@ pub struct FileStore {
 const HISTORY_SYNC_EVERY: usize = 64;
 
 const CHECKPOINT: &str = "checkpoint.json";
-const CHECKPOINT_TMP: &str = "checkpoint.json.tmp";
 const HISTORY: &str = "history.jsonl";
 const DEFINITION: &str = "definition.json";
 const LOCK: &str = "lock";
 
 impl FileStore {
-    /// A store for a new execution `name` under `root`; refuses a name already used.
-    pub fn create(root: &Path, name: &str, durability: Durability) -> Result<FileStore, CheckpointError> {
-        let dir = root.join(name);
-        fs::create_dir_all(&dir).map_err(CheckpointError::io(&dir))?;
-        let lock = lock(&dir, name)?;
-        if dir.join(CHECKPOINT).exists() {
-            return Err(CheckpointError::Exists { name: name.to_string(), dir: root.to_path_buf() });
-        }
-        let history = OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .open(dir.join(HISTORY))
-            .map_err(CheckpointError::io(dir.join(HISTORY)))?;
-        if durability == Durability::Fsync {
-            // The new execution folder itself must survive a power loss.
-            File::open(root).and_then(|f| f.sync_all()).map_err(CheckpointError::io(root))?;
-        }
-        Self::assemble(dir, durability, lock, history)
+    /// A store over `root` (created on the first commit).
+    pub fn new(root: impl Into<PathBuf>, durability: Durability) -> FileStore {
+        FileStore { root: root.into(), durability, held: Mutex::new(HashMap::new()) }
     }
 
-    /// Opens an existing execution to advance it: takes the lock, reads and checks the
-    /// checkpoint, and brings the history in line with it.
-    pub fn open(
-        root: &Path,
-        name: &str,
-        durability: Durability,
-    ) -> Result<(FileStore, Loaded), CheckpointError> {
-        let dir = root.join(name);
-        if !dir.join(CHECKPOINT).exists() {
-            return Err(CheckpointError::NotFound { name: name.to_string(), dir: root.to_path_buf() });
-        }
-        let lock = lock(&dir, name)?;
-        let (doc, definition) = read_document(&dir)?;
-        let events = repair_history(&dir, &doc)?;
-        let mut execution = doc.execution;
-        execution.rehydrate(&events);
-        let history = OpenOptions::new()
-            .append(true)
-            .open(dir.join(HISTORY))
-            .map_err(CheckpointError::io(dir.join(HISTORY)))?;
-        if durability == Durability::Fsync {
-            // What the previous process appended but never synced becomes durable now, so this
-            // store's checkpoints need only carry their own unsynced events.
-            history.sync_data().map_err(CheckpointError::io(dir.join(HISTORY)))?;
-        }
-        let store = Self::assemble(dir, durability, lock, history)?;
-        Ok((store, Loaded { definition, execution }))
-    }
-
-    fn assemble(
-        dir: PathBuf,
-        durability: Durability,
-        lock: File,
-        history: File,
-    ) -> Result<FileStore, CheckpointError> {
-        let folder = File::open(&dir).map_err(CheckpointError::io(&dir))?;
-        Ok(FileStore {
-            dir,
-            durability,
-            _lock: lock,
-            folder,
-            history,
-            unsynced: Vec::new(),
-            buffer: Vec::with_capacity(4096),
-        })
-    }
-
-    /// Reads an execution without locking it (for `status`), its input and Map states
-    /// rehydrated from the history.
-    pub fn read(root: &Path, name: &str) -> Result<Loaded, CheckpointError> {
-        let dir = root.join(name);
-        if !dir.join(CHECKPOINT).exists() {
-            return Err(CheckpointError::NotFound { name: name.to_string(), dir: root.to_path_buf() });
-        }
-        let (doc, definition) = read_document(&dir)?;
-        let (events, _) = reconcile(&dir, &doc)?;
-        let mut execution = doc.execution;
-        execution.rehydrate(&events);
-        Ok(Loaded { definition, execution })
+    /// The checkpoint directory.
+    pub fn root(&self) -> &Path {
+        &self.root
     }
 
     /// Whether a live process holds the execution: `Some(pid)` (pid unknown: `Some(None)`) while
@@ -168,118 +95,248 @@ impl FileStore {
         }
     }
 
-    /// The history as the checkpoint vouches for it, without changing any file.
-    pub fn read_history(root: &Path, name: &str) -> Result<Vec<HistoryEvent>, CheckpointError> {
-        let dir = root.join(name);
-        if !dir.join(CHECKPOINT).exists() {
-            return Err(CheckpointError::NotFound { name: name.to_string(), dir: root.to_path_buf() });
-        }
-        let (doc, _) = read_document(&dir)?;
-        let (events, _) = reconcile(&dir, &doc)?;
-        Ok(events)
+    fn held(&self, name: &str) -> Option<Arc<Mutex<Held>>> {
+        self.held.lock().expect("held lock").get(name).cloned()
     }
 
-    /// Every execution under `root`, oldest first, each rehydrated from its history. Unreadable
-    /// ones are reported, not skipped.
-    pub fn list(root: &Path) -> Result<Vec<Result<Execution, CheckpointError>>, CheckpointError> {
-        let entries = match fs::read_dir(root) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(CheckpointError::Io { path: root.to_path_buf(), source: e }),
-        };
-        let mut out = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(CheckpointError::io(root))?;
-            if entry.path().join(CHECKPOINT).exists() {
-                let dir = entry.path();
-                out.push(read_document(&dir).and_then(|(doc, _)| {
-                    let (events, _) = reconcile(&dir, &doc)?;
-                    let mut execution = doc.execution;
-                    execution.rehydrate(&events);
-                    Ok(execution)
-                }));
+    fn hold(&self, name: &str, held: Held) {
+        self.held.lock().expect("held lock").insert(name.to_string(), Arc::new(Mutex::new(held)));
+    }
+}
+
+/// Runs blocking file work on tokio's blocking pool; a panic there is a panic here.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, CheckpointError> + Send + 'static,
+) -> Result<T, CheckpointError> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+#[async_trait::async_trait]
+impl ExecutionStore for FileStore {
+    async fn commit(
+        &self,
+        execution: &Execution,
+        events: &[HistoryEvent],
+        definition: Option<&Value>,
+        precondition: Precondition,
+    ) -> Result<Version, CheckpointError> {
+        let name = execution.name.clone();
+        let state = serde_json::to_vec(execution).map_err(|e| CheckpointError::Corrupt {
+            path: self.root.join(&name).join(CHECKPOINT),
+            reason: e.to_string(),
+        })?;
+        let events = events.to_vec();
+        let finished = execution.status != Status::Running;
+        match precondition {
+            Precondition::DoesNotExist => {
+                let definition = serde_json::to_vec_pretty(definition.unwrap_or(&Value::Null))
+                    .expect("a JSON value serializes");
+                let (root, durability, n) = (self.root.clone(), self.durability, name.clone());
+                let held = blocking(move || {
+                    let mut held = create(&root, &n, durability, &definition)?;
+                    held.commit(&state, events, finished)?;
+                    Ok(held)
+                })
+                .await?;
+                let version = held.version;
+                self.hold(&name, held);
+                Ok(Version(version.to_string()))
+            }
+            Precondition::Matches(Version(expected)) => {
+                let Some(held) = self.held(&name) else {
+                    return Err(CheckpointError::Conflict {
+                        name,
+                        expected,
+                        found: "an execution this process has not loaded".into(),
+                    });
+                };
+                blocking(move || {
+                    let mut held = held.lock().expect("held execution lock");
+                    if held.version.to_string() != expected {
+                        return Err(CheckpointError::Conflict {
+                            name,
+                            expected,
+                            found: held.version.to_string(),
+                        });
+                    }
+                    held.commit(&state, events, finished)?;
+                    Ok(Version(held.version.to_string()))
+                })
+                .await
             }
         }
-        out.sort_by_key(|r| r.as_ref().map(|e| e.start_time).ok());
-        Ok(out)
     }
 
-    fn write_checkpoint(&mut self, exec: &Execution, events: &[HistoryEvent]) -> Result<(), CheckpointError> {
-        self.buffer.clear();
-        serde_json::to_writer(
-            &mut self.buffer,
-            &DocumentRef { format: FORMAT, execution: exec, last_events: events },
-        )
-        .map_err(|e| CheckpointError::Corrupt { path: self.dir.join(CHECKPOINT), reason: e.to_string() })?;
-        self.buffer.push(b'\n');
-        let tmp = self.dir.join(CHECKPOINT_TMP);
-        let mut file = File::create(&tmp).map_err(CheckpointError::io(&tmp))?;
-        file.write_all(&self.buffer).map_err(CheckpointError::io(&tmp))?;
-        if self.durability == Durability::Fsync {
-            file.sync_data().map_err(CheckpointError::io(&tmp))?;
+    async fn load(&self, name: &str) -> Result<Stored, CheckpointError> {
+        let (root, durability, n) = (self.root.clone(), self.durability, name.to_string());
+        let (held, stored) = blocking(move || open(&root, &n, durability)).await?;
+        self.hold(name, held);
+        Ok(stored)
+    }
+
+    async fn read(&self, name: &str) -> Result<Stored, CheckpointError> {
+        let (root, n) = (self.root.clone(), name.to_string());
+        blocking(move || read(&root, &n)).await
+    }
+
+    async fn list(&self) -> Result<Vec<Result<Execution, CheckpointError>>, CheckpointError> {
+        let root = self.root.clone();
+        blocking(move || list(&root)).await
+    }
+
+    async fn history(&self, name: &str) -> Result<Vec<HistoryEvent>, CheckpointError> {
+        let (root, n) = (self.root.clone(), name.to_string());
+        blocking(move || {
+            let dir = existing(&root, &n)?;
+            let (doc, _) = read_document(&dir)?;
+            Ok(reconcile(&dir, &doc)?.0)
+        })
+        .await
+    }
+}
+
+/// The folder of an existing execution, or NotFound.
+fn existing(root: &Path, name: &str) -> Result<PathBuf, CheckpointError> {
+    let dir = root.join(name);
+    if dir.join(CHECKPOINT).exists() {
+        Ok(dir)
+    } else {
+        Err(CheckpointError::NotFound { name: name.to_string(), dir: root.to_path_buf() })
+    }
+}
+
+/// A new execution's folder, locked, with its definition; refuses a name already used.
+fn create(
+    root: &Path,
+    name: &str,
+    durability: Durability,
+    definition: &[u8],
+) -> Result<Held, CheckpointError> {
+    let dir = root.join(name);
+    fs::create_dir_all(&dir).map_err(CheckpointError::io(&dir))?;
+    let lock = lock(&dir, name)?;
+    if dir.join(CHECKPOINT).exists() {
+        return Err(CheckpointError::Exists { name: name.to_string(), dir: root.to_path_buf() });
+    }
+    let history = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .open(dir.join(HISTORY))
+        .map_err(CheckpointError::io(dir.join(HISTORY)))?;
+    let path = dir.join(DEFINITION);
+    write_atomic(&path, definition, durability).map_err(CheckpointError::io(&path))?;
+    if durability == Durability::Fsync {
+        // The new execution folder itself must survive a power loss.
+        File::open(root).and_then(|f| f.sync_all()).map_err(CheckpointError::io(root))?;
+    }
+    Ok(Held { dir, durability, _lock: lock, history, unsynced: Vec::new(), version: 0 })
+}
+
+/// Opens an existing execution to advance it: takes the lock, reads and checks the checkpoint,
+/// brings the history in line with it, and rehydrates the execution from the history.
+fn open(root: &Path, name: &str, durability: Durability) -> Result<(Held, Stored), CheckpointError> {
+    let dir = existing(root, name)?;
+    let lock = lock(&dir, name)?;
+    let (doc, definition) = read_document(&dir)?;
+    let events = repair_history(&dir, &doc)?;
+    let history = OpenOptions::new()
+        .append(true)
+        .open(dir.join(HISTORY))
+        .map_err(CheckpointError::io(dir.join(HISTORY)))?;
+    if durability == Durability::Fsync {
+        // What the previous process appended but never synced becomes durable now, so this
+        // store's checkpoints need only carry their own unsynced events.
+        history.sync_data().map_err(CheckpointError::io(dir.join(HISTORY)))?;
+    }
+    let mut execution = doc.execution;
+    execution.rehydrate(&events);
+    let version = doc.version;
+    let held = Held { dir, durability, _lock: lock, history, unsynced: Vec::new(), version };
+    Ok((held, Stored { definition, execution, version: Version(version.to_string()) }))
+}
+
+/// Reads an execution without locking it, rehydrated from its history.
+fn read(root: &Path, name: &str) -> Result<Stored, CheckpointError> {
+    let dir = existing(root, name)?;
+    let (doc, definition) = read_document(&dir)?;
+    let (events, _) = reconcile(&dir, &doc)?;
+    let version = Version(doc.version.to_string());
+    let mut execution = doc.execution;
+    execution.rehydrate(&events);
+    Ok(Stored { definition, execution, version })
+}
+
+/// Every execution under `root`, oldest first. Unreadable ones are reported, not skipped.
+fn list(root: &Path) -> Result<Vec<Result<Execution, CheckpointError>>, CheckpointError> {
+    let entries = match fs::read_dir(root) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(CheckpointError::Io { path: root.to_path_buf(), source: e }),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(CheckpointError::io(root))?;
+        if entry.path().join(CHECKPOINT).exists() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            out.push(read(root, &name).map(|s| s.execution));
         }
-        drop(file);
+    }
+    out.sort_by_key(|r| r.as_ref().map(|e| e.start_time).ok());
+    Ok(out)
+}
+
+impl Held {
+    /// Records one transition: the events appended to the history (history first: if the
+    /// process dies between the two writes, opening the execution cuts the history back to the
+    /// checkpoint), then the checkpoint with `state` (the execution as JSON).
+    fn commit(
+        &mut self,
+        state: &[u8],
+        events: Vec<HistoryEvent>,
+        finished: bool,
+    ) -> Result<(), CheckpointError> {
+        self.append_history(events, finished)?;
         let path = self.dir.join(CHECKPOINT);
-        fs::rename(&tmp, &path).map_err(CheckpointError::io(&path))?;
-        if self.durability == Durability::Fsync {
-            self.folder.sync_all().map_err(CheckpointError::io(&self.dir))?;
-        }
+        let corrupt =
+            |e: serde_json::Error| CheckpointError::Corrupt { path: path.clone(), reason: e.to_string() };
+        let mut doc = Vec::with_capacity(state.len() + 256);
+        write!(doc, "{{\"format\":{FORMAT},\"version\":{},\"execution\":", self.version + 1)
+            .expect("writing to memory");
+        doc.extend_from_slice(state);
+        doc.extend_from_slice(b",\"last_events\":");
+        serde_json::to_writer(&mut doc, &self.unsynced).map_err(corrupt)?;
+        doc.extend_from_slice(b"}\n");
+        write_atomic(&path, &doc, self.durability).map_err(CheckpointError::io(&path))?;
+        self.version += 1;
         Ok(())
     }
 
     /// Appends the events; in Fsync mode syncs the history when enough events wait (or the
-    /// execution ended) and gives the events the checkpoint must still carry.
-    fn append_history(&mut self, events: &[HistoryEvent], finished: bool) -> Result<(), CheckpointError> {
-        let path = || self.dir.join(HISTORY);
-        self.buffer.clear();
-        for event in events {
-            serde_json::to_writer(&mut self.buffer, event)
-                .map_err(|e| CheckpointError::Corrupt { path: path(), reason: e.to_string() })?;
-            self.buffer.push(b'\n');
+    /// execution ended). `unsynced` is left holding the events the checkpoint must still carry.
+    fn append_history(&mut self, events: Vec<HistoryEvent>, finished: bool) -> Result<(), CheckpointError> {
+        let path = self.dir.join(HISTORY);
+        let mut buffer = Vec::with_capacity(256 * events.len());
+        for event in &events {
+            serde_json::to_writer(&mut buffer, event)
+                .map_err(|e| CheckpointError::Corrupt { path: path.clone(), reason: e.to_string() })?;
+            buffer.push(b'\n');
         }
-        self.history.write_all(&self.buffer).map_err(CheckpointError::io(path()))?;
+        self.history.write_all(&buffer).map_err(CheckpointError::io(&path))?;
         match self.durability {
-            Durability::NoFsync => {
-                self.unsynced.clear();
-                self.unsynced.extend_from_slice(events);
-            }
+            Durability::NoFsync => self.unsynced = events,
             Durability::Fsync => {
-                self.unsynced.extend_from_slice(events);
+                self.unsynced.extend(events);
                 if finished || self.unsynced.len() >= HISTORY_SYNC_EVERY {
-                    self.history.sync_data().map_err(CheckpointError::io(path()))?;
+                    self.history.sync_data().map_err(CheckpointError::io(&path))?;
                     self.unsynced.clear();
                 }
             }
         }
         Ok(())
-    }
-}
-
-impl CheckpointStore for FileStore {
-    fn create(
-        &mut self,
-        definition: &Value,
-        exec: &Execution,
-        events: &[HistoryEvent],
-    ) -> Result<(), CheckpointError> {
-        let path = self.dir.join(DEFINITION);
-        let text = serde_json::to_vec_pretty(definition).expect("a JSON value serializes");
-        let mut file = File::create(&path).map_err(CheckpointError::io(&path))?;
-        file.write_all(&text).map_err(CheckpointError::io(&path))?;
-        if self.durability == Durability::Fsync {
-            file.sync_data().map_err(CheckpointError::io(&path))?;
-        }
-        self.commit(exec, events)
-    }
-
-    fn commit(&mut self, exec: &Execution, events: &[HistoryEvent]) -> Result<(), CheckpointError> {
-        // History first: if the process dies between the two writes, opening the execution
-        // cuts the history back to the checkpoint.
-        self.append_history(events, exec.status != Status::Running)?;
-        let unsynced = std::mem::take(&mut self.unsynced);
-        let written = self.write_checkpoint(exec, &unsynced);
-        self.unsynced = unsynced;
-        written
     }
 }
 
@@ -401,17 +458,12 @@ fn repair_history(dir: &Path, doc: &Document) -> Result<Vec<HistoryEvent>, Check
     let (events, changed) = reconcile(dir, doc)?;
     if changed {
         let path = dir.join(HISTORY);
-        let tmp = dir.join("history.jsonl.tmp");
         let mut buf = Vec::new();
         for e in &events {
             serde_json::to_writer(&mut buf, e).expect("events serialize");
             buf.push(b'\n');
         }
-        let mut file = File::create(&tmp).map_err(CheckpointError::io(&tmp))?;
-        file.write_all(&buf).map_err(CheckpointError::io(&tmp))?;
-        file.sync_data().map_err(CheckpointError::io(&tmp))?;
-        fs::rename(&tmp, &path).map_err(CheckpointError::io(&path))?;
-        File::open(dir).and_then(|f| f.sync_all()).map_err(CheckpointError::io(dir))?;
+        write_atomic(&path, &buf, Durability::Fsync).map_err(CheckpointError::io(&path))?;
     }
     Ok(events)
 }

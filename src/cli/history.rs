@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use super::common::{ExitCode, OutputFormat, check_name};
-use crate::checkpoint::FileStore;
+use crate::checkpoint::{Durability, ExecutionStore, FileStore};
 use crate::engine::execution::timestamp;
 use crate::engine::history::Detail;
 
@@ -15,9 +15,9 @@ pub struct HistoryOptions {
     pub output: OutputFormat,
 }
 
-pub fn history(opts: HistoryOptions) -> Result<ExitCode> {
+pub async fn history(opts: HistoryOptions) -> Result<ExitCode> {
     check_name(&opts.name)?;
-    let events = FileStore::read_history(&opts.checkpoint_dir, &opts.name)?;
+    let events = FileStore::new(&opts.checkpoint_dir, Durability::NoFsync).history(&opts.name).await?;
     match opts.output {
         OutputFormat::Json => {
             println!("{}", serde_json::to_string_pretty(&serde_json::json!({"events": events}))?)

@@ -8,7 +8,7 @@ use tracing::info;
 use super::common::{ExitCode, OutputFormat, check_name, check_runnable, clock, report, usage};
 use super::integrations::{Launch, TaskOptions, integrations};
 use crate::asl::definition::StateMachine;
-use crate::checkpoint::{Durability, FileStore};
+use crate::checkpoint::{Durability, ExecutionStore, FileStore};
 use crate::engine::{Driver, Status};
 
 pub struct ResumeOptions {
@@ -24,7 +24,8 @@ pub struct ResumeOptions {
 pub async fn resume(opts: ResumeOptions) -> Result<ExitCode> {
     check_name(&opts.name)?;
     let durability = if opts.no_fsync { Durability::NoFsync } else { Durability::Fsync };
-    let (mut store, loaded) = FileStore::open(&opts.checkpoint_dir, &opts.name, durability)?;
+    let store = FileStore::new(&opts.checkpoint_dir, durability);
+    let loaded = store.load(&opts.name).await?;
     let source = format!("{}/{}/definition.json", opts.checkpoint_dir.display(), opts.name);
     let machine = StateMachine::from_json(&loaded.definition).map_err(|errors| {
         usage(errors.iter().map(|e| format!("{source}: {e}")).collect::<Vec<_>>().join("\n"))
@@ -47,8 +48,8 @@ pub async fn resume(opts: ResumeOptions) -> Result<ExitCode> {
     let clock = clock(tasks.time_scale(), loaded.execution.updated)?;
     let at = loaded.execution.at.as_ref().map(|p| p.state.clone()).unwrap_or_default();
     info!(execution = %opts.name, state = %at, "resuming");
-    let driver =
-        Driver::resume(&machine, &integrations.registry, clock.as_ref(), &mut store, loaded.execution);
+    let definition = loaded.definition.clone();
+    let driver = Driver::resume(&machine, &integrations.registry, clock.as_ref(), &store, loaded);
     let resumable = Some((opts.name.as_str(), opts.checkpoint_dir.as_path()));
     let drive = super::run::drive(driver, opts.max_runtime, tasks.time_scale(), clock.as_ref());
     let Some(stop) = super::run::until_interrupted(drive, resumable).await? else {
@@ -59,7 +60,7 @@ pub async fn resume(opts: ResumeOptions) -> Result<ExitCode> {
         stop,
         opts.output,
         Some(&opts.checkpoint_dir),
-        &loaded.definition,
+        &definition,
         integrations,
         clock.as_ref(),
         tasks.time_scale(),

@@ -11,7 +11,7 @@ use super::common::{
 };
 use super::integrations::{Launch, TaskOptions, integrations};
 use super::summary;
-use crate::checkpoint::{CheckpointStore, Durability, FileStore, NullStore};
+use crate::checkpoint::{Durability, ExecutionStore, FileStore, NullStore};
 use crate::engine::{Driver, Stop};
 
 pub struct RunOptions {
@@ -37,7 +37,7 @@ pub async fn run(opts: RunOptions) -> Result<ExitCode> {
     check_runnable(&machine, &source)?;
     let state_machine = machine_name(&opts.file);
     if opts.resume_or_start
-        && let Some(name) = unfinished(&opts.checkpoint_dir, &state_machine, opts.name.as_deref())?
+        && let Some(name) = unfinished(&opts.checkpoint_dir, &state_machine, opts.name.as_deref()).await?
     {
         info!(execution = %name, workflow = %state_machine, "resuming the unfinished execution (--resume-or-start); its input is the one it started with");
         return super::resume::resume(super::resume::ResumeOptions {
@@ -70,15 +70,12 @@ pub async fn run(opts: RunOptions) -> Result<ExitCode> {
         }
         (_, input) => input,
     };
-    let mut store: Box<dyn CheckpointStore> = if opts.no_checkpoint {
+    let store: Box<dyn ExecutionStore> = if opts.no_checkpoint {
         Box::new(NullStore)
     } else {
         let durability = if opts.no_fsync { Durability::NoFsync } else { Durability::Fsync };
-        Box::new(FileStore::create(&opts.checkpoint_dir, &name, durability)?)
+        Box::new(FileStore::new(&opts.checkpoint_dir, durability))
     };
-    if let Some(dir) = checkpoints {
-        Launch { local: opts.tasks.local, time_scale: opts.tasks.time_scale() }.record(dir, &name);
-    }
     let checkpoint_text = match checkpoints {
         None => "none (--no-checkpoint)".to_string(),
         Some(dir) => dir.join(&name).display().to_string(),
@@ -89,13 +86,18 @@ pub async fn run(opts: RunOptions) -> Result<ExitCode> {
         &definition,
         &integrations.registry,
         clock.as_ref(),
-        store.as_mut(),
+        store.as_ref(),
         &name,
         &state_machine,
         input,
         fastrand::u64(..),
-    )?
+    )
+    .await?
     .with_limits(opts.limits);
+    // Beside the checkpoint, which the first commit has just created.
+    if let Some(dir) = checkpoints {
+        Launch { local: opts.tasks.local, time_scale: opts.tasks.time_scale() }.record(dir, &name);
+    }
     if let Some(events) = &integrations.status_events {
         events.publish(driver.execution()).await;
     }
@@ -117,8 +119,12 @@ pub async fn run(opts: RunOptions) -> Result<ExitCode> {
 }
 
 /// The oldest unfinished execution of `state_machine` in `dir` (only `name`, when given).
-fn unfinished(dir: &std::path::Path, state_machine: &str, name: Option<&str>) -> Result<Option<String>> {
-    for execution in FileStore::list(dir)? {
+async fn unfinished(
+    dir: &std::path::Path,
+    state_machine: &str,
+    name: Option<&str>,
+) -> Result<Option<String>> {
+    for execution in FileStore::new(dir, Durability::NoFsync).list().await? {
         // An unreadable checkpoint is not this run's business: `status` reports it.
         let Ok(execution) = execution else { continue };
         if execution.status == crate::engine::Status::Running

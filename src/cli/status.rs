@@ -6,7 +6,7 @@ use anyhow::Result;
 use serde_json::Value;
 
 use super::common::{ExitCode, OutputFormat, check_name, fork_progress, report};
-use crate::checkpoint::FileStore;
+use crate::checkpoint::{Durability, ExecutionStore, FileStore};
 use crate::engine::Status;
 use crate::engine::execution::timestamp;
 
@@ -16,10 +16,11 @@ pub struct StatusOptions {
     pub output: OutputFormat,
 }
 
-pub fn status(opts: StatusOptions) -> Result<ExitCode> {
+pub async fn status(opts: StatusOptions) -> Result<ExitCode> {
+    let store = FileStore::new(&opts.checkpoint_dir, Durability::NoFsync);
     if let Some(name) = &opts.name {
         check_name(name)?;
-        let loaded = FileStore::read(&opts.checkpoint_dir, name)?;
+        let loaded = store.read(name).await?;
         let code = report(&loaded.execution, opts.output)?;
         if loaded.execution.status != Status::Running {
             return Ok(code);
@@ -37,7 +38,7 @@ pub fn status(opts: StatusOptions) -> Result<ExitCode> {
         }
         return Ok(ExitCode::Succeeded);
     }
-    let all = FileStore::list(&opts.checkpoint_dir)?;
+    let all = store.list().await?;
     match opts.output {
         OutputFormat::Json => {
             let list: Vec<Value> = all

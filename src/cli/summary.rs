@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::checkpoint::FileStore;
+use crate::checkpoint::{Durability, ExecutionStore, FileStore};
 use crate::engine::execution::Execution;
 use crate::engine::history::{Detail, HistoryEvent};
 use crate::tasks::aws::Clients;
@@ -19,7 +19,8 @@ pub async fn print(
     definition: &Value,
     clients: Option<&Clients>,
 ) {
-    let Ok(history) = FileStore::read_history(checkpoint_dir, &execution.name) else { return };
+    let store = FileStore::new(checkpoint_dir, Durability::NoFsync);
+    let Ok(history) = store.history(&execution.name).await else { return };
     println!("\nStates (execution clock):");
     for line in state_lines(&history) {
         println!("  {line}");

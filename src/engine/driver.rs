@@ -17,11 +17,11 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use super::clock::Clock;
 use super::execution::{Execution, Status};
 use super::history::HistoryEvent;
+use super::store::{CheckpointError, ExecutionStore, Precondition, Stored, Version};
 use super::task::{Answer, CallId, Registry};
 use super::transition::{Effect, Event, TaskCall, pending, start, transition};
 use crate::asl::definition::StateMachine;
 use crate::asl::errors::{StatesError, names};
-use crate::checkpoint::{CheckpointError, CheckpointStore};
 
 /// Called after every committed transition with the execution as it now stands and the
 /// transition's history events (progress displays, metrics).
@@ -52,8 +52,10 @@ pub struct Driver<'a> {
     machine: &'a StateMachine,
     registry: &'a Registry,
     clock: &'a dyn Clock,
-    store: &'a mut dyn CheckpointStore,
+    store: &'a dyn ExecutionStore,
     execution: Execution,
+    /// The stored execution's version: each commit expects it and moves it on.
+    version: Version,
     /// Set when a checkpoint write failed.
     broken: bool,
     /// The calls that were due when the execution was loaded from its checkpoint: the process
@@ -65,48 +67,51 @@ pub struct Driver<'a> {
 }
 
 impl<'a> Driver<'a> {
-    /// Starts a new execution and records it in `store`.
+    /// Starts a new execution and records it in `store` (which refuses a name already used).
     #[allow(clippy::too_many_arguments)]
-    pub fn start(
+    pub async fn start(
         machine: &'a StateMachine,
         definition: &Value,
         registry: &'a Registry,
         clock: &'a dyn Clock,
-        store: &'a mut dyn CheckpointStore,
+        store: &'a dyn ExecutionStore,
         name: &str,
         state_machine: &str,
         input: Value,
         seed: u64,
     ) -> Result<Driver<'a>, CheckpointError> {
         let t = start(machine, name, state_machine, input, clock.now(), seed);
-        store.create(definition, &t.execution, &t.events)?;
-        Ok(Driver::new(machine, registry, clock, store, t.execution, HashSet::new()))
+        let version =
+            store.commit(&t.execution, &t.events, Some(definition), Precondition::DoesNotExist).await?;
+        Ok(Driver::new(machine, registry, clock, store, t.execution, version, HashSet::new()))
     }
 
-    /// Continues an execution loaded from a checkpoint (with its Map states rehydrated).
+    /// Continues an execution loaded from `store` ([`ExecutionStore::load`]), at the version
+    /// it was loaded at.
     pub fn resume(
         machine: &'a StateMachine,
         registry: &'a Registry,
         clock: &'a dyn Clock,
-        store: &'a mut dyn CheckpointStore,
-        execution: Execution,
+        store: &'a dyn ExecutionStore,
+        stored: Stored,
     ) -> Driver<'a> {
-        let due = pending(&execution)
+        let due = pending(&stored.execution)
             .into_iter()
             .filter_map(|e| match e {
                 Effect::Call(call) => Some(call.id()),
                 _ => None,
             })
             .collect();
-        Driver::new(machine, registry, clock, store, execution, due)
+        Driver::new(machine, registry, clock, store, stored.execution, stored.version, due)
     }
 
     fn new(
         machine: &'a StateMachine,
         registry: &'a Registry,
         clock: &'a dyn Clock,
-        store: &'a mut dyn CheckpointStore,
+        store: &'a dyn ExecutionStore,
         execution: Execution,
+        version: Version,
         resumed_calls: HashSet<CallId>,
     ) -> Driver<'a> {
         Driver {
@@ -115,6 +120,7 @@ impl<'a> Driver<'a> {
             clock,
             store,
             execution,
+            version,
             broken: false,
             resumed_calls,
             observer: None,
@@ -196,14 +202,14 @@ impl<'a> Driver<'a> {
             let state = self.execution.cursor(frame).map_or("", |p| p.state.as_str()).to_string();
             let span = info_span!("step", execution = %self.execution.name, state = %state);
             let _enter = span.enter();
-            return self.apply(Event::Proceed { now: self.clock.now(), frame });
+            return self.apply(Event::Proceed { now: self.clock.now(), frame }).await;
         }
         self.launch(effects);
         loop {
             match self.flights.next().await {
                 Some(Ok((flight, event))) => {
                     self.in_flight.remove(&flight);
-                    return self.apply(event);
+                    return self.apply(event).await;
                 }
                 // Stopped because its frame no longer waits for it.
                 Some(Err(_aborted)) => continue,
@@ -284,14 +290,19 @@ impl<'a> Driver<'a> {
     }
 
     /// One transition, then its checkpoint.
-    fn apply(&mut self, event: Event) -> Result<bool, CheckpointError> {
+    async fn apply(&mut self, event: Event) -> Result<bool, CheckpointError> {
         let t = transition(self.machine, std::mem::take(&mut self.execution), event);
         self.execution = t.execution;
-        if let Err(e) = self.store.commit(&self.execution, &t.events) {
-            // The execution in memory is now ahead of its checkpoint: refuse to go on from it, so
-            // only a resume from the checkpoint can continue.
-            self.broken = true;
-            return Err(e);
+        let expected = Precondition::Matches(self.version.clone());
+        match self.store.commit(&self.execution, &t.events, None, expected).await {
+            Ok(version) => self.version = version,
+            Err(e) => {
+                // The execution in memory is now ahead of its checkpoint (or someone else's):
+                // refuse to go on from it, so only a resume from the checkpoint can continue.
+                self.broken = true;
+                self.stop_flights(&HashSet::new());
+                return Err(e);
+            }
         }
         for event in &t.events {
             debug!(id = event.id, event = event.detail.type_name(), "history");

@@ -9,6 +9,8 @@ pub mod execution;
 /// History events in Step Functions' shape.
 pub mod history;
 mod states;
+/// The versioned, async store executions are kept in between transitions.
+pub mod store;
 /// Task runners, calls and answers.
 pub mod task;
 /// The pure transition function.
@@ -18,5 +20,6 @@ pub use clock::{Clock, SystemClock, TokioClock};
 pub use driver::{Driver, Observer, Stop};
 pub use execution::{Execution, PollPhase, Status};
 pub use history::{Detail, HistoryEvent};
+pub use store::{CheckpointError, ExecutionStore, Precondition, Stored, Version};
 pub use task::{Answer, CallId, Registry, TaskRunner};
 pub use transition::{Effect, Event, TaskCall, Transition, pending, start, transition};

@@ -32,12 +32,13 @@ pub async fn run(definition: Value, input: Value, runner: Arc<ScriptedRunner>) -
     let mut registry = Registry::new();
     registry.register("", runner.clone());
     let clock = TokioClock::starting_at(t0());
-    let mut store = MemoryStore::default();
+    let store = MemoryStore::default();
     let driver =
-        Driver::start(&machine, &definition, &registry, &clock, &mut store, "test", "machine", input, 42)
+        Driver::start(&machine, &definition, &registry, &clock, &store, "test", "machine", input, 42)
+            .await
             .expect("start");
     let execution = driver.run().await.expect("run");
-    Outcome { execution, history: store.history, calls: runner.calls() }
+    Outcome { execution, history: store.history_of("test"), calls: runner.calls() }
 }
 
 pub fn kinds(history: &[HistoryEvent]) -> Vec<&'static str> {
