@@ -264,13 +264,15 @@ async fn the_quality_gate_stops_a_bad_version_with_nothing_published() {
 async fn a_sixth_batch_job_waits_for_the_queue_with_backoff() {
     let local = local().await;
     let version = import_and_train(&local).await;
-    // Five slow batch jobs fill the queue (at most 5 pending or in progress).
+    // Five slow batch jobs fill the queue (at most 5 pending or in progress); an emulated hour
+    // each (6 s of wall time), so they still run when the workflow reaches its batch job even
+    // on a loaded machine.
     for i in 0..5 {
         local
             .emulator
             .personalize
             .faults()
-            .inject(Fault::SlowNextJob { kind: JobKind::BatchInferenceJob, seconds: 1200.0 });
+            .inject(Fault::SlowNextJob { kind: JobKind::BatchInferenceJob, seconds: 3600.0 });
         local
             .clients
             .personalize

@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The end of the generated time range (2026-01-01T00:00:00Z): fixed so output is repeatable.
 const END_TIMESTAMP: i64 = 1_767_225_600;
@@ -133,8 +133,8 @@ pub fn write_demo_data(s3_root: &Path, bucket: &str, opts: &SeedOptions) -> io::
     })
 }
 
-/// Writes through a BufWriter to a hidden temporary file beside `path`, then renames it over
-/// `path`, so readers never see half a file.
+/// Writes through a BufWriter to a hidden temporary file beside `path` (creating its folder),
+/// then renames it over `path`, so readers never see half a file.
 pub(crate) fn write_atomically(
     path: &Path,
     body: impl FnOnce(&mut BufWriter<File>) -> io::Result<()>,
@@ -142,18 +142,7 @@ pub(crate) fn write_atomically(
     let dir =
         path.parent().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no parent directory"))?;
     std::fs::create_dir_all(dir)?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp: PathBuf = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut w = BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
-        body(&mut w)?;
-        w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    crate::atomic_file::write_atomic_with(path, crate::atomic_file::Durability::Fsync, body)
 }
 
 /// Sampling by weight: cumulative sums and a binary search.

@@ -77,9 +77,8 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
@@ -172,9 +171,6 @@ struct DurationsFile {
 
 const FILE_VERSION: u32 = 1;
 
-/// Distinguishes temporary files of concurrent `record` calls within one process.
-static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
 /// Durations of earlier jobs per (state machine, state), persisted as one small JSON file
 /// (e.g. `<checkpoint dir>/job-durations.json`), newest last, at most 20 kept per key.
 ///
@@ -256,31 +252,7 @@ impl JobDurations {
         let file = DurationsFile { version: FILE_VERSION, durations: self.durations.clone() };
         let mut json = serde_json::to_vec_pretty(&file).map_err(io::Error::other)?;
         json.push(b'\n');
-        let dir = match self.path.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let name = self.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let temp = dir.join(format!(
-            ".{name}.{}.{}.tmp",
-            std::process::id(),
-            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        let written = (|| {
-            let mut out = fs::File::create(&temp)?;
-            out.write_all(&json)?;
-            out.sync_all()?;
-            fs::rename(&temp, &self.path)
-        })();
-        if let Err(err) = written {
-            let _ = fs::remove_file(&temp);
-            return Err(err);
-        }
-        // The rename is durable once the directory entry is; best effort where directories
-        // cannot be opened (Windows).
-        #[cfg(unix)]
-        fs::File::open(&dir)?.sync_all()?;
-        Ok(())
+        crate::atomic_file::write_atomic(&self.path, &json, crate::atomic_file::Durability::Fsync)
     }
 }
 

@@ -2,7 +2,6 @@
 //! (temp file + rename) after each change, so a restarted server sees exactly what was answered.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
@@ -145,18 +144,7 @@ impl Store {
     }
 }
 
-/// Writes `bytes` to a temporary sibling, syncs it, and renames it over `path`.
+/// Replaces `path` with `bytes`, durably (see `crate::atomic_file`).
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = temp_sibling(path);
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    drop(file);
-    std::fs::rename(&tmp, path)
-}
-
-/// A hidden temporary name beside `path`, unique per call.
-pub fn temp_sibling(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    path.with_file_name(format!(".{name}.{}.tmp", uuid::Uuid::new_v4().simple()))
+    crate::atomic_file::write_atomic(path, bytes, crate::atomic_file::Durability::Fsync)
 }

@@ -3,7 +3,7 @@
 //! thread from a snapshot taken under the state lock; returns the failure reason on failure.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -187,19 +187,10 @@ fn import(
             let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             data.append_csv(open(file)?).map_err(|e| format!("{name}: {e}"))?;
         }
-        let tmp = super::store::temp_sibling(target);
-        let write = || -> std::io::Result<()> {
-            let mut out = BufWriter::new(File::create(&tmp)?);
-            data.write_csv(&mut out)?;
-            out.flush()?;
-            out.get_ref().sync_all()?;
-            drop(out);
-            std::fs::rename(&tmp, target)
-        };
-        write().map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            internal(e)
-        })?;
+        crate::atomic_file::write_atomic_with(target, crate::atomic_file::Durability::Fsync, |out| {
+            data.write_csv(out)
+        })
+        .map_err(internal)?;
     } else {
         // Item and user metadata are kept verbatim (the recommender trains on interactions
         // only), with one header row.
@@ -260,9 +251,8 @@ fn train(interactions: &Path, recipe_arn: &str, model_path: &Path) -> Result<(),
     if let Some(dir) = model_path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| format!("internal error: {e}"))?;
     }
-    let tmp = super::store::temp_sibling(model_path);
-    model.save(&tmp).map_err(|e| format!("internal error: cannot save the model: {e}"))?;
-    std::fs::rename(&tmp, model_path).map_err(|e| format!("internal error: cannot save the model: {e}"))
+    // `save` replaces the file atomically.
+    model.save(model_path).map_err(|e| format!("internal error: cannot save the model: {e}"))
 }
 
 fn batch(
@@ -280,21 +270,15 @@ fn batch(
         let reader =
             BufReader::new(File::open(&input).map_err(|e| format!("Cannot read {input_path}: {e}"))?);
         let target = output.join(format!("{name}.out"));
-        let tmp = super::store::temp_sibling(&target);
-        let write = || -> std::io::Result<()> {
-            let mut writer = BufWriter::new(File::create(&tmp)?);
-            if segment {
-                recommender::run_batch_segment(&model, reader, &mut writer, num_results)?;
-            } else {
-                recommender::run_batch(&model, reader, &mut writer, num_results)?;
-            }
-            writer.flush()?;
-            writer.get_ref().sync_all()?;
-            drop(writer);
-            std::fs::rename(&tmp, &target)
-        };
-        if let Err(e) = write() {
-            let _ = std::fs::remove_file(&tmp);
+        let write =
+            crate::atomic_file::write_atomic_with(&target, crate::atomic_file::Durability::Fsync, |writer| {
+                if segment {
+                    recommender::run_batch_segment(&model, reader, writer, num_results).map(drop)
+                } else {
+                    recommender::run_batch(&model, reader, writer, num_results).map(drop)
+                }
+            });
+        if let Err(e) = write {
             return Err(format!("Batch job failed on {name}: {e}"));
         }
     }

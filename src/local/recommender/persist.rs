@@ -4,7 +4,7 @@
 //! offset is checked on load, so a damaged file is an error, never a panic.
 
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufReader, Read, Write};
 use std::path::Path;
 
 use super::Recipe;
@@ -23,21 +23,9 @@ struct Header {
 impl Model {
     /// Writes the model atomically: to a temporary file beside `path`, then renamed over it.
     pub fn save(&self, path: &Path) -> io::Result<()> {
-        let name = path.file_name().ok_or_else(|| invalid("the model path has no file name"))?;
-        let mut tmp_name = name.to_os_string();
-        tmp_name.push(format!(".tmp-{}", std::process::id()));
-        let tmp = path.with_file_name(tmp_name);
-        let result = (|| {
-            let mut w = BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
-            self.write_to(&mut w)?;
-            let file = w.into_inner().map_err(|e| e.into_error())?;
-            file.sync_all()?;
-            std::fs::rename(&tmp, path)
-        })();
-        if result.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        result
+        crate::atomic_file::write_atomic_with(path, crate::atomic_file::Durability::Fsync, |w| {
+            self.write_to(w)
+        })
     }
 
     pub fn load(path: &Path) -> io::Result<Model> {
