@@ -132,6 +132,9 @@ impl ExecutionStore for FileStore {
         let finished = execution.status != Status::Running;
         match precondition {
             Precondition::DoesNotExist => {
+                if self.held(&name).is_some() {
+                    return Err(CheckpointError::Exists { name, dir: self.root.clone() });
+                }
                 let definition = serde_json::to_vec_pretty(definition.unwrap_or(&Value::Null))
                     .expect("a JSON value serializes");
                 let (root, durability, n) = (self.root.clone(), self.durability, name.clone());

@@ -1,0 +1,116 @@
+//! One test suite for every execution store: the memory store (the fake), the file store, and
+//! the S3 store on the embedded S3. Each must refuse a second creation, a stale version, and a
+//! second process advancing an execution, and give back what was committed.
+
+use chrono::{TimeZone, Utc};
+use recflow::checkpoint::{
+    CheckpointError, Durability, ExecutionStore, FileStore, MemoryStore, Precondition,
+};
+use recflow::engine::execution::Execution;
+use recflow::engine::{Detail, HistoryEvent, Version};
+use serde_json::json;
+
+fn execution(name: &str, minute: u32) -> Execution {
+    let start = Utc.with_ymd_and_hms(2026, 11, 29, 2, minute, 0).unwrap();
+    Execution::new(name, "nightly", json!({"day": "2026-11-29"}), "Import", start, 1)
+}
+
+fn event(id: u64, detail: Detail) -> HistoryEvent {
+    HistoryEvent { id, timestamp: Utc.with_ymd_and_hms(2026, 11, 29, 2, 0, 0).unwrap(), detail }
+}
+
+fn started(exec: &mut Execution) -> Vec<HistoryEvent> {
+    exec.last_event_id = 1;
+    vec![event(1, Detail::ExecutionStarted { input: exec.input.clone() })]
+}
+
+/// The suite. `a` and `b` are two views of the same storage, as two processes would have.
+async fn suite(a: &dyn ExecutionStore, b: &dyn ExecutionStore, two_processes_can_load: bool) {
+    let definition = json!({"StartAt": "Import", "States": {"Import": {"Type": "Pass", "End": true}}});
+    let mut exec = execution("first", 0);
+    let events = started(&mut exec);
+    let v1 = a.commit(&exec, &events, Some(&definition), Precondition::DoesNotExist).await.unwrap();
+
+    // A second creation of the same name is refused, by this view and by the other.
+    let again = a.commit(&exec, &events, Some(&definition), Precondition::DoesNotExist).await;
+    assert!(
+        matches!(again, Err(CheckpointError::Exists { .. } | CheckpointError::Conflict { .. })),
+        "{again:?}"
+    );
+    let again = b.commit(&exec, &events, Some(&definition), Precondition::DoesNotExist).await;
+    assert!(
+        matches!(
+            again,
+            Err(CheckpointError::Exists { .. }
+                | CheckpointError::Conflict { .. }
+                | CheckpointError::Locked { .. })
+        ),
+        "{again:?}"
+    );
+
+    // A transition at the current version is recorded and moves the version on.
+    exec.last_event_id = 2;
+    exec.transitions = 1;
+    let entered = vec![event(2, Detail::StateEntered { state: "Import".into(), input: exec.input.clone() })];
+    let v2 = a.commit(&exec, &entered, None, Precondition::Matches(v1.clone())).await.unwrap();
+    assert_ne!(v1, v2);
+
+    // A stale version is refused, and changes nothing.
+    let stale = a.commit(&exec, &[], None, Precondition::Matches(v1.clone())).await;
+    assert!(matches!(stale, Err(CheckpointError::Conflict { .. })), "{stale:?}");
+
+    // What was committed comes back: definition, execution (its input rehydrated), version,
+    // history.
+    let read = b.read("first").await.unwrap();
+    assert_eq!(read.definition, definition);
+    assert_eq!(read.execution, exec);
+    assert_eq!(read.execution.input, json!({"day": "2026-11-29"}));
+    assert_eq!(read.version, v2);
+    let history = b.history("first").await.unwrap();
+    assert_eq!(history.iter().map(|e| e.id).collect::<Vec<_>>(), [1, 2]);
+
+    // Another process cannot advance it: either it cannot load it while this one holds it, or
+    // its commit is refused once this one has moved on.
+    match b.load("first").await {
+        Err(CheckpointError::Locked { .. }) => assert!(!two_processes_can_load),
+        Ok(loaded) => {
+            assert!(two_processes_can_load);
+            exec.transitions = 2;
+            let v3 = a.commit(&exec, &[], None, Precondition::Matches(v2.clone())).await.unwrap();
+            let late = b.commit(&loaded.execution, &[], None, Precondition::Matches(loaded.version)).await;
+            assert!(matches!(late, Err(CheckpointError::Conflict { .. })), "{late:?}");
+            assert_eq!(b.read("first").await.unwrap().version, v3);
+        }
+        Err(other) => panic!("{other}"),
+    }
+
+    // Listing: oldest first, with their states.
+    let mut second = execution("second", 5);
+    let events = started(&mut second);
+    a.commit(&second, &events, Some(&definition), Precondition::DoesNotExist).await.unwrap();
+    let listed: Vec<String> = a.list().await.unwrap().into_iter().map(|e| e.unwrap().name).collect();
+    assert_eq!(listed, ["first", "second"]);
+
+    // An unknown execution is NotFound, not an empty one.
+    assert!(matches!(b.read("nobody").await, Err(CheckpointError::NotFound { .. })));
+    let never =
+        a.commit(&execution("nobody", 9), &[], None, Precondition::Matches(Version("1".into()))).await;
+    assert!(
+        matches!(never, Err(CheckpointError::Conflict { .. } | CheckpointError::NotFound { .. })),
+        "{never:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_memory_store() {
+    let store = MemoryStore::default();
+    suite(&store, &store, true).await;
+}
+
+#[tokio::test]
+async fn the_file_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = FileStore::new(dir.path(), Durability::Fsync);
+    let b = FileStore::new(dir.path(), Durability::Fsync);
+    suite(&a, &b, false).await;
+}
