@@ -4,7 +4,7 @@
 
 use chrono::{TimeZone, Utc};
 use recflow::checkpoint::{
-    CheckpointError, Durability, ExecutionStore, FileStore, MemoryStore, Precondition,
+    CheckpointError, Durability, ExecutionStore, FileStore, MemoryStore, Precondition, S3Store,
 };
 use recflow::engine::execution::Execution;
 use recflow::engine::{Detail, HistoryEvent, Version};
@@ -113,4 +113,17 @@ async fn the_file_store() {
     let a = FileStore::new(dir.path(), Durability::Fsync);
     let b = FileStore::new(dir.path(), Durability::Fsync);
     suite(&a, &b, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_s3_store_on_the_embedded_s3() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = recflow::local::emulator::LocalConfig::new(dir.path().join("local"));
+    let emulator = recflow::local::emulator::Emulator::start(&config).await.unwrap();
+    let s3 = recflow::tasks::aws::Clients::local(&emulator.endpoints()).s3;
+    s3.create_bucket().bucket("checkpoints").send().await.unwrap();
+    let a = S3Store::new(s3.clone(), "checkpoints", "team/nightly").with_holder("host-a:1");
+    let b = S3Store::new(s3, "checkpoints", "team/nightly/").with_holder("host-b:2");
+    suite(&a, &b, false).await;
+    emulator.shutdown().await;
 }

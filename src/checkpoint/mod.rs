@@ -4,11 +4,13 @@
 
 mod file;
 mod memory;
+mod s3;
 
 pub use crate::atomic_file::{Durability, write_atomic};
 pub use crate::engine::store::{CheckpointError, ExecutionStore, Precondition, Stored, Version};
 pub use file::FileStore;
 pub use memory::{MemoryStore, NullStore};
+pub use s3::S3Store;
 
 /// The checkpoint document's format version written. Format 2 added child frames (Parallel
 /// branches, Map iterations), the Map state's phase and the document's `version`; a format-1
