@@ -40,6 +40,8 @@ struct Store {
     #[arg(long, env = "RECFLOW_DATA_DIR", default_value = ".recflow", value_name = "DIR")]
     data_dir: PathBuf,
     /// Where executions are checkpointed, one folder per execution [default: <data-dir>/executions].
+    /// `s3://bucket/prefix/` keeps them in S3 with conditional writes (S3 from the environment:
+    /// AWS, or AWS_ENDPOINT_URL_S3 for a local S3 such as `recflow local serve`'s).
     #[arg(long, env = "RECFLOW_CHECKPOINT_DIR", value_name = "DIR")]
     checkpoint_dir: Option<PathBuf>,
 }

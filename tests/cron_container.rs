@@ -239,3 +239,57 @@ async fn a_parked_nightly_refresh_finishes_at_the_next_start_with_one_of_each_jo
     assert_eq!(batches.batch_inference_jobs().len(), 1, "{batches:?}");
     emulator.stop();
 }
+
+/// Two containers started at once on one execution checkpointed in S3 (the served emulator's):
+/// the conditional writes let exactly one advance it; the other stops cleanly, and no task is
+/// called twice.
+#[test]
+fn two_starts_at_once_with_s3_checkpoints_one_advances_the_other_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("local/s3/checkpoints")).unwrap();
+    let emulator = serve(dir.path(), &[]);
+    let (wf, mut common) = setup(dir.path());
+    common[1] = "s3://checkpoints/team/".into();
+    let out = emulator
+        .recflow(&["run", &wf, "--resume-or-start", "--max-runtime", "100ms", "--output", "json"])
+        .args(&common)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let parked: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(parked["status"], "RUNNING");
+    assert!(dir.path().join("local/s3/checkpoints/team").is_dir(), "the checkpoint is in the bucket");
+
+    let spawn = || {
+        emulator
+            .recflow(&["run", &wf, "--resume-or-start", "--output", "json"])
+            .args(&common)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let (winner, loser) = if a.status.code() == Some(0) { (a, b) } else { (b, a) };
+    assert_eq!(winner.status.code(), Some(0), "{}", String::from_utf8_lossy(&winner.stderr));
+    let stderr = String::from_utf8_lossy(&loser.stderr);
+    assert_eq!(loser.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("another recflow process"), "{stderr}");
+    let finished: Value = serde_json::from_slice(&winner.stdout).unwrap();
+    assert_eq!(finished["status"], "SUCCEEDED");
+    assert_eq!(finished["name"], parked["name"]);
+    assert_eq!(calls(dir.path()), ["Import", "Publish"], "no task called twice");
+    // status and history read the execution from S3.
+    let name = parked["name"].as_str().unwrap();
+    let out = emulator
+        .recflow(&["history", name, "--output", "json", "--checkpoint-dir", &common[1]])
+        .output()
+        .unwrap();
+    let history: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let events = history["events"].as_array().unwrap();
+    let ids: Vec<u64> = events.iter().map(|e| e["id"].as_u64().unwrap()).collect();
+    assert_eq!(ids, (1..=ids.len() as u64).collect::<Vec<_>>(), "the whole history, in order");
+    assert_eq!(events.last().unwrap()["type"], "ExecutionSucceeded");
+    emulator.stop();
+}

@@ -164,11 +164,8 @@ impl S3Store {
             .map_err(|e| self.remote(key, crate::error_chain::error_chain(&e)))
     }
 
-    fn document(&self, execution: &Execution, events: &[HistoryEvent]) -> Vec<u8> {
-        let lease = Lease {
-            holder: self.holder.clone(),
-            until: Utc::now() + chrono::Duration::seconds(LEASE_SECONDS),
-        };
+    fn document(&self, execution: &Execution, events: &[HistoryEvent], until: DateTime<Utc>) -> Vec<u8> {
+        let lease = Lease { holder: self.holder.clone(), until };
         let doc = DocumentRef { format: FORMAT, execution, last_events: events, lease };
         let mut bytes = serde_json::to_vec(&doc).expect("a checkpoint serializes");
         bytes.push(b'\n');
@@ -277,7 +274,7 @@ impl ExecutionStore for S3Store {
     ) -> Result<Version, CheckpointError> {
         let name = &execution.name;
         let key = self.key(name, "checkpoint.json");
-        let doc = self.document(execution, events);
+        let doc = self.document(execution, events, lease_end());
         let etag = match &precondition {
             Precondition::DoesNotExist => {
                 if self.get(&key).await?.is_some() {
@@ -310,7 +307,7 @@ impl ExecutionStore for S3Store {
         // The claim: the same state with this process's lease, written only if nobody moved
         // the execution since it was read.
         let key = self.key(name, "checkpoint.json");
-        let bytes = self.document(&doc.execution, &doc.last_events);
+        let bytes = self.document(&doc.execution, &doc.last_events, lease_end());
         let etag = self.put(name, &key, bytes, Some(&stored.version.0)).await?;
         // The history object a crash may have left unwritten.
         self.history_object(name, &doc.last_events).await?;
@@ -355,4 +352,19 @@ impl ExecutionStore for S3Store {
         let (doc, _, _) = self.document_of(name).await?;
         self.events(name, &doc).await
     }
+
+    async fn release(&self, name: &str) -> Result<(), CheckpointError> {
+        let (doc, etag, _) = self.document_of(name).await?;
+        if doc.lease.as_ref().is_none_or(|l| l.holder != self.holder) {
+            return Ok(());
+        }
+        let key = self.key(name, "checkpoint.json");
+        let bytes = self.document(&doc.execution, &doc.last_events, Utc::now());
+        self.put(name, &key, bytes, Some(&etag)).await.map(drop)
+    }
+}
+
+/// When a lease taken or renewed now runs out.
+fn lease_end() -> DateTime<Utc> {
+    Utc::now() + chrono::Duration::seconds(LEASE_SECONDS)
 }

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::asl::definition::{Kind, StateMachine};
+use crate::checkpoint::{Durability, ExecutionStore, FileStore, S3Store};
 use crate::engine::clock::{Clock, ScaledClock, SystemClock};
 use crate::engine::execution::{Execution, Phase, Status, timestamp};
 
@@ -172,6 +173,25 @@ pub fn fork_progress(exec: &Execution) -> Vec<String> {
             Some(line)
         })
         .collect()
+}
+
+/// The S3 location of `--checkpoint-dir s3://bucket/prefix/`, if that is what it names.
+pub fn s3_checkpoints(dir: &Path) -> Option<(String, String)> {
+    crate::checkpoint::S3Store::parse_url(dir.to_str()?)
+}
+
+/// The execution store `--checkpoint-dir` names: a folder, or `s3://bucket/prefix/` (S3 from
+/// the environment, as every AWS SDK finds it).
+pub async fn open_store(dir: &Path, durability: Durability) -> Result<Box<dyn ExecutionStore>> {
+    match s3_checkpoints(dir) {
+        None => Ok(Box::new(FileStore::new(dir, durability))),
+        Some((bucket, prefix)) => {
+            let clients = crate::tasks::aws::Clients::from_environment()
+                .await
+                .map_err(|e| usage(format!("--checkpoint-dir {}: {e}", dir.display())))?;
+            Ok(Box::new(S3Store::new(clients.s3, &bucket, &prefix)))
+        }
+    }
 }
 
 /// The state machine's name: the file name up to its first dot (`nightly-refresh.asl.json`

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use super::common::{ExitCode, OutputFormat, check_name};
-use crate::checkpoint::{Durability, ExecutionStore, FileStore};
+use super::common::{ExitCode, OutputFormat, check_name, open_store};
+use crate::checkpoint::Durability;
 use crate::engine::execution::timestamp;
 use crate::engine::history::Detail;
 
@@ -17,7 +17,7 @@ pub struct HistoryOptions {
 
 pub async fn history(opts: HistoryOptions) -> Result<ExitCode> {
     check_name(&opts.name)?;
-    let events = FileStore::new(&opts.checkpoint_dir, Durability::NoFsync).history(&opts.name).await?;
+    let events = open_store(&opts.checkpoint_dir, Durability::NoFsync).await?.history(&opts.name).await?;
     match opts.output {
         OutputFormat::Json => {
             println!("{}", serde_json::to_string_pretty(&serde_json::json!({"events": events}))?)

@@ -5,10 +5,12 @@ use std::path::PathBuf;
 use anyhow::Result;
 use tracing::info;
 
-use super::common::{ExitCode, OutputFormat, check_name, check_runnable, clock, report, usage};
+use super::common::{
+    ExitCode, OutputFormat, check_name, check_runnable, clock, open_store, report, s3_checkpoints, usage,
+};
 use super::integrations::{Launch, TaskOptions, integrations};
 use crate::asl::definition::StateMachine;
-use crate::checkpoint::{Durability, ExecutionStore, FileStore};
+use crate::checkpoint::Durability;
 use crate::engine::{Driver, Status};
 
 pub struct ResumeOptions {
@@ -24,7 +26,8 @@ pub struct ResumeOptions {
 pub async fn resume(opts: ResumeOptions) -> Result<ExitCode> {
     check_name(&opts.name)?;
     let durability = if opts.no_fsync { Durability::NoFsync } else { Durability::Fsync };
-    let store = FileStore::new(&opts.checkpoint_dir, durability);
+    let store = open_store(&opts.checkpoint_dir, durability).await?;
+    let local_dir = Some(opts.checkpoint_dir.as_path()).filter(|d| s3_checkpoints(d).is_none());
     let loaded = store.load(&opts.name).await?;
     let source = format!("{}/{}/definition.json", opts.checkpoint_dir.display(), opts.name);
     let machine = StateMachine::from_json(&loaded.definition).map_err(|errors| {
@@ -44,22 +47,22 @@ pub async fn resume(opts: ResumeOptions) -> Result<ExitCode> {
     }
     check_runnable(&machine, &source)?;
     let tasks = opts.tasks.resuming(Launch::read(&opts.checkpoint_dir, &opts.name).as_ref());
-    let integrations = integrations(&tasks, &machine, &source, Some(&opts.checkpoint_dir)).await?;
+    let integrations = integrations(&tasks, &machine, &source, local_dir).await?;
     let clock = clock(tasks.time_scale(), loaded.execution.updated)?;
     let at = loaded.execution.at.as_ref().map(|p| p.state.clone()).unwrap_or_default();
     info!(execution = %opts.name, state = %at, "resuming");
     let definition = loaded.definition.clone();
-    let driver = Driver::resume(&machine, &integrations.registry, clock.as_ref(), &store, loaded);
+    let driver = Driver::resume(&machine, &integrations.registry, clock.as_ref(), store.as_ref(), loaded);
     let resumable = Some((opts.name.as_str(), opts.checkpoint_dir.as_path()));
     let drive = super::run::drive(driver, opts.max_runtime, tasks.time_scale(), clock.as_ref());
     let Some(stop) = super::run::until_interrupted(drive, resumable).await? else {
         return Ok(ExitCode::Usage);
     };
-    drop(store);
+    super::run::release(store.as_ref(), &opts.name).await;
     super::run::finish(
         stop,
         opts.output,
-        Some(&opts.checkpoint_dir),
+        local_dir,
         &definition,
         integrations,
         clock.as_ref(),

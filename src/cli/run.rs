@@ -7,11 +7,12 @@ use serde_json::Value;
 use tracing::info;
 
 use super::common::{
-    ExitCode, OutputFormat, check_name, check_runnable, clock, load_definition, machine_name, report, usage,
+    ExitCode, OutputFormat, check_name, check_runnable, clock, load_definition, machine_name, open_store,
+    report, s3_checkpoints, usage,
 };
 use super::integrations::{Launch, TaskOptions, integrations};
 use super::summary;
-use crate::checkpoint::{Durability, ExecutionStore, FileStore, NullStore};
+use crate::checkpoint::{Durability, ExecutionStore, NullStore};
 use crate::engine::{Driver, Stop};
 
 pub struct RunOptions {
@@ -57,7 +58,9 @@ pub async fn run(opts: RunOptions) -> Result<ExitCode> {
     };
     check_name(&name)?;
     let checkpoints = (!opts.no_checkpoint).then_some(opts.checkpoint_dir.as_path());
-    let integrations = integrations(&opts.tasks, &machine, &source, checkpoints).await?;
+    // Job durations, launch.json and the summary live beside file checkpoints only.
+    let local_dir = checkpoints.filter(|d| s3_checkpoints(d).is_none());
+    let integrations = integrations(&opts.tasks, &machine, &source, local_dir).await?;
     // After the integrations: a sped-up clock must not count the emulator's setup, or the
     // execution would start in the future.
     let clock = clock(opts.tasks.time_scale(), None)?;
@@ -74,7 +77,7 @@ pub async fn run(opts: RunOptions) -> Result<ExitCode> {
         Box::new(NullStore)
     } else {
         let durability = if opts.no_fsync { Durability::NoFsync } else { Durability::Fsync };
-        Box::new(FileStore::new(&opts.checkpoint_dir, durability))
+        open_store(&opts.checkpoint_dir, durability).await?
     };
     let checkpoint_text = match checkpoints {
         None => "none (--no-checkpoint)".to_string(),
@@ -95,7 +98,7 @@ pub async fn run(opts: RunOptions) -> Result<ExitCode> {
     .await?
     .with_limits(opts.limits);
     // Beside the checkpoint, which the first commit has just created.
-    if let Some(dir) = checkpoints {
+    if let Some(dir) = local_dir {
         Launch { local: opts.tasks.local, time_scale: opts.tasks.time_scale() }.record(dir, &name);
     }
     if let Some(events) = &integrations.status_events {
@@ -113,9 +116,17 @@ pub async fn run(opts: RunOptions) -> Result<ExitCode> {
     let Some(stop) = until_interrupted(drive, resumable).await? else {
         return Ok(ExitCode::Usage);
     };
-    drop(store);
-    finish(stop, opts.output, checkpoints, &definition, integrations, clock.as_ref(), opts.tasks.time_scale())
+    release(store.as_ref(), &name).await;
+    finish(stop, opts.output, local_dir, &definition, integrations, clock.as_ref(), opts.tasks.time_scale())
         .await
+}
+
+/// Lets the next process take the execution at once; a failure only delays it (until the
+/// claim runs out), so it is logged, not fatal.
+pub(super) async fn release(store: &dyn ExecutionStore, name: &str) {
+    if let Err(e) = store.release(name).await {
+        tracing::warn!(execution = %name, error = %e, "could not release the execution; the next process may wait for the claim to run out");
+    }
 }
 
 /// The oldest unfinished execution of `state_machine` in `dir` (only `name`, when given).
@@ -124,7 +135,7 @@ async fn unfinished(
     state_machine: &str,
     name: Option<&str>,
 ) -> Result<Option<String>> {
-    for execution in FileStore::new(dir, Durability::NoFsync).list().await? {
+    for execution in open_store(dir, Durability::NoFsync).await?.list().await? {
         // An unreadable checkpoint is not this run's business: `status` reports it.
         let Ok(execution) = execution else { continue };
         if execution.status == crate::engine::Status::Running

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use anyhow::Result;
 use serde_json::Value;
 
-use super::common::{ExitCode, OutputFormat, check_name, fork_progress, report};
-use crate::checkpoint::{Durability, ExecutionStore, FileStore};
+use super::common::{ExitCode, OutputFormat, check_name, fork_progress, open_store, report, s3_checkpoints};
+use crate::checkpoint::{Durability, FileStore};
 use crate::engine::Status;
 use crate::engine::execution::timestamp;
 
@@ -17,7 +17,7 @@ pub struct StatusOptions {
 }
 
 pub async fn status(opts: StatusOptions) -> Result<ExitCode> {
-    let store = FileStore::new(&opts.checkpoint_dir, Durability::NoFsync);
+    let store = open_store(&opts.checkpoint_dir, Durability::NoFsync).await?;
     if let Some(name) = &opts.name {
         check_name(name)?;
         let loaded = store.read(name).await?;
@@ -26,7 +26,7 @@ pub async fn status(opts: StatusOptions) -> Result<ExitCode> {
             return Ok(code);
         }
         // A running execution is a fine answer to a status query: say who is advancing it.
-        if opts.output == OutputFormat::Human {
+        if opts.output == OutputFormat::Human && s3_checkpoints(&opts.checkpoint_dir).is_none() {
             match FileStore::holder(&opts.checkpoint_dir, name)? {
                 Some(Some(pid)) => println!("advanced by recflow process {pid}"),
                 Some(None) => println!("advanced by another recflow process"),

@@ -63,6 +63,13 @@ pub trait ExecutionStore: Send + Sync {
 
     /// An execution's history up to its last commit.
     async fn history(&self, name: &str) -> Result<Vec<HistoryEvent>, CheckpointError>;
+
+    /// Gives up this process's claim on an execution it loaded or created, so that the next
+    /// process may take it at once (the S3 store's lease). Stores whose claim ends with the
+    /// process (flock) do nothing.
+    async fn release(&self, _name: &str) -> Result<(), CheckpointError> {
+        Ok(())
+    }
 }
 
 /// What can go wrong keeping executions. `dir`/`path` name the place (a folder, a file or an
