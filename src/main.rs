@@ -22,7 +22,7 @@ struct Args {
     log_format: LogFormat,
     /// Log level (error, warn, info, debug, trace) or a tracing filter such as `recflow=debug`
     /// [default: info; warn for `run` on a terminal, which shows live progress instead].
-    #[arg(long, global = true, env = "RECFLOW_LOG")]
+    #[arg(long, global = true, env = "RECFLOW_LOG", value_parser = parse_log_level)]
     log_level: Option<String>,
     #[command(subcommand)]
     command: Command,
@@ -377,6 +377,23 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Graph { file, format } => cli::graph::graph(cli::graph::GraphOptions { file, format }),
     }
+}
+
+/// A level, or a filter of `target=level` directives; a bare word that is not a level (`debgu`)
+/// is refused, where tracing would take it for a target and log nothing.
+fn parse_log_level(text: &str) -> Result<String, String> {
+    const LEVELS: [&str; 6] = ["error", "warn", "info", "debug", "trace", "off"];
+    for directive in text.split(',').map(str::trim) {
+        let level = directive.rsplit_once('=').map_or(directive, |(_, level)| level);
+        if !LEVELS.contains(&level.to_ascii_lowercase().as_str()) {
+            let near = LEVELS.iter().min_by_key(|l| strsim::levenshtein(l, &level.to_ascii_lowercase()));
+            return Err(format!(
+                "'{level}' is not a log level (error, warn, info, debug, trace, off){}",
+                near.map(|n| format!("; did you mean '{n}'?")).unwrap_or_default()
+            ));
+        }
+    }
+    tracing_subscriber::EnvFilter::try_new(text).map(|_| text.to_string()).map_err(|e| e.to_string())
 }
 
 fn init_logging(format: LogFormat, level: &str) {

@@ -468,3 +468,13 @@ fn a_growing_payload_and_an_endless_loop_end_with_clear_failures() {
         "the limit (a transition writes up to two events), then ExecutionFailed: {lines}"
     );
 }
+
+#[test]
+fn a_typo_in_the_log_level_is_refused_with_a_suggestion() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = recflow(&["--log-level", "debgu", "status"], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("did you mean 'debug'"), "{}", stderr(&out));
+    let out = recflow(&["--log-level", "recflow=debug,warn", "status"], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
