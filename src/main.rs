@@ -109,8 +109,12 @@ enum Command {
     },
     /// Start an execution and drive it to its end, checkpointing after every transition.
     Run {
-        /// The ASL definition (JSON).
+        /// The ASL definition (JSON), or with --config a workflow's name in that file.
         file: PathBuf,
+        /// A recflow.toml naming workflows (definition, input, schedules, checkpoint location,
+        /// policies): FILE is then a workflow's name. Flags and RECFLOW_* variables override it.
+        #[arg(long, value_name = "TOML", env = "RECFLOW_CONFIG")]
+        config: Option<PathBuf>,
         /// Execution input as JSON text (default {}); RECFLOW_INPUT is how ECS container overrides
         /// and EventBridge input transformers pass it.
         #[arg(long, value_name = "JSON", env = "RECFLOW_INPUT")]
@@ -290,6 +294,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Run {
             file,
+            config,
             input,
             input_file,
             name,
@@ -303,6 +308,25 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             max_concurrency,
             output,
         } => {
+            let (mut file, mut input, mut input_file, mut store, mut tasks) =
+                (file, input, input_file, store, tasks);
+            let (mut resume_or_start, mut max_runtime) = (resume_or_start, max_runtime);
+            if let Some(config) = config {
+                // The file's settings fill what flags and RECFLOW_* variables left open.
+                let config = cli::config::Config::load(&config)?;
+                let workflow = config.workflow(&file.to_string_lossy())?.clone();
+                file = workflow.definition;
+                if input.is_none() && input_file.is_none() {
+                    input = workflow.input.map(|v| v.to_string());
+                    input_file = workflow.input_file;
+                }
+                store.checkpoint_dir = store.checkpoint_dir.or(workflow.checkpoint_dir);
+                tasks.events_bus = tasks.events_bus.or(workflow.events_bus);
+                tasks.time_scale = tasks.time_scale.or(workflow.time_scale);
+                tasks.local = tasks.local || (workflow.local && tasks.mock.is_none());
+                max_runtime = max_runtime.or(workflow.max_runtime);
+                resume_or_start = resume_or_start || workflow.resume_or_start;
+            }
             cli::run::run(cli::run::RunOptions {
                 file,
                 input,

@@ -478,3 +478,55 @@ fn a_typo_in_the_log_level_is_refused_with_a_suggestion() {
     let out = recflow(&["--log-level", "recflow=debug,warn", "status"], dir.path());
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
+
+#[test]
+fn a_workflow_runs_by_name_from_recflow_toml_and_flags_override_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("echo.asl.json"),
+        r#"{"StartAt": "Echo", "States": {"Echo": {"Type": "Pass", "End": true}}}"#,
+    )
+    .unwrap();
+    let config = dir.path().join("recflow.toml");
+    std::fs::write(
+        &config,
+        "[workflows.echo]\ndefinition = \"echo.asl.json\"\ninput = { day = \"2026-11-29\", topN = 10 }\n",
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let out = recflow(&["run", "echo", "--config", config, "--output", "json"], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let described: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(described["output"], r#"{"day":"2026-11-29","topN":10}"#);
+    // --input wins over the file's input.
+    let out = recflow(
+        &["run", "echo", "--config", config, "--input", r#"{"day": "today"}"#, "--output", "json"],
+        dir.path(),
+    );
+    let described: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(described["output"], r#"{"day":"today"}"#);
+    // A name the file does not have, and a mistake in the file, are refused before anything runs.
+    let out = recflow(&["run", "weekly", "--config", config], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("no workflow named 'weekly' (it has: echo)"), "{}", stderr(&out));
+    std::fs::write(
+        dir.path().join("recflow.toml"),
+        "[workflows.echo]\ndefinition = \"echo.asl.json\"\nmax_runtme = \"1m\"\n",
+    )
+    .unwrap();
+    let out = recflow(&["run", "echo", "--config", config], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("recflow.toml:3") && stderr(&out).contains("max_runtme"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn the_example_recflow_toml_is_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    // An unknown workflow name makes `run` list the file's workflows after checking all of it.
+    let out = recflow(&["run", "nothing", "--config", &repo("workflows/recflow.toml")], dir.path());
+    assert!(stderr(&out).contains("it has: demo, nightly"), "{}", stderr(&out));
+}

@@ -13,5 +13,6 @@ mod summary;
 pub mod validate;
 
 mod common;
+pub mod config;
 
 pub use common::{ExitCode, OutputFormat};
