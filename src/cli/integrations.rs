@@ -49,12 +49,12 @@ impl TaskOptions {
 /// continues it the same way unless told otherwise: against the embedded emulator or not, at the
 /// same time scale. A sped-up run resumed at real speed would turn minutes into days.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Launch {
+pub struct LaunchRecord {
     pub local: bool,
     pub time_scale: f64,
 }
 
-impl Launch {
+impl LaunchRecord {
     const FILE: &'static str = "launch.json";
 
     /// Records how `name` was started; a failure to write is logged, not fatal (resume then needs
@@ -68,7 +68,7 @@ impl Launch {
     }
 
     /// How `name` was started, if recorded.
-    pub fn read(checkpoint_dir: &Path, name: &str) -> Option<Launch> {
+    pub fn read(checkpoint_dir: &Path, name: &str) -> Option<LaunchRecord> {
         let text = std::fs::read_to_string(checkpoint_dir.join(name).join(Self::FILE)).ok()?;
         serde_json::from_str(&text).ok()
     }
@@ -77,7 +77,7 @@ impl Launch {
 impl TaskOptions {
     /// Fills what the command line left open from how the execution was started: `--local`
     /// (unless `--mock` is given) and the time scale.
-    pub fn resuming(mut self, launch: Option<&Launch>) -> TaskOptions {
+    pub fn resuming(mut self, launch: Option<&LaunchRecord>) -> TaskOptions {
         if let Some(launch) = launch {
             if self.mock.is_none() && !self.local && launch.local {
                 tracing::info!("resuming on the embedded emulator, as the execution was started (--local)");

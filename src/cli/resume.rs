@@ -1,6 +1,7 @@
 //! `recflow resume`: continue an execution from its checkpoint, exactly where it stopped.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Result;
 use tracing::info;
@@ -8,10 +9,10 @@ use tracing::info;
 use super::common::{
     ExitCode, OutputFormat, check_name, check_runnable, clock, open_store, report, s3_checkpoints, usage,
 };
-use super::integrations::{Launch, TaskOptions, integrations};
+use super::integrations::{LaunchRecord, TaskOptions, integrations};
 use crate::asl::definition::StateMachine;
 use crate::checkpoint::Durability;
-use crate::engine::{Driver, Status};
+use crate::engine::{Launch, Status};
 
 pub struct ResumeOptions {
     pub name: String,
@@ -46,27 +47,23 @@ pub async fn resume(opts: ResumeOptions) -> Result<ExitCode> {
         )));
     }
     check_runnable(&machine, &source)?;
-    let tasks = opts.tasks.resuming(Launch::read(&opts.checkpoint_dir, &opts.name).as_ref());
+    let tasks = opts.tasks.resuming(LaunchRecord::read(&opts.checkpoint_dir, &opts.name).as_ref());
     let integrations = integrations(&tasks, &machine, &source, local_dir).await?;
     let clock = clock(tasks.time_scale(), loaded.execution.updated)?;
     let at = loaded.execution.at.as_ref().map(|p| p.state.clone()).unwrap_or_default();
     info!(execution = %opts.name, state = %at, "resuming");
-    let definition = loaded.definition.clone();
-    let driver = Driver::resume(&machine, &integrations.registry, clock.as_ref(), store.as_ref(), loaded);
-    let resumable = Some((opts.name.as_str(), opts.checkpoint_dir.as_path()));
-    let drive = super::run::drive(driver, opts.max_runtime, tasks.time_scale(), clock.as_ref());
-    let Some(stop) = super::run::until_interrupted(drive, resumable).await? else {
-        return Ok(ExitCode::Usage);
+    let mut integrations = integrations;
+    let launch = Launch {
+        machine: Arc::new(machine),
+        definition: Arc::new(loaded.definition.clone()),
+        registry: Arc::new(std::mem::take(&mut integrations.registry)),
+        clock: Arc::from(clock),
+        store: Arc::from(store),
     };
-    super::run::release(store.as_ref(), &opts.name).await;
-    super::run::finish(
-        stop,
-        opts.output,
-        local_dir,
-        &definition,
-        integrations,
-        clock.as_ref(),
-        tasks.time_scale(),
-    )
-    .await
+    let horizon = super::run::horizon(opts.max_runtime, tasks.time_scale(), launch.clock.as_ref());
+    let stop = launch.run(loaded, horizon, None, super::run::shutdown_signal()?).await?;
+    super::run::release(launch.store.as_ref(), &opts.name).await;
+    let checkpoints = Some(opts.checkpoint_dir.as_path());
+    super::run::finish(stop, opts.output, checkpoints, local_dir, &launch, integrations, tasks.time_scale())
+        .await
 }

@@ -1,6 +1,7 @@
 //! `recflow run`: start an execution of a workflow and drive it to its end.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Result;
 use serde_json::Value;
@@ -10,10 +11,10 @@ use super::common::{
     ExitCode, OutputFormat, check_name, check_runnable, clock, load_definition, machine_name, open_store,
     report, s3_checkpoints, usage,
 };
-use super::integrations::{Launch, TaskOptions, integrations};
+use super::integrations::{LaunchRecord, TaskOptions, integrations};
 use super::summary;
 use crate::checkpoint::{Durability, ExecutionStore, NullStore};
-use crate::engine::{Driver, Stop};
+use crate::engine::{Launch, Stop};
 
 pub struct RunOptions {
     pub file: PathBuf,
@@ -73,52 +74,40 @@ pub async fn run(opts: RunOptions) -> Result<ExitCode> {
         }
         (_, input) => input,
     };
-    let store: Box<dyn ExecutionStore> = if opts.no_checkpoint {
-        Box::new(NullStore)
+    let store: Arc<dyn ExecutionStore> = if opts.no_checkpoint {
+        Arc::new(NullStore)
     } else {
         let durability = if opts.no_fsync { Durability::NoFsync } else { Durability::Fsync };
-        open_store(&opts.checkpoint_dir, durability).await?
+        Arc::from(open_store(&opts.checkpoint_dir, durability).await?)
     };
     let checkpoint_text = match checkpoints {
         None => "none (--no-checkpoint)".to_string(),
         Some(dir) => dir.join(&name).display().to_string(),
     };
     info!(execution = %name, checkpoints = %checkpoint_text, "starting");
-    let driver = Driver::start(
-        &machine,
-        &definition,
-        &integrations.registry,
-        clock.as_ref(),
-        store.as_ref(),
-        &name,
-        &state_machine,
-        input,
-        fastrand::u64(..),
-    )
-    .await?
-    .with_limits(opts.limits);
+    let mut integrations = integrations;
+    let launch = Launch {
+        machine: Arc::new(machine),
+        definition: Arc::new(definition),
+        registry: Arc::new(std::mem::take(&mut integrations.registry)),
+        clock: Arc::from(clock),
+        store,
+    };
+    let stored = launch.create(&name, &state_machine, input, fastrand::u64(..), opts.limits).await?;
     // Beside the checkpoint, which the first commit has just created.
     if let Some(dir) = local_dir {
-        Launch { local: opts.tasks.local, time_scale: opts.tasks.time_scale() }.record(dir, &name);
+        LaunchRecord { local: opts.tasks.local, time_scale: opts.tasks.time_scale() }.record(dir, &name);
     }
     if let Some(events) = &integrations.status_events {
-        events.publish(driver.execution()).await;
+        events.publish(&stored.execution).await;
     }
-    let driver = if opts.output == OutputFormat::Human && std::io::IsTerminal::is_terminal(&std::io::stderr())
-    {
-        let start = driver.execution().start_time;
-        driver.observe(super::progress::observer(start))
-    } else {
-        driver
-    };
-    let resumable = checkpoints.map(|dir| (name.as_str(), dir));
-    let drive = drive(driver, opts.max_runtime, opts.tasks.time_scale(), clock.as_ref());
-    let Some(stop) = until_interrupted(drive, resumable).await? else {
-        return Ok(ExitCode::Usage);
-    };
-    release(store.as_ref(), &name).await;
-    finish(stop, opts.output, local_dir, &definition, integrations, clock.as_ref(), opts.tasks.time_scale())
-        .await
+    let observer = (opts.output == OutputFormat::Human
+        && std::io::IsTerminal::is_terminal(&std::io::stderr()))
+    .then(|| super::progress::observer(stored.execution.start_time));
+    let horizon = horizon(opts.max_runtime, opts.tasks.time_scale(), launch.clock.as_ref());
+    let stop = launch.run(stored, horizon, observer, shutdown_signal()?).await?;
+    release(launch.store.as_ref(), &name).await;
+    finish(stop, opts.output, checkpoints, local_dir, &launch, integrations, opts.tasks.time_scale()).await
 }
 
 /// Lets the next process take the execution at once; a failure only delays it (until the
@@ -148,23 +137,16 @@ async fn unfinished(
     Ok(None)
 }
 
-/// Runs the driver to the end, or (with `--max-runtime`) until nothing is due within that much
-/// wall time: the execution's clock runs `time_scale` times faster.
-pub(super) async fn drive(
-    driver: Driver<'_>,
+/// With `--max-runtime`, the instant of the execution's clock past which a run parks: that much
+/// wall time from now, the clock running `time_scale` times faster.
+pub(super) fn horizon(
     max_runtime: Option<std::time::Duration>,
     time_scale: f64,
     clock: &dyn crate::engine::Clock,
-) -> Result<Stop, crate::checkpoint::CheckpointError> {
-    match max_runtime {
-        None => driver.run().await.map(Stop::Ended),
-        Some(wall) => {
-            let span = chrono::Duration::from_std(wall.mul_f64(time_scale)).unwrap_or(chrono::Duration::MAX);
-            let horizon =
-                clock.now().checked_add_signed(span).unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
-            driver.run_within(horizon).await
-        }
-    }
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    let wall = max_runtime?;
+    let span = chrono::Duration::from_std(wall.mul_f64(time_scale)).unwrap_or(chrono::Duration::MAX);
+    Some(clock.now().checked_add_signed(span).unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC))
 }
 
 fn read_input(opts: &RunOptions) -> Result<Value> {
@@ -196,29 +178,15 @@ fn default_name(state_machine: &str) -> String {
     name
 }
 
-/// Runs the driver until the execution ends, or until Ctrl-C or SIGTERM: then it says how to
-/// resume (the checkpoint holds every committed transition) and gives None.
-pub(super) async fn until_interrupted<T>(
-    run: impl std::future::Future<Output = Result<T, crate::checkpoint::CheckpointError>>,
-    resumable: Option<(&str, &std::path::Path)>,
-) -> Result<Option<T>> {
+/// Completes on Ctrl-C or SIGTERM: a run then stops with everything it committed in its store.
+pub(super) fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        execution = run => Ok(Some(execution?)),
-        _ = tokio::signal::ctrl_c() => Ok(interrupted(resumable)),
-        _ = term.recv() => Ok(interrupted(resumable)),
-    }
-}
-
-fn interrupted<T>(resumable: Option<(&str, &std::path::Path)>) -> Option<T> {
-    match resumable {
-        Some((name, dir)) => eprintln!(
-            "\nrecflow: interrupted; the execution is checkpointed: continue it with `recflow resume {name} --checkpoint-dir {}`",
-            dir.display()
-        ),
-        None => eprintln!("\nrecflow: interrupted; with --no-checkpoint there is nothing to resume"),
-    }
-    None
+    Ok(async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    })
 }
 
 /// Prints the outcome and, for people, the summary (or, for a parked execution, when to start
@@ -227,18 +195,19 @@ pub(super) async fn finish(
     stop: Stop,
     output: OutputFormat,
     checkpoints: Option<&std::path::Path>,
-    definition: &Value,
+    local_dir: Option<&std::path::Path>,
+    launch: &Launch,
     integrations: super::integrations::Integrations,
-    clock: &dyn crate::engine::Clock,
     time_scale: f64,
 ) -> Result<ExitCode> {
+    let (definition, clock) = (launch.definition.as_ref(), launch.clock.as_ref());
     let code = match &stop {
         Stop::Ended(execution) => {
             if let Some(events) = &integrations.status_events {
                 events.publish(execution).await;
             }
             let code = report(execution, output)?;
-            if let (OutputFormat::Human, Some(dir)) = (output, checkpoints) {
+            if let (OutputFormat::Human, Some(dir)) = (output, local_dir) {
                 summary::print(dir, execution, definition, integrations.clients.as_ref()).await;
             }
             code
@@ -246,6 +215,16 @@ pub(super) async fn finish(
         Stop::Parked { execution, until } => {
             parked(execution, *until, output, clock, time_scale)?;
             ExitCode::Succeeded
+        }
+        Stop::Interrupted { name } => {
+            match checkpoints {
+                Some(dir) => eprintln!(
+                    "\nrecflow: interrupted; the execution is checkpointed: continue it with `recflow resume {name} --checkpoint-dir {}`",
+                    dir.display()
+                ),
+                None => eprintln!("\nrecflow: interrupted; with --no-checkpoint there is nothing to resume"),
+            }
+            ExitCode::Usage
         }
     };
     if let Some(local) = integrations.local {

@@ -34,6 +34,8 @@ pub enum Stop {
     Ended(Execution),
     /// Still running, but nothing is due before `until` (the execution's clock); checkpointed.
     Parked { execution: Execution, until: DateTime<Utc> },
+    /// Stopped by a shutdown signal ([`super::launch::Launch::run`]); checkpointed.
+    Interrupted { name: String },
 }
 
 /// An effect in progress: a task call or a sleep, named so that it is started once and stopped

@@ -8,6 +8,8 @@ pub mod driver;
 pub mod execution;
 /// History events in Step Functions' shape.
 pub mod history;
+/// One owned launch path for run, resume and the daemon.
+pub mod launch;
 mod states;
 /// The versioned, async store executions are kept in between transitions.
 pub mod store;
@@ -20,6 +22,7 @@ pub use clock::{Clock, SystemClock, TokioClock};
 pub use driver::{Driver, Observer, Stop};
 pub use execution::{Execution, PollPhase, Status};
 pub use history::{Detail, HistoryEvent};
+pub use launch::Launch;
 pub use store::{CheckpointError, ExecutionStore, Precondition, Stored, Version};
 pub use task::{Answer, CallId, Registry, TaskRunner};
 pub use transition::{Effect, Event, TaskCall, Transition, pending, start, transition};
