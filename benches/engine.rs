@@ -23,7 +23,7 @@ fn env_usize(name: &str, default: usize) -> usize {
 }
 
 /// Runs the counter to `n` and gives (transitions, seconds).
-fn counter(rt: &tokio::runtime::Runtime, n: u64, store: &dyn ExecutionStore) -> (u64, f64) {
+fn counter(rt: &tokio::runtime::Runtime, n: u64, store: &dyn ExecutionStore, name: &str) -> (u64, f64) {
     let definition: Value = serde_json::from_str(COUNTER).unwrap();
     let machine = StateMachine::from_json(&definition).unwrap();
     let registry = Registry::new();
@@ -35,7 +35,7 @@ fn counter(rt: &tokio::runtime::Runtime, n: u64, store: &dyn ExecutionStore) -> 
             &registry,
             &SystemClock,
             store,
-            "bench",
+            name,
             "counter",
             json!({"i": 0, "n": n}),
             1,
@@ -58,7 +58,7 @@ fn file_counter(
     durability: Durability,
 ) -> (u64, f64, u64) {
     let store = FileStore::new(dir, durability);
-    let (t, s) = counter(rt, n, &store);
+    let (t, s) = counter(rt, n, &store, name);
     let size = std::fs::metadata(dir.join(name).join("checkpoint.json")).unwrap().len();
     (t, s, size)
 }
@@ -100,8 +100,8 @@ fn main() {
     std::fs::create_dir_all(&base).unwrap();
     let dir = tempfile::tempdir_in(&base).unwrap();
 
-    counter(&rt, 1000, &NullStore); // warm up
-    let (t, s) = counter(&rt, n, &NullStore);
+    counter(&rt, 1000, &NullStore, "warm-up"); // warm up
+    let (t, s) = counter(&rt, n, &NullStore, "memory");
     println!(
         "in memory (no checkpoint):  {:>10.0} transitions/s  ({t} transitions in {:.3} s)",
         t as f64 / s,
@@ -153,7 +153,7 @@ fn main() {
         let out = Command::new(bin)
             .args(["--log-level", "warn", "run"])
             .arg(&wf)
-            .args(["--no-checkpoint", "--input", &input, "--output", "json"])
+            .args(["--no-checkpoint", "--max-history-events", "100000000", "--input", &input, "--output", "json"])
             .output()
             .unwrap();
         best = best.min(start.elapsed());
