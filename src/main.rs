@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use recflow::cli::args::Store;
 use recflow::cli::{self, ExitCode, OutputFormat};
 
 #[derive(Parser)]
@@ -34,70 +35,6 @@ enum LogFormat {
     Json,
 }
 
-#[derive(clap::Args)]
-struct Store {
-    /// recflow's folder: checkpoints in <DIR>/executions, the embedded emulator in <DIR>/local.
-    #[arg(long, env = "RECFLOW_DATA_DIR", default_value = ".recflow", value_name = "DIR")]
-    data_dir: PathBuf,
-    /// Where executions are checkpointed, one folder per execution [default: <data-dir>/executions].
-    /// `s3://bucket/prefix/` keeps them in S3 with conditional writes (S3 from the environment:
-    /// AWS, or AWS_ENDPOINT_URL_S3 for a local S3 such as `recflow local serve`'s).
-    #[arg(long, env = "RECFLOW_CHECKPOINT_DIR", value_name = "DIR")]
-    checkpoint_dir: Option<PathBuf>,
-}
-
-impl Store {
-    fn checkpoint_dir(&self) -> PathBuf {
-        self.checkpoint_dir.clone().unwrap_or_else(|| self.data_dir.join("executions"))
-    }
-}
-
-#[derive(clap::Args)]
-struct Tasks {
-    /// Scripted task answers per state name, in the spirit of Step Functions Local's mock files:
-    /// {"State": {"Return": {...}}, "Other": [{"Throw": {"Error": "E", "Cause": "C"}}, {"Return": 1}]}.
-    /// The n-th call of a state gets the n-th answer; the last one repeats.
-    #[arg(long, value_name = "FILE")]
-    mock: Option<PathBuf>,
-    /// Append one JSON line per scripted task call (state, attempt, idempotency key) to FILE.
-    #[arg(long, value_name = "FILE", requires = "mock")]
-    mock_call_log: Option<PathBuf>,
-    /// Run the tasks against the embedded emulator (Personalize, S3, EventBridge on free
-    /// loopback ports, data in <data-dir>/local): no AWS account needed. It creates or reuses the
-    /// demo dataset group, dataset and solution, seeds demo data into s3://recflow-demo/ when it
-    /// is empty, and fills the execution input with their ARNs and paths (--input overrides).
-    /// Without --local and --mock, tasks call AWS with the standard credential chain, region,
-    /// AWS_PROFILE and AWS_ENDPOINT_URL_* variables.
-    #[arg(long, conflicts_with = "mock")]
-    local: bool,
-    /// Run Waits, retry delays and polls this many times faster than real time (demos, trials);
-    /// with --local the emulated jobs run at the same speed [default: 600 with --local, else 1].
-    #[arg(long, value_name = "N")]
-    time_scale: Option<f64>,
-    /// Skip fsync: checkpoints survive a killed process but not a power loss.
-    #[arg(long)]
-    no_fsync: bool,
-    /// Put an event on this EventBridge bus when an execution starts and when it ends (source
-    /// `recflow`, detail-type `Recflow Execution Status Change`, Step Functions' status-change
-    /// detail). With --local it is the emulator's bus; otherwise AWS's (with --mock too). A failed
-    /// put is retried and never fails the workflow.
-    #[arg(long, value_name = "NAME", env = "RECFLOW_EVENTS_BUS")]
-    events_bus: Option<String>,
-}
-
-impl Tasks {
-    fn options(&self, store: &Store) -> cli::integrations::TaskOptions {
-        cli::integrations::TaskOptions {
-            mock: self.mock.clone(),
-            mock_call_log: self.mock_call_log.clone(),
-            local: self.local,
-            data_dir: store.data_dir.clone(),
-            time_scale: self.time_scale,
-            events_bus: self.events_bus.clone(),
-        }
-    }
-}
-
 #[derive(Subcommand)]
 enum Command {
     /// Check definitions; print every problem with its state and field.
@@ -108,72 +45,10 @@ enum Command {
         output: OutputFormat,
     },
     /// Start an execution and drive it to its end, checkpointing after every transition.
-    Run {
-        /// The ASL definition (JSON), or with --config a workflow's name in that file.
-        file: PathBuf,
-        /// A recflow.toml naming workflows (definition, input, schedules, checkpoint location,
-        /// policies): FILE is then a workflow's name. Flags and RECFLOW_* variables override it.
-        #[arg(long, value_name = "TOML", env = "RECFLOW_CONFIG")]
-        config: Option<PathBuf>,
-        /// Execution input as JSON text (default {}); RECFLOW_INPUT is how ECS container overrides
-        /// and EventBridge input transformers pass it.
-        #[arg(long, value_name = "JSON", env = "RECFLOW_INPUT")]
-        input: Option<String>,
-        /// Read the execution input from a file (`-`: standard input).
-        #[arg(long, value_name = "FILE")]
-        input_file: Option<PathBuf>,
-        /// Execution name (default: <workflow>-<UTC time>-<random>).
-        #[arg(long)]
-        name: Option<String>,
-        /// For a container a scheduler starts: continue the oldest unfinished execution of this
-        /// workflow in the checkpoint folder (with --name: that one) and start a new one only when
-        /// there is none. A second process on the same execution is refused, naming the holder.
-        #[arg(long, conflicts_with = "no_checkpoint")]
-        resume_or_start: bool,
-        /// Stop (exit 0, everything checkpointed) when nothing would be due before this much
-        /// wall time has passed: the execution sits in a Wait, a retry delay or a job's next poll
-        /// past it. Prints when to start again. Examples: 10m, 90s, 1h30m.
-        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
-        max_runtime: Option<std::time::Duration>,
-        #[command(flatten)]
-        store: Store,
-        /// Keep the execution in memory only: no checkpoint, no history, nothing to resume. The
-        /// tasks still run (with --local on the emulator; without it, on AWS): pair it with
-        /// --mock for a dry run.
-        #[arg(long)]
-        no_checkpoint: bool,
-        #[command(flatten)]
-        tasks: Tasks,
-        /// The largest state input or output, in bytes of JSON; past it the execution fails with
-        /// States.DataLimitExceeded (Step Functions' limit is 262144, 256 KiB).
-        #[arg(long, value_name = "BYTES", default_value_t = 262_144)]
-        max_payload_bytes: u64,
-        /// The most history events an execution may write before it fails (Step Functions stops
-        /// standard workflows at 25000); it bounds a runaway loop.
-        #[arg(long, value_name = "N", default_value_t = 25_000)]
-        max_history_events: u64,
-        /// The most Map iterations that run at once, whatever a Map's MaxConcurrency says (0
-        /// there means no bound of its own); Step Functions runs at most 40 per inline Map.
-        #[arg(long, value_name = "N", default_value_t = 40, value_parser = clap::value_parser!(u64).range(1..))]
-        max_concurrency: u64,
-        #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
-        output: OutputFormat,
-    },
+    Run(Box<cli::run::RunArgs>),
     /// Continue an unfinished execution from its checkpoint, the way it was started (--local and
     /// the time scale are taken from the run unless given here).
-    Resume {
-        name: String,
-        #[command(flatten)]
-        store: Store,
-        #[command(flatten)]
-        tasks: Tasks,
-        /// Stop (exit 0, checkpointed) when nothing would be due before this much wall time, as
-        /// for `run --max-runtime`.
-        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
-        max_runtime: Option<std::time::Duration>,
-        #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
-        output: OutputFormat,
-    },
+    Resume(cli::resume::ResumeArgs),
     /// Show one execution (like DescribeExecution), or list all of them.
     Status {
         name: Option<String>,
@@ -260,7 +135,7 @@ fn main() -> std::process::ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let args = Args::parse();
-    let progress = matches!(args.command, Command::Run { output: OutputFormat::Human, .. })
+    let progress = matches!(&args.command, Command::Run(run) if run.output == OutputFormat::Human)
         && std::io::IsTerminal::is_terminal(&std::io::stderr());
     let level = args.log_level.clone().unwrap_or_else(|| if progress { "warn" } else { "info" }.to_string());
     init_logging(args.log_format, &level);
@@ -292,72 +167,8 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Validate { files, output } => {
             cli::validate::validate(cli::validate::ValidateOptions { files, output })
         }
-        Command::Run {
-            file,
-            config,
-            input,
-            input_file,
-            name,
-            resume_or_start,
-            max_runtime,
-            store,
-            no_checkpoint,
-            tasks,
-            max_payload_bytes,
-            max_history_events,
-            max_concurrency,
-            output,
-        } => {
-            let (mut file, mut input, mut input_file, mut store, mut tasks) =
-                (file, input, input_file, store, tasks);
-            let (mut resume_or_start, mut max_runtime) = (resume_or_start, max_runtime);
-            if let Some(config) = config {
-                // The file's settings fill what flags and RECFLOW_* variables left open.
-                let config = cli::config::Config::load(&config)?;
-                let workflow = config.workflow(&file.to_string_lossy())?.clone();
-                file = workflow.definition;
-                if input.is_none() && input_file.is_none() {
-                    input = workflow.input.map(|v| v.to_string());
-                    input_file = workflow.input_file;
-                }
-                store.checkpoint_dir = store.checkpoint_dir.or(workflow.checkpoint_dir);
-                tasks.events_bus = tasks.events_bus.or(workflow.events_bus);
-                tasks.time_scale = tasks.time_scale.or(workflow.time_scale);
-                tasks.local = tasks.local || (workflow.local && tasks.mock.is_none());
-                max_runtime = max_runtime.or(workflow.max_runtime);
-                resume_or_start = resume_or_start || workflow.resume_or_start;
-            }
-            cli::run::run(cli::run::RunOptions {
-                file,
-                input,
-                input_file,
-                name,
-                resume_or_start,
-                max_runtime,
-                checkpoint_dir: store.checkpoint_dir(),
-                no_checkpoint,
-                no_fsync: tasks.no_fsync,
-                tasks: tasks.options(&store),
-                limits: recflow::engine::execution::Limits {
-                    max_payload_bytes,
-                    max_history_events,
-                    max_concurrency,
-                },
-                output,
-            })
-            .await
-        }
-        Command::Resume { name, store, tasks, max_runtime, output } => {
-            cli::resume::resume(cli::resume::ResumeOptions {
-                name,
-                max_runtime,
-                checkpoint_dir: store.checkpoint_dir(),
-                no_fsync: tasks.no_fsync,
-                tasks: tasks.options(&store),
-                output,
-            })
-            .await
-        }
+        Command::Run(args) => cli::run::run(args.into_options()?).await,
+        Command::Resume(args) => cli::resume::resume(args.into_options()).await,
         Command::Status { name, store, output } => {
             cli::status::status(cli::status::StatusOptions {
                 name,

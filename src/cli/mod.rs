@@ -1,6 +1,7 @@
 //! The commands, one file each. `main.rs` parses arguments into these option structs and calls
 //! the matching function; each returns the process exit code.
 
+pub mod args;
 pub mod graph;
 pub mod history;
 pub mod integrations;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use anyhow::Result;
 use tracing::info;
 
+use super::args::{Store, Tasks};
 use super::common::{
     ExitCode, OutputFormat, check_name, check_runnable, clock, open_store, report, s3_checkpoints, usage,
 };
@@ -14,6 +15,37 @@ use crate::asl::definition::StateMachine;
 use crate::checkpoint::Durability;
 use crate::engine::{Launch, Status};
 
+/// `recflow resume`'s arguments, as clap reads them.
+#[derive(clap::Args)]
+pub struct ResumeArgs {
+    pub name: String,
+    #[command(flatten)]
+    pub store: Store,
+    #[command(flatten)]
+    pub tasks: Tasks,
+    /// Stop (exit 0, checkpointed) when nothing would be due before this much wall time, as
+    /// for `run --max-runtime`.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub max_runtime: Option<std::time::Duration>,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub output: OutputFormat,
+}
+
+impl ResumeArgs {
+    /// The checked options of a resume.
+    pub fn into_options(self) -> ResumeOptions {
+        ResumeOptions {
+            max_runtime: self.max_runtime,
+            checkpoint_dir: self.store.checkpoint_dir(),
+            no_fsync: self.tasks.no_fsync,
+            tasks: self.tasks.options(&self.store),
+            output: self.output,
+            name: self.name,
+        }
+    }
+}
+
+/// A resume's checked options.
 pub struct ResumeOptions {
     pub name: String,
     pub checkpoint_dir: PathBuf,

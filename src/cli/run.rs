@@ -7,6 +7,7 @@ use anyhow::Result;
 use serde_json::Value;
 use tracing::info;
 
+use super::args::{Store, Tasks};
 use super::common::{
     ExitCode, OutputFormat, check_name, check_runnable, clock, load_definition, machine_name, open_store,
     report, s3_checkpoints, usage,
@@ -16,6 +17,117 @@ use super::summary;
 use crate::checkpoint::{Durability, ExecutionStore, NullStore};
 use crate::engine::{Launch, Stop};
 
+/// `recflow run`'s arguments, as clap reads them.
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// The ASL definition (JSON), or with --config a workflow's name in that file.
+    pub file: PathBuf,
+    /// A recflow.toml naming workflows (definition, input, schedules, checkpoint location,
+    /// policies): FILE is then a workflow's name. Flags and RECFLOW_* variables override it.
+    #[arg(long, value_name = "TOML", env = "RECFLOW_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Execution input as JSON text (default {}); RECFLOW_INPUT is how ECS container overrides
+    /// and EventBridge input transformers pass it.
+    #[arg(long, value_name = "JSON", env = "RECFLOW_INPUT")]
+    pub input: Option<String>,
+    /// Read the execution input from a file (`-`: standard input).
+    #[arg(long, value_name = "FILE")]
+    pub input_file: Option<PathBuf>,
+    /// Execution name (default: <workflow>-<UTC time>-<random>).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// For a container a scheduler starts: continue the oldest unfinished execution of this
+    /// workflow in the checkpoint folder (with --name: that one) and start a new one only when
+    /// there is none. A second process on the same execution is refused, naming the holder.
+    #[arg(long, conflicts_with = "no_checkpoint")]
+    pub resume_or_start: bool,
+    /// Stop (exit 0, everything checkpointed) when nothing would be due before this much
+    /// wall time has passed: the execution sits in a Wait, a retry delay or a job's next poll
+    /// past it. Prints when to start again. Examples: 10m, 90s, 1h30m.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub max_runtime: Option<std::time::Duration>,
+    #[command(flatten)]
+    pub store: Store,
+    /// Keep the execution in memory only: no checkpoint, no history, nothing to resume. The
+    /// tasks still run (with --local on the emulator; without it, on AWS): pair it with
+    /// --mock for a dry run.
+    #[arg(long)]
+    pub no_checkpoint: bool,
+    #[command(flatten)]
+    pub tasks: Tasks,
+    /// The largest state input or output, in bytes of JSON; past it the execution fails with
+    /// States.DataLimitExceeded (Step Functions' limit is 262144, 256 KiB).
+    #[arg(long, value_name = "BYTES", default_value_t = 262_144)]
+    pub max_payload_bytes: u64,
+    /// The most history events an execution may write before it fails (Step Functions stops
+    /// standard workflows at 25000); it bounds a runaway loop.
+    #[arg(long, value_name = "N", default_value_t = 25_000)]
+    pub max_history_events: u64,
+    /// The most Map iterations that run at once, whatever a Map's MaxConcurrency says (0
+    /// there means no bound of its own); Step Functions runs at most 40 per inline Map.
+    #[arg(long, value_name = "N", default_value_t = 40, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_concurrency: u64,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub output: OutputFormat,
+}
+
+impl RunArgs {
+    /// The checked options of a run: a `--config` file's workflow (definition, input,
+    /// checkpoint location, policies) fills what flags and `RECFLOW_*` variables left open.
+    pub fn into_options(self) -> Result<RunOptions> {
+        let RunArgs {
+            mut file,
+            config,
+            mut input,
+            mut input_file,
+            name,
+            mut resume_or_start,
+            mut max_runtime,
+            mut store,
+            no_checkpoint,
+            mut tasks,
+            max_payload_bytes,
+            max_history_events,
+            max_concurrency,
+            output,
+        } = self;
+        if let Some(config) = config {
+            let config = super::config::Config::load(&config)?;
+            let workflow = config.workflow(&file.to_string_lossy())?.clone();
+            file = workflow.definition;
+            if input.is_none() && input_file.is_none() {
+                input = workflow.input.map(|v| v.to_string());
+                input_file = workflow.input_file;
+            }
+            store.checkpoint_dir = store.checkpoint_dir.or(workflow.checkpoint_dir);
+            tasks.events_bus = tasks.events_bus.or(workflow.events_bus);
+            tasks.time_scale = tasks.time_scale.or(workflow.time_scale);
+            tasks.local = tasks.local || (workflow.local && tasks.mock.is_none());
+            max_runtime = max_runtime.or(workflow.max_runtime);
+            resume_or_start = resume_or_start || workflow.resume_or_start;
+        }
+        Ok(RunOptions {
+            file,
+            input,
+            input_file,
+            name,
+            resume_or_start,
+            max_runtime,
+            checkpoint_dir: store.checkpoint_dir(),
+            no_checkpoint,
+            no_fsync: tasks.no_fsync,
+            tasks: tasks.options(&store),
+            limits: crate::engine::execution::Limits {
+                max_payload_bytes,
+                max_history_events,
+                max_concurrency,
+            },
+            output,
+        })
+    }
+}
+
+/// A run's checked options.
 pub struct RunOptions {
     pub file: PathBuf,
     pub input: Option<String>,
