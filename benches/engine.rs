@@ -153,7 +153,15 @@ fn main() {
         let out = Command::new(bin)
             .args(["--log-level", "warn", "run"])
             .arg(&wf)
-            .args(["--no-checkpoint", "--max-history-events", "100000000", "--input", &input, "--output", "json"])
+            .args([
+                "--no-checkpoint",
+                "--max-history-events",
+                "100000000",
+                "--input",
+                &input,
+                "--output",
+                "json",
+            ])
             .output()
             .unwrap();
         best = best.min(start.elapsed());
