@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use recflow::cli::args::Store;
 use recflow::cli::{self, ExitCode, OutputFormat};
 
 #[derive(Parser)]
@@ -38,42 +37,21 @@ enum LogFormat {
 #[derive(Subcommand)]
 enum Command {
     /// Check definitions; print every problem with its state and field.
-    Validate {
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
-        #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
-        output: OutputFormat,
-    },
+    Validate(cli::validate::ValidateArgs),
     /// Start an execution and drive it to its end, checkpointing after every transition.
     Run(Box<cli::run::RunArgs>),
     /// Continue an unfinished execution from its checkpoint, the way it was started (--local and
     /// the time scale are taken from the run unless given here).
     Resume(cli::resume::ResumeArgs),
     /// Show one execution (like DescribeExecution), or list all of them.
-    Status {
-        name: Option<String>,
-        #[command(flatten)]
-        store: Store,
-        #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
-        output: OutputFormat,
-    },
+    Status(cli::status::StatusArgs),
     /// Show an execution's history events.
-    History {
-        name: String,
-        #[command(flatten)]
-        store: Store,
-        #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
-        output: OutputFormat,
-    },
+    History(cli::history::HistoryArgs),
     /// The embedded emulator: a local Personalize, S3 and EventBridge for any AWS SDK or the AWS CLI.
     #[command(subcommand)]
     Local(LocalCommand),
     /// Draw a workflow as a Mermaid stateDiagram-v2 (default) or Graphviz DOT.
-    Graph {
-        file: PathBuf,
-        #[arg(long, value_enum, default_value_t = cli::graph::GraphFormat::Mermaid)]
-        format: cli::graph::GraphFormat,
-    },
+    Graph(cli::graph::GraphArgs),
 }
 
 #[derive(Subcommand)]
@@ -164,27 +142,11 @@ fn main() -> std::process::ExitCode {
 
 async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Validate { files, output } => {
-            cli::validate::validate(cli::validate::ValidateOptions { files, output })
-        }
+        Command::Validate(args) => cli::validate::validate(args.into_options()),
         Command::Run(args) => cli::run::run(args.into_options()?).await,
         Command::Resume(args) => cli::resume::resume(args.into_options()).await,
-        Command::Status { name, store, output } => {
-            cli::status::status(cli::status::StatusOptions {
-                name,
-                checkpoint_dir: store.checkpoint_dir(),
-                output,
-            })
-            .await
-        }
-        Command::History { name, store, output } => {
-            cli::history::history(cli::history::HistoryOptions {
-                name,
-                checkpoint_dir: store.checkpoint_dir(),
-                output,
-            })
-            .await
-        }
+        Command::Status(args) => cli::status::status(args.into_options()).await,
+        Command::History(args) => cli::history::history(args.into_options()).await,
         Command::Local(LocalCommand::Serve { data_dir, port, time_scale }) => {
             cli::local::serve(cli::local::ServeOptions { data_dir: data_dir.join("local"), port, time_scale })
                 .await
@@ -210,7 +172,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 from_csv: from_csv.map(|f| (f, columns)),
             })
         }
-        Command::Graph { file, format } => cli::graph::graph(cli::graph::GraphOptions { file, format }),
+        Command::Graph(args) => cli::graph::graph(args.into_options()),
     }
 }
 

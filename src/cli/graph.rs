@@ -17,6 +17,22 @@ pub enum GraphFormat {
     Dot,
 }
 
+/// `recflow graph`'s arguments, as clap reads them.
+#[derive(clap::Args)]
+pub struct GraphArgs {
+    pub file: PathBuf,
+    #[arg(long, value_enum, default_value_t = GraphFormat::Mermaid)]
+    pub format: GraphFormat,
+}
+
+impl GraphArgs {
+    /// The options of a drawing.
+    pub fn into_options(self) -> GraphOptions {
+        GraphOptions { file: self.file, format: self.format }
+    }
+}
+
+/// A drawing's options.
 pub struct GraphOptions {
     pub file: PathBuf,
     pub format: GraphFormat,

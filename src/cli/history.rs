@@ -9,6 +9,24 @@ use crate::checkpoint::Durability;
 use crate::engine::execution::timestamp;
 use crate::engine::history::Detail;
 
+/// `recflow history`'s arguments, as clap reads them.
+#[derive(clap::Args)]
+pub struct HistoryArgs {
+    pub name: String,
+    #[command(flatten)]
+    pub store: super::args::Store,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub output: OutputFormat,
+}
+
+impl HistoryArgs {
+    /// The checked options of a history query.
+    pub fn into_options(self) -> HistoryOptions {
+        HistoryOptions { checkpoint_dir: self.store.checkpoint_dir(), name: self.name, output: self.output }
+    }
+}
+
+/// A history query's options.
 pub struct HistoryOptions {
     pub name: String,
     pub checkpoint_dir: PathBuf,

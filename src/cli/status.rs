@@ -10,6 +10,24 @@ use crate::checkpoint::{Durability, FileStore};
 use crate::engine::Status;
 use crate::engine::execution::timestamp;
 
+/// `recflow status`'s arguments, as clap reads them.
+#[derive(clap::Args)]
+pub struct StatusArgs {
+    pub name: Option<String>,
+    #[command(flatten)]
+    pub store: super::args::Store,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub output: OutputFormat,
+}
+
+impl StatusArgs {
+    /// The checked options of a status query.
+    pub fn into_options(self) -> StatusOptions {
+        StatusOptions { checkpoint_dir: self.store.checkpoint_dir(), name: self.name, output: self.output }
+    }
+}
+
+/// A status query's options.
 pub struct StatusOptions {
     pub name: Option<String>,
     pub checkpoint_dir: PathBuf,

@@ -8,6 +8,23 @@ use serde_json::{Value, json};
 use super::common::{ExitCode, OutputFormat};
 use crate::asl::definition::{StateMachine, UNSUPPORTED};
 
+/// `recflow validate`'s arguments, as clap reads them.
+#[derive(clap::Args)]
+pub struct ValidateArgs {
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub output: OutputFormat,
+}
+
+impl ValidateArgs {
+    /// The options of a validation.
+    pub fn into_options(self) -> ValidateOptions {
+        ValidateOptions { files: self.files, output: self.output }
+    }
+}
+
+/// A validation's options.
 pub struct ValidateOptions {
     pub files: Vec<PathBuf>,
     pub output: OutputFormat,
