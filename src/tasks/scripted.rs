@@ -119,8 +119,11 @@ impl TaskRunner for ScriptedRunner {
                     "parameters": call.parameters,
                     "resumed": call.resumed,
                 });
+                // One write of the whole line: `writeln!` on a File may split it into several
+                // writes, and a process killed between them leaves a torn line in the log.
+                let text = format!("{line}\n");
                 let mut file = log.lock().expect("call log lock");
-                writeln!(file, "{line}")
+                file.write_all(text.as_bytes())
                     .map_err(|e| StatesError::new(names::TASK_FAILED, format!("mock call log: {e}")))?;
             }
             let answers = self.script.get(&call.state).ok_or_else(|| {
