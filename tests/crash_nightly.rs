@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 #[path = "support/clients.rs"]
 mod clients;
@@ -44,16 +44,7 @@ async fn prepared(dir: &Path) -> (Served, clients::Group) {
 }
 
 fn input(group: &clients::Group) -> String {
-    json!({
-        "datasetArn": group.dataset,
-        "solutionArn": group.solution,
-        "roleArn": clients::ROLE,
-        "interactionsS3Path": "s3://recflow-demo/interactions/interactions.csv",
-        "usersS3Path": "s3://recflow-demo/batch/users.jsonl",
-        "outputS3Path": "s3://recflow-demo/batch/output/",
-        "picksS3Path": "s3://recflow-demo/picks/",
-    })
-    .to_string()
+    clients::nightly_input(group).to_string()
 }
 
 fn succeeded(out: &std::process::Output) {
@@ -188,13 +179,7 @@ async fn sigkill_anywhere_then_resume_makes_one_of_each_job_and_the_same_picks()
     assert!(kills >= 20, "only {kills} kills landed");
 
     let pz = emulator.personalize().await;
-    let imports = pz.list_dataset_import_jobs().dataset_arn(&group.dataset).send().await.unwrap();
-    assert_eq!(imports.dataset_import_jobs().len(), 1, "{imports:?}");
-    let versions = pz.list_solution_versions().solution_arn(&group.solution).send().await.unwrap();
-    assert_eq!(versions.solution_versions().len(), 1, "{versions:?}");
-    let version = versions.solution_versions()[0].solution_version_arn().unwrap();
-    let batches = pz.list_batch_inference_jobs().solution_version_arn(version).send().await.unwrap();
-    assert_eq!(batches.batch_inference_jobs().len(), 1, "{batches:?}");
+    clients::assert_one_job_of_each(&pz, &group).await;
 
     assert_eq!(picks(dir.path()), expected, "today's picks differ from the uninterrupted run's");
     emulator.stop();

@@ -186,16 +186,7 @@ async fn a_parked_nightly_refresh_finishes_at_the_next_start_with_one_of_each_jo
     let group =
         clients::dataset_group(&emulator.personalize().await, "cron", "aws-user-personalization").await;
     emulator.fault(r#"{"slowNextJob": "SolutionVersion", "seconds": 900}"#);
-    let input = json!({
-        "datasetArn": group.dataset,
-        "solutionArn": group.solution,
-        "roleArn": clients::ROLE,
-        "interactionsS3Path": "s3://recflow-demo/interactions/interactions.csv",
-        "usersS3Path": "s3://recflow-demo/batch/users.jsonl",
-        "outputS3Path": "s3://recflow-demo/batch/output/",
-        "picksS3Path": "s3://recflow-demo/picks/",
-    })
-    .to_string();
+    let input = clients::nightly_input(&group).to_string();
     let workflow = Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows/nightly-refresh.asl.json");
     let workflow = workflow.display().to_string();
     let start = |max_runtime: &str| {
@@ -230,13 +221,7 @@ async fn a_parked_nightly_refresh_finishes_at_the_next_start_with_one_of_each_jo
     assert_eq!(finished["status"], "SUCCEEDED", "{finished}");
     assert_eq!(finished["name"], parked["name"]);
     let pz = emulator.personalize().await;
-    let imports = pz.list_dataset_import_jobs().dataset_arn(&group.dataset).send().await.unwrap();
-    assert_eq!(imports.dataset_import_jobs().len(), 1, "{imports:?}");
-    let versions = pz.list_solution_versions().solution_arn(&group.solution).send().await.unwrap();
-    assert_eq!(versions.solution_versions().len(), 1, "{versions:?}");
-    let version = versions.solution_versions()[0].solution_version_arn().unwrap();
-    let batches = pz.list_batch_inference_jobs().solution_version_arn(version).send().await.unwrap();
-    assert_eq!(batches.batch_inference_jobs().len(), 1, "{batches:?}");
+    clients::assert_one_job_of_each(&pz, &group).await;
     emulator.stop();
 }
 

@@ -2,7 +2,6 @@
 //! EventBridge (here the emulator's, served in another process) at the start and the end of an
 //! execution; PutEvents failures are retried and never fail the workflow.
 
-use std::io::{Read, Write};
 use std::path::Path;
 
 use serde_json::{Value, json};
@@ -32,20 +31,6 @@ fn detail(event: &Value) -> Value {
         Value::String(s) => serde_json::from_str(s).unwrap(),
         other => other.clone(),
     }
-}
-
-fn arm_events_fault(emulator: &Served, json: &str) {
-    let endpoint = emulator.get("AWS_ENDPOINT_URL_EVENTBRIDGE").trim_start_matches("http://").to_string();
-    let mut stream = std::net::TcpStream::connect(&endpoint).unwrap();
-    write!(
-        stream,
-        "POST /__recflow/faults HTTP/1.1\r\nHost: {endpoint}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{json}",
-        json.len()
-    )
-    .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    assert!(answer.starts_with("HTTP/1.1 2"), "arming {json}: {answer}");
 }
 
 fn run(emulator: &Served, dir: &Path, name: &str, fail: bool) -> std::process::Output {
@@ -113,7 +98,10 @@ fn put_events_failures_are_retried_and_never_fail_the_workflow() {
     let dir = tempfile::tempdir().unwrap();
     let emulator = serve(dir.path(), &[]);
     // More failures in a row than the SDK's own three attempts: recflow's backoff takes over.
-    arm_events_fault(&emulator, r#"{"operation": "PutEvents", "fault": "http500", "count": 4}"#);
+    emulator.fault_on(
+        "AWS_ENDPOINT_URL_EVENTBRIDGE",
+        r#"{"operation": "PutEvents", "fault": "http500", "count": 4}"#,
+    );
     let out = run(&emulator, dir.path(), "flaky-1", false);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let stderr = String::from_utf8_lossy(&out.stderr);

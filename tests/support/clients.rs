@@ -68,6 +68,31 @@ pub struct Group {
     pub solution: String,
 }
 
+/// The nightly refresh's input for `group` on the demo bucket.
+pub fn nightly_input(group: &Group) -> serde_json::Value {
+    serde_json::json!({
+        "datasetArn": group.dataset,
+        "solutionArn": group.solution,
+        "roleArn": ROLE,
+        "interactionsS3Path": "s3://recflow-demo/interactions/interactions.csv",
+        "usersS3Path": "s3://recflow-demo/batch/users.jsonl",
+        "outputS3Path": "s3://recflow-demo/batch/output/",
+        "picksS3Path": "s3://recflow-demo/picks/",
+    })
+}
+
+/// Asserts that `group` holds exactly one import job, one solution version and one batch
+/// inference job: however often the nightly refresh was stopped, nothing was created twice.
+pub async fn assert_one_job_of_each(pz: &aws_sdk_personalize::Client, group: &Group) {
+    let imports = pz.list_dataset_import_jobs().dataset_arn(&group.dataset).send().await.unwrap();
+    assert_eq!(imports.dataset_import_jobs().len(), 1, "{imports:?}");
+    let versions = pz.list_solution_versions().solution_arn(&group.solution).send().await.unwrap();
+    assert_eq!(versions.solution_versions().len(), 1, "{versions:?}");
+    let version = versions.solution_versions()[0].solution_version_arn().unwrap();
+    let batches = pz.list_batch_inference_jobs().solution_version_arn(version).send().await.unwrap();
+    assert_eq!(batches.batch_inference_jobs().len(), 1, "{batches:?}");
+}
+
 pub async fn dataset_group(pz: &aws_sdk_personalize::Client, name: &str, recipe: &str) -> Group {
     let group = pz.create_dataset_group().name(name).send().await.unwrap().dataset_group_arn.unwrap();
     let schema = pz

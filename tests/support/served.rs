@@ -62,7 +62,13 @@ impl Served {
 
     /// Arms a fault on the Personalize port (`POST /__recflow/faults`).
     pub fn fault(&self, json: &str) {
-        let endpoint = self.get("AWS_ENDPOINT_URL_PERSONALIZE").trim_start_matches("http://").to_string();
+        self.fault_on("AWS_ENDPOINT_URL_PERSONALIZE", json);
+    }
+
+    /// Arms a fault on the port the exported variable `endpoint_env` names (the EventBridge
+    /// port takes `PutEvents` faults).
+    pub fn fault_on(&self, endpoint_env: &str, json: &str) {
+        let endpoint = self.get(endpoint_env).trim_start_matches("http://").to_string();
         let mut stream = std::net::TcpStream::connect(&endpoint).unwrap();
         write!(
             stream,
