@@ -183,7 +183,10 @@ fn parse_log_level(text: &str) -> Result<String, String> {
     for directive in text.split(',').map(str::trim) {
         let level = directive.rsplit_once('=').map_or(directive, |(_, level)| level);
         if !LEVELS.contains(&level.to_ascii_lowercase().as_str()) {
-            let near = LEVELS.iter().min_by_key(|l| strsim::levenshtein(l, &level.to_ascii_lowercase()));
+            let near = LEVELS
+                .iter()
+                .filter(|l| strsim::levenshtein(l, &level.to_ascii_lowercase()) <= 2)
+                .min_by_key(|l| strsim::levenshtein(l, &level.to_ascii_lowercase()));
             return Err(format!(
                 "'{level}' is not a log level (error, warn, info, debug, trace, off){}",
                 near.map(|n| format!("; did you mean '{n}'?")).unwrap_or_default()

@@ -530,3 +530,15 @@ fn the_example_recflow_toml_is_valid() {
     let out = recflow(&["run", "nothing", "--config", &repo("workflows/recflow.toml")], dir.path());
     assert!(stderr(&out).contains("it has: demo, nightly"), "{}", stderr(&out));
 }
+
+#[test]
+fn an_s3_checkpoint_location_without_a_bucket_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let wf = repo("benches/counter.asl.json");
+    let out =
+        recflow(&["run", &wf, "--checkpoint-dir", "s3://", "--input", r#"{"i": 0, "n": 1}"#], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("needs a bucket"), "{}", stderr(&out));
+    let out = recflow(&["status", "--checkpoint-dir", "s3:///x"], dir.path());
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+}

@@ -180,9 +180,22 @@ pub fn s3_checkpoints(dir: &Path) -> Option<(String, String)> {
     crate::checkpoint::S3Store::parse_url(dir.to_str()?)
 }
 
+/// Refuses a checkpoint location that starts like an S3 URL but names no bucket (`s3://`,
+/// `s3:/x`), which would otherwise become a local folder named `s3:`.
+pub fn check_checkpoint_dir(dir: &Path) -> Result<()> {
+    let text = dir.to_string_lossy();
+    if text.starts_with("s3:") && s3_checkpoints(dir).is_none() {
+        return Err(usage(format!(
+            "--checkpoint-dir {text}: an S3 location needs a bucket: s3://bucket/prefix/"
+        )));
+    }
+    Ok(())
+}
+
 /// The execution store `--checkpoint-dir` names: a folder, or `s3://bucket/prefix/` (S3 from
 /// the environment, as every AWS SDK finds it).
 pub async fn open_store(dir: &Path, durability: Durability) -> Result<Box<dyn ExecutionStore>> {
+    check_checkpoint_dir(dir)?;
     match s3_checkpoints(dir) {
         None => Ok(Box::new(FileStore::new(dir, durability))),
         Some((bucket, prefix)) => {

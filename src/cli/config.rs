@@ -105,8 +105,11 @@ impl Config {
             Some(span) => format!("{}:{}", path.display(), line_of(text, span.start)),
             None => path.display().to_string(),
         };
-        let file: File =
-            toml::from_str(text).map_err(|e| usage(format!("{}: {}", at(e.span()), e.message())))?;
+        let file: File = toml::from_str(text).map_err(|e| {
+            let key = e.span().map(|s| key_at(text, s.start)).filter(|k| !k.is_empty());
+            let key = key.map(|k| format!("{k}: ")).unwrap_or_default();
+            usage(format!("{}: {key}{}", at(e.span()), e.message()))
+        })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let mut problems = Vec::new();
         let mut workflows = BTreeMap::new();
@@ -220,6 +223,17 @@ impl Config {
     }
 }
 
+/// The key (or `[table]`) written on the line of a byte offset, for messages serde gives without
+/// one (a wrong type, a missing field).
+fn key_at(text: &str, offset: usize) -> String {
+    let start = text[..offset.min(text.len())].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[start..].lines().next().unwrap_or("").trim();
+    match line.split_once('=') {
+        Some((key, _)) => key.trim().to_string(),
+        None => line.trim_start_matches('[').trim_end_matches(']').to_string(),
+    }
+}
+
 /// The 1-based line of a byte offset.
 fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].bytes().filter(|b| *b == b'\n').count() + 1
@@ -271,7 +285,7 @@ mod tests {
             // A value of the wrong type.
             (
                 "[workflows.nightly]\ndefinition = \"wf.asl.json\"\nlocal = \"yes\"\n",
-                "recflow.toml:3",
+                "recflow.toml:3: local:",
                 "bool",
             ),
             // A definition that is not there.
@@ -307,7 +321,7 @@ mod tests {
             // Not TOML at all.
             ("[workflows.nightly\ndefinition = 1\n", "recflow.toml:1", ""),
             // A required key missing.
-            ("[workflows.nightly]\ninput = {}\n", "recflow.toml:1", "definition"),
+            ("[workflows.nightly]\ninput = {}\n", "recflow.toml:1: workflows.nightly:", "definition"),
             // No workflow.
             ("[defaults]\nlocal = true\n", "recflow.toml", "workflows"),
         ];

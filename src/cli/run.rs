@@ -146,6 +146,7 @@ pub struct RunOptions {
 }
 
 pub async fn run(opts: RunOptions) -> Result<ExitCode> {
+    super::common::check_checkpoint_dir(&opts.checkpoint_dir)?;
     let source = opts.file.display().to_string();
     let (machine, definition) = load_definition(&opts.file)?;
     check_runnable(&machine, &source)?;
@@ -380,7 +381,7 @@ fn parked(
                 crate::engine::execution::timestamp(until)
             );
             println!(
-                "continue it with `recflow run <workflow> --resume-or-start` or `recflow resume {}`",
+                "continue it by running the same command again (--resume-or-start) or with `recflow resume {}`",
                 execution.name
             );
         }
