@@ -12,19 +12,27 @@ use std::cmp::Ordering;
 use chrono::{DateTime, FixedOffset};
 use serde_json::{Map, Number, Value};
 
+use super::env::Env;
 use super::errors::{DefinitionError, StatesError};
+use super::jsonata;
 use super::path::JsonPath;
+use super::query::{Payload, QueryLanguage};
 
-/// One element of a Choice state's `Choices`: when `condition` holds, go to `next`.
+/// One element of a Choice state's `Choices`: when `condition` holds, go to `next`, setting the
+/// rule's `assign` variables (and, in JSONata, giving its `output`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChoiceRule {
     pub next: String,
     pub condition: Condition,
+    pub assign: Option<Payload>,
+    pub output: Option<jsonata::Template>,
 }
 
 /// A Boolean expression of a choice rule.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Condition {
+    /// JSONata: `"Condition": true` or `"Condition": "{% ... %}"`, evaluated by the engine.
+    Jsonata(Box<jsonata::Template>),
     And(Vec<Condition>),
     Or(Vec<Condition>),
     Not(Box<Condition>),
@@ -186,7 +194,7 @@ impl Condition {
     /// Evaluates against the state's effective input and the context object.
     /// A Variable or `...Path` operand that does not exist fails with `States.Runtime`,
     /// except under IsPresent, which tests exactly that.
-    pub fn eval(&self, input: &Value, ctx: &Value) -> Result<bool, StatesError> {
+    pub fn eval(&self, input: &Value, ctx: &Env) -> Result<bool, StatesError> {
         match self {
             // Short-circuit like AWS's And/Or: later rules are not read once the result is known.
             Condition::And(all) => {
@@ -206,6 +214,9 @@ impl Condition {
                 Ok(false)
             }
             Condition::Not(c) => Ok(!c.eval(input, ctx)?),
+            Condition::Jsonata(_) => Err(StatesError::runtime(
+                "a JSONata Condition is evaluated by the engine, not as a JSONPath rule",
+            )),
             Condition::Compare { variable, op, operand } => {
                 let value = variable.select(input, ctx);
                 if *op == Operator::Is(TypeTest::Present) {
@@ -314,8 +325,36 @@ fn string_matches(text: &str, pattern: &str) -> bool {
 /// `States.Route.Choices[0]`; nested rules extend it (`States.Route.Choices[0].And[1].Not`).
 /// Top-level rules must have `Next`; nested ones (inside And/Or/Not) must not.
 /// Every problem found is reported, each at `<location>.<Field>`.
-pub fn parse_choice_rule(value: &Value, at: &str) -> Result<ChoiceRule, Vec<DefinitionError>> {
+pub fn parse_choice_rule(
+    value: &Value,
+    at: &str,
+    language: QueryLanguage,
+) -> Result<ChoiceRule, Vec<DefinitionError>> {
     let mut errors = Vec::new();
+    let assign = value
+        .get("Assign")
+        .and_then(|v| Payload::parse_assign(v, &format!("{at}.Assign"), language, &mut errors));
+    if language == QueryLanguage::Jsonata {
+        return parse_jsonata_rule(value, at, assign, errors);
+    }
+    for field in ["Condition", "Output"] {
+        if value.get(field).is_some() {
+            errors.push(DefinitionError::new(
+                format!("{at}.{field}"),
+                "is a JSONata field, not allowed in a JSONPath Choice state: add \"QueryLanguage\": \"JSONata\"",
+            ));
+        }
+    }
+    // Assign, Condition and Output are checked above; the condition is the rest.
+    let rest = match value {
+        Value::Object(map) if ["Assign", "Condition", "Output"].iter().any(|k| map.contains_key(*k)) => {
+            let mut map = map.clone();
+            map.retain(|k, _| !matches!(k.as_str(), "Assign" | "Condition" | "Output"));
+            std::borrow::Cow::Owned(Value::Object(map))
+        }
+        _ => std::borrow::Cow::Borrowed(value),
+    };
+    let value = rest.as_ref();
     let next = match value.get("Next") {
         Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
         Some(other) => {
@@ -337,7 +376,83 @@ pub fn parse_choice_rule(value: &Value, at: &str) -> Result<ChoiceRule, Vec<Defi
     };
     let condition = parse_condition(value, at, true, &mut errors);
     match (next, condition) {
-        (Some(next), Some(condition)) if errors.is_empty() => Ok(ChoiceRule { next, condition }),
+        (Some(next), Some(condition)) if errors.is_empty() => {
+            Ok(ChoiceRule { next, condition, assign, output: None })
+        }
+        _ => Err(errors),
+    }
+}
+
+/// A JSONata rule: `Condition` (true, false or an expression), `Next`, and optionally `Assign`,
+/// `Output` and `Comment`.
+fn parse_jsonata_rule(
+    value: &Value,
+    at: &str,
+    assign: Option<Payload>,
+    mut errors: Vec<DefinitionError>,
+) -> Result<ChoiceRule, Vec<DefinitionError>> {
+    let Value::Object(map) = value else {
+        errors.push(DefinitionError::new(
+            at,
+            format!("a choice rule must be an object, not {}", describe(value)),
+        ));
+        return Err(errors);
+    };
+    for key in map.keys() {
+        if !matches!(key.as_str(), "Condition" | "Next" | "Comment" | "Assign" | "Output") {
+            let hint = if key == "Variable" || Operator::from_field(key).is_some() || key == "And" {
+                ": a JSONata Choice rule tests a Condition such as \"{% $states.input.n > 3 %}\""
+            } else {
+                ""
+            };
+            errors.push(DefinitionError::new(format!("{at}.{key}"), format!("unknown field{hint}")));
+        }
+    }
+    let next = match map.get("Next") {
+        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+        other => {
+            let found = other.map_or("nothing".to_string(), describe);
+            errors.push(DefinitionError::new(
+                format!("{at}.Next"),
+                format!("must be the name of a state, not {found}"),
+            ));
+            None
+        }
+    };
+    let condition = match map.get("Condition") {
+        None => {
+            errors.push(DefinitionError::new(
+                format!("{at}.Condition"),
+                "is required in a JSONata Choice rule",
+            ));
+            None
+        }
+        Some(v @ (Value::Bool(_) | Value::String(_))) => {
+            let template = jsonata::Template::parse(v, &format!("{at}.Condition"), &mut errors);
+            match template {
+                jsonata::Template::Literal(Value::String(s)) => {
+                    errors.push(DefinitionError::new(
+                        format!("{at}.Condition"),
+                        format!("'{s}' is neither true, false nor a {{% ... %}} expression"),
+                    ));
+                    None
+                }
+                t => Some(Condition::Jsonata(Box::new(t))),
+            }
+        }
+        Some(other) => {
+            errors.push(DefinitionError::new(
+                format!("{at}.Condition"),
+                format!("must be true, false or a {{% ... %}} expression, not {}", describe(other)),
+            ));
+            None
+        }
+    };
+    let output = map.get("Output").map(|v| jsonata::Template::parse(v, &format!("{at}.Output"), &mut errors));
+    match (next, condition) {
+        (Some(next), Some(condition)) if errors.is_empty() => {
+            Ok(ChoiceRule { next, condition, assign, output })
+        }
         _ => Err(errors),
     }
 }
@@ -501,18 +616,19 @@ mod tests {
     use serde_json::json;
 
     fn rule(v: Value) -> ChoiceRule {
-        parse_choice_rule(&v, "States.C.Choices[0]").unwrap_or_else(|e| panic!("{v}: {e:?}"))
+        parse_choice_rule(&v, "States.C.Choices[0]", QueryLanguage::JsonPath)
+            .unwrap_or_else(|e| panic!("{v}: {e:?}"))
     }
 
     fn errors(v: Value) -> Vec<(String, String)> {
-        match parse_choice_rule(&v, "States.C.Choices[0]") {
+        match parse_choice_rule(&v, "States.C.Choices[0]", QueryLanguage::JsonPath) {
             Ok(r) => panic!("accepted {v}: {r:?}"),
             Err(e) => e.into_iter().map(|e| (e.at, e.message)).collect(),
         }
     }
 
     fn eval(v: Value, input: Value) -> Result<bool, StatesError> {
-        rule(v).condition.eval(&input, &json!({}))
+        rule(v).condition.eval(&input, &Env::default())
     }
 
     fn holds(v: Value, input: Value) -> bool {
@@ -709,6 +825,7 @@ mod tests {
     fn reads_the_context_object() {
         let r = rule(json!({"Variable": "$$.Execution.Name", "StringEqualsPath": "$.name", "Next": "N"}));
         let ctx = json!({"Execution": {"Name": "run-1"}});
+        let ctx = Env::with_context(ctx);
         assert!(r.condition.eval(&json!({"name": "run-1"}), &ctx).unwrap());
         assert!(!r.condition.eval(&json!({"name": "run-2"}), &ctx).unwrap());
     }

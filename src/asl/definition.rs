@@ -11,8 +11,10 @@ use super::errors::DefinitionError;
 pub use super::fields::MAX_SECONDS;
 use super::fields::{Fields, kind};
 use super::intrinsics::Intrinsic;
+use super::jsonata::{self, Expr};
 use super::path::JsonPath;
 use super::payload::Template;
+pub use super::query::{Payload, QueryLanguage};
 use super::retry::{Catcher, Retrier, parse_catch, parse_retry};
 
 /// Prefix of messages about valid ASL that recflow does not run, so callers can tell
@@ -33,6 +35,8 @@ pub struct StateMachine {
 pub struct State {
     pub name: String,
     pub comment: Option<String>,
+    /// The state's QueryLanguage, or its machine's: which of the fields below it may have.
+    pub language: QueryLanguage,
     pub kind: Kind,
     pub input_path: PathField,
     pub output_path: PathField,
@@ -41,11 +45,21 @@ pub struct State {
     pub result_path: PathField,
     pub retry: Vec<Retrier>,
     pub catch: Vec<Catcher>,
+    /// Assign: the workflow variables the state sets as it leaves (for a Choice state, when
+    /// Default is taken; a matching rule's own Assign applies otherwise).
+    pub assign: Option<Payload>,
+    /// JSONata: Arguments, what a Task sends or each Parallel branch gets.
+    pub arguments: Option<jsonata::Template>,
+    /// JSONata: Output, the state's output (its result, or its input for Pass, Wait, Choice and
+    /// Succeed, when absent).
+    pub output: Option<jsonata::Template>,
     /// None means End (or a state that never continues: Choice, Succeed, Fail).
     pub next: Option<String>,
     /// Whether anything in the state reads the context object (`$$`): building it costs a
     /// copy of the execution input, so it is built only for states that use it.
     pub uses_context: bool,
+    /// Whether anything in the state may read a workflow variable (`$name`).
+    pub uses_variables: bool,
 }
 
 /// InputPath, OutputPath and ResultPath: absent means `$`, JSON null has its own meaning.
@@ -77,8 +91,11 @@ pub struct MapState {
     pub processor: StateMachine,
     /// Where the items are in the effective input; None means `$`.
     pub items_path: Option<JsonPath>,
-    /// Builds each iteration's input from `$$.Map.Item.Index` / `$$.Map.Item.Value`.
-    pub item_selector: Option<Template>,
+    /// JSONata: Items, the array to iterate over (the state input when absent).
+    pub items: Option<jsonata::Template>,
+    /// Builds each iteration's input from `$$.Map.Item.Index` / `$$.Map.Item.Value`
+    /// (`$states.context.Map.Item` in JSONata).
+    pub item_selector: Option<Payload>,
     /// MaxConcurrency (0 = no bound of its own) or MaxConcurrencyPath.
     pub max_concurrency: Option<Bound<u64>>,
     /// ToleratedFailureCount or ToleratedFailureCountPath.
@@ -94,6 +111,8 @@ pub struct MapState {
 pub enum Bound<T> {
     Fixed(T),
     Path(JsonPath),
+    /// JSONata: an expression evaluated when the state runs.
+    Expr(Box<Expr>),
 }
 
 #[derive(Debug, Clone)]
@@ -101,13 +120,15 @@ pub struct Task {
     pub resource: String,
     pub timeout: Option<Seconds>,
     pub heartbeat: Option<Seconds>,
-    pub credentials: Option<Template>,
+    pub credentials: Option<Payload>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Seconds {
     Fixed(u64),
     Path(JsonPath),
+    /// JSONata: an expression evaluated when the state runs.
+    Expr(Box<Expr>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -116,6 +137,10 @@ pub enum WaitFor {
     SecondsPath(JsonPath),
     Timestamp(DateTime<Utc>),
     TimestampPath(JsonPath),
+    /// JSONata: `"Seconds": "{% ... %}"`.
+    SecondsExpr(Box<Expr>),
+    /// JSONata: `"Timestamp": "{% ... %}"`.
+    TimestampExpr(Box<Expr>),
 }
 
 /// A Fail state's Error or Cause: a literal, or a path / intrinsic (ErrorPath, CausePath).
@@ -124,6 +149,8 @@ pub enum Dynamic {
     Literal(String),
     Path(JsonPath),
     Call(Box<Intrinsic>),
+    /// JSONata: `"Error": "{% ... %}"`.
+    Expr(Box<Expr>),
 }
 
 impl Kind {
@@ -177,7 +204,7 @@ impl StateMachine {
 
     pub fn from_json(value: &Value) -> Result<StateMachine, Vec<DefinitionError>> {
         let mut errors = Vec::new();
-        let machine = parse_machine(value, "", true, &mut errors);
+        let machine = parse_machine(value, "", true, QueryLanguage::JsonPath, &mut errors);
         if let Some(machine) = &machine {
             let mut seen = HashSet::new();
             unique_names(machine, &mut seen, &mut errors);
@@ -223,10 +250,13 @@ fn unique_names(m: &StateMachine, seen: &mut HashSet<String>, errors: &mut Vec<D
     }
 }
 
+/// `language` is the QueryLanguage the machine's states take unless they (or the machine) say
+/// otherwise: JSONPath at the top, the enclosing state's inside a Parallel or Map.
 fn parse_machine(
     value: &Value,
     at: &str,
     top: bool,
+    language: QueryLanguage,
     errors: &mut Vec<DefinitionError>,
 ) -> Option<StateMachine> {
     let mut f = Fields::of(value, at, errors)?;
@@ -241,10 +271,7 @@ fn parse_machine(
             "a nested state machine",
         );
     }
-    query_language(&mut f);
-    if f.string("QueryLanguage") == Some("JSONata") {
-        return None;
-    }
+    let language = query_language(&mut f).unwrap_or(language);
     let comment = f.string("Comment").map(str::to_string);
     let start_at = f.required_string("StartAt").unwrap_or_default().to_string();
     let timeout_seconds = f.integer("TimeoutSeconds", 1, MAX_SECONDS);
@@ -273,7 +300,7 @@ fn parse_machine(
         if name.is_empty() || name.chars().count() > 80 {
             errors.push(DefinitionError::new(&state_at, "a state name must be 1 to 80 characters"));
         }
-        if let Some(state) = parse_state(name, body, &state_at, errors) {
+        if let Some(state) = parse_state(name, body, &state_at, language, errors) {
             states.push(state);
         }
     }
@@ -383,20 +410,24 @@ fn check_links(
     }
 }
 
-fn query_language(f: &mut Fields<'_>) {
-    match f.string("QueryLanguage") {
-        None | Some("JSONPath") => {}
-        Some("JSONata") => {
-            f.error("QueryLanguage", format!("JSONata is {UNSUPPORTED}; recflow runs JSONPath definitions"))
+/// The QueryLanguage field, if given and valid.
+fn query_language(f: &mut Fields<'_>) -> Option<QueryLanguage> {
+    match f.string("QueryLanguage")? {
+        "JSONPath" => Some(QueryLanguage::JsonPath),
+        "JSONata" => Some(QueryLanguage::Jsonata),
+        other => {
+            f.error("QueryLanguage", format!("must be JSONPath or JSONata, not '{other}'"));
+            None
         }
-        Some(other) => f.error("QueryLanguage", format!("must be JSONPath or JSONata, not '{other}'")),
     }
 }
 
 const COMMON: &[&str] = &["Type", "Comment", "QueryLanguage"];
 
-fn allowed(type_name: &str) -> Vec<&'static str> {
-    let extra: &[&str] = match type_name {
+/// The fields a state of this type may have in JSONPath (the language's own fields: InputPath,
+/// Parameters, ResultSelector, ResultPath, OutputPath and the `...Path` variants).
+fn allowed_jsonpath(type_name: &str) -> &'static [&'static str] {
+    match type_name {
         "Pass" => &["InputPath", "OutputPath", "Parameters", "ResultPath", "Result", "Next", "End", "Assign"],
         "Task" => &[
             "InputPath",
@@ -470,15 +501,91 @@ fn allowed(type_name: &str) -> Vec<&'static str> {
             "Assign",
         ],
         _ => &[],
-    };
-    COMMON.iter().chain(extra).copied().collect()
+    }
 }
 
-fn parse_state(name: &str, body: &Value, at: &str, errors: &mut Vec<DefinitionError>) -> Option<State> {
+/// The fields a state of this type may have in JSONata (developer guide, "Transforming data
+/// with JSONata": Arguments and Output replace the JSONPath fields).
+fn allowed_jsonata(type_name: &str) -> &'static [&'static str] {
+    match type_name {
+        "Pass" => &["Output", "Next", "End", "Assign"],
+        "Task" => &[
+            "Arguments",
+            "Output",
+            "Retry",
+            "Catch",
+            "Next",
+            "End",
+            "Resource",
+            "TimeoutSeconds",
+            "HeartbeatSeconds",
+            "Credentials",
+            "Assign",
+        ],
+        "Choice" => &["Choices", "Default", "Output", "Assign"],
+        "Wait" => &["Next", "End", "Seconds", "Timestamp", "Output", "Assign"],
+        "Succeed" => &["Output"],
+        "Fail" => &["Error", "Cause"],
+        "Parallel" => &["Arguments", "Output", "Retry", "Catch", "Next", "End", "Branches", "Assign"],
+        "Map" => &[
+            "Items",
+            "ItemSelector",
+            "ItemProcessor",
+            "Iterator",
+            "ItemReader",
+            "ItemBatcher",
+            "ResultWriter",
+            "MaxConcurrency",
+            "ToleratedFailurePercentage",
+            "ToleratedFailureCount",
+            "Label",
+            "Output",
+            "Retry",
+            "Catch",
+            "Next",
+            "End",
+            "Assign",
+        ],
+        _ => &[],
+    }
+}
+
+/// Refuses the fields of the other query language by name, saying what to use instead; any
+/// other unknown field is refused as unknown.
+fn check_fields(f: &mut Fields<'_>, type_name: &str, language: QueryLanguage) {
+    let (own, other) = match language {
+        QueryLanguage::JsonPath => (allowed_jsonpath(type_name), allowed_jsonata(type_name)),
+        QueryLanguage::Jsonata => (allowed_jsonata(type_name), allowed_jsonpath(type_name)),
+    };
+    let misplaced: Vec<&str> = other.iter().copied().filter(|k| !own.contains(k) && f.has(k)).collect();
+    for key in &misplaced {
+        let message = match language {
+            QueryLanguage::Jsonata => "is a JSONPath field, not allowed in a JSONata state: use Arguments, Output, Items and {% ... %} expressions (or \"QueryLanguage\": \"JSONPath\" on the state)".to_string(),
+            QueryLanguage::JsonPath => format!(
+                "is a JSONata field, not allowed in a JSONPath state: add \"QueryLanguage\": \"JSONata\" to the state or the machine (or use {})",
+                match *key {
+                    "Arguments" => "Parameters",
+                    "Output" => "ResultSelector, ResultPath and OutputPath",
+                    _ => "ItemsPath",
+                }
+            ),
+        };
+        f.error(key, message);
+    }
+    let allowed: Vec<&str> = COMMON.iter().chain(own).chain(&misplaced).copied().collect();
+    f.only(&allowed, &format!("a {type_name} state"));
+}
+
+fn parse_state(
+    name: &str,
+    body: &Value,
+    at: &str,
+    language: QueryLanguage,
+    errors: &mut Vec<DefinitionError>,
+) -> Option<State> {
     let mut f = Fields::of(body, at, errors)?;
     let type_name = f.required_string("Type")?;
-    let allowed = allowed(type_name);
-    if allowed.len() == COMMON.len() {
+    if allowed_jsonpath(type_name).is_empty() {
         f.error(
             "Type",
             format!(
@@ -487,15 +594,8 @@ fn parse_state(name: &str, body: &Value, at: &str, errors: &mut Vec<DefinitionEr
         );
         return None;
     }
-    if f.string("QueryLanguage") == Some("JSONata") {
-        // The fields of a JSONata state are another language; one message says it all.
-        query_language(&mut f);
-        return None;
-    }
-    f.only(&allowed, &format!("a {type_name} state"));
-    if f.has("Assign") {
-        f.error("Assign", format!("workflow variables (Assign) are {UNSUPPORTED} yet"));
-    }
+    let language = query_language(&mut f).unwrap_or(language);
+    check_fields(&mut f, type_name, language);
     let comment = f.string("Comment").map(str::to_string);
 
     let input_path = parse_path_field(&mut f, "InputPath", false);
@@ -503,10 +603,16 @@ fn parse_state(name: &str, body: &Value, at: &str, errors: &mut Vec<DefinitionEr
     let result_path = parse_result_path(&mut f);
     let parameters = template(&mut f, "Parameters");
     let result_selector = template(&mut f, "ResultSelector");
+    let assign = f.raw("Assign").and_then(|v| {
+        let at = f.loc("Assign");
+        Payload::parse_assign(v, &at, language, f.errors)
+    });
+    let arguments = jsonata_template(&mut f, "Arguments");
+    let output = jsonata_template(&mut f, "Output");
     let retry_at = f.loc("Retry");
     let catch_at = f.loc("Catch");
     let retry = f.array("Retry").map(|l| parse_retry(l, &retry_at, f.errors)).unwrap_or_default();
-    let catch = f.array("Catch").map(|l| parse_catch(l, &catch_at, f.errors)).unwrap_or_default();
+    let catch = f.array("Catch").map(|l| parse_catch(l, &catch_at, language, f.errors)).unwrap_or_default();
 
     let terminal = matches!(type_name, "Choice" | "Succeed" | "Fail");
     let next = f.string("Next").map(str::to_string);
@@ -521,21 +627,23 @@ fn parse_state(name: &str, body: &Value, at: &str, errors: &mut Vec<DefinitionEr
 
     let kind = match type_name {
         "Pass" => Kind::Pass { result: f.raw("Result").cloned() },
-        "Task" => Kind::Task(parse_task(&mut f)),
-        "Choice" => parse_choice(&mut f),
-        "Wait" => Kind::Wait(parse_wait(&mut f)?),
+        "Task" => Kind::Task(parse_task(&mut f, language)),
+        "Choice" => parse_choice(&mut f, language),
+        "Wait" => Kind::Wait(parse_wait(&mut f, language)?),
         "Succeed" => Kind::Succeed,
         "Fail" => Kind::Fail {
-            error: dynamic(&mut f, "Error", "ErrorPath"),
-            cause: dynamic(&mut f, "Cause", "CausePath"),
+            error: dynamic(&mut f, "Error", "ErrorPath", language),
+            cause: dynamic(&mut f, "Cause", "CausePath", language),
         },
-        "Parallel" => parse_parallel(&mut f)?,
-        "Map" => parse_map(&mut f)?,
+        "Parallel" => parse_parallel(&mut f, language)?,
+        "Map" => parse_map(&mut f, language)?,
         _ => unreachable!("type checked above"),
     };
+    let text = body.to_string();
     Some(State {
         name: name.to_string(),
         comment,
+        language,
         kind,
         input_path,
         output_path,
@@ -544,9 +652,37 @@ fn parse_state(name: &str, body: &Value, at: &str, errors: &mut Vec<DefinitionEr
         result_path,
         retry,
         catch,
+        assign,
+        arguments,
+        output,
         next,
-        uses_context: body.to_string().contains("$$"),
+        uses_context: text.contains("$$")
+            || (language == QueryLanguage::Jsonata && jsonata::reads_context(&text)),
+        uses_variables: reads_variables(&text),
     })
+}
+
+/// Whether a state's JSON text may read a workflow variable: a `$` followed by a letter or `_`
+/// anywhere (`$name` in a path, an intrinsic argument or a JSONata expression). It errs on the
+/// side of yes: building the variables costs a copy, reading a wrong one would be a defect.
+fn reads_variables(text: &str) -> bool {
+    text.split('$').skip(1).any(|rest| rest.starts_with(|c: char| c.is_alphabetic() || c == '_'))
+}
+
+fn jsonata_template(f: &mut Fields<'_>, field: &str) -> Option<jsonata::Template> {
+    let value = f.raw(field)?;
+    let at = f.loc(field);
+    Some(jsonata::Template::parse(value, &at, f.errors))
+}
+
+/// A JSONata expression field (`"{% ... %}"`) of a JSONata state, or None when the field holds
+/// something else (or the state is JSONPath, where such a string is a literal).
+fn jsonata_expr(f: &mut Fields<'_>, field: &str, language: QueryLanguage) -> Option<Expr> {
+    let Some(Value::String(text)) = f.raw(field).filter(|_| language == QueryLanguage::Jsonata) else {
+        return None;
+    };
+    jsonata::expression_of(text)?;
+    Expr::parse(text).map_err(|why| f.error(field, why)).ok()
 }
 
 fn template(f: &mut Fields<'_>, field: &str) -> Option<Template> {
@@ -590,7 +726,10 @@ fn reference_path(f: &mut Fields<'_>, field: &str) -> Option<JsonPath> {
     JsonPath::parse_reference(text).map_err(|why| f.error(field, why)).ok()
 }
 
-fn seconds(f: &mut Fields<'_>, fixed: &str, path: &str) -> Option<Seconds> {
+fn seconds(f: &mut Fields<'_>, fixed: &str, path: &str, language: QueryLanguage) -> Option<Seconds> {
+    if let Some(expr) = jsonata_expr(f, fixed, language) {
+        return Some(Seconds::Expr(Box::new(expr)));
+    }
     f.exclusive(fixed, path);
     if let Some(n) = f.integer(fixed, 1, MAX_SECONDS) {
         return Some(Seconds::Fixed(n));
@@ -598,7 +737,7 @@ fn seconds(f: &mut Fields<'_>, fixed: &str, path: &str) -> Option<Seconds> {
     reference_path(f, path).map(Seconds::Path)
 }
 
-fn parse_task(f: &mut Fields<'_>) -> Task {
+fn parse_task(f: &mut Fields<'_>, language: QueryLanguage) -> Task {
     let resource = match f.raw("Resource") {
         Some(Value::String(s)) => {
             if s.is_empty() {
@@ -628,15 +767,18 @@ fn parse_task(f: &mut Fields<'_>) -> Task {
             String::new()
         }
     };
-    let timeout = seconds(f, "TimeoutSeconds", "TimeoutSecondsPath");
-    let heartbeat = seconds(f, "HeartbeatSeconds", "HeartbeatSecondsPath");
+    let timeout = seconds(f, "TimeoutSeconds", "TimeoutSecondsPath", language);
+    let heartbeat = seconds(f, "HeartbeatSeconds", "HeartbeatSecondsPath", language);
     if let (Some(Seconds::Fixed(t)), Some(Seconds::Fixed(h))) = (&timeout, &heartbeat)
         && h >= t
     {
         f.error("HeartbeatSeconds", "must be smaller than TimeoutSeconds");
     }
     let credentials = match f.raw("Credentials") {
-        Some(Value::Object(_)) => template(f, "Credentials"),
+        Some(value @ Value::Object(_)) => {
+            let at = f.loc("Credentials");
+            Some(Payload::parse(value, &at, language, f.errors))
+        }
         Some(other) => {
             let message = format!("must be an object, not {}", kind(other));
             f.error("Credentials", message);
@@ -647,12 +789,12 @@ fn parse_task(f: &mut Fields<'_>) -> Task {
     Task { resource, timeout, heartbeat, credentials }
 }
 
-fn parse_choice(f: &mut Fields<'_>) -> Kind {
+fn parse_choice(f: &mut Fields<'_>, language: QueryLanguage) -> Kind {
     let mut choices = Vec::new();
     match f.array("Choices") {
         Some(list) if !list.is_empty() => {
             for (i, rule) in list.iter().enumerate() {
-                match parse_choice_rule(rule, &format!("{}[{i}]", f.loc("Choices"))) {
+                match parse_choice_rule(rule, &format!("{}[{i}]", f.loc("Choices")), language) {
                     Ok(r) => choices.push(r),
                     Err(mut errs) => f.errors.append(&mut errs),
                 }
@@ -666,7 +808,7 @@ fn parse_choice(f: &mut Fields<'_>) -> Kind {
     Kind::Choice { choices, default }
 }
 
-fn parse_wait(f: &mut Fields<'_>) -> Option<WaitFor> {
+fn parse_wait(f: &mut Fields<'_>, language: QueryLanguage) -> Option<WaitFor> {
     let given: Vec<&str> =
         ["Seconds", "SecondsPath", "Timestamp", "TimestampPath"].into_iter().filter(|k| f.has(k)).collect();
     if given.len() != 1 {
@@ -678,6 +820,12 @@ fn parse_wait(f: &mut Fields<'_>) -> Option<WaitFor> {
             ),
         );
         return None;
+    }
+    if let Some(expr) = jsonata_expr(f, given[0], language) {
+        return Some(match given[0] {
+            "Seconds" => WaitFor::SecondsExpr(Box::new(expr)),
+            _ => WaitFor::TimestampExpr(Box::new(expr)),
+        });
     }
     match given[0] {
         "Seconds" => f.integer("Seconds", 0, MAX_SECONDS).map(WaitFor::Seconds),
@@ -704,7 +852,10 @@ pub fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
     super::timestamp::parse_utc(text)
 }
 
-fn dynamic(f: &mut Fields<'_>, literal: &str, path: &str) -> Option<Dynamic> {
+fn dynamic(f: &mut Fields<'_>, literal: &str, path: &str, language: QueryLanguage) -> Option<Dynamic> {
+    if let Some(expr) = jsonata_expr(f, literal, language) {
+        return Some(Dynamic::Expr(Box::new(expr)));
+    }
     f.exclusive(literal, path);
     if let Some(s) = f.string(literal) {
         return Some(Dynamic::Literal(s.to_string()));
@@ -720,7 +871,7 @@ fn dynamic(f: &mut Fields<'_>, literal: &str, path: &str) -> Option<Dynamic> {
     parsed.map_err(|e| f.error(path, e)).ok()
 }
 
-fn parse_parallel(f: &mut Fields<'_>) -> Option<Kind> {
+fn parse_parallel(f: &mut Fields<'_>, language: QueryLanguage) -> Option<Kind> {
     let Some(list) = f.array("Branches") else {
         if !f.has("Branches") {
             f.error("Branches", "is required");
@@ -734,18 +885,18 @@ fn parse_parallel(f: &mut Fields<'_>) -> Option<Kind> {
     let branches = list
         .iter()
         .enumerate()
-        .filter_map(|(i, b)| parse_machine(b, &format!("{at}[{i}]"), false, f.errors))
+        .filter_map(|(i, b)| parse_machine(b, &format!("{at}[{i}]"), false, language, f.errors))
         .collect();
     Some(Kind::Parallel { branches })
 }
 
-fn parse_map(f: &mut Fields<'_>) -> Option<Kind> {
+fn parse_map(f: &mut Fields<'_>, language: QueryLanguage) -> Option<Kind> {
     f.exclusive("Iterator", "ItemProcessor");
     f.exclusive("Parameters", "ItemSelector");
     let max_concurrency =
-        bound(f, "MaxConcurrency", "MaxConcurrencyPath", |f, k| f.integer(k, 0, MAX_SECONDS));
+        bound(f, "MaxConcurrency", "MaxConcurrencyPath", language, |f, k| f.integer(k, 0, MAX_SECONDS));
     let tolerated_failure_percentage =
-        bound(f, "ToleratedFailurePercentage", "ToleratedFailurePercentagePath", |f, k| {
+        bound(f, "ToleratedFailurePercentage", "ToleratedFailurePercentagePath", language, |f, k| {
             let p = f.number(k)?;
             if !(0.0..=100.0).contains(&p) {
                 f.error(k, format!("must be from 0 to 100, not {p}"));
@@ -753,9 +904,20 @@ fn parse_map(f: &mut Fields<'_>) -> Option<Kind> {
             Some(p)
         });
     let tolerated_failure_count =
-        bound(f, "ToleratedFailureCount", "ToleratedFailureCountPath", |f, k| f.integer(k, 0, MAX_SECONDS));
+        bound(f, "ToleratedFailureCount", "ToleratedFailureCountPath", language, |f, k| {
+            f.integer(k, 0, MAX_SECONDS)
+        });
     let items_path = reference_path(f, "ItemsPath");
-    let item_selector = template(f, "ItemSelector");
+    let items = jsonata_template(f, "Items");
+    if let Some(jsonata::Template::Literal(v)) = &items
+        && !v.is_array()
+    {
+        f.error("Items", format!("must be an array or a {{% ... %}} expression, not {}", kind(v)));
+    }
+    let item_selector = f.raw("ItemSelector").map(|v| {
+        let at = f.loc("ItemSelector");
+        Payload::parse(v, &at, language, f.errors)
+    });
     for (outer, a, b) in [
         ("ItemBatcher", "MaxItemsPerBatch", "MaxItemsPerBatchPath"),
         ("ItemBatcher", "MaxInputBytesPerBatch", "MaxInputBytesPerBatchPath"),
@@ -783,10 +945,11 @@ fn parse_map(f: &mut Fields<'_>) -> Option<Kind> {
         return None;
     };
     let at = f.loc(field);
-    let processor = parse_machine(body, &at, false, f.errors)?;
+    let processor = parse_machine(body, &at, false, language, f.errors)?;
     Some(Kind::Map(Box::new(MapState {
         processor,
         items_path,
+        items,
         item_selector,
         max_concurrency,
         tolerated_failure_count,
@@ -800,8 +963,12 @@ fn bound<T>(
     f: &mut Fields<'_>,
     fixed: &str,
     path: &str,
+    language: QueryLanguage,
     literal: impl FnOnce(&mut Fields<'_>, &str) -> Option<T>,
 ) -> Option<Bound<T>> {
+    if let Some(expr) = jsonata_expr(f, fixed, language) {
+        return Some(Bound::Expr(Box::new(expr)));
+    }
     f.exclusive(fixed, path);
     if f.has(fixed) {
         return literal(f, fixed).map(Bound::Fixed);

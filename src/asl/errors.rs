@@ -25,6 +25,9 @@ pub mod names {
     pub const INTRINSIC_FAILURE: &str = "States.IntrinsicFailure";
     /// More Map iterations failed than ToleratedFailureCount / ToleratedFailurePercentage allow.
     pub const EXCEED_TOLERATED_FAILURE_THRESHOLD: &str = "States.ExceedToleratedFailureThreshold";
+    /// A JSONata expression failed, or gave a value its field cannot take (developer guide,
+    /// "Transforming data with JSONata").
+    pub const QUERY_EVALUATION_ERROR: &str = "States.QueryEvaluationError";
 }
 
 /// A problem in a state machine definition. `at` is a dotted location such as

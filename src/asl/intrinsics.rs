@@ -16,6 +16,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::Value;
 use sha2::Digest as _;
 
+use super::env::Env;
 use super::errors::StatesError;
 use super::path::JsonPath;
 
@@ -118,7 +119,7 @@ impl Intrinsic {
     }
 
     /// Evaluates the call; randomness comes only from `rng`.
-    pub fn eval(&self, input: &Value, ctx: &Value, rng: &mut fastrand::Rng) -> Result<Value, StatesError> {
+    pub fn eval(&self, input: &Value, ctx: &Env, rng: &mut fastrand::Rng) -> Result<Value, StatesError> {
         let mut args = Vec::with_capacity(self.args.len());
         for arg in &self.args {
             args.push(arg.eval(input, ctx, rng)?);
@@ -211,18 +212,12 @@ impl Intrinsic {
             }
             (Func::Hash, [data, algorithm]) => {
                 let data = limited(f, data)?.as_bytes();
-                let digest = match string(f, algorithm)? {
-                    "MD5" => hex::encode(md5::Md5::digest(data)),
-                    "SHA-1" => hex::encode(sha1::Sha1::digest(data)),
-                    "SHA-256" => hex::encode(sha2::Sha256::digest(data)),
-                    "SHA-384" => hex::encode(sha2::Sha384::digest(data)),
-                    "SHA-512" => hex::encode(sha2::Sha512::digest(data)),
-                    other => {
-                        return Err(fail(format!(
-                            "unknown algorithm '{other}' (use MD5, SHA-1, SHA-256, SHA-384 or SHA-512)"
-                        )));
-                    }
-                };
+                let algorithm = string(f, algorithm)?;
+                let digest = hash(algorithm, data).ok_or_else(|| {
+                    fail(format!(
+                        "unknown algorithm '{algorithm}' (use MD5, SHA-1, SHA-256, SHA-384 or SHA-512)"
+                    ))
+                })?;
                 Ok(Value::String(digest))
             }
             (Func::JsonMerge, [left, right, deep]) => {
@@ -263,11 +258,7 @@ impl Intrinsic {
                     .collect();
                 Ok(Value::Array(tokens))
             }
-            (Func::Uuid, []) => {
-                let mut bytes = [0u8; 16];
-                rng.fill(&mut bytes);
-                Ok(Value::String(uuid::Builder::from_random_bytes(bytes).into_uuid().to_string()))
-            }
+            (Func::Uuid, []) => Ok(Value::String(uuid(rng))),
             // The parser checked the argument counts.
             _ => Err(fail(format!("wrong number of arguments ({})", args.len()))),
         }
@@ -278,7 +269,7 @@ impl Arg {
     fn eval<'a>(
         &'a self,
         input: &'a Value,
-        ctx: &'a Value,
+        ctx: &'a Env,
         rng: &mut fastrand::Rng,
     ) -> Result<Cow<'a, Value>, StatesError> {
         match self {
@@ -286,9 +277,9 @@ impl Arg {
             Arg::Template(pieces) => Ok(Cow::Owned(Value::String(template_text(pieces)))),
             Arg::Path(path) => path.select(input, ctx).ok_or_else(|| {
                 StatesError::runtime(format!(
-                    "The JsonPath '{}' used in an intrinsic function could not be found in the input '{}'",
+                    "The JsonPath '{}' used in an intrinsic function {}",
                     path.as_str(),
-                    if path.is_context() { ctx } else { input }
+                    path.not_found(input, ctx)
                 ))
             }),
             Arg::Call(call) => call.eval(input, ctx, rng).map(Cow::Owned),
@@ -652,6 +643,26 @@ impl Parser<'_> {
     }
 }
 
+/// The hex digest of `data` by States.Hash's algorithm names (MD5, SHA-1, SHA-256, SHA-384,
+/// SHA-512); None for any other name. JSONata's `$hash` shares it.
+pub(crate) fn hash(algorithm: &str, data: &[u8]) -> Option<String> {
+    Some(match algorithm {
+        "MD5" => hex::encode(md5::Md5::digest(data)),
+        "SHA-1" => hex::encode(sha1::Sha1::digest(data)),
+        "SHA-256" => hex::encode(sha2::Sha256::digest(data)),
+        "SHA-384" => hex::encode(sha2::Sha384::digest(data)),
+        "SHA-512" => hex::encode(sha2::Sha512::digest(data)),
+        _ => return None,
+    })
+}
+
+/// A version-4 UUID drawn from the transition's seeded randomness (States.UUID, JSONata `$uuid`).
+pub(crate) fn uuid(rng: &mut fastrand::Rng) -> String {
+    let mut bytes = [0u8; 16];
+    rng.fill(&mut bytes);
+    uuid::Builder::from_random_bytes(bytes).into_uuid().to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -659,7 +670,7 @@ mod tests {
 
     fn eval_on(call: &str, input: &Value) -> Result<Value, StatesError> {
         let ctx = json!({"Execution": {"Name": "run-1", "Input": input}, "StateMachine": {"Id": "arn:sm", "Name": "sm"}});
-        Intrinsic::parse(call).unwrap().eval(input, &ctx, &mut fastrand::Rng::with_seed(7))
+        Intrinsic::parse(call).unwrap().eval(input, &Env::with_context(ctx), &mut fastrand::Rng::with_seed(7))
     }
 
     fn eval(call: &str) -> Value {
@@ -899,7 +910,7 @@ mod tests {
         let draw = |seed| {
             Intrinsic::parse("States.MathRandom(0, 1000000)")
                 .unwrap()
-                .eval(&Value::Null, &Value::Null, &mut fastrand::Rng::with_seed(seed))
+                .eval(&Value::Null, &Env::default(), &mut fastrand::Rng::with_seed(seed))
                 .unwrap()
         };
         assert_eq!(draw(3), draw(3));
@@ -923,7 +934,7 @@ mod tests {
         let uuid = |seed| {
             Intrinsic::parse("States.UUID()")
                 .unwrap()
-                .eval(&Value::Null, &Value::Null, &mut fastrand::Rng::with_seed(seed))
+                .eval(&Value::Null, &Env::default(), &mut fastrand::Rng::with_seed(seed))
                 .unwrap()
         };
         let a = uuid(1);

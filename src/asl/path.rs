@@ -1,5 +1,5 @@
-//! The JSONPath dialect of Step Functions: `$` (the state input) or `$$` (the context object)
-//! followed by names, indices, wildcards, slices, unions, filters and `..` descent.
+//! The JSONPath dialect of Step Functions: `$` (the state input), `$$` (the context object) or
+//! `$name` (a workflow variable) followed by names, indices, wildcards, slices, unions, filters and `..` descent.
 //!
 //! Paths are parsed once, when the definition is loaded. A definite path (names and indices
 //! only) selects by borrowing, so the hot `$.field` case neither allocates nor re-parses.
@@ -13,13 +13,26 @@ use std::fmt;
 use serde_json::map::Entry;
 use serde_json::{Map, Value};
 
+use super::env::Env;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct JsonPath {
     source: String,
-    context: bool,
+    root: Root,
     steps: Vec<Step>,
     /// No step can produce more than one value.
     definite: bool,
+}
+
+/// What a path starts from.
+#[derive(Debug, Clone, PartialEq)]
+enum Root {
+    /// `$`: the state's data.
+    Input,
+    /// `$$`: the context object.
+    Context,
+    /// `$name`: a workflow variable.
+    Variable(String),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -77,25 +90,22 @@ impl JsonPath {
 
     pub fn parse(s: &str) -> Result<JsonPath, String> {
         let invalid = |reason: String| format!("'{s}' is not a valid JSONPath: {reason}");
-        let (context, rest) = if let Some(rest) = s.strip_prefix("$$") {
-            (true, rest)
+        let (root, rest) = if let Some(rest) = s.strip_prefix("$$") {
+            (Root::Context, rest)
         } else if let Some(rest) = s.strip_prefix('$') {
-            if rest.starts_with(|c: char| c.is_alphabetic() || c == '_') {
-                // `$name` is a workflow variable (set by Assign), not a path.
-                let name: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
-                return Err(format!(
-                    "'{s}' reads workflow variable ${name}: variables are {}",
-                    crate::asl::definition::UNSUPPORTED
-                ));
+            let name_len = rest.find(|c: char| !(c.is_alphanumeric() || c == '_')).unwrap_or(rest.len());
+            if name_len > 0 {
+                (Root::Variable(rest[..name_len].to_string()), &rest[name_len..])
+            } else {
+                (Root::Input, rest)
             }
-            (false, rest)
         } else {
             return Err(invalid("it must start with '$'".into()));
         };
         let mut p = Parser { src: rest, pos: 0, depth: 0 };
         let steps = p.steps().map_err(invalid)?;
         let definite = steps.iter().all(|s| matches!(s, Step::Name(_) | Step::Index(_)));
-        Ok(JsonPath { source: s.to_string(), context, steps, definite })
+        Ok(JsonPath { source: s.to_string(), root, steps, definite })
     }
 
     pub fn as_str(&self) -> &str {
@@ -104,7 +114,25 @@ impl JsonPath {
 
     /// Starts with `$$`: evaluated against the context object.
     pub fn is_context(&self) -> bool {
-        self.context
+        self.root == Root::Context
+    }
+
+    /// Starts with `$name`: evaluated against a workflow variable, whose name it gives.
+    pub fn variable(&self) -> Option<&str> {
+        match &self.root {
+            Root::Variable(name) => Some(name),
+            _ => None,
+        }
+    }
+
+    /// What the path reads from: the input, the context object or the variable, as a message
+    /// shows it; None for a variable that is not in scope.
+    pub fn root_value<'a>(&self, input: &'a Value, env: &'a Env) -> Option<&'a Value> {
+        match &self.root {
+            Root::Input => Some(input),
+            Root::Context => Some(&env.context),
+            Root::Variable(name) => env.variables.get(name),
+        }
     }
 
     /// A Reference Path in the ASL sense: only names and non-negative indices.
@@ -115,8 +143,8 @@ impl JsonPath {
     /// The value at this path in `input` (or `ctx` for `$$` paths). A definite path gives the
     /// one value, or `None` when a step is missing; an indefinite path gives an array of all
     /// matches, possibly empty.
-    pub fn select<'a>(&self, input: &'a Value, ctx: &'a Value) -> Option<Cow<'a, Value>> {
-        let root = if self.context { ctx } else { input };
+    pub fn select<'a>(&self, input: &'a Value, env: &'a Env) -> Option<Cow<'a, Value>> {
+        let root = self.root_value(input, env)?;
         if self.definite {
             return definite(&self.steps, root).map(Cow::Borrowed);
         }
@@ -139,11 +167,20 @@ impl JsonPath {
         Some(Cow::Owned(Value::Array(nodes.into_iter().cloned().collect())))
     }
 
+    /// Why the path selected nothing, ending a cause: "could not be found in the input '{...}'",
+    /// or, for a variable not in scope, that it is not defined.
+    pub fn not_found(&self, input: &Value, env: &Env) -> String {
+        match (self.root_value(input, env), &self.root) {
+            (None, Root::Variable(name)) => format!("refers to the variable '${name}', which is not defined"),
+            (root, _) => format!("could not be found in the input '{}'", root.unwrap_or(&Value::Null)),
+        }
+    }
+
     /// ResultPath semantics: puts `value` at this path in `target`, creating missing
     /// intermediate objects. Fails (with a Step Functions-like cause) when a step meets a value
     /// of the wrong kind or an index out of range; `target` is then left unchanged.
     pub fn set(&self, target: &mut Value, value: Value) -> Result<(), String> {
-        if self.context || !self.is_reference() {
+        if self.root != Root::Input || !self.is_reference() {
             return Err(format!("ResultPath \"{}\" is not a reference path on '$'", self.source));
         }
         if set_in(&self.steps, target, value).is_err() {
@@ -602,7 +639,7 @@ mod tests {
     use serde_json::json;
 
     fn sel(path: &str, input: &Value) -> Option<Value> {
-        JsonPath::parse(path).unwrap().select(input, &json!({})).map(Cow::into_owned)
+        JsonPath::parse(path).unwrap().select(input, &Env::default()).map(Cow::into_owned)
     }
 
     fn store() -> Value {
@@ -649,16 +686,33 @@ mod tests {
     fn definite_select_borrows() {
         let v = json!({"i": 1});
         let p = JsonPath::parse("$.i").unwrap();
-        assert!(matches!(p.select(&v, &Value::Null), Some(Cow::Borrowed(_))));
+        assert!(matches!(p.select(&v, &Env::default()), Some(Cow::Borrowed(_))));
     }
 
     #[test]
     fn context_paths() {
         let ctx = json!({"Execution": {"Name": "run-1"}});
+        let env = Env::with_context(ctx.clone());
         let p = JsonPath::parse("$$.Execution.Name").unwrap();
         assert!(p.is_context());
-        assert_eq!(p.select(&json!({}), &ctx).unwrap().into_owned(), json!("run-1"));
-        assert_eq!(JsonPath::parse("$$").unwrap().select(&json!(1), &ctx).unwrap().into_owned(), ctx);
+        assert_eq!(p.select(&json!({}), &env).unwrap().into_owned(), json!("run-1"));
+        assert_eq!(JsonPath::parse("$$").unwrap().select(&json!(1), &env).unwrap().into_owned(), ctx);
+    }
+
+    #[test]
+    fn variable_paths() {
+        let mut env = Env::default();
+        env.variables.insert("order".into(), json!({"items": [{"sku": "a"}, {"sku": "b"}]}));
+        let p = JsonPath::parse("$order.items[1].sku").unwrap();
+        assert_eq!(p.variable(), Some("order"));
+        assert_eq!(p.select(&json!({}), &env).unwrap().into_owned(), json!("b"));
+        assert_eq!(
+            JsonPath::parse("$order.items[*].sku").unwrap().select(&json!({}), &env).unwrap().into_owned(),
+            json!(["a", "b"])
+        );
+        let missing = JsonPath::parse("$nope.x").unwrap();
+        assert_eq!(missing.select(&json!({}), &env), None);
+        assert!(missing.not_found(&json!({}), &env).contains("'$nope', which is not defined"));
         assert!(!JsonPath::parse("$.x").unwrap().is_context());
     }
 
@@ -735,7 +789,6 @@ mod tests {
         assert_eq!(err("$.a["), "'$.a[' is not a valid JSONPath: unclosed bracket");
         assert!(err("a.b").contains("must start with '$'"));
         assert!(err("$.").contains("ends with '.'"));
-        assert!(err("$a").contains("workflow variable $a"));
         assert!(err("$.a[0").contains("unclosed bracket"));
         assert!(err("$.a['x").contains("unclosed quote"));
         assert!(err("$.a[?(@.x <)]").contains("expected a literal"));

@@ -4,6 +4,7 @@
 
 use serde_json::{Map, Value};
 
+use super::env::Env;
 use super::errors::{DefinitionError, StatesError};
 use super::intrinsics::Intrinsic;
 use super::path::JsonPath;
@@ -78,7 +79,7 @@ impl Template {
     pub fn eval(
         &self,
         input: &Value,
-        ctx: &Value,
+        ctx: &Env,
         rng: &mut fastrand::Rng,
         field: &str,
     ) -> Result<Value, StatesError> {
@@ -104,13 +105,13 @@ impl Template {
     }
 }
 
-fn select(path: &JsonPath, input: &Value, ctx: &Value, key: &str, field: &str) -> Result<Value, StatesError> {
+fn select(path: &JsonPath, input: &Value, ctx: &Env, key: &str, field: &str) -> Result<Value, StatesError> {
     match path.select(input, ctx) {
         Some(v) => Ok(v.into_owned()),
         None => Err(StatesError::runtime(format!(
-            "The JSONPath '{}' specified for the field '{key}.$' in {field} could not be found in the input '{}'",
+            "The JSONPath '{}' specified for the field '{key}.$' in {field} {}",
             path.as_str(),
-            if path.is_context() { ctx } else { input }
+            path.not_found(input, ctx)
         ))),
     }
 }

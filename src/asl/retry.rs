@@ -7,6 +7,8 @@ use serde_json::Value;
 use super::definition::{PathField, parse_result_path};
 use super::errors::DefinitionError;
 use super::fields::{Fields, MAX_SECONDS, kind};
+use super::jsonata;
+use super::query::{Payload, QueryLanguage};
 
 pub use super::errors::names::{ALL, RUNTIME};
 use super::errors::names::{TASK_FAILED, TIMEOUT};
@@ -31,7 +33,13 @@ pub struct Retrier {
 pub struct Catcher {
     pub error_equals: Vec<String>,
     pub next: String,
+    /// JSONPath: where the error output `{"Error", "Cause"}` goes in the state's input.
     pub result_path: PathField,
+    /// The variables set when this catcher takes the error.
+    pub assign: Option<Payload>,
+    /// JSONata: the state's output when this catcher takes the error (the error output when
+    /// absent).
+    pub output: Option<jsonata::Template>,
 }
 
 /// Whether an `ErrorEquals` list answers `error`. `States.ALL` matches everything and
@@ -143,18 +151,40 @@ pub(crate) fn parse_retry(list: &[Value], at: &str, errors: &mut Vec<DefinitionE
     out
 }
 
-pub(crate) fn parse_catch(list: &[Value], at: &str, errors: &mut Vec<DefinitionError>) -> Vec<Catcher> {
+pub(crate) fn parse_catch(
+    list: &[Value],
+    at: &str,
+    language: QueryLanguage,
+    errors: &mut Vec<DefinitionError>,
+) -> Vec<Catcher> {
     let mut out = Vec::with_capacity(list.len());
     for (i, item) in list.iter().enumerate() {
         let Some(mut f) = Fields::of(item, format!("{at}[{i}]"), errors) else { continue };
-        f.only(&["ErrorEquals", "Next", "ResultPath", "Comment"], "a Catcher");
+        let (own, other) = match language {
+            QueryLanguage::JsonPath => ("ResultPath", "Output"),
+            QueryLanguage::Jsonata => ("Output", "ResultPath"),
+        };
+        if f.has(other) {
+            let message =
+                format!("is not allowed in a {} state's Catcher (it takes {own})", language.as_str());
+            f.error(other, message);
+        }
+        f.only(&["ErrorEquals", "Next", "Comment", "Assign", "ResultPath", "Output"], "a Catcher");
         let names = error_equals(&mut f);
         if names.iter().any(|n| n == ALL) && i + 1 != list.len() {
             f.error("ErrorEquals", "a catcher with States.ALL must be the last one");
         }
         let next = f.required_string("Next").unwrap_or_default().to_string();
         let result_path = parse_result_path(&mut f);
-        out.push(Catcher { error_equals: names, next, result_path });
+        let assign = f.raw("Assign").and_then(|v| {
+            let at = f.loc("Assign");
+            Payload::parse_assign(v, &at, language, f.errors)
+        });
+        let output = f.raw("Output").map(|v| {
+            let at = f.loc("Output");
+            jsonata::Template::parse(v, &at, f.errors)
+        });
+        out.push(Catcher { error_equals: names, next, result_path, assign, output });
     }
     out
 }

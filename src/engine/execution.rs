@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::history::{Detail, HistoryEvent};
 
@@ -68,6 +68,9 @@ pub struct Execution {
     /// The id the next child frame gets; ids are never reused within an execution.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub next_frame: u64,
+    /// The workflow variables of the top-level scope (set by `Assign`, read as `$name`).
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub variables: Map<String, Value>,
     /// Id of the newest history event (events are numbered from 1, as in Step Functions).
     pub last_event_id: u64,
     pub transitions: u64,
@@ -122,6 +125,11 @@ pub struct Frame {
     pub index: usize,
     /// Where the frame stands; taken out only while a transition works on it.
     pub at: Option<Position>,
+    /// The workflow variables assigned in this branch or iteration: visible to it and to the
+    /// frames it runs, gone when it ends (developer guide, "Passing data between states with
+    /// variables": variable scope).
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub variables: Map<String, Value>,
 }
 
 /// What one execution may grow to. Step Functions' standard workflows stop at 256 KiB for a
@@ -301,6 +309,7 @@ impl Execution {
             at: Some(Position { state: start_at.to_string(), input, phase: Phase::Ready }),
             frames: BTreeMap::new(),
             next_frame: 0,
+            variables: Map::new(),
             last_event_id: 0,
             transitions: 0,
             seed,

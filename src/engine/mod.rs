@@ -2,6 +2,7 @@
 
 /// Clocks an execution runs on.
 pub mod clock;
+mod dataflow;
 /// The async driver that performs effects and checkpoints transitions.
 pub mod driver;
 /// The checkpointed execution: frames, cursors, phases, limits.

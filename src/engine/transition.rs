@@ -13,10 +13,12 @@ use std::borrow::Cow;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Map, Value, json};
 
+use super::dataflow::Ending;
 use super::execution::{Entered, Execution, Frame, Phase, Position, Status, TaskPhase, timestamp};
 use super::history::{Detail, HistoryEvent};
 use super::task::Answer;
 pub use super::task::{CallId, TaskCall};
+use crate::asl::Env;
 pub use crate::asl::definition::MAX_SECONDS;
 use crate::asl::definition::{Kind, PathField, State, StateMachine};
 use crate::asl::errors::{StatesError, names};
@@ -237,7 +239,7 @@ impl<'m> Tx<'m> {
         self.exec.next_frame += 1;
         let id = self.exec.next_frame;
         let at = Some(Position { state: state.to_string(), input, phase: Phase::Ready });
-        self.exec.frames.insert(id, Frame { parent, index, at });
+        self.exec.frames.insert(id, Frame { parent, index, at, variables: Map::new() });
         id
     }
 
@@ -348,32 +350,39 @@ impl<'m> Tx<'m> {
         entered: &Entered,
         err: StatesError,
     ) {
-        let err = if err.error == RUNTIME && !err.cause.starts_with("An error occurred") {
-            self.runtime(state, entered, &err.cause)
+        let located = [RUNTIME, names::QUERY_EVALUATION_ERROR].contains(&err.error.as_str());
+        let err = if located && !err.cause.starts_with("An error occurred") {
+            StatesError::new(err.error, self.runtime(state, entered, &err.cause).cause)
         } else {
             err
         };
-        if !self.catch(frame, state, raw, &err) {
+        if !self.catch(frame, state, raw, entered, &err) {
             self.fail(frame, err);
         }
     }
 
     /// Hands the error to the first matching catcher; false when none matches.
-    pub(super) fn catch(&mut self, frame: u64, state: &State, raw: Value, err: &StatesError) -> bool {
+    pub(super) fn catch(
+        &mut self,
+        frame: u64,
+        state: &State,
+        raw: Value,
+        entered: &Entered,
+        err: &StatesError,
+    ) -> bool {
         let Some(catcher) = state.catch.iter().find(|c| error_matches(&c.error_equals, &err.error)) else {
             return false;
         };
         let error_output = json!({"Error": err.error, "Cause": err.cause});
-        match apply_result_path(&catcher.result_path, raw, error_output) {
-            Ok(output) => {
-                let next = catcher.next.clone();
-                self.exit(frame, state, output, Some(&next));
-            }
-            Err(cause) => self.fail(frame, StatesError::runtime(cause)),
+        let env = self.env(frame, state, entered, None);
+        let caught = Ending::Caught(catcher, error_output);
+        if let Err(err) = self.leave(frame, state, raw, caught, &env, Some(&catcher.next)) {
+            self.fail(frame, err);
         }
         true
     }
 
+    /// The context object (`$$`), for states that read it; Null for the others.
     pub(super) fn context(&self, state: &State, entered: &Entered, retry_count: Option<u32>) -> Value {
         if !state.uses_context {
             return Value::Null;
@@ -405,8 +414,8 @@ impl<'m> Tx<'m> {
         let event_id = self.emit(Detail::StateEntered { state: state.name.clone(), input: raw.clone() });
         let entered = Entered { time: self.now, event_id };
         let retry_count = matches!(state.kind, Kind::Task(_)).then_some(0);
-        let ctx = self.context(state, &entered, retry_count);
-        if let Err(err) = self.run(frame, state, raw.clone(), &entered, &ctx) {
+        let env = self.env(frame, state, &entered, retry_count);
+        if let Err(err) = self.run(frame, state, raw.clone(), &entered, &env) {
             self.state_error(frame, state, raw, &entered, err);
         }
     }
@@ -417,7 +426,7 @@ impl<'m> Tx<'m> {
         state: &State,
         raw: Value,
         entered: &Entered,
-        ctx: &Value,
+        ctx: &Env,
     ) -> Result<(), StatesError> {
         match &state.kind {
             Kind::Pass { result } => self.run_pass(frame, state, result.as_ref(), raw, ctx),
@@ -525,7 +534,7 @@ pub(super) fn positive_integer(value: Option<&Value>, path: &str, field: &str) -
 pub fn apply_input_path<'a>(
     field: &PathField,
     raw: &'a Value,
-    ctx: &'a Value,
+    ctx: &'a Env,
 ) -> Result<Cow<'a, Value>, StatesError> {
     match field {
         PathField::Default => Ok(Cow::Borrowed(raw)),
@@ -541,7 +550,7 @@ pub fn apply_input_path<'a>(
 }
 
 /// OutputPath, with InputPath's rules, over a state's output.
-pub fn apply_output_path(field: &PathField, output: Value, ctx: &Value) -> Result<Value, StatesError> {
+pub fn apply_output_path(field: &PathField, output: Value, ctx: &Env) -> Result<Value, StatesError> {
     match field {
         PathField::Default => Ok(output),
         PathField::Null => Ok(Value::Object(Map::new())),

@@ -1,13 +1,16 @@
-//! Choice: the first rule that matches names the next state, else Default, else
-//! States.NoChoiceMatched.
+//! Choice: the first rule that matches names the next state (with the rule's Assign and, in
+//! JSONata, Output), else Default (with the state's), else States.NoChoiceMatched.
 
 use serde_json::Value;
 
-use crate::asl::choice::ChoiceRule;
+use crate::asl::Env;
+use crate::asl::choice::{ChoiceRule, Condition};
 use crate::asl::definition::State;
 use crate::asl::errors::{StatesError, names};
+use crate::asl::jsonata::Template;
+use crate::engine::dataflow::Ending;
 use crate::engine::execution::Entered;
-use crate::engine::transition::{Tx, apply_input_path, apply_output_path};
+use crate::engine::transition::Tx;
 
 impl Tx<'_> {
     #[allow(clippy::too_many_arguments)]
@@ -19,17 +22,24 @@ impl Tx<'_> {
         choices: &[ChoiceRule],
         default: Option<&str>,
         entered: &Entered,
-        ctx: &Value,
+        env: &Env,
     ) -> Result<(), StatesError> {
-        let effective = apply_input_path(&state.input_path, &raw, ctx)?;
-        let mut next = None;
+        let effective = self.effective_input(state, &raw, env)?.into_owned();
         for rule in choices {
-            if rule.condition.eval(&effective, ctx)? {
-                next = Some(rule.next.as_str());
-                break;
+            let holds = match &rule.condition {
+                Condition::Jsonata(template) => match template.as_ref() {
+                    Template::Expr(e) => {
+                        self.typed(e, env, &raw, "Condition", "boolean")? == Value::Bool(true)
+                    }
+                    other => matches!(other, Template::Literal(Value::Bool(true))),
+                },
+                condition => condition.eval(&effective, env)?,
+            };
+            if holds {
+                return self.leave(frame, state, raw, Ending::Rule(rule, effective), env, Some(&rule.next));
             }
         }
-        let Some(next) = next.or(default) else {
+        let Some(default) = default else {
             let cause = format!(
                 "An error occurred while executing the state '{}' (entered at the event id #{}). Failed to transition out of the state. The state does not point to a next state.",
                 state.name, entered.event_id
@@ -37,8 +47,6 @@ impl Tx<'_> {
             self.fail(frame, StatesError::new(names::NO_CHOICE_MATCHED, cause));
             return Ok(());
         };
-        let output = apply_output_path(&state.output_path, effective.into_owned(), ctx)?;
-        self.exit(frame, state, output, Some(next));
-        Ok(())
+        self.leave(frame, state, raw, Ending::Own(effective), env, Some(default))
     }
 }

@@ -15,6 +15,7 @@ use serde_json::Value;
 use crate::asl::definition::{Kind, State};
 use crate::asl::errors::StatesError;
 use crate::asl::retry::RUNTIME;
+use crate::engine::dataflow::Ending;
 use crate::engine::execution::{Entered, Fork, MapCold, Phase, Position};
 use crate::engine::history::Detail;
 use crate::engine::transition::{Tx, later};
@@ -103,7 +104,7 @@ impl Tx<'_> {
         self.state_error(frame, state, raw, &entered, err);
     }
 
-    /// All children succeeded: ResultSelector, ResultPath and OutputPath over their outputs.
+    /// All children succeeded: their outputs are the state's result.
     pub(in crate::engine) fn finish_fork(
         &mut self,
         frame: u64,
@@ -112,10 +113,11 @@ impl Tx<'_> {
         entered: &Entered,
         results: Vec<Value>,
     ) {
-        let ctx = self.context(state, entered, None);
-        match self.task_output(state, raw.clone(), Value::Array(results), &ctx) {
-            Ok(output) => self.exit(frame, state, output, None),
-            Err(err) => self.state_error(frame, state, raw, entered, err),
+        let env = self.env(frame, state, entered, None);
+        if let Err(err) =
+            self.leave(frame, state, raw.clone(), Ending::Result(Value::Array(results)), &env, None)
+        {
+            self.state_error(frame, state, raw, entered, err);
         }
     }
 }

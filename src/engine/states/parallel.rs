@@ -11,7 +11,7 @@ use crate::engine::transition::Tx;
 
 impl Tx<'_> {
     /// Starts every branch of a Parallel state (on entry, or again after a retry's delay), each
-    /// with the state's effective input (InputPath, then Parameters).
+    /// with the state's effective input (InputPath, then Parameters; or Arguments in JSONata).
     pub(in crate::engine) fn start_parallel(
         &mut self,
         frame: u64,
@@ -20,9 +20,9 @@ impl Tx<'_> {
         mut fork: Fork,
     ) {
         let Kind::Parallel { branches } = &state.kind else { return };
-        let ctx = self.context(state, &fork.entered, None);
-        let input = match self.task_request(state, &raw, &ctx) {
-            Ok((input, _)) => input,
+        let env = self.env(frame, state, &fork.entered, None);
+        let input = match self.arguments(state, &raw, &env) {
+            Ok(input) => input,
             Err(err) => return self.state_error(frame, state, raw, &fork.entered, err),
         };
         self.emit(Detail::ParallelStateStarted {

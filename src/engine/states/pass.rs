@@ -1,10 +1,12 @@
-//! Pass: its Result, or Parameters over its effective input, placed by ResultPath.
+//! Pass: its Result, or Parameters over its effective input (JSONPath), or its Output (JSONata).
 
 use serde_json::Value;
 
-use crate::asl::definition::State;
-use crate::asl::errors::{StatesError, names};
-use crate::engine::transition::{Tx, apply_input_path, apply_output_path, apply_result_path};
+use crate::asl::Env;
+use crate::asl::definition::{QueryLanguage, State};
+use crate::asl::errors::StatesError;
+use crate::engine::dataflow::Ending;
+use crate::engine::transition::Tx;
 
 impl Tx<'_> {
     pub(in crate::engine) fn run_pass(
@@ -13,18 +15,17 @@ impl Tx<'_> {
         state: &State,
         result: Option<&Value>,
         raw: Value,
-        ctx: &Value,
+        env: &Env,
     ) -> Result<(), StatesError> {
-        let effective = apply_input_path(&state.input_path, &raw, ctx)?;
-        let result = match (result, &state.parameters) {
-            (Some(r), _) => r.clone(),
-            (None, Some(p)) => p.eval(&effective, ctx, &mut self.rng, "Parameters")?,
-            (None, None) => effective.into_owned(),
+        let value = match (state.language, result, &state.parameters) {
+            (QueryLanguage::Jsonata, ..) => Value::Null,
+            (_, Some(r), _) => r.clone(),
+            (_, None, Some(p)) => {
+                let effective = self.effective_input(state, &raw, env)?;
+                p.eval(&effective, env, &mut self.rng, "Parameters")?
+            }
+            (_, None, None) => self.effective_input(state, &raw, env)?.into_owned(),
         };
-        let output = apply_result_path(&state.result_path, raw, result)
-            .map_err(|c| StatesError::new(names::RESULT_PATH_MATCH_FAILURE, c))?;
-        let output = apply_output_path(&state.output_path, output, ctx)?;
-        self.exit(frame, state, output, None);
-        Ok(())
+        self.leave(frame, state, raw, Ending::Own(value), env, None)
     }
 }

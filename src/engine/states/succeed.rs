@@ -1,12 +1,13 @@
 //! Succeed: ends its scope (the execution, or its Parallel branch or Map iteration) with its
-//! effective input after OutputPath.
+//! effective input after OutputPath (JSONPath), or its Output (JSONata).
 
 use serde_json::Value;
 
+use crate::asl::Env;
 use crate::asl::definition::State;
 use crate::asl::errors::StatesError;
-use crate::engine::history::Detail;
-use crate::engine::transition::{Tx, apply_input_path, apply_output_path};
+use crate::engine::dataflow::Ending;
+use crate::engine::transition::Tx;
 
 impl Tx<'_> {
     pub(in crate::engine) fn run_succeed(
@@ -14,12 +15,9 @@ impl Tx<'_> {
         frame: u64,
         state: &State,
         raw: Value,
-        ctx: &Value,
+        env: &Env,
     ) -> Result<(), StatesError> {
-        let effective = apply_input_path(&state.input_path, &raw, ctx)?;
-        let output = apply_output_path(&state.output_path, effective.into_owned(), ctx)?;
-        self.emit(Detail::StateExited { state: state.name.clone(), output: output.clone() });
-        self.end_scope(frame, Ok(output));
-        Ok(())
+        let effective = self.effective_input(state, &raw, env)?.into_owned();
+        self.leave(frame, state, raw, Ending::Own(effective), env, None)
     }
 }

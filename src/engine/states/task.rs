@@ -3,15 +3,15 @@
 
 use serde_json::Value;
 
+use crate::asl::Env;
 use crate::asl::definition::{Kind, Seconds, State, Task};
-use crate::asl::errors::{StatesError, names};
+use crate::asl::errors::StatesError;
 use crate::asl::retry::RUNTIME;
+use crate::engine::dataflow::Ending;
 use crate::engine::execution::{Entered, Phase, PollPhase, Position, TaskPhase};
 use crate::engine::history::Detail;
 use crate::engine::task::Answer;
-use crate::engine::transition::{
-    Tx, apply_input_path, apply_output_path, apply_result_path, later, positive_integer,
-};
+use crate::engine::transition::{Tx, later, positive_integer};
 
 impl Tx<'_> {
     #[allow(clippy::too_many_arguments)]
@@ -22,19 +22,25 @@ impl Tx<'_> {
         task: &Task,
         raw: Value,
         entered: &Entered,
-        ctx: &Value,
+        env: &Env,
     ) -> Result<(), StatesError> {
-        let effective = apply_input_path(&state.input_path, &raw, ctx)?;
         let timeout_seconds = match &task.timeout {
             None => None,
             Some(Seconds::Fixed(n)) => Some(*n),
-            Some(Seconds::Path(p)) => Some(positive_integer(
-                p.select(&effective, ctx).as_deref(),
-                p.as_str(),
-                "TimeoutSecondsPath",
-            )?),
+            Some(Seconds::Path(p)) => {
+                let effective = self.effective_input(state, &raw, env)?;
+                Some(positive_integer(
+                    p.select(&effective, env).as_deref(),
+                    p.as_str(),
+                    "TimeoutSecondsPath",
+                )?)
+            }
+            Some(Seconds::Expr(e)) => {
+                let value = self.typed(e, env, &raw, "TimeoutSeconds", "number")?;
+                Some(positive_integer(Some(&value), e.source(), "TimeoutSeconds")?)
+            }
         };
-        let (parameters, credentials) = self.task_request(state, &raw, ctx)?;
+        let (parameters, credentials) = self.task_request(state, &raw, env)?;
         let phase = TaskPhase {
             entered: entered.clone(),
             resource: task.resource.clone(),
@@ -52,21 +58,17 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// A task's Parameters (or its effective input) and Credentials for one attempt.
+    /// A task's Parameters or Arguments (or its effective input) and Credentials for one attempt.
     pub(in crate::engine) fn task_request(
         &mut self,
         state: &State,
         raw: &Value,
-        ctx: &Value,
+        env: &Env,
     ) -> Result<(Value, Option<Value>), StatesError> {
-        let effective = apply_input_path(&state.input_path, raw, ctx)?;
-        let parameters = match &state.parameters {
-            Some(p) => p.eval(&effective, ctx, &mut self.rng, "Parameters")?,
-            None => effective.into_owned(),
-        };
+        let parameters = self.arguments(state, raw, env)?;
         let credentials = match &state.kind {
             Kind::Task(Task { credentials: Some(c), .. }) => {
-                Some(c.eval(raw, ctx, &mut self.rng, "Credentials")?)
+                Some(self.payload(c, raw, raw, env, "Credentials")?)
             }
             _ => None,
         };
@@ -112,11 +114,11 @@ impl Tx<'_> {
             }
             Ok(Answer::Done { output: value, report }) => {
                 self.emit(Detail::TaskSucceeded { state: name, output: value.clone(), report });
-                let ctx = self.context(state, &task.entered, Some(task.attempt));
-                match self.task_output(state, raw.clone(), value, &ctx) {
-                    Ok(output) => return self.exit(frame, state, output, None),
-                    Err(err) => return self.state_error(frame, state, raw, &task.entered, err),
+                let env = self.env(frame, state, &task.entered, Some(task.attempt));
+                if let Err(err) = self.leave(frame, state, raw.clone(), Ending::Result(value), &env, None) {
+                    self.state_error(frame, state, raw, &task.entered, err);
                 }
+                return;
             }
             Err(err) => err,
         };
@@ -146,8 +148,8 @@ impl Tx<'_> {
             });
             // Parameters are evaluated again for each attempt, as Step Functions does, so
             // `$$.State.RetryCount` (and States.UUID) differ between attempts.
-            let ctx = self.context(state, &task.entered, Some(task.attempt));
-            match self.task_request(state, &raw, &ctx) {
+            let env = self.env(frame, state, &task.entered, Some(task.attempt));
+            match self.task_request(state, &raw, &env) {
                 Ok((parameters, credentials)) => {
                     task.parameters = parameters;
                     task.credentials = credentials;
@@ -156,7 +158,7 @@ impl Tx<'_> {
             }
             return self.schedule(frame, state, raw, task);
         }
-        if !self.catch(frame, state, raw, &result) {
+        if !self.catch(frame, state, raw, &task.entered, &result) {
             self.fail(frame, result);
         }
     }
@@ -184,21 +186,5 @@ impl Tx<'_> {
             frame,
             Position { state: state.name.clone(), input: raw, phase: Phase::Task(Box::new(task)) },
         );
-    }
-
-    pub(in crate::engine) fn task_output(
-        &mut self,
-        state: &State,
-        raw: Value,
-        result: Value,
-        ctx: &Value,
-    ) -> Result<Value, StatesError> {
-        let selected = match &state.result_selector {
-            Some(t) => t.eval(&result, ctx, &mut self.rng, "ResultSelector")?,
-            None => result,
-        };
-        let output = apply_result_path(&state.result_path, raw, selected)
-            .map_err(|c| StatesError::new(names::RESULT_PATH_MATCH_FAILURE, c))?;
-        apply_output_path(&state.output_path, output, ctx)
     }
 }

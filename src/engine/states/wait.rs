@@ -1,14 +1,17 @@
-//! Wait: Seconds, SecondsPath, Timestamp or TimestampPath; the frame sleeps, then leaves with its
+//! Wait: Seconds, SecondsPath, Timestamp or TimestampPath (or a JSONata Seconds or Timestamp); the frame sleeps, then leaves with its
 //! effective input.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+use crate::asl::Env;
 use crate::asl::definition::{MAX_SECONDS, State, WaitFor, parse_timestamp};
 use crate::asl::errors::StatesError;
+use crate::asl::jsonata::query_error;
+use crate::engine::dataflow::Ending;
 use crate::engine::execution::{Entered, Phase, Position, timestamp};
 use crate::engine::history::Detail;
-use crate::engine::transition::{Tx, apply_input_path, apply_output_path, later};
+use crate::engine::transition::{Tx, later};
 
 impl Tx<'_> {
     #[allow(clippy::too_many_arguments)]
@@ -19,13 +22,12 @@ impl Tx<'_> {
         wait: &WaitFor,
         raw: Value,
         entered: &Entered,
-        ctx: &Value,
+        env: &Env,
     ) -> Result<(), StatesError> {
-        let effective = apply_input_path(&state.input_path, &raw, ctx)?;
-        let until = self.wait_until(wait, &effective, ctx)?;
+        let effective = self.effective_input(state, &raw, env)?.into_owned();
+        let until = self.wait_until(wait, &effective, &raw, env)?;
         if until <= self.now {
-            let output = apply_output_path(&state.output_path, effective.into_owned(), ctx)?;
-            self.exit(frame, state, output, None);
+            self.leave(frame, state, raw, Ending::Own(effective), env, None)?;
         } else {
             self.emit(Detail::WaitStarted { state: state.name.clone(), until });
             let phase = Phase::Waiting { entered: entered.clone(), until };
@@ -34,16 +36,41 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// When the Wait ends; `effective` is what JSONPath paths read, `raw` JSONata's
+    /// `$states.input`.
     pub(in crate::engine) fn wait_until(
-        &self,
+        &mut self,
         wait: &WaitFor,
         effective: &Value,
-        ctx: &Value,
+        raw: &Value,
+        ctx: &Env,
     ) -> Result<DateTime<Utc>, StatesError> {
-        let seconds = |n: u64| later(self.now, n as f64);
+        let now = self.now;
+        let seconds = |n: u64| later(now, n as f64);
         let until = match wait {
             WaitFor::Seconds(n) => seconds(*n),
             WaitFor::Timestamp(t) => *t,
+            WaitFor::SecondsExpr(e) => {
+                let value = self.typed(e, ctx, raw, "Seconds", "number")?;
+                match value.as_u64() {
+                    Some(n) if n <= MAX_SECONDS => seconds(n),
+                    _ => {
+                        return Err(query_error(format!(
+                            "The JSONata expression '{}' specified for the field 'Seconds' must give a whole number of seconds from 0 to {MAX_SECONDS}, not {value}",
+                            e.source()
+                        )));
+                    }
+                }
+            }
+            WaitFor::TimestampExpr(e) => {
+                let value = self.typed(e, ctx, raw, "Timestamp", "string")?;
+                let text = value.as_str().unwrap_or_default();
+                parse_timestamp(text).ok_or_else(|| {
+                    query_error(format!(
+                        "The Timestamp field cannot be parsed as an ISO-8601 extended offset date-time format string: {text}"
+                    ))
+                })?
+            }
             WaitFor::SecondsPath(p) => {
                 let value = p.select(effective, ctx);
                 match value.as_deref().and_then(Value::as_i64) {
@@ -89,12 +116,13 @@ impl Tx<'_> {
     }
 
     pub(in crate::engine) fn leave_wait(&mut self, frame: u64, state: &State, raw: Value, entered: &Entered) {
-        let ctx = self.context(state, entered, None);
-        let output = apply_input_path(&state.input_path, &raw, &ctx)
-            .and_then(|eff| apply_output_path(&state.output_path, eff.into_owned(), &ctx));
-        match output {
-            Ok(output) => self.exit(frame, state, output, None),
-            Err(err) => self.state_error(frame, state, raw, entered, err),
+        let env = self.env(frame, state, entered, None);
+        let left = self
+            .effective_input(state, &raw, &env)
+            .map(|e| e.into_owned())
+            .and_then(|effective| self.leave(frame, state, raw.clone(), Ending::Own(effective), &env, None));
+        if let Err(err) = left {
+            self.state_error(frame, state, raw, entered, err);
         }
     }
 }

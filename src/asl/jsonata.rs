@@ -1,0 +1,386 @@
+//! JSONata in ASL (QueryLanguage "JSONata"): a string written `{% expression %}` in a JSONata
+//! state's fields is an expression, anything else is a literal. Expressions are parsed once,
+//! when the definition is loaded, and evaluated by jsonata-core with `$states` (input, result,
+//! errorOutput, context) and the workflow variables in scope bound, plus the functions Step
+//! Functions adds to JSONata (`$partition`, `$range`, `$hash`, `$random`, `$uuid`, `$parse`).
+//!
+//! Source: the developer guide's "Transforming data with JSONata in Step Functions" page, and
+//! the executions recorded against AWS in tests/data/conformance/aws-recorded/jsonata-cases.jsonl.
+//!
+//! Evaluation is deterministic: `$now()` and `$millis()` give the transition's time and `$uuid()`
+//! and `$random()` draw from the transition's seeded randomness, so a transition replayed after
+//! a crash computes what it computed before.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use jsonata_core::ast::AstNode;
+use jsonata_core::evaluator::{Context, Evaluator, EvaluatorError, EvaluatorOptions};
+use jsonata_core::value::JValue;
+use serde_json::{Map, Value};
+
+use super::errors::{DefinitionError, StatesError, names};
+
+/// An evaluation that runs longer than this fails with D1012 instead of stalling the process.
+const TIMEOUT_MS: u64 = 10_000;
+
+/// One parsed `{% ... %}` expression.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Expr {
+    /// The expression between the delimiters, trimmed, as AWS quotes it in error causes.
+    source: String,
+    ast: AstNode,
+}
+
+/// A JSONata state's field value: literals, expressions, and objects and arrays of them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Template {
+    /// A subtree with no expression anywhere: copied as is.
+    Literal(Value),
+    Expr(Box<Expr>),
+    Object(Vec<(String, Template)>),
+    Array(Vec<Template>),
+}
+
+/// Whether JSONata text may read `$states.context` (building it copies the execution input, so
+/// it is built only for states that may): `$states.context`, or `$states` on its own.
+pub fn reads_context(text: &str) -> bool {
+    text.match_indices("$states").any(|(i, _)| {
+        let rest = &text[i + "$states".len()..];
+        rest.starts_with(".context")
+            || !rest.starts_with(|c: char| c == '.' || c.is_alphanumeric() || c == '_')
+    })
+}
+
+/// The expression inside `{% ... %}`, or None for a string that is not one.
+pub fn expression_of(text: &str) -> Option<&str> {
+    text.strip_prefix("{%")?.strip_suffix("%}")
+}
+
+impl Expr {
+    /// Parses the text of a `{% ... %}` string; `Err` says what is wrong with it.
+    pub fn parse(text: &str) -> Result<Expr, String> {
+        let Some(inner) = expression_of(text) else {
+            return Err(format!("'{text}' is not a JSONata expression written as {{% ... %}}"));
+        };
+        if !inner.starts_with(char::is_whitespace) || !inner.ends_with(char::is_whitespace) {
+            return Err(format!(
+                "'{text}': write a JSONata expression with a space inside each delimiter, as {{% expression %}}"
+            ));
+        }
+        let source = inner.trim();
+        if source.is_empty() {
+            return Err("the JSONata expression is empty".into());
+        }
+        let ast = jsonata_core::parser::parse(source)
+            .map_err(|e| format!("'{source}' is not a valid JSONata expression: {e}"))?;
+        Ok(Expr { source: source.to_string(), ast })
+    }
+
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Evaluates the expression; `Ok(None)` is JSONata's "undefined" (no value).
+    pub fn eval(&self, bindings: &Bindings, field: &str) -> Result<Option<Value>, StatesError> {
+        let value = bindings.evaluate(&self.ast).map_err(|e| {
+            query_error(format!(
+                "The JSONata expression '{}' specified for the field '{field}' threw an error during evaluation. {}",
+                self.source,
+                aws_message(e.message())
+            ))
+        })?;
+        to_json(&value).map_err(|why| {
+            query_error(format!(
+                "The JSONata expression '{}' specified for the field '{field}' returned an unsupported result type: {why}",
+                self.source
+            ))
+        })
+    }
+
+    /// Evaluates an expression that must give a value.
+    pub fn eval_defined(&self, bindings: &Bindings, field: &str) -> Result<Value, StatesError> {
+        self.eval(bindings, field)?.ok_or_else(|| {
+            query_error(format!(
+                "The JSONata expression '{}' specified for the field '{field}' returned nothing (undefined).",
+                self.source
+            ))
+        })
+    }
+}
+
+impl Template {
+    /// Reads a field's value: strings written `{% ... %}` become expressions, wherever they are
+    /// in objects and arrays. Parse errors are pushed with their place (`at`).
+    pub fn parse(value: &Value, at: &str, errors: &mut Vec<DefinitionError>) -> Template {
+        match value {
+            Value::String(s) if expression_of(s).is_some() => match Expr::parse(s) {
+                Ok(expr) => Template::Expr(Box::new(expr)),
+                Err(why) => {
+                    errors.push(DefinitionError::new(at, why));
+                    Template::Literal(Value::Null)
+                }
+            },
+            Value::Object(map) if has_expression(value) => Template::Object(
+                map.iter().map(|(k, v)| (k.clone(), Self::parse(v, &format!("{at}.{k}"), errors))).collect(),
+            ),
+            Value::Array(items) if has_expression(value) => Template::Array(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| Self::parse(v, &format!("{at}[{i}]"), errors))
+                    .collect(),
+            ),
+            other => Template::Literal(other.clone()),
+        }
+    }
+
+    /// The field's value. `field` names it in errors the way AWS does (`Output`, `Output/result`);
+    /// an expression that gives nothing is States.QueryEvaluationError.
+    pub fn eval(&self, bindings: &Bindings, field: &str) -> Result<Value, StatesError> {
+        match self {
+            Template::Literal(v) => Ok(v.clone()),
+            Template::Expr(e) => e.eval_defined(bindings, field),
+            Template::Object(fields) => {
+                let mut out = Map::with_capacity(fields.len());
+                for (key, t) in fields {
+                    out.insert(key.clone(), t.eval(bindings, &format!("{field}/{key}"))?);
+                }
+                Ok(Value::Object(out))
+            }
+            Template::Array(items) => Ok(Value::Array(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| t.eval(bindings, &format!("{field}[{i}]")))
+                    .collect::<Result<_, _>>()?,
+            )),
+        }
+    }
+
+    /// Every expression in the template.
+    pub fn exprs(&self) -> Vec<&Expr> {
+        match self {
+            Template::Literal(_) => Vec::new(),
+            Template::Expr(e) => vec![e],
+            Template::Object(fields) => fields.iter().flat_map(|(_, t)| t.exprs()).collect(),
+            Template::Array(items) => items.iter().flat_map(Template::exprs).collect(),
+        }
+    }
+}
+
+fn has_expression(value: &Value) -> bool {
+    match value {
+        Value::String(s) => expression_of(s).is_some(),
+        Value::Object(map) => map.values().any(has_expression),
+        Value::Array(items) => items.iter().any(has_expression),
+        _ => false,
+    }
+}
+
+/// States.QueryEvaluationError: a JSONata expression failed, or gave a value the field cannot take.
+pub fn query_error(cause: impl Into<String>) -> StatesError {
+    StatesError::new(names::QUERY_EVALUATION_ERROR, cause)
+}
+
+/// What an expression can read: `$states` and the workflow variables in scope, with the
+/// transition's time and randomness behind `$now`, `$millis`, `$random` and `$uuid`. Built once
+/// per state visit: the values are converted to JSONata's form once, for every expression.
+pub struct Bindings {
+    states: JValue,
+    variables: Vec<(String, JValue)>,
+    now: DateTime<Utc>,
+    rng: Rc<RefCell<fastrand::Rng>>,
+}
+
+impl Bindings {
+    /// `states` is the `$states` object (`input`, `result`, `errorOutput`, `context`, those the
+    /// state has); `variables` the visible workflow variables; `seed` seeds `$random` and `$uuid`.
+    pub fn new<'v>(
+        states: Map<String, Value>,
+        variables: impl IntoIterator<Item = (&'v String, &'v Value)>,
+        now: DateTime<Utc>,
+        seed: u64,
+    ) -> Self {
+        Bindings {
+            states: JValue::from(Value::Object(states)),
+            variables: variables.into_iter().map(|(k, v)| (k.clone(), JValue::from(v.clone()))).collect(),
+            now,
+            rng: Rc::new(RefCell::new(fastrand::Rng::with_seed(seed))),
+        }
+    }
+
+    fn evaluate(&self, ast: &AstNode) -> Result<JValue, EvaluatorError> {
+        let mut context = Context::new();
+        for (name, value) in &self.variables {
+            context.bind(name.clone(), value.clone());
+        }
+        context.bind("states".into(), self.states.clone());
+        let options = EvaluatorOptions { timeout_ms: Some(TIMEOUT_MS), ..EvaluatorOptions::default() };
+        let mut evaluator = Evaluator::with_options(context, options);
+        self.register(&mut evaluator)?;
+        // The input of a JSONata state's expressions is the state input (`$` = `$states.input`).
+        let input = self.states.get("input").cloned().unwrap_or(JValue::Undefined);
+        evaluator.evaluate(ast, &input)
+    }
+
+    fn register(&self, ev: &mut Evaluator) -> Result<(), EvaluatorError> {
+        let now = self.now;
+        ev.register_fn_override("now", move |_: &[JValue]| {
+            Ok(JValue::from(now.to_rfc3339_opts(SecondsFormat::Millis, true)))
+        })?;
+        ev.register_fn_override("millis", move |_: &[JValue]| Ok(JValue::from_i64(now.timestamp_millis())))?;
+        let rng = self.rng.clone();
+        ev.register_fn_override("random", move |args: &[JValue]| match args.first() {
+            None | Some(JValue::Undefined) => Ok(JValue::from_f64(rng.borrow_mut().f64())),
+            Some(seed) => match seed.as_f64() {
+                Some(s) if s.fract() == 0.0 => Ok(JValue::from_f64(fastrand::Rng::with_seed(s as u64).f64())),
+                _ => Err(arg_error("$random", "its seed must be an integer")),
+            },
+        })?;
+        let rng = self.rng.clone();
+        ev.register_fn("uuid", move |_: &[JValue]| {
+            Ok(JValue::from(super::intrinsics::uuid(&mut rng.borrow_mut())))
+        })?;
+        ev.register_fn("partition", partition)?;
+        ev.register_fn("range", range)?;
+        ev.register_fn("hash", hash)?;
+        ev.register_fn("parse", parse)?;
+        Ok(())
+    }
+}
+
+fn arg_error(function: &str, why: &str) -> EvaluatorError {
+    EvaluatorError::EvaluationError(format!("{function}: {why}"))
+}
+
+/// `$partition(array, size)`: the array in chunks of `size` items, the last one shorter.
+fn partition(args: &[JValue]) -> Result<JValue, EvaluatorError> {
+    let (Some(items), Some(size)) =
+        (args.first().and_then(JValue::as_array), args.get(1).and_then(JValue::as_f64))
+    else {
+        return Err(arg_error("$partition", "takes an array and a chunk size"));
+    };
+    if size < 1.0 || size.fract() != 0.0 {
+        return Err(arg_error("$partition", "the chunk size must be a positive integer"));
+    }
+    Ok(JValue::array(items.chunks(size as usize).map(|c| JValue::array(c.to_vec())).collect()))
+}
+
+/// `$range(start, end, step)`: start, start + step, ... up to and including `end`.
+fn range(args: &[JValue]) -> Result<JValue, EvaluatorError> {
+    let numbers: Option<Vec<f64>> = args.iter().take(3).map(JValue::as_f64).collect();
+    let Some([start, end, step]) = numbers.as_deref().and_then(|n| <[f64; 3]>::try_from(n).ok()) else {
+        return Err(arg_error("$range", "takes three numbers: start, end and step"));
+    };
+    if step == 0.0 || !step.is_finite() {
+        return Err(arg_error("$range", "the step must not be 0"));
+    }
+    let count = ((end - start) / step).floor();
+    if count > 1_000_000.0 {
+        return Err(arg_error("$range", "would give more than 1,000,000 items"));
+    }
+    let items = (0..=count.max(-1.0) as i64).map(|i| JValue::from_f64(start + i as f64 * step)).collect();
+    Ok(JValue::array(items))
+}
+
+/// `$hash(value, algorithm)`: the hex digest, by States.Hash's algorithm names.
+fn hash(args: &[JValue]) -> Result<JValue, EvaluatorError> {
+    let (Some(data), Some(algorithm)) =
+        (args.first().and_then(JValue::as_str), args.get(1).and_then(JValue::as_str))
+    else {
+        return Err(arg_error("$hash", "takes a string and an algorithm name"));
+    };
+    super::intrinsics::hash(algorithm, data.as_bytes()).map(JValue::from).ok_or_else(|| {
+        arg_error(
+            "$hash",
+            &format!("unknown algorithm '{algorithm}' (use MD5, SHA-1, SHA-256, SHA-384 or SHA-512)"),
+        )
+    })
+}
+
+/// `$parse(text)`: the JSON value the string holds.
+fn parse(args: &[JValue]) -> Result<JValue, EvaluatorError> {
+    let Some(text) = args.first().and_then(JValue::as_str) else {
+        return Err(arg_error("$parse", "takes a string of JSON"));
+    };
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| arg_error("$parse", &format!("not JSON: {e}")))?;
+    Ok(JValue::from(value))
+}
+
+/// jsonata-core's error message as jsonata-js (which AWS runs) words it: jsonata-core names the
+/// function in T1006 ("Attempted to invoke a non-function: $f"), the reference does not.
+fn aws_message(message: &str) -> &str {
+    match message.rsplit_once(": $") {
+        Some((head, _)) if message.starts_with("T1006:") => head,
+        _ => message,
+    }
+}
+
+/// A JSONata value as JSON; None for undefined. Functions and regular expressions have no JSON
+/// form: `Err` names them.
+fn to_json(value: &JValue) -> Result<Option<Value>, String> {
+    if value.is_undefined() {
+        return Ok(None);
+    }
+    if value.is_function() || value.is_regex() {
+        return Err("a function or regular expression is not JSON".into());
+    }
+    serde_json::to_value(value).map(Some).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use serde_json::json;
+
+    use super::*;
+
+    fn eval(text: &str, input: Value) -> Result<Option<Value>, StatesError> {
+        let mut states = Map::new();
+        states.insert("input".into(), input);
+        let (name, value) = ("x".to_string(), json!(41));
+        let now = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        Expr::parse(text).unwrap().eval(&Bindings::new(states, [(&name, &value)], now, 7), "Output")
+    }
+
+    #[test]
+    fn expressions_need_their_delimiters_and_a_space_inside() {
+        assert!(Expr::parse("{% 1 %}").is_ok());
+        assert!(Expr::parse("{%1%}").unwrap_err().contains("space inside"));
+        assert!(Expr::parse("{% $.a[?(@.p < 10)] %}").unwrap_err().contains("not a valid JSONata"));
+        assert!(expression_of(" {% 1 %} ").is_none());
+    }
+
+    #[test]
+    fn states_variables_and_numbers() {
+        assert_eq!(eval("{% $states.input.a + $x %}", json!({"a": 1})).unwrap(), Some(json!(42)));
+        assert_eq!(eval("{% $.a %}", json!({"a": 1.5})).unwrap(), Some(json!(1.5)));
+        assert_eq!(eval("{% $nope %}", json!({})).unwrap(), None);
+    }
+
+    #[test]
+    fn the_functions_aws_adds() {
+        assert_eq!(eval("{% $partition([0,1,2,3], 3) %}", json!({})).unwrap(), Some(json!([[0, 1, 2], [3]])));
+        assert_eq!(eval("{% $range(1, 9, 2) %}", json!({})).unwrap(), Some(json!([1, 3, 5, 7, 9])));
+        assert_eq!(eval("{% $parse('{\"a\": [1]}') %}", json!({})).unwrap(), Some(json!({"a": [1]})));
+        assert_eq!(
+            eval("{% $hash('abc', 'SHA-256') %}", json!({})).unwrap(),
+            Some(json!("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"))
+        );
+        assert_eq!(eval("{% $now() %}", json!({})).unwrap(), Some(json!("2026-01-01T00:00:00.000Z")));
+        let a = eval("{% $uuid() %}", json!({})).unwrap();
+        assert_eq!(a, eval("{% $uuid() %}", json!({})).unwrap(), "seeded: the same draw again");
+        assert_eq!(eval("{% $random(3) = $random(3) %}", json!({})).unwrap(), Some(json!(true)));
+    }
+
+    #[test]
+    fn errors_are_query_evaluation_errors_with_the_jsonata_code() {
+        let err = eval("{% $randomSeeded(1) %}", json!({})).unwrap_err();
+        assert_eq!(err.error, names::QUERY_EVALUATION_ERROR);
+        assert!(err.cause.ends_with("T1006: Attempted to invoke a non-function"), "{}", err.cause);
+        assert!(err.cause.contains("'Output'"), "{}", err.cause);
+    }
+}
