@@ -198,3 +198,88 @@ async fn after_a_failed_checkpoint_the_driver_goes_no_further() {
     let again = driver.step().await.expect_err("no step after a failed commit");
     assert!(again.to_string().contains("recflow resume exec"), "{again}");
 }
+
+/// A JSONata machine with Assign in a loop, a Map whose iterations assign their own variables,
+/// and a Catch that assigns: reloaded after every transition, it ends with the same output,
+/// history and variables as straight through.
+fn variables_workflow() -> Value {
+    json!({"QueryLanguage": "JSONata", "StartAt": "Init", "States": {
+        "Init": {"Type": "Pass", "Assign": {"round": 0, "seen": [], "token": "{% $uuid() %}"}, "Next": "Work"},
+        "Work": {"Type": "Map", "Items": "{% $range(1, $round + 2, 1) %}", "MaxConcurrency": 2,
+                 "ItemProcessor": {"StartAt": "Square", "States": {
+                     "Square": {"Type": "Pass", "Assign": {"mine": "{% $states.input * $states.input %}"}, "Next": "Give"},
+                     "Give": {"Type": "Pass", "Output": "{% $mine + $round %}", "End": true}}},
+                 "Assign": {"seen": "{% $append($seen, $sum($states.result)) %}"}, "Next": "Risky"},
+        "Risky": {"Type": "Task", "Resource": "arn:aws:states:::test:risky",
+                  "Arguments": {"round": "{% $round %}", "token": "{% $token %}"},
+                  "Catch": [{"ErrorEquals": ["Boom"], "Next": "Count",
+                             "Assign": {"caught": "{% $append($exists($caught) ? $caught : [], $states.errorOutput.Cause) %}"}}],
+                  "Assign": {"last": "{% $states.result %}"}, "Next": "Count"},
+        "Count": {"Type": "Pass", "Assign": {"round": "{% $round + 1 %}"}, "Next": "Again?"},
+        "Again?": {"Type": "Choice", "Choices": [{"Condition": "{% $round < 3 %}", "Next": "Nap"}], "Default": "Done"},
+        "Nap": {"Type": "Wait", "Seconds": "{% $round * 60 %}", "Next": "Work"},
+        "Done": {"Type": "Succeed", "Output": {
+            "round": "{% $round %}", "seen": "{% $seen %}", "caught": "{% $caught %}", "last": "{% $last %}",
+            "token": "{% $token %}", "mine": "{% $exists($mine) %}", "at": "{% $now() %}"}}
+    }})
+}
+
+#[tokio::test(start_paused = true)]
+async fn variables_survive_reloading_after_every_transition() {
+    let definition = variables_workflow();
+    let machine = StateMachine::from_json(&definition).expect("valid");
+    let runner = || {
+        script(&[(
+            "Risky",
+            vec![Scripted::err("Boom", "first"), Scripted::ok(json!("fine")), Scripted::err("Boom", "third")],
+        )])
+    };
+    let mut registry = Registry::new();
+    registry.register("", runner());
+    let clock = TokioClock::starting_at(t0());
+    let straight = MemoryStore::default();
+    let driver =
+        Driver::start(&machine, &definition, &registry, &clock, &straight, "vars", "wf", json!({}), 3)
+            .await
+            .expect("start");
+    let expected = driver.run().await.expect("run");
+    assert_eq!(expected.status, Status::Succeeded, "{:?}", expected.cause);
+    let output = expected.output.clone().expect("output");
+    assert_eq!(output["round"], json!(3));
+    assert_eq!(output["seen"], json!([5, 17, 38]), "the Map's results, one sum per round");
+    assert_eq!(output["caught"], json!(["first", "third"]));
+    assert_eq!(output["last"], json!("fine"));
+    assert_eq!(output["mine"], json!(false), "an iteration's variables do not leak out of the Map");
+
+    let reloaded_runner = runner();
+    let mut registry = Registry::new();
+    registry.register("", reloaded_runner.clone());
+    let clock = TokioClock::starting_at(t0());
+    let store = MemoryStore::default();
+    drop(
+        Driver::start(&machine, &definition, &registry, &clock, &store, "vars", "wf", json!({}), 3)
+            .await
+            .expect("start"),
+    );
+    let mut reloads = 0;
+    loop {
+        let stored = store.load("vars").await.expect("a checkpoint");
+        let machine = StateMachine::from_json(&stored.definition).expect("valid");
+        let mut driver = Driver::resume(&machine, &registry, &clock, &store, stored);
+        if !driver.step().await.expect("step") {
+            break;
+        }
+        reloads += 1;
+    }
+    let actual = store.load("vars").await.expect("final checkpoint").execution;
+    assert!(reloads > 30, "only {reloads} transitions");
+    assert_eq!(actual.output, expected.output);
+    assert_eq!(actual.variables, expected.variables);
+    assert_eq!(actual.variables["seen"], json!([5, 17, 38]));
+    assert_eq!(actual, expected);
+    assert_eq!(store.history_of("vars"), straight.history_of("vars"));
+    let arguments: Vec<Value> = reloaded_runner.calls().iter().map(|c| c.parameters.clone()).collect();
+    assert_eq!(arguments.len(), 3);
+    assert_eq!(arguments[2]["round"], json!(2));
+    assert_eq!(arguments[0]["token"], output["token"], "the UUID drawn once, in Init");
+}

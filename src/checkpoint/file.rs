@@ -1,6 +1,6 @@
 //! The file store: one folder per execution under the checkpoint directory.
 //!
-//! - `checkpoint.json`: `{"format": 2, "version": N, "execution": {...}, "last_events": [...]}`,
+//! - `checkpoint.json`: `{"format": 3, "version": N, "execution": {...}, "last_events": [...]}`,
 //!   the execution as it stands, replaced atomically after every transition (`write_atomic`:
 //!   a temporary file, fsync, rename, fsync of the folder). Its size follows the running frames,
 //!   not the length of the run; `version` counts commits and is what a commit's precondition is

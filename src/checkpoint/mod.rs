@@ -13,10 +13,11 @@ pub use memory::{MemoryStore, NullStore};
 pub use s3::S3Store;
 
 /// The checkpoint document's format version written. Format 2 added child frames (Parallel
-/// branches, Map iterations), the Map state's phase and the document's `version`; a format-1
-/// document is a format-2 one without them, so it loads as it is
-/// (tests/data/checkpoints/format1 proves it).
-pub const FORMAT: u32 = 2;
+/// branches, Map iterations), the Map state's phase and the document's `version`; format 3 the
+/// workflow variables (`variables`, in the execution and in each frame). An older document is a
+/// newer one without them, so it loads as it is (tests/data/checkpoints/format1 proves it); an
+/// older recflow refuses a format-3 document instead of dropping its variables unseen.
+pub const FORMAT: u32 = 3;
 
 /// The formats read; a file with any other is refused, untouched.
-pub const READS: [u64; 2] = [1, 2];
+pub const READS: [u64; 3] = [1, 2, 3];
