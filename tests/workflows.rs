@@ -202,8 +202,27 @@ fn picks_output(exec: &Execution) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_nightly_refresh_imports_trains_gates_publishes_and_announces() {
+    nightly_refresh_runs_through("workflows/nightly-refresh.asl.json").await;
+}
+
+/// The same pipeline written in JSONata with workflow variables: the same jobs, picks, events
+/// and output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_jsonata_nightly_refresh_does_the_same() {
+    let exec = nightly_refresh_runs_through("workflows/nightly-refresh-jsonata.asl.json").await;
+    let output = exec.output.unwrap();
+    let keys: Vec<&String> = output.as_object().unwrap().keys().collect();
+    assert_eq!(
+        keys,
+        ["date", "datasetImportJobArn", "solutionVersionArn", "metrics", "batchInferenceJobArn", "picks"],
+        "the JSONPath workflow's output fields, in its order"
+    );
+    assert!(exec.variables["solutionVersionArn"].as_str().unwrap().contains(":solution/"));
+}
+
+async fn nightly_refresh_runs_through(file: &str) -> Execution {
     let local = local().await;
-    let (exec, history) = run(&local, "workflows/nightly-refresh.asl.json", json!({})).await;
+    let (exec, history) = run(&local, file, json!({})).await;
     assert_eq!(exec.status, Status::Succeeded, "{:?} {:?}", exec.error, exec.cause);
     let picks = picks_output(&exec);
     assert_eq!(picks["Users"], 300, "{picks}");
@@ -240,13 +259,22 @@ async fn the_nightly_refresh_imports_trains_gates_publishes_and_announces() {
     assert_eq!(names.len(), 1);
     assert!(names[0].starts_with("nightly-test-ImportInteractions-"), "{names:?}");
     local.emulator.shutdown().await;
+    exec
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_quality_gate_stops_a_bad_version_with_nothing_published() {
+    quality_gate_stops("workflows/nightly-refresh.asl.json").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_jsonata_quality_gate_stops_a_bad_version_too() {
+    quality_gate_stops("workflows/nightly-refresh-jsonata.asl.json").await;
+}
+
+async fn quality_gate_stops(file: &str) {
     let local = local().await;
-    let (exec, history) =
-        run(&local, "workflows/nightly-refresh.asl.json", json!({"minNdcgAt10": 0.99})).await;
+    let (exec, history) = run(&local, file, json!({"minNdcgAt10": 0.99})).await;
     assert_eq!(exec.status, Status::Failed);
     let cause = exec.cause.unwrap();
     assert!(cause.contains("Recflow.QualityGate") && cause.contains("nothing was published"), "{cause}");

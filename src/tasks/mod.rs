@@ -23,45 +23,84 @@ use crate::engine::task::Registry;
 
 pub use scripted::{Scripted, ScriptedRunner};
 
-/// Checks every Task state's Resource and static Parameters against the integration that will
-/// serve it (Personalize against its service model; S3 and EventBridge against the parameters
-/// recflow sends), in nested Parallel branches and Map iterators too. Resources of integrations
-/// recflow does not have are not checked here (a run refuses them up front). Each problem is
-/// located as `States.<state>.Parameters.<field>` or `States.<state>.Resource`.
+/// Checks every Task state's Resource and static Parameters (or, in a JSONata state, Arguments)
+/// against the integration that will serve it (Personalize against its service model; S3 and
+/// EventBridge against the parameters recflow sends), in nested Parallel branches and Map
+/// iterators too. A JSONata expression's value is known only at run time: its field's name is
+/// checked, not its value. Resources of integrations recflow does not have are not checked here
+/// (a run refuses them up front). Each problem is located as `States.<state>.Parameters.<field>`
+/// (`.Arguments.<field>`) or `States.<state>.Resource`.
 pub fn check_definition(definition: &Value) -> Vec<DefinitionError> {
     let mut problems = Vec::new();
-    check_states(definition, &mut problems);
+    check_states(definition, false, &mut problems);
     problems
 }
 
-fn check_states(scope: &Value, out: &mut Vec<DefinitionError>) {
+fn is_jsonata(value: &Value, inherited: bool) -> bool {
+    match value.get("QueryLanguage").and_then(Value::as_str) {
+        Some(language) => language == "JSONata",
+        None => inherited,
+    }
+}
+
+fn check_states(scope: &Value, jsonata: bool, out: &mut Vec<DefinitionError>) {
+    let jsonata = is_jsonata(scope, jsonata);
     let Some(states) = scope.get("States").and_then(Value::as_object) else { return };
     for (name, state) in states {
+        let jsonata = is_jsonata(state, jsonata);
         for branch in state.get("Branches").and_then(Value::as_array).into_iter().flatten() {
-            check_states(branch, out);
+            check_states(branch, jsonata, out);
         }
         for key in ["Iterator", "ItemProcessor"] {
             if let Some(inner) = state.get(key) {
-                check_states(inner, out);
+                check_states(inner, jsonata, out);
             }
         }
         if state.get("Type").and_then(Value::as_str) != Some("Task") {
             continue;
         }
         let Some(resource) = state.get("Resource").and_then(Value::as_str) else { continue };
-        let parameters = state.get("Parameters");
+        let (field_name, parameters) = if jsonata {
+            match state.get("Arguments") {
+                // A whole-field expression: nothing is known before the run.
+                Some(Value::String(s)) if crate::asl::jsonata::expression_of(s).is_some() => continue,
+                arguments => ("Arguments", arguments.map(as_parameters)),
+            }
+        } else {
+            ("Parameters", state.get("Parameters").cloned())
+        };
         let found = [personalize::check, s3::check, events::check, picks_runner::check]
             .iter()
-            .flat_map(|check| check(resource, parameters))
+            .flat_map(|check| check(resource, parameters.as_ref()))
             .collect::<Vec<_>>();
         for (field, message) in found {
             let at = match field.as_str() {
                 "Resource" => format!("States.{name}.Resource"),
-                "" => format!("States.{name}.Parameters"),
-                f => format!("States.{name}.Parameters.{f}"),
+                "" => format!("States.{name}.{field_name}"),
+                f => format!("States.{name}.{field_name}.{f}"),
             };
-            out.push(DefinitionError::new(at, message));
+            out.push(DefinitionError::new(at, message.replace("Parameters", field_name)));
         }
+    }
+}
+
+/// JSONata Arguments in the shape the checks read: a member given by an expression becomes a
+/// `name.$` member (checked by name, resolved at run time); an expression inside a list is left
+/// out.
+fn as_parameters(arguments: &Value) -> Value {
+    let expression = |v: &Value| v.as_str().is_some_and(|s| crate::asl::jsonata::expression_of(s).is_some());
+    match arguments {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    if expression(v) { (format!("{k}.$"), v.clone()) } else { (k.clone(), as_parameters(v)) }
+                })
+                .collect(),
+        ),
+        Value::Array(items) => {
+            Value::Array(items.iter().filter(|v| !expression(v)).map(as_parameters).collect())
+        }
+        other => other.clone(),
     }
 }
 
