@@ -154,3 +154,18 @@ fn the_fields_of_the_other_language_are_refused_by_name() {
         "{errors:?}"
     );
 }
+
+#[test]
+fn a_jsonata_tasks_arguments_are_checked_against_the_service_model() {
+    let definition = json!({"QueryLanguage": "JSONata", "StartAt": "Import", "States": {
+        "Import": {"Type": "Task", "Resource": "arn:aws:states:::aws-sdk:personalize:createDatasetImportJob.sync",
+                   "Arguments": {"DatasetArnn": "{% $states.input.arn %}", "DataSource": {"DataLocation": "{% $states.input.path %}"},
+                                 "RoleArn": "{% $states.input.role %}", "ImportMode": "SOMETIMES"},
+                   "End": true}
+    }});
+    let problems: Vec<String> =
+        recflow::tasks::check_definition(&definition).iter().map(ToString::to_string).collect();
+    assert!(problems.iter().any(|p| p.starts_with("States.Import.Arguments.DatasetArnn: ")), "{problems:?}");
+    assert!(problems.iter().any(|p| p.starts_with("States.Import.Arguments.ImportMode: 'SOMETIMES'")), "{problems:?}");
+    assert!(problems.iter().any(|p| p.starts_with("States.Import.Arguments.DatasetArn: required")), "{problems:?}");
+}

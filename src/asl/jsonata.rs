@@ -11,13 +11,13 @@
 //! and `$random()` draw from the transition's seeded randomness, so a transition replayed after
 //! a crash computes what it computed before.
 
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::rc::Rc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use jsonata_core::ast::AstNode;
 use jsonata_core::evaluator::{Context, Evaluator, EvaluatorError, EvaluatorOptions};
-use jsonata_core::value::JValue;
+use jsonata_core::value::{JArray, JValue};
 use serde_json::{Map, Value};
 
 use super::errors::{DefinitionError, StatesError, names};
@@ -31,7 +31,13 @@ pub struct Expr {
     /// The expression between the delimiters, trimmed, as AWS quotes it in error causes.
     source: String,
     ast: AstNode,
+    /// The `$names` the text mentions (variables, `$states`, functions): only these are bound,
+    /// so an expression pays for what it reads, not for every variable in scope.
+    names: Vec<String>,
 }
+
+/// The functions Step Functions adds to JSONata, and the built-ins recflow makes deterministic.
+const HOST_FUNCTIONS: [&str; 8] = ["now", "millis", "random", "uuid", "partition", "range", "hash", "parse"];
 
 /// A JSONata state's field value: literals, expressions, and objects and arrays of them.
 #[derive(Debug, Clone, PartialEq)]
@@ -75,7 +81,7 @@ impl Expr {
         }
         let ast = jsonata_core::parser::parse(source)
             .map_err(|e| format!("'{source}' is not a valid JSONata expression: {e}"))?;
-        Ok(Expr { source: source.to_string(), ast })
+        Ok(Expr { source: source.to_string(), ast, names: dollar_names(source) })
     }
 
     pub fn source(&self) -> &str {
@@ -83,8 +89,8 @@ impl Expr {
     }
 
     /// Evaluates the expression; `Ok(None)` is JSONata's "undefined" (no value).
-    pub fn eval(&self, bindings: &Bindings, field: &str) -> Result<Option<Value>, StatesError> {
-        let value = bindings.evaluate(&self.ast).map_err(|e| {
+    pub fn eval(&self, bindings: &Bindings<'_>, field: &str) -> Result<Option<Value>, StatesError> {
+        let value = bindings.evaluate(self).map_err(|e| {
             query_error(format!(
                 "The JSONata expression '{}' specified for the field '{field}' threw an error during evaluation. {}",
                 self.source,
@@ -100,7 +106,7 @@ impl Expr {
     }
 
     /// Evaluates an expression that must give a value.
-    pub fn eval_defined(&self, bindings: &Bindings, field: &str) -> Result<Value, StatesError> {
+    pub fn eval_defined(&self, bindings: &Bindings<'_>, field: &str) -> Result<Value, StatesError> {
         self.eval(bindings, field)?.ok_or_else(|| {
             query_error(format!(
                 "The JSONata expression '{}' specified for the field '{field}' returned nothing (undefined).",
@@ -138,7 +144,7 @@ impl Template {
 
     /// The field's value. `field` names it in errors the way AWS does (`Output`, `Output/result`);
     /// an expression that gives nothing is States.QueryEvaluationError.
-    pub fn eval(&self, bindings: &Bindings, field: &str) -> Result<Value, StatesError> {
+    pub fn eval(&self, bindings: &Bindings<'_>, field: &str) -> Result<Value, StatesError> {
         match self {
             Template::Literal(v) => Ok(v.clone()),
             Template::Expr(e) => e.eval_defined(bindings, field),
@@ -184,70 +190,135 @@ pub fn query_error(cause: impl Into<String>) -> StatesError {
     StatesError::new(names::QUERY_EVALUATION_ERROR, cause)
 }
 
-/// What an expression can read: `$states` and the workflow variables in scope, with the
-/// transition's time and randomness behind `$now`, `$millis`, `$random` and `$uuid`. Built once
-/// per state visit: the values are converted to JSONata's form once, for every expression.
-pub struct Bindings {
-    states: JValue,
-    variables: Vec<(String, JValue)>,
-    now: DateTime<Utc>,
-    rng: Rc<RefCell<fastrand::Rng>>,
+/// Every `$name` in a JSONata text, once each (in string literals too: binding one more name
+/// than needed costs little, missing one would be a defect).
+fn dollar_names(text: &str) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for rest in text.split('$').skip(1) {
+        let end = rest.find(|c: char| !(c.is_alphanumeric() || c == '_')).unwrap_or(rest.len());
+        if end > 0 && !names.iter().any(|n| n == &rest[..end]) {
+            names.push(rest[..end].to_string());
+        }
+    }
+    names
 }
 
-impl Bindings {
-    /// `states` is the `$states` object (`input`, `result`, `errorOutput`, `context`, those the
-    /// state has); `variables` the visible workflow variables; `seed` seeds `$random` and `$uuid`.
-    pub fn new<'v>(
-        states: Map<String, Value>,
-        variables: impl IntoIterator<Item = (&'v String, &'v Value)>,
+/// What an expression can read: `$states` (input, result, errorOutput, context) and the workflow
+/// variables in scope, with the transition's time and randomness behind `$now`, `$millis`,
+/// `$random` and `$uuid`. It borrows the values and converts each to JSONata's form only when an
+/// expression first names it.
+pub struct Bindings<'a> {
+    input: &'a Value,
+    result: Option<&'a Value>,
+    error_output: Option<&'a Value>,
+    /// The context object; Null when the state does not read it.
+    context: &'a Value,
+    variables: &'a Map<String, Value>,
+    now: DateTime<Utc>,
+    rng: Rc<RefCell<fastrand::Rng>>,
+    input_value: OnceCell<JValue>,
+    states_value: OnceCell<JValue>,
+}
+
+impl<'a> Bindings<'a> {
+    /// `input` is `$states.input` (and `$`); `result` `$states.result`; `error_output`
+    /// `$states.errorOutput`; `context` `$states.context` (absent when Null); `variables` those
+    /// in scope; `seed` seeds `$random` and `$uuid`.
+    pub fn new(
+        input: &'a Value,
+        result: Option<&'a Value>,
+        error_output: Option<&'a Value>,
+        context: &'a Value,
+        variables: &'a Map<String, Value>,
         now: DateTime<Utc>,
         seed: u64,
     ) -> Self {
         Bindings {
-            states: JValue::from(Value::Object(states)),
-            variables: variables.into_iter().map(|(k, v)| (k.clone(), JValue::from(v.clone()))).collect(),
+            input,
+            result,
+            error_output,
+            context,
+            variables,
             now,
             rng: Rc::new(RefCell::new(fastrand::Rng::with_seed(seed))),
+            input_value: OnceCell::new(),
+            states_value: OnceCell::new(),
         }
     }
 
-    fn evaluate(&self, ast: &AstNode) -> Result<JValue, EvaluatorError> {
+    fn input(&self) -> &JValue {
+        self.input_value.get_or_init(|| jvalue(self.input))
+    }
+
+    fn states(&self) -> &JValue {
+        self.states_value.get_or_init(|| {
+            let mut states = indexmap::IndexMap::new();
+            states.insert("input".to_string(), self.input().clone());
+            if let Some(r) = self.result {
+                states.insert("result".to_string(), jvalue(r));
+            }
+            if let Some(e) = self.error_output {
+                states.insert("errorOutput".to_string(), jvalue(e));
+            }
+            if !self.context.is_null() {
+                states.insert("context".to_string(), jvalue(self.context));
+            }
+            JValue::object(states)
+        })
+    }
+
+    fn evaluate(&self, expr: &Expr) -> Result<JValue, EvaluatorError> {
         let mut context = Context::new();
-        for (name, value) in &self.variables {
-            context.bind(name.clone(), value.clone());
+        for name in &expr.names {
+            if name == "states" {
+                context.bind(name.clone(), self.states().clone());
+            } else if let Some(value) = self.variables.get(name) {
+                context.bind(name.clone(), jvalue(value));
+            }
         }
-        context.bind("states".into(), self.states.clone());
         let options = EvaluatorOptions { timeout_ms: Some(TIMEOUT_MS), ..EvaluatorOptions::default() };
         let mut evaluator = Evaluator::with_options(context, options);
-        self.register(&mut evaluator)?;
+        for name in expr.names.iter().filter(|n| HOST_FUNCTIONS.contains(&n.as_str())) {
+            self.register(&mut evaluator, name)?;
+        }
         // The input of a JSONata state's expressions is the state input (`$` = `$states.input`).
-        let input = self.states.get("input").cloned().unwrap_or(JValue::Undefined);
-        evaluator.evaluate(ast, &input)
+        evaluator.evaluate(&expr.ast, self.input())
     }
 
-    fn register(&self, ev: &mut Evaluator) -> Result<(), EvaluatorError> {
+    /// Registers host function `name` (one of [`HOST_FUNCTIONS`]).
+    fn register(&self, ev: &mut Evaluator, name: &str) -> Result<(), EvaluatorError> {
         let now = self.now;
-        ev.register_fn_override("now", move |_: &[JValue]| {
-            Ok(JValue::from(now.to_rfc3339_opts(SecondsFormat::Millis, true)))
-        })?;
-        ev.register_fn_override("millis", move |_: &[JValue]| Ok(JValue::from_i64(now.timestamp_millis())))?;
-        let rng = self.rng.clone();
-        ev.register_fn_override("random", move |args: &[JValue]| match args.first() {
-            None | Some(JValue::Undefined) => Ok(JValue::from_f64(rng.borrow_mut().f64())),
-            Some(seed) => match seed.as_f64() {
-                Some(s) if s.fract() == 0.0 => Ok(JValue::from_f64(fastrand::Rng::with_seed(s as u64).f64())),
-                _ => Err(arg_error("$random", "its seed must be an integer")),
-            },
-        })?;
-        let rng = self.rng.clone();
-        ev.register_fn("uuid", move |_: &[JValue]| {
-            Ok(JValue::from(super::intrinsics::uuid(&mut rng.borrow_mut())))
-        })?;
-        ev.register_fn("partition", partition)?;
-        ev.register_fn("range", range)?;
-        ev.register_fn("hash", hash)?;
-        ev.register_fn("parse", parse)?;
-        Ok(())
+        match name {
+            "now" => ev.register_fn_override("now", move |_: &[JValue]| {
+                Ok(JValue::from(now.to_rfc3339_opts(SecondsFormat::Millis, true)))
+            }),
+            "millis" => {
+                ev.register_fn_override("millis", move |_: &[JValue]| Ok(JValue::from_i64(now.timestamp_millis())))
+            }
+            "random" => {
+                let rng = self.rng.clone();
+                ev.register_fn_override("random", move |args: &[JValue]| match args.first() {
+                    None | Some(JValue::Undefined) => Ok(JValue::from_f64(rng.borrow_mut().f64())),
+                    Some(seed) => match seed.as_f64() {
+                        Some(s) if s.fract() == 0.0 => {
+                            Ok(JValue::from_f64(fastrand::Rng::with_seed(s as u64).f64()))
+                        }
+                        _ => Err(arg_error("$random", "its seed must be an integer")),
+                    },
+                })
+            }
+            "uuid" => {
+                let rng = self.rng.clone();
+                ev.register_fn("uuid", move |_: &[JValue]| {
+                    Ok(JValue::from(super::intrinsics::uuid(&mut rng.borrow_mut())))
+                })
+            }
+            "partition" => ev.register_fn("partition", partition),
+            "range" => ev.register_fn("range", range),
+            "hash" => ev.register_fn("hash", hash),
+            "parse" => ev.register_fn("parse", parse),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -319,6 +390,22 @@ fn aws_message(message: &str) -> &str {
     }
 }
 
+/// A JSON value in JSONata's form, converted from a borrow (jsonata-core's `From` takes the
+/// value: a clone first would allocate everything twice).
+fn jvalue(value: &Value) -> JValue {
+    match value {
+        Value::Null => JValue::Null,
+        Value::Bool(b) => JValue::Bool(*b),
+        Value::Number(n) => JValue::Number(n.as_f64().unwrap_or(0.0)),
+        Value::String(s) => JValue::string(s.as_str()),
+        Value::Array(items) => {
+            let flat = !items.iter().any(Value::is_array);
+            JValue::Array(JArray::new_flat(items.iter().map(jvalue).collect(), flat))
+        }
+        Value::Object(map) => JValue::object(map.iter().map(|(k, v)| (k.clone(), jvalue(v))).collect()),
+    }
+}
+
 /// A JSONata value as JSON; None for undefined. Functions and regular expressions have no JSON
 /// form: `Err` names them.
 fn to_json(value: &JValue) -> Result<Option<Value>, String> {
@@ -339,11 +426,11 @@ mod tests {
     use super::*;
 
     fn eval(text: &str, input: Value) -> Result<Option<Value>, StatesError> {
-        let mut states = Map::new();
-        states.insert("input".into(), input);
-        let (name, value) = ("x".to_string(), json!(41));
+        let mut variables = Map::new();
+        variables.insert("x".into(), json!(41));
         let now = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
-        Expr::parse(text).unwrap().eval(&Bindings::new(states, [(&name, &value)], now, 7), "Output")
+        let bindings = Bindings::new(&input, None, None, &Value::Null, &variables, now, 7);
+        Expr::parse(text).unwrap().eval(&bindings, "Output")
     }
 
     #[test]

@@ -12,10 +12,10 @@
 
 use std::borrow::Cow;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use super::execution::Entered;
-use super::transition::{Tx, apply_input_path, apply_output_path, apply_result_path, json_size_exceeds};
+use super::transition::{Tx, apply_input_path, apply_output_path, apply_result_path, json_size_exceeds, spend};
 use crate::asl::Env;
 use crate::asl::choice::ChoiceRule;
 use crate::asl::definition::{Payload, QueryLanguage, State};
@@ -70,25 +70,14 @@ impl Tx<'_> {
     }
 
     /// `$states` for a JSONata expression, with the variables in scope.
-    pub(super) fn bindings(
+    pub(super) fn bindings<'a>(
         &mut self,
-        env: &Env,
-        input: &Value,
-        result: Option<&Value>,
-        error_output: Option<&Value>,
-    ) -> Bindings {
-        let mut states = Map::new();
-        states.insert("input".into(), input.clone());
-        if let Some(r) = result {
-            states.insert("result".into(), r.clone());
-        }
-        if let Some(e) = error_output {
-            states.insert("errorOutput".into(), e.clone());
-        }
-        if !env.context.is_null() {
-            states.insert("context".into(), env.context.clone());
-        }
-        Bindings::new(states, &env.variables, self.now, self.rng.u64(..))
+        env: &'a Env,
+        input: &'a Value,
+        result: Option<&'a Value>,
+        error_output: Option<&'a Value>,
+    ) -> Bindings<'a> {
+        Bindings::new(input, result, error_output, &env.context, &env.variables, self.now, self.rng.u64(..))
     }
 
     /// The state's effective input: InputPath over the raw input (JSONPath), or the raw input
@@ -278,9 +267,12 @@ impl Tx<'_> {
             }
         };
         scope.extend(assigned);
-        let total =
-            json!([self.exec.variables, self.exec.frames.values().map(|f| &f.variables).collect::<Vec<_>>()]);
-        if json_size_exceeds(&total, MAX_VARIABLES_BYTES) {
+        let mut budget = i128::from(MAX_VARIABLES_BYTES);
+        let scopes = std::iter::once(&self.exec.variables).chain(self.exec.frames.values().map(|f| &f.variables));
+        for value in scopes.flat_map(|scope| scope.values()) {
+            spend(value, &mut budget);
+        }
+        if budget < 0 {
             return Err(StatesError::new(
                 names::DATA_LIMIT_EXCEEDED,
                 format!(

@@ -472,38 +472,41 @@ impl<'m> Tx<'m> {
 /// Whether `value` as compact JSON is longer than `limit` bytes (floats counted at their longest);
 /// stops counting once it is, and formats nothing.
 pub fn json_size_exceeds(value: &Value, limit: u64) -> bool {
-    fn size(v: &Value, budget: &mut i128) {
-        if *budget < 0 {
-            return;
-        }
-        *budget -= match v {
-            Value::Null => 4,
-            Value::Bool(b) => 4 + i128::from(!*b),
-            // Integers exactly, without formatting them; a float at most 24 characters.
-            Value::Number(n) => match (n.as_u64(), n.as_i64()) {
-                (Some(u), _) => u.checked_ilog10().map_or(1, |d| d + 1) as i128,
-                (None, Some(i)) => i.unsigned_abs().checked_ilog10().map_or(1, |d| d + 1) as i128 + 1,
-                _ => 24,
-            },
-            Value::String(s) => s.len() as i128 + 2,
-            Value::Array(items) => {
-                for item in items {
-                    size(item, budget);
-                }
-                items.len().max(1) as i128 + 1
-            }
-            Value::Object(map) => {
-                for (k, item) in map {
-                    *budget -= k.len() as i128 + 3;
-                    size(item, budget);
-                }
-                map.len().max(1) as i128 + 1
-            }
-        };
-    }
     let mut budget = i128::from(limit);
-    size(value, &mut budget);
+    spend(value, &mut budget);
     budget < 0
+}
+
+/// Takes `v`'s compact JSON size (as [`json_size_exceeds`] counts it) from `budget`, stopping
+/// once the budget is spent.
+pub(super) fn spend(v: &Value, budget: &mut i128) {
+    if *budget < 0 {
+        return;
+    }
+    *budget -= match v {
+        Value::Null => 4,
+        Value::Bool(b) => 4 + i128::from(!*b),
+        // Integers exactly, without formatting them; a float at most 24 characters.
+        Value::Number(n) => match (n.as_u64(), n.as_i64()) {
+            (Some(u), _) => u.checked_ilog10().map_or(1, |d| d + 1) as i128,
+            (None, Some(i)) => i.unsigned_abs().checked_ilog10().map_or(1, |d| d + 1) as i128 + 1,
+            _ => 24,
+        },
+        Value::String(s) => s.len() as i128 + 2,
+        Value::Array(items) => {
+            for item in items {
+                spend(item, budget);
+            }
+            items.len().max(1) as i128 + 1
+        }
+        Value::Object(map) => {
+            for (k, item) in map {
+                *budget -= k.len() as i128 + 3;
+                spend(item, budget);
+            }
+            map.len().max(1) as i128 + 1
+        }
+    };
 }
 
 fn splitmix(mut x: u64) -> u64 {
