@@ -166,6 +166,12 @@ fn a_jsonata_tasks_arguments_are_checked_against_the_service_model() {
     let problems: Vec<String> =
         recflow::tasks::check_definition(&definition).iter().map(ToString::to_string).collect();
     assert!(problems.iter().any(|p| p.starts_with("States.Import.Arguments.DatasetArnn: ")), "{problems:?}");
-    assert!(problems.iter().any(|p| p.starts_with("States.Import.Arguments.ImportMode: 'SOMETIMES'")), "{problems:?}");
-    assert!(problems.iter().any(|p| p.starts_with("States.Import.Arguments.DatasetArn: required")), "{problems:?}");
+    assert!(
+        problems.iter().any(|p| p.starts_with("States.Import.Arguments.ImportMode: 'SOMETIMES'")),
+        "{problems:?}"
+    );
+    assert!(
+        problems.iter().any(|p| p.starts_with("States.Import.Arguments.DatasetArn: required")),
+        "{problems:?}"
+    );
 }

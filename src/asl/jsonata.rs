@@ -12,6 +12,7 @@
 //! a crash computes what it computed before.
 
 use std::cell::{OnceCell, RefCell};
+use std::fmt::Write as _;
 use std::rc::Rc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -145,23 +146,35 @@ impl Template {
     /// The field's value. `field` names it in errors the way AWS does (`Output`, `Output/result`);
     /// an expression that gives nothing is States.QueryEvaluationError.
     pub fn eval(&self, bindings: &Bindings<'_>, field: &str) -> Result<Value, StatesError> {
+        self.eval_at(bindings, &mut field.to_string())
+    }
+
+    /// `field` is the path so far, grown and cut back in place on the way down.
+    fn eval_at(&self, bindings: &Bindings<'_>, field: &mut String) -> Result<Value, StatesError> {
+        let len = field.len();
         match self {
             Template::Literal(v) => Ok(v.clone()),
             Template::Expr(e) => e.eval_defined(bindings, field),
             Template::Object(fields) => {
                 let mut out = Map::with_capacity(fields.len());
                 for (key, t) in fields {
-                    out.insert(key.clone(), t.eval(bindings, &format!("{field}/{key}"))?);
+                    field.push('/');
+                    field.push_str(key);
+                    let value = t.eval_at(bindings, field)?;
+                    field.truncate(len);
+                    out.insert(key.clone(), value);
                 }
                 Ok(Value::Object(out))
             }
-            Template::Array(items) => Ok(Value::Array(
-                items
-                    .iter()
-                    .enumerate()
-                    .map(|(i, t)| t.eval(bindings, &format!("{field}[{i}]")))
-                    .collect::<Result<_, _>>()?,
-            )),
+            Template::Array(items) => {
+                let mut out = Vec::with_capacity(items.len());
+                for (i, t) in items.iter().enumerate() {
+                    write!(field, "[{i}]").expect("writing to a String");
+                    out.push(t.eval_at(bindings, field)?);
+                    field.truncate(len);
+                }
+                Ok(Value::Array(out))
+            }
         }
     }
 
@@ -292,9 +305,9 @@ impl<'a> Bindings<'a> {
             "now" => ev.register_fn_override("now", move |_: &[JValue]| {
                 Ok(JValue::from(now.to_rfc3339_opts(SecondsFormat::Millis, true)))
             }),
-            "millis" => {
-                ev.register_fn_override("millis", move |_: &[JValue]| Ok(JValue::from_i64(now.timestamp_millis())))
-            }
+            "millis" => ev.register_fn_override("millis", move |_: &[JValue]| {
+                Ok(JValue::from_i64(now.timestamp_millis()))
+            }),
             "random" => {
                 let rng = self.rng.clone();
                 ev.register_fn_override("random", move |args: &[JValue]| match args.first() {

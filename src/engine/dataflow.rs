@@ -15,7 +15,9 @@ use std::borrow::Cow;
 use serde_json::{Map, Value};
 
 use super::execution::Entered;
-use super::transition::{Tx, apply_input_path, apply_output_path, apply_result_path, json_size_exceeds, spend};
+use super::transition::{
+    Tx, apply_input_path, apply_output_path, apply_result_path, json_size_exceeds, spend,
+};
 use crate::asl::Env;
 use crate::asl::choice::ChoiceRule;
 use crate::asl::definition::{Payload, QueryLanguage, State};
@@ -268,7 +270,8 @@ impl Tx<'_> {
         };
         scope.extend(assigned);
         let mut budget = i128::from(MAX_VARIABLES_BYTES);
-        let scopes = std::iter::once(&self.exec.variables).chain(self.exec.frames.values().map(|f| &f.variables));
+        let scopes =
+            std::iter::once(&self.exec.variables).chain(self.exec.frames.values().map(|f| &f.variables));
         for value in scopes.flat_map(|scope| scope.values()) {
             spend(value, &mut budget);
         }
