@@ -119,7 +119,8 @@ async fn a_format_1_checkpoint_still_loads_and_finishes() {
     let execution = driver.run().await.unwrap();
     assert_eq!(execution.status, recflow::engine::Status::Succeeded);
     assert_eq!(execution.output, Some(json!({"tenant": "a", "prepared": {"n": 1}})));
-    // Checkpoints written from now on are format 2.
+    // Checkpoints written from now on are the current format.
     let text = std::fs::read_to_string(dir.join("checkpoint.json")).unwrap();
-    assert!(text.starts_with("{\"format\":2,"), "{text}");
+    assert!(text.starts_with(&format!("{{\"format\":{},", recflow::checkpoint::FORMAT)), "{text}");
+    assert_eq!(recflow::checkpoint::FORMAT, 3);
 }

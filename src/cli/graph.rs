@@ -58,7 +58,9 @@ fn edges(machine: &StateMachine) -> Vec<Edge<'_>> {
         for (label, to) in s.transitions() {
             out.push((s.name.as_str(), to, if label == "Next" { String::new() } else { label }));
         }
-        for (i, r) in s.retry.iter().enumerate() {
+        // A retrier with MaxAttempts 0 only stops the errors it names from reaching later
+        // retriers: it never loops back.
+        for (i, r) in s.retry.iter().enumerate().filter(|(_, r)| r.max_attempts > 0) {
             out.push((
                 s.name.as_str(),
                 Some(s.name.as_str()),
