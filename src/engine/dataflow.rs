@@ -12,7 +12,7 @@
 
 use std::borrow::Cow;
 
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 use super::execution::Entered;
 use super::transition::{
@@ -23,7 +23,7 @@ use crate::asl::choice::ChoiceRule;
 use crate::asl::definition::{Payload, QueryLanguage, State};
 use crate::asl::errors::{StatesError, names};
 use crate::asl::jsonata::{self, Bindings};
-use crate::asl::retry::Catcher;
+use crate::asl::retry::{Catcher, error_matches};
 
 /// Step Functions' bounds on variables (quotas page): what one Assign sets, and all variables
 /// of an execution together.
@@ -134,6 +134,27 @@ impl Tx<'_> {
                 t.eval(&bindings, field)
             }
         }
+    }
+
+    /// Hands the error to the first matching catcher; false when none matches.
+    pub(super) fn catch(
+        &mut self,
+        frame: u64,
+        state: &State,
+        raw: Value,
+        entered: &Entered,
+        err: &StatesError,
+    ) -> bool {
+        let Some(catcher) = state.catch.iter().find(|c| error_matches(&c.error_equals, &err.error)) else {
+            return false;
+        };
+        let error_output = json!({"Error": err.error, "Cause": err.cause});
+        let env = self.env(frame, state, entered, None);
+        let caught = Ending::Caught(catcher, error_output);
+        if let Err(err) = self.leave(frame, state, raw, caught, &env, Some(&catcher.next)) {
+            self.fail(frame, err);
+        }
+        true
     }
 
     /// Ends the state: shapes its output from `ending`, sets the variables its Assign gives, and

@@ -13,7 +13,6 @@ use std::borrow::Cow;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Map, Value, json};
 
-use super::dataflow::Ending;
 use super::execution::{Entered, Execution, Frame, Phase, Position, Status, TaskPhase, timestamp};
 use super::history::{Detail, HistoryEvent};
 use super::task::Answer;
@@ -359,27 +358,6 @@ impl<'m> Tx<'m> {
         if !self.catch(frame, state, raw, entered, &err) {
             self.fail(frame, err);
         }
-    }
-
-    /// Hands the error to the first matching catcher; false when none matches.
-    pub(super) fn catch(
-        &mut self,
-        frame: u64,
-        state: &State,
-        raw: Value,
-        entered: &Entered,
-        err: &StatesError,
-    ) -> bool {
-        let Some(catcher) = state.catch.iter().find(|c| error_matches(&c.error_equals, &err.error)) else {
-            return false;
-        };
-        let error_output = json!({"Error": err.error, "Cause": err.cause});
-        let env = self.env(frame, state, entered, None);
-        let caught = Ending::Caught(catcher, error_output);
-        if let Err(err) = self.leave(frame, state, raw, caught, &env, Some(&catcher.next)) {
-            self.fail(frame, err);
-        }
-        true
     }
 
     /// The context object (`$$`), for states that read it; Null for the others.
