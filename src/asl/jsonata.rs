@@ -37,8 +37,11 @@ pub struct Expr {
     names: Vec<String>,
 }
 
-/// The functions Step Functions adds to JSONata, and the built-ins recflow makes deterministic.
-const HOST_FUNCTIONS: [&str; 8] = ["now", "millis", "random", "uuid", "partition", "range", "hash", "parse"];
+/// The functions Step Functions adds to JSONata, the built-ins recflow makes deterministic, and
+/// `$eval`, which Step Functions leaves out ("use $parse instead": developer guide, "Transforming
+/// data with JSONata").
+const HOST_FUNCTIONS: [&str; 9] =
+    ["now", "millis", "random", "uuid", "partition", "range", "hash", "parse", "eval"];
 
 /// A JSONata state's field value: literals, expressions, and objects and arrays of them.
 #[derive(Debug, Clone, PartialEq)]
@@ -330,6 +333,9 @@ impl<'a> Bindings<'a> {
             "range" => ev.register_fn("range", range),
             "hash" => ev.register_fn("hash", hash),
             "parse" => ev.register_fn("parse", parse),
+            "eval" => ev.register_fn_override("eval", |_: &[JValue]| {
+                Err(EvaluatorError::EvaluationError("T1006: Attempted to invoke a non-function".into()))
+            }),
             _ => Ok(()),
         }
     }
@@ -481,6 +487,12 @@ mod tests {
         let err = eval("{% $randomSeeded(1) %}", json!({})).unwrap_err();
         assert_eq!(err.error, names::QUERY_EVALUATION_ERROR);
         assert!(err.cause.ends_with("T1006: Attempted to invoke a non-function"), "{}", err.cause);
+        let err = eval("{% $eval('1 + 1') %}", json!({})).unwrap_err();
+        assert!(
+            err.cause.ends_with("T1006: Attempted to invoke a non-function"),
+            "$eval is not in AWS's JSONata: {}",
+            err.cause
+        );
         assert!(err.cause.contains("'Output'"), "{}", err.cause);
     }
 }
