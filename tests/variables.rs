@@ -79,6 +79,8 @@ async fn an_assign_over_256_kib_exceeds_the_data_limit() {
     let out = run(definition, json!({}), script(&[])).await.execution;
     assert_eq!(out.status, Status::Failed);
     assert_eq!(out.error.as_deref(), Some("States.DataLimitExceeded"));
+    let cause = out.cause.unwrap();
+    assert!(cause.contains("The state 'Big'") && cause.contains("blob 300002 bytes"), "{cause}");
 }
 
 #[tokio::test(start_paused = true)]
@@ -174,4 +176,76 @@ fn a_jsonata_tasks_arguments_are_checked_against_the_service_model() {
         problems.iter().any(|p| p.starts_with("States.Import.Arguments.DatasetArn: required")),
         "{problems:?}"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_undefined_variable_is_named_with_the_nearest_one_in_scope() {
+    let definition = json!({"QueryLanguage": "JSONata", "StartAt": "A", "States": {
+        "A": {"Type": "Pass", "Assign": {"count": 1}, "Next": "B"},
+        "B": {"Type": "Pass", "Output": {"x": "{% $cuont + 1 %}", "r": "{% $states.result %}"}, "End": true}
+    }});
+    let out = run(definition, json!({}), script(&[])).await;
+    let cause = out.execution.cause.unwrap();
+    // AWS's words first, then recflow's hint.
+    assert!(cause.contains("'$cuont + 1' specified for the field 'Output/x' returned nothing (undefined). $cuont is not a variable in scope here (did you mean $count?)."), "{cause}");
+    // The assignment is in the history, as Step Functions' assignedVariables.
+    let assigned = out.history.iter().find_map(|e| match &e.detail {
+        recflow::engine::Detail::StateExited { assigned_variables: Some(a), .. } => Some(a.clone()),
+        _ => None,
+    });
+    assert_eq!(assigned.unwrap()["count"], json!(1));
+}
+
+#[test]
+fn jsonpath_cannot_come_back_under_a_jsonata_top_level_nor_write_a_variable() {
+    let refused = |definition: serde_json::Value| {
+        StateMachine::from_json(&definition).unwrap_err().iter().map(|e| e.to_string()).collect::<Vec<_>>()
+    };
+    let errors = refused(json!({"QueryLanguage": "JSONata", "StartAt": "P", "States": {
+        "P": {"Type": "Pass", "QueryLanguage": "JSONPath", "End": true}}}));
+    assert!(
+        errors[0].starts_with(
+            "States.P.QueryLanguage: cannot be JSONPath in a machine whose top-level QueryLanguage is JSONata"
+        ),
+        "{errors:?}"
+    );
+    // The other way round is how a JSONPath machine adopts JSONata state by state.
+    assert!(
+        StateMachine::from_json(&json!({"StartAt": "P", "States": {
+        "P": {"Type": "Pass", "QueryLanguage": "JSONata", "End": true}}}))
+        .is_ok()
+    );
+    let errors = refused(json!({"StartAt": "P", "States": {
+        "P": {"Type": "Pass", "Result": 1, "ResultPath": "$total", "End": true}}}));
+    assert!(
+        errors[0].contains(
+            "names a variable: ResultPath writes into the state's data; set a variable with Assign"
+        ),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn validate_reports_every_problem_in_one_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("wf.asl.json");
+    std::fs::write(
+        &file,
+        json!({"QueryLanguage": "JSONata", "StartAt": "T", "States": {
+            "T": {"Type": "Task", "Resource": "arn:aws:states:::aws-sdk:personalize:createSolutionVersion",
+                  "Arguments": {"SolutionArm": "{% $states.input.arn %}"}, "End": true},
+            "Orphan": {"Type": "Succeed"}
+        }})
+        .to_string(),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_recflow"))
+        .arg("validate")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(text.contains("States.Orphan: cannot be reached from StartAt 'T'"), "{text}");
+    assert!(text.contains("States.T.Arguments.SolutionArm: "), "the Task check too: {text}");
 }

@@ -204,7 +204,7 @@ impl StateMachine {
 
     pub fn from_json(value: &Value) -> Result<StateMachine, Vec<DefinitionError>> {
         let mut errors = Vec::new();
-        let machine = parse_machine(value, "", true, QueryLanguage::JsonPath, &mut errors);
+        let machine = parse_machine(value, "", true, Inherited::default(), &mut errors);
         if let Some(machine) = &machine {
             let mut seen = HashSet::new();
             unique_names(machine, &mut seen, &mut errors);
@@ -250,13 +250,40 @@ fn unique_names(m: &StateMachine, seen: &mut HashSet<String>, errors: &mut Vec<D
     }
 }
 
-/// `language` is the QueryLanguage the machine's states take unless they (or the machine) say
-/// otherwise: JSONPath at the top, the enclosing state's inside a Parallel or Map.
+/// What a machine's states take from around them: the QueryLanguage they use unless they (or
+/// the machine) say otherwise (JSONPath at the top, the enclosing state's inside a Parallel or
+/// Map), and whether JSONPath is refused because the top level chose JSONata ("You cannot revert
+/// a top-level JSONata-based state machine to a mix of JSONata and JSONPath states": developer
+/// guide, state machine structure). A distributed Map's ItemProcessor runs as child workflows
+/// and chooses again.
+#[derive(Debug, Clone, Copy, Default)]
+struct Inherited {
+    language: QueryLanguage,
+    jsonata_only: bool,
+}
+
+impl Inherited {
+    /// The QueryLanguage field of a machine or state, refused as JSONPath where JSONata rules.
+    fn read(self, f: &mut Fields<'_>) -> QueryLanguage {
+        match query_language(f) {
+            Some(QueryLanguage::JsonPath) if self.jsonata_only => {
+                f.error(
+                    "QueryLanguage",
+                    "cannot be JSONPath in a machine whose top-level QueryLanguage is JSONata (Step Functions refuses the mix that way round): write the state in JSONata, or make the top level JSONPath and mark the JSONata states",
+                );
+                QueryLanguage::Jsonata
+            }
+            Some(language) => language,
+            None => self.language,
+        }
+    }
+}
+
 fn parse_machine(
     value: &Value,
     at: &str,
     top: bool,
-    language: QueryLanguage,
+    inherited: Inherited,
     errors: &mut Vec<DefinitionError>,
 ) -> Option<StateMachine> {
     let mut f = Fields::of(value, at, errors)?;
@@ -271,7 +298,11 @@ fn parse_machine(
             "a nested state machine",
         );
     }
-    let language = query_language(&mut f).unwrap_or(language);
+    let language = inherited.read(&mut f);
+    let inherited = Inherited {
+        language,
+        jsonata_only: inherited.jsonata_only || (top && language == QueryLanguage::Jsonata),
+    };
     let comment = f.string("Comment").map(str::to_string);
     let start_at = f.required_string("StartAt").unwrap_or_default().to_string();
     let timeout_seconds = f.integer("TimeoutSeconds", 1, MAX_SECONDS);
@@ -300,7 +331,7 @@ fn parse_machine(
         if name.is_empty() || name.chars().count() > 80 {
             errors.push(DefinitionError::new(&state_at, "a state name must be 1 to 80 characters"));
         }
-        if let Some(state) = parse_state(name, body, &state_at, language, errors) {
+        if let Some(state) = parse_state(name, body, &state_at, inherited, errors) {
             states.push(state);
         }
     }
@@ -560,7 +591,24 @@ fn check_fields(f: &mut Fields<'_>, type_name: &str, language: QueryLanguage) {
     let misplaced: Vec<&str> = other.iter().copied().filter(|k| !own.contains(k) && f.has(k)).collect();
     for key in &misplaced {
         let message = match language {
-            QueryLanguage::Jsonata => "is a JSONPath field, not allowed in a JSONata state: use Arguments, Output, Items and {% ... %} expressions (or \"QueryLanguage\": \"JSONPath\" on the state)".to_string(),
+            QueryLanguage::Jsonata => format!(
+                "is a JSONPath field, not allowed in a JSONata state: {}",
+                match *key {
+                    "SecondsPath" => "write \"Seconds\": \"{% ... %}\"",
+                    "TimestampPath" => "write \"Timestamp\": \"{% ... %}\"",
+                    "TimeoutSecondsPath" => "write \"TimeoutSeconds\": \"{% ... %}\"",
+                    "HeartbeatSecondsPath" => "write \"HeartbeatSeconds\": \"{% ... %}\"",
+                    "ErrorPath" => "write \"Error\": \"{% ... %}\"",
+                    "CausePath" => "write \"Cause\": \"{% ... %}\"",
+                    "ItemsPath" => "write \"Items\": \"{% ... %}\"",
+                    k if k.ends_with("Path") && k.starts_with(['M', 'T']) => {
+                        "give the field itself a {% ... %} expression"
+                    }
+                    "Result" => "write \"Output\"",
+                    _ =>
+                        "use Arguments (what goes in) and Output (what comes out) with {% ... %} expressions",
+                }
+            ),
             QueryLanguage::JsonPath => format!(
                 "is a JSONata field, not allowed in a JSONPath state: add \"QueryLanguage\": \"JSONata\" to the state or the machine (or use {})",
                 match *key {
@@ -580,7 +628,7 @@ fn parse_state(
     name: &str,
     body: &Value,
     at: &str,
-    language: QueryLanguage,
+    inherited: Inherited,
     errors: &mut Vec<DefinitionError>,
 ) -> Option<State> {
     let mut f = Fields::of(body, at, errors)?;
@@ -594,7 +642,8 @@ fn parse_state(
         );
         return None;
     }
-    let language = query_language(&mut f).unwrap_or(language);
+    let language = inherited.read(&mut f);
+    let inner = Inherited { language, ..inherited };
     check_fields(&mut f, type_name, language);
     let comment = f.string("Comment").map(str::to_string);
 
@@ -635,8 +684,8 @@ fn parse_state(
             error: dynamic(&mut f, "Error", "ErrorPath", language),
             cause: dynamic(&mut f, "Cause", "CausePath", language),
         },
-        "Parallel" => parse_parallel(&mut f, language)?,
-        "Map" => parse_map(&mut f, language)?,
+        "Parallel" => parse_parallel(&mut f, inner)?,
+        "Map" => parse_map(&mut f, inner)?,
         _ => unreachable!("type checked above"),
     };
     let text = body.to_string();
@@ -696,6 +745,10 @@ fn parse_path_field(f: &mut Fields<'_>, field: &str, reference: bool) -> PathFie
         None => PathField::Default,
         Some(Value::Null) => PathField::Null,
         Some(Value::String(s)) => match JsonPath::parse(s) {
+            Ok(p) if reference && p.variable().is_some() => {
+                f.error(field, format!("'{s}' names a variable: {field} writes into the state's data; set a variable with Assign"));
+                PathField::Default
+            }
             Ok(p) if reference && (!p.is_reference() || p.is_context()) => {
                 f.error(
                     field,
@@ -871,7 +924,7 @@ fn dynamic(f: &mut Fields<'_>, literal: &str, path: &str, language: QueryLanguag
     parsed.map_err(|e| f.error(path, e)).ok()
 }
 
-fn parse_parallel(f: &mut Fields<'_>, language: QueryLanguage) -> Option<Kind> {
+fn parse_parallel(f: &mut Fields<'_>, inherited: Inherited) -> Option<Kind> {
     let Some(list) = f.array("Branches") else {
         if !f.has("Branches") {
             f.error("Branches", "is required");
@@ -885,12 +938,13 @@ fn parse_parallel(f: &mut Fields<'_>, language: QueryLanguage) -> Option<Kind> {
     let branches = list
         .iter()
         .enumerate()
-        .filter_map(|(i, b)| parse_machine(b, &format!("{at}[{i}]"), false, language, f.errors))
+        .filter_map(|(i, b)| parse_machine(b, &format!("{at}[{i}]"), false, inherited, f.errors))
         .collect();
     Some(Kind::Parallel { branches })
 }
 
-fn parse_map(f: &mut Fields<'_>, language: QueryLanguage) -> Option<Kind> {
+fn parse_map(f: &mut Fields<'_>, inherited: Inherited) -> Option<Kind> {
+    let language = inherited.language;
     f.exclusive("Iterator", "ItemProcessor");
     f.exclusive("Parameters", "ItemSelector");
     let max_concurrency =
@@ -945,7 +999,9 @@ fn parse_map(f: &mut Fields<'_>, language: QueryLanguage) -> Option<Kind> {
         return None;
     };
     let at = f.loc(field);
-    let processor = parse_machine(body, &at, false, language, f.errors)?;
+    let distributed = body.pointer("/ProcessorConfig/Mode").and_then(Value::as_str) == Some("DISTRIBUTED");
+    let inherited = Inherited { jsonata_only: inherited.jsonata_only && !distributed, ..inherited };
+    let processor = parse_machine(body, &at, false, inherited, f.errors)?;
     Some(Kind::Map(Box::new(MapState {
         processor,
         items_path,

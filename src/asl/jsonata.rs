@@ -110,19 +110,26 @@ impl Expr {
     }
 
     /// Evaluates an expression that must give a value.
+    /// AWS's cause comes first, word for word; recflow adds what it can see of why after it.
     pub fn eval_defined(&self, bindings: &Bindings<'_>, field: &str) -> Result<Value, StatesError> {
         self.eval(bindings, field)?.ok_or_else(|| {
-            query_error(format!(
+            let mut cause = format!(
                 "The JSONata expression '{}' specified for the field '{field}' returned nothing (undefined).",
                 self.source
-            ))
+            );
+            for hint in bindings.why_undefined(self) {
+                cause.push(' ');
+                cause.push_str(&hint);
+            }
+            query_error(cause)
         })
     }
 }
 
 impl Template {
     /// Reads a field's value: strings written `{% ... %}` become expressions, wherever they are
-    /// in objects and arrays. Parse errors are pushed with their place (`at`).
+    /// in objects and arrays. Parse errors are pushed with their place (`at`). A key ending in
+    /// `.$` is an ordinary key here, as AWS has it (a recorded case outputs one literally).
     pub fn parse(value: &Value, at: &str, errors: &mut Vec<DefinitionError>) -> Template {
         match value {
             Value::String(s) if expression_of(s).is_some() => match Expr::parse(s) {
@@ -299,6 +306,47 @@ impl<'a> Bindings<'a> {
         }
         // The input of a JSONata state's expressions is the state input (`$` = `$states.input`).
         evaluator.evaluate(&expr.ast, self.input())
+    }
+
+    /// What may have made `expr` give nothing: a variable not in scope (with the nearest name
+    /// that is), `$states.result` or `.errorOutput` where the state has none, JSONPath syntax.
+    fn why_undefined(&self, expr: &Expr) -> Vec<String> {
+        let mut hints = Vec::new();
+        let source = expr.source.as_str();
+        for name in &expr.names {
+            let local = source.contains(&format!("${name} :=")) || source.contains(&format!("${name}:="));
+            let called = source.contains(&format!("${name}("));
+            if name == "states" || local || called || self.variables.contains_key(name) {
+                continue;
+            }
+            let nearest = self
+                .variables
+                .keys()
+                .map(|k| (strsim::levenshtein(k, name), k))
+                .filter(|(d, _)| *d <= 2)
+                .min();
+            hints.push(match nearest {
+                Some((_, k)) => format!("${name} is not a variable in scope here (did you mean ${k}?)."),
+                None => format!(
+                    "${name} is not a variable in scope here (a state's Assign takes effect as it leaves)."
+                ),
+            });
+        }
+        if source.contains("$states.result") && self.result.is_none() {
+            hints.push(
+                "$states.result exists only in a Task, Parallel or Map state's Output and Assign.".into(),
+            );
+        }
+        if source.contains("$states.errorOutput") && self.error_output.is_none() {
+            hints.push("$states.errorOutput exists only in a Catcher's Output and Assign.".into());
+        }
+        if source.contains("$$") || source.contains("States.") {
+            hints.push(
+                "JSONPath's $$ and intrinsic functions (States.*) are not JSONata: use $states.context and JSONata's functions."
+                    .into(),
+            );
+        }
+        hints
     }
 
     /// Registers host function `name` (one of [`HOST_FUNCTIONS`]).

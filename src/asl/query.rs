@@ -75,11 +75,6 @@ impl Payload {
                     format!("{at}.{key}"),
                     "'states' is reserved: $states holds the state's input, result and context",
                 ));
-            } else if language == QueryLanguage::Jsonata && key.ends_with(".$") {
-                errors.push(DefinitionError::new(
-                    format!("{at}.{key}"),
-                    "a JSONata state's Assign takes {% ... %} expressions, not keys ending in '.$'",
-                ));
             }
         }
         Some(Payload::parse(value, at, language, errors))

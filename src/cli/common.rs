@@ -137,6 +137,10 @@ pub fn report(exec: &Execution, format: OutputFormat) -> Result<ExitCode> {
                     }
                 }
             }
+            // The top-level scope's workflow variables, one line each, values cut at 100 characters.
+            for (name, value) in &exec.variables {
+                println!("${name} = {}", clipped(&value.to_string(), 100));
+            }
         }
     }
     Ok(match exec.status {
@@ -144,6 +148,14 @@ pub fn report(exec: &Execution, format: OutputFormat) -> Result<ExitCode> {
         Status::Failed | Status::TimedOut => ExitCode::Failed,
         Status::Running => ExitCode::Usage,
     })
+}
+
+/// `text` cut to at most `max` characters, with `...` where it was cut.
+pub fn clipped(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text.to_string(),
+    }
 }
 
 /// One line per running Parallel or Map state, outermost first: `Map BatchPerSolution: 37/120

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use super::common::{ExitCode, OutputFormat, check_name, open_store};
+use super::common::{ExitCode, OutputFormat, check_name, clipped, open_store};
 use crate::checkpoint::Durability;
 use crate::engine::execution::timestamp;
 use crate::engine::history::Detail;
@@ -44,7 +44,15 @@ pub async fn history(opts: HistoryOptions) -> Result<ExitCode> {
             for e in &events {
                 let what = match &e.detail {
                     Detail::ExecutionStarted { .. } => String::new(),
-                    Detail::StateEntered { state, .. } | Detail::StateExited { state, .. } => state.clone(),
+                    Detail::StateEntered { state, .. }
+                    | Detail::StateExited { state, assigned_variables: None, .. } => state.clone(),
+                    Detail::StateExited { state, assigned_variables: Some(assigned), .. } => {
+                        let values: Vec<String> = assigned
+                            .iter()
+                            .map(|(k, v)| format!("${k} = {}", clipped(&v.to_string(), 60)))
+                            .collect();
+                        format!("{state} assigned {}", values.join(", "))
+                    }
                     Detail::TaskScheduled { state, resource, attempt, .. } => {
                         format!("{state} {resource} attempt {attempt}")
                     }

@@ -36,15 +36,16 @@ pub fn validate(opts: ValidateOptions) -> Result<ExitCode> {
     for file in &opts.files {
         let name = file.display().to_string();
         let result = std::fs::read_to_string(file).map_err(|e| vec![e.to_string()]).and_then(|text| {
-            let machine = StateMachine::parse(&text)
-                .map_err(|errors| errors.iter().map(|e| e.to_string()).collect::<Vec<_>>())?;
-            // The definition parsed, so it is JSON; its Tasks are checked against the integrations.
-            let value: Value = serde_json::from_str(&text).map_err(|e| vec![e.to_string()])?;
-            let problems = crate::tasks::check_definition(&value);
-            if problems.is_empty() {
-                Ok(machine)
-            } else {
-                Err(problems.iter().map(|e| e.to_string()).collect())
+            let parsed = StateMachine::parse(&text);
+            // Every problem in one pass: the Tasks are checked against the integrations even when
+            // the definition has other errors (as long as it is JSON).
+            let problems = serde_json::from_str::<Value>(&text)
+                .map(|value| crate::tasks::check_definition(&value))
+                .unwrap_or_default();
+            match parsed {
+                Ok(machine) if problems.is_empty() => Ok(machine),
+                Ok(_) => Err(problems.iter().map(|e| e.to_string()).collect()),
+                Err(errors) => Err(errors.iter().chain(&problems).map(|e| e.to_string()).collect()),
             }
         });
         match result {

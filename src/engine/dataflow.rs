@@ -15,9 +15,7 @@ use std::borrow::Cow;
 use serde_json::{Map, Value, json};
 
 use super::execution::Entered;
-use super::transition::{
-    Tx, apply_input_path, apply_output_path, apply_result_path, json_size_exceeds, spend,
-};
+use super::transition::{Tx, apply_input_path, apply_output_path, apply_result_path, spend};
 use crate::asl::Env;
 use crate::asl::choice::ChoiceRule;
 use crate::asl::definition::{Payload, QueryLanguage, State};
@@ -173,10 +171,10 @@ impl Tx<'_> {
             QueryLanguage::JsonPath => self.jsonpath_ending(state, raw, ending, env)?,
             QueryLanguage::Jsonata => self.jsonata_ending(state, raw, ending, env)?,
         };
-        if let Some(assigned) = assigned {
-            self.set_variables(frame, assigned)?;
+        if let Some(assigned) = &assigned {
+            self.set_variables(frame, state, assigned)?;
         }
-        self.exit(frame, state, output, next);
+        self.exit(frame, state, output, next, assigned);
         Ok(())
     }
 
@@ -262,16 +260,24 @@ impl Tx<'_> {
     /// Sets variables in `frame`'s scope, within Step Functions' bounds. A name that an enclosing
     /// scope holds cannot be set from inside a branch or iteration: its value there is the outer
     /// one, read-only.
-    fn set_variables(&mut self, frame: u64, assigned: Map<String, Value>) -> Result<(), StatesError> {
-        let limit = MAX_ASSIGN_BYTES;
-        let whole = Value::Object(assigned);
-        if json_size_exceeds(&whole, limit) {
+    fn set_variables(
+        &mut self,
+        frame: u64,
+        state: &State,
+        assigned: &Map<String, Value>,
+    ) -> Result<(), StatesError> {
+        let mut budget = i128::from(MAX_ASSIGN_BYTES);
+        assigned.values().for_each(|v| spend(v, &mut budget));
+        if budget < 0 {
             return Err(StatesError::new(
                 names::DATA_LIMIT_EXCEEDED,
-                format!("The variables of one Assign exceed the maximum size of {limit} bytes."),
+                format!(
+                    "The state '{}' assigns more than the maximum of {MAX_ASSIGN_BYTES} bytes of variables in one Assign ({}).",
+                    state.name,
+                    sizes(assigned)
+                ),
             ));
         }
-        let Value::Object(assigned) = whole else { unreachable!("built as an object above") };
         if frame != 0 {
             let outer = self.exec.frames.get(&frame).map_or(0, |f| f.parent);
             let visible = self.visible_variables(outer);
@@ -289,7 +295,7 @@ impl Tx<'_> {
                 None => return Ok(()),
             }
         };
-        scope.extend(assigned);
+        scope.extend(assigned.iter().map(|(k, v)| (k.clone(), v.clone())));
         let mut budget = i128::from(MAX_VARIABLES_BYTES);
         let scopes =
             std::iter::once(&self.exec.variables).chain(self.exec.frames.values().map(|f| &f.variables));
@@ -300,7 +306,9 @@ impl Tx<'_> {
             return Err(StatesError::new(
                 names::DATA_LIMIT_EXCEEDED,
                 format!(
-                    "The execution's variables exceed the maximum total size of {MAX_VARIABLES_BYTES} bytes."
+                    "The execution's variables exceed the maximum total size of {MAX_VARIABLES_BYTES} bytes after the state '{}' assigned {}.",
+                    state.name,
+                    sizes(assigned)
                 ),
             ));
         }
@@ -340,6 +348,14 @@ pub(super) fn type_name(value: &Value) -> &'static str {
         Value::Array(_) => "array",
         Value::Object(_) => "object",
     }
+}
+
+/// The variables' names with their sizes, largest first: `blob 300,002 bytes, n 1 bytes`.
+fn sizes(assigned: &Map<String, Value>) -> String {
+    let mut sized: Vec<(usize, &String)> =
+        assigned.iter().map(|(k, v)| (serde_json::to_vec(v).map_or(0, |b| b.len()), k)).collect();
+    sized.sort_by(|a, b| b.cmp(a));
+    sized.iter().map(|(n, k)| format!("{k} {n} bytes")).collect::<Vec<_>>().join(", ")
 }
 
 /// An Assign's value is an object by construction (the definition refuses anything else).

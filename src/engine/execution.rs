@@ -415,6 +415,10 @@ impl Execution {
         if let Some(at) = &self.at {
             obj.insert("currentState".into(), at.state.clone().into());
         }
+        if !self.variables.is_empty() {
+            // recflow's addition to DescribeExecution's shape: the top-level scope's variables.
+            obj.insert("variables".into(), Value::Object(self.variables.clone()));
+        }
         out
     }
 }

@@ -67,6 +67,10 @@ pub enum Detail {
     StateExited {
         state: String,
         output: Value,
+        /// The workflow variables the state's Assign set as it left (Step Functions'
+        /// `assignedVariables`), name to value.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        assigned_variables: Option<serde_json::Map<String, Value>>,
     },
     /// A Parallel state starts its branches (again, after a retry: `attempt` > 0).
     ParallelStateStarted {

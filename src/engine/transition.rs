@@ -310,7 +310,15 @@ impl<'m> Tx<'m> {
     }
 
     /// Leaves `state` with `output`, to `next` (or its own Next), or ends the frame's scope.
-    pub(super) fn exit(&mut self, frame: u64, state: &State, output: Value, next: Option<&str>) {
+    /// `assigned` are the variables the state's Assign set, for the history.
+    pub(super) fn exit(
+        &mut self,
+        frame: u64,
+        state: &State,
+        output: Value,
+        next: Option<&str>,
+        assigned: Option<Map<String, Value>>,
+    ) {
         let limit = self.exec.limits.max_payload_bytes;
         if json_size_exceeds(&output, limit) {
             // Terminal, as in Step Functions: no Retry or Catch answers it.
@@ -322,7 +330,11 @@ impl<'m> Tx<'m> {
                 ),
             ));
         }
-        self.emit(Detail::StateExited { state: state.name.clone(), output: output.clone() });
+        self.emit(Detail::StateExited {
+            state: state.name.clone(),
+            output: output.clone(),
+            assigned_variables: assigned,
+        });
         match next.or(state.next.as_deref()) {
             Some(next) => {
                 self.place(frame, Position { state: next.to_string(), input: output, phase: Phase::Ready })
