@@ -266,6 +266,19 @@ fn a_mock_may_return_null() {
     assert_eq!(described["output"], "null");
 }
 
+#[test]
+fn a_mock_without_answers_for_a_state_names_the_near_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let wf = dir.path().join("wf.asl.json");
+    std::fs::write(&wf, r#"{"StartAt": "Send", "States": {"Send": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "End": true}}}"#).unwrap();
+    let mock = dir.path().join("mock.json");
+    std::fs::write(&mock, r#"{"Sendd": {"Return": 1}}"#).unwrap();
+    let out = recflow(&["run", wf.to_str().unwrap(), "--mock", mock.to_str().unwrap()], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("States.Send: the --mock file") && err.contains("did you mean 'Send'?"), "{err}");
+}
+
 /// Starts `recflow run` on an hour-long Wait in `dir` and returns once it is checkpointed waiting.
 fn waiting_run(dir: &Path, name: &str) -> std::process::Child {
     let wf = dir.join("wait.asl.json");

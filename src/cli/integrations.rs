@@ -163,6 +163,9 @@ pub async fn integrations(
         }
     };
     let tasks = machine.task_resources();
+    if let Some(mock) = &opts.mock {
+        refuse_unanswered(&tasks, source, mock)?;
+    }
     refuse_missing(
         &tasks,
         source,
@@ -206,6 +209,38 @@ fn refuse_missing(
         .filter(|(state, resource)| !served(state, resource))
         .map(|(state, resource)| {
             format!("{source}: States.{state}.Resource: no task integration serves '{resource}'; {hint}")
+        })
+        .collect();
+    if lines.is_empty() { Ok(()) } else { Err(usage(lines.join("\n"))) }
+}
+
+/// With `--mock`, every Task state needs answers under its name: a missing one is named with the
+/// mock file's keys that name no Task state (a typo is the usual cause).
+fn refuse_unanswered(tasks: &[(&str, &str)], source: &str, mock: &Path) -> Result<()> {
+    let text = std::fs::read_to_string(mock).map_err(|e| usage(format!("{}: {e}", mock.display())))?;
+    let keys: Vec<String> = match serde_json::from_str::<serde_json::Value>(&text) {
+        Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
+        _ => return Ok(()), // `scripted` reports a malformed file.
+    };
+    let stray: Vec<&String> = keys.iter().filter(|k| !tasks.iter().any(|(s, _)| s == k)).collect();
+    let lines: Vec<String> = tasks
+        .iter()
+        .filter(|(state, _)| !keys.iter().any(|k| k == state))
+        .map(|(state, _)| {
+            let near = stray
+                .iter()
+                .min_by_key(|k| strsim::levenshtein(k, state))
+                .filter(|k| strsim::levenshtein(k, state) <= 3);
+            let hint = match near {
+                Some(k) => {
+                    format!(" (it has answers for '{k}', which is no Task state: did you mean '{state}'?)")
+                }
+                None => String::new(),
+            };
+            format!(
+                "{source}: States.{state}: the --mock file {} has no answers for this Task state{hint}",
+                mock.display()
+            )
         })
         .collect();
     if lines.is_empty() { Ok(()) } else { Err(usage(lines.join("\n"))) }
