@@ -8,4 +8,5 @@ pub mod cli;
 pub mod engine;
 pub mod error_chain;
 pub mod local;
+pub mod schedule;
 pub mod tasks;

@@ -52,6 +52,9 @@ enum Command {
     Local(LocalCommand),
     /// Draw a workflow as a Mermaid stateDiagram-v2 (default) or Graphviz DOT.
     Graph(cli::graph::GraphArgs),
+    /// Print the next fire times of a schedule: EventBridge's cron(...) or rate(...), or classic
+    /// cron, in a time zone.
+    Schedule(cli::schedule::ScheduleArgs),
 }
 
 #[derive(Subcommand)]
@@ -173,6 +176,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Graph(args) => cli::graph::graph(args.into_options()),
+        Command::Schedule(args) => cli::schedule::schedule(args),
     }
 }
 

@@ -279,6 +279,40 @@ fn a_mock_without_answers_for_a_state_names_the_near_key() {
     assert!(err.contains("States.Send: the --mock file") && err.contains("did you mean 'Send'?"), "{err}");
 }
 
+#[test]
+fn schedule_prints_the_next_fire_times_in_a_zone() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "schedule",
+        "cron(30 2 * * ? *)",
+        "--tz",
+        "Europe/Berlin",
+        "--from",
+        "2026-03-28T00:00:00Z",
+        "--next",
+        "3",
+    ];
+    let out = recflow(&args, dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // Berlin springs forward on 2026-03-29 at 02:00: 02:30 does not exist that day.
+    let lines: Vec<String> = stdout(&out).lines().map(str::to_string).collect();
+    assert_eq!(
+        lines,
+        [
+            "Sat 2026-03-28 02:30:00 CET  (2026-03-28T01:30:00Z)",
+            "Mon 2026-03-30 02:30:00 CEST  (2026-03-30T00:30:00Z)",
+            "Tue 2026-03-31 02:30:00 CEST  (2026-03-31T00:30:00Z)"
+        ]
+    );
+    let out = recflow(&["schedule", "cron(0 3 * * * *)"], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("must be '?'"), "{}", stderr(&out));
+    let out = recflow(&["schedule", "rate(1 hours)"], dir.path());
+    assert!(stderr(&out).contains("write rate(1 hour)"), "{}", stderr(&out));
+    let out = recflow(&["schedule", "rate(1 hour)", "--tz", "Mars/Olympus"], dir.path());
+    assert!(stderr(&out).contains("not an IANA time zone"), "{}", stderr(&out));
+}
+
 /// Starts `recflow run` on an hour-long Wait in `dir` and returns once it is checkpointed waiting.
 fn waiting_run(dir: &Path, name: &str) -> std::process::Child {
     let wf = dir.join("wait.asl.json");

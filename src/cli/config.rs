@@ -12,7 +12,8 @@
 //! [workflows.nightly]
 //! definition = "workflows/nightly-refresh.asl.json"   # relative to this file
 //! input_file = "nightly.json"                        # or: input = { datasetArn = "..." }
-//! schedules = ["0 0 2 * * *"]                        # cron: sec min hour day month weekday
+//! schedules = ["cron(0 2 * * ? *)"]                  # EventBridge's cron(...) / rate(...), or 5-field cron
+//! tz = "Europe/Berlin"                               # the schedules' time zone (UTC if absent)
 //! max_runtime = "10m"
 //! resume_or_start = true
 //! ```
@@ -50,6 +51,7 @@ struct Entry {
     input_file: Option<Spanned<String>>,
     #[serde(default)]
     schedules: Vec<Spanned<String>>,
+    tz: Option<Spanned<String>>,
     checkpoint_dir: Option<Spanned<String>>,
     events_bus: Option<Spanned<String>>,
     max_runtime: Option<Spanned<String>>,
@@ -75,9 +77,11 @@ pub struct Workflow {
     /// Inline input (`input = {...}`), as JSON.
     pub input: Option<Value>,
     pub input_file: Option<PathBuf>,
-    /// Cron expressions (the `cron` crate's: seconds, minutes, hours, day of month, month, day of
-    /// week, optional year), for the daemon.
-    pub schedules: Vec<(String, cron::Schedule)>,
+    /// When to start it: EventBridge's `cron(...)` and `rate(...)`, or classic 5-field cron
+    /// ([`crate::schedule::Schedule`]), read in `tz`.
+    pub schedules: Vec<crate::schedule::Schedule>,
+    /// The IANA time zone of the schedules (UTC when the file names none).
+    pub tz: chrono_tz::Tz,
     pub checkpoint_dir: Option<PathBuf>,
     pub events_bus: Option<String>,
     pub max_runtime: Option<Duration>,
@@ -145,18 +149,22 @@ impl Config {
                 .map(|t| serde_json::to_value(t.get_ref()).expect("a TOML table is JSON"));
             let mut schedules = Vec::new();
             for (i, s) in entry.schedules.iter().enumerate() {
-                match cron::Schedule::from_str(s.get_ref()) {
-                    Ok(schedule) => schedules.push((s.get_ref().clone(), schedule)),
-                    Err(e) => problem(
-                        s.span(),
-                        &format!("schedules[{i}]"),
-                        format!(
-                            "'{}' is not a cron expression (sec min hour day month weekday [year]): {e}",
-                            s.get_ref()
-                        ),
-                    ),
+                match crate::schedule::Schedule::from_str(s.get_ref()) {
+                    Ok(schedule) => schedules.push(schedule),
+                    Err(e) => problem(s.span(), &format!("schedules[{i}]"), e.to_string()),
                 }
             }
+            let tz = match &entry.tz {
+                None => chrono_tz::Tz::UTC,
+                Some(t) => t.get_ref().parse().unwrap_or_else(|_| {
+                    problem(
+                        t.span(),
+                        "tz",
+                        format!("'{}' is not an IANA time zone such as Europe/Berlin", t.get_ref()),
+                    );
+                    chrono_tz::Tz::UTC
+                }),
+            };
             let max_runtime = entry.max_runtime.as_ref().or(file.defaults.max_runtime.as_ref());
             let max_runtime = match max_runtime.map(|m| (humantime::parse_duration(m.get_ref()), m)) {
                 None => None,
@@ -194,6 +202,7 @@ impl Config {
                     input,
                     input_file,
                     schedules,
+                    tz,
                     checkpoint_dir,
                     events_bus: string(&entry.events_bus, &file.defaults.events_bus),
                     max_runtime,
@@ -261,7 +270,7 @@ mod tests {
     #[test]
     fn a_whole_workflow_reads() {
         let config = accepted(
-            "[defaults]\ncheckpoint_dir = \"s3://b/p/\"\nevents_bus = \"ops\"\n\n[workflows.nightly]\ndefinition = \"wf.asl.json\"\ninput = { datasetArn = \"arn:x\", topN = 5 }\nschedules = [\"0 0 2 * * *\"]\nmax_runtime = \"10m\"\nresume_or_start = true\n",
+            "[defaults]\ncheckpoint_dir = \"s3://b/p/\"\nevents_bus = \"ops\"\n\n[workflows.nightly]\ndefinition = \"wf.asl.json\"\ninput = { datasetArn = \"arn:x\", topN = 5 }\nschedules = [\"cron(0 2 * * ? *)\"]\ntz = \"Europe/Berlin\"\nmax_runtime = \"10m\"\nresume_or_start = true\n",
         );
         let w = config.workflow("nightly").unwrap();
         assert_eq!(w.input, Some(serde_json::json!({"datasetArn": "arn:x", "topN": 5})));
@@ -269,6 +278,7 @@ mod tests {
         assert_eq!(w.events_bus.as_deref(), Some("ops"));
         assert_eq!(w.max_runtime, Some(Duration::from_secs(600)));
         assert_eq!(w.schedules.len(), 1);
+        assert_eq!(w.tz, chrono_tz::Europe::Berlin);
         assert!(w.resume_or_start && !w.local);
         assert!(config.workflow("weekly").unwrap_err().to_string().contains("it has: nightly"));
     }

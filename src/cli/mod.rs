@@ -9,6 +9,7 @@ pub mod local;
 mod progress;
 pub mod resume;
 pub mod run;
+pub mod schedule;
 pub mod status;
 mod summary;
 pub mod validate;
