@@ -57,12 +57,18 @@ pub async fn print(
     }
 }
 
-/// One line per state, in order of first entry: total time in it, visits, and for Tasks the
-/// job ARN and the polling report of a `.sync` job.
+/// One line per state, in order of first entry: total time in it (the sum over its visits), visits,
+/// and for Tasks the job ARN and the polling report of a `.sync` job.
 fn state_lines(history: &[HistoryEvent]) -> Vec<String> {
     let mut order: Vec<String> = Vec::new();
     let mut rows: std::collections::HashMap<String, (f64, u32, Vec<String>)> = Default::default();
-    let mut entered: std::collections::HashMap<String, chrono::DateTime<chrono::Utc>> = Default::default();
+    // Visits still in the state, oldest first. Map iterations and Parallel branches visit one
+    // state at once and leave in any order; the events do not say which visit left, but the sum
+    // of the visits' times is the sum of exits minus the sum of entries whatever the pairing.
+    let mut entered: std::collections::HashMap<
+        String,
+        std::collections::VecDeque<chrono::DateTime<chrono::Utc>>,
+    > = Default::default();
     for e in history {
         match &e.detail {
             Detail::StateEntered { state, .. } => {
@@ -70,10 +76,10 @@ fn state_lines(history: &[HistoryEvent]) -> Vec<String> {
                     order.push(state.clone());
                 }
                 rows.entry(state.clone()).or_default().1 += 1;
-                entered.insert(state.clone(), e.timestamp);
+                entered.entry(state.clone()).or_default().push_back(e.timestamp);
             }
             Detail::StateExited { state, .. } => {
-                if let Some(t) = entered.remove(state) {
+                if let Some(t) = entered.get_mut(state).and_then(|q| q.pop_front()) {
                     rows.entry(state.clone()).or_default().0 +=
                         (e.timestamp - t).num_milliseconds() as f64 / 1000.0;
                 }
@@ -195,4 +201,29 @@ async fn auto_training_warnings(
         }
     }
     warnings
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn concurrent_visits_add_up() {
+        let at = |s: i64| Utc.timestamp_opt(1_800_000_000 + s, 0).unwrap();
+        let event = |id: u64, s: i64, detail: Detail| HistoryEvent { id, timestamp: at(s), detail };
+        let enter = |id, s| event(id, s, Detail::StateEntered { state: "Sleep".into(), input: json!({}) });
+        let exit = |id, s| {
+            event(
+                id,
+                s,
+                Detail::StateExited { state: "Sleep".into(), output: json!({}), assigned_variables: None },
+            )
+        };
+        // Three waits of 60, 120 and 180 s, two at a time, leaving out of order.
+        let history = [enter(1, 0), enter(2, 0), exit(3, 60), enter(4, 60), exit(5, 120), exit(6, 240)];
+        assert_eq!(state_lines(&history), ["Sleep                           6m 00s (3 visits)"]);
+    }
 }
