@@ -81,6 +81,7 @@ impl Schedule {
         Ok(Schedule { text: trimmed.to_string(), kind })
     }
 
+    /// The expression as written (trimmed).
     pub fn as_str(&self) -> &str {
         &self.text
     }

@@ -88,6 +88,7 @@ impl Expr {
         Ok(Expr { source: source.to_string(), ast, names: dollar_names(source) })
     }
 
+    /// The expression as written between the delimiters, trimmed (AWS quotes it so in causes).
     pub fn source(&self) -> &str {
         &self.source
     }
@@ -185,16 +186,6 @@ impl Template {
                 }
                 Ok(Value::Array(out))
             }
-        }
-    }
-
-    /// Every expression in the template.
-    pub fn exprs(&self) -> Vec<&Expr> {
-        match self {
-            Template::Literal(_) => Vec::new(),
-            Template::Expr(e) => vec![e],
-            Template::Object(fields) => fields.iter().flat_map(|(_, t)| t.exprs()).collect(),
-            Template::Array(items) => items.iter().flat_map(Template::exprs).collect(),
         }
     }
 }

@@ -18,6 +18,7 @@ pub enum QueryLanguage {
 }
 
 impl QueryLanguage {
+    /// The name as ASL writes it: `JSONPath`, `JSONata`.
     pub fn as_str(self) -> &'static str {
         match self {
             QueryLanguage::JsonPath => "JSONPath",
@@ -35,6 +36,7 @@ pub enum Payload {
 }
 
 impl Payload {
+    /// Reads a field in `language`; problems are pushed with their place (`at`).
     pub fn parse(
         value: &Value,
         at: &str,
