@@ -70,25 +70,7 @@ async fn reloading_after_every_transition_changes_nothing() {
 
     // Killed and reloaded after every transition: each step starts from the serialized checkpoint.
     let reloaded_runner = runner();
-    let mut registry = Registry::new();
-    registry.register("", reloaded_runner.clone());
-    let clock = TokioClock::starting_at(t0());
-    let store = MemoryStore::default();
-    drop(
-        Driver::start(&machine, &definition, &registry, &clock, &store, "exec", "wf", json!({}), 99)
-            .await
-            .expect("start"),
-    );
-    let mut reloads = 0;
-    loop {
-        let stored = store.load("exec").await.expect("a checkpoint");
-        let machine = StateMachine::from_json(&stored.definition).expect("valid");
-        let mut driver = Driver::resume(&machine, &registry, &clock, &store, stored);
-        if !driver.step().await.expect("step") {
-            break;
-        }
-        reloads += 1;
-    }
+    let (store, reloads) = run_reloading(&machine, &definition, reloaded_runner.clone(), "exec", 99).await;
     let actual = store.load("exec").await.expect("final checkpoint").execution;
 
     assert!(reloads > 20, "only {reloads} transitions");
@@ -100,6 +82,38 @@ async fn reloading_after_every_transition_changes_nothing() {
     assert_eq!(unique.len(), keys.len(), "a (state, attempt) was called twice: {keys:?}");
     assert_eq!(keys, straight_runner.calls().iter().map(|c| c.idempotency_key.clone()).collect::<Vec<_>>());
     assert_eq!(keys.len(), 3 + 3 + 1);
+}
+
+/// Starts execution `name` of `machine` with input `{}`, then drives it to its end with the engine
+/// dropped and reloaded from the serialized checkpoint before every transition: the store, and the
+/// number of transitions taken that way.
+async fn run_reloading(
+    machine: &StateMachine,
+    definition: &Value,
+    runner: std::sync::Arc<recflow::tasks::ScriptedRunner>,
+    name: &str,
+    seed: u64,
+) -> (MemoryStore, usize) {
+    let mut registry = Registry::new();
+    registry.register("", runner);
+    let clock = TokioClock::starting_at(t0());
+    let store = MemoryStore::default();
+    drop(
+        Driver::start(machine, definition, &registry, &clock, &store, name, "wf", json!({}), seed)
+            .await
+            .expect("start"),
+    );
+    let mut reloads = 0;
+    loop {
+        let stored = store.load(name).await.expect("a checkpoint");
+        let machine = StateMachine::from_json(&stored.definition).expect("valid");
+        let mut driver = Driver::resume(&machine, &registry, &clock, &store, stored);
+        if !driver.step().await.expect("step") {
+            break;
+        }
+        reloads += 1;
+    }
+    (store, reloads)
 }
 
 /// A crash after a call went out but before its result was checkpointed repeats the call,
@@ -252,25 +266,7 @@ async fn variables_survive_reloading_after_every_transition() {
     assert_eq!(output["mine"], json!(false), "an iteration's variables do not leak out of the Map");
 
     let reloaded_runner = runner();
-    let mut registry = Registry::new();
-    registry.register("", reloaded_runner.clone());
-    let clock = TokioClock::starting_at(t0());
-    let store = MemoryStore::default();
-    drop(
-        Driver::start(&machine, &definition, &registry, &clock, &store, "vars", "wf", json!({}), 3)
-            .await
-            .expect("start"),
-    );
-    let mut reloads = 0;
-    loop {
-        let stored = store.load("vars").await.expect("a checkpoint");
-        let machine = StateMachine::from_json(&stored.definition).expect("valid");
-        let mut driver = Driver::resume(&machine, &registry, &clock, &store, stored);
-        if !driver.step().await.expect("step") {
-            break;
-        }
-        reloads += 1;
-    }
+    let (store, reloads) = run_reloading(&machine, &definition, reloaded_runner.clone(), "vars", 3).await;
     let actual = store.load("vars").await.expect("final checkpoint").execution;
     assert!(reloads > 30, "only {reloads} transitions");
     assert_eq!(actual.output, expected.output);
