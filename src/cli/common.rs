@@ -12,7 +12,7 @@ use crate::checkpoint::{Durability, ExecutionStore, FileStore, S3Store};
 use crate::engine::clock::{Clock, ScaledClock, SystemClock};
 use crate::engine::execution::{Execution, Phase, Status, timestamp};
 
-/// Exit codes: 0 the execution succeeded, 1 it failed, 2 bad usage, an invalid definition, or
+/// Exit codes: 0 the execution succeeded, 1 it failed (or timed out, or was stopped), 2 bad usage, an invalid definition, or
 /// anything that kept the execution from running.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitCode {
@@ -124,7 +124,7 @@ pub fn report(exec: &Execution, format: OutputFormat) -> Result<ExitCode> {
                     let output = exec.output.as_ref().unwrap_or(&Value::Null);
                     println!("{}", serde_json::to_string_pretty(output).context("printing the output")?);
                 }
-                Status::Failed | Status::TimedOut => {
+                Status::Failed | Status::TimedOut | Status::Aborted => {
                     println!("Error: {}", exec.error.as_deref().unwrap_or(""));
                     println!("Cause: {}", exec.cause.as_deref().unwrap_or(""));
                 }
@@ -145,7 +145,7 @@ pub fn report(exec: &Execution, format: OutputFormat) -> Result<ExitCode> {
     }
     Ok(match exec.status {
         Status::Succeeded => ExitCode::Succeeded,
-        Status::Failed | Status::TimedOut => ExitCode::Failed,
+        Status::Failed | Status::TimedOut | Status::Aborted => ExitCode::Failed,
         Status::Running => ExitCode::Usage,
     })
 }

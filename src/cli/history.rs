@@ -84,7 +84,9 @@ pub async fn history(opts: HistoryOptions) -> Result<ExitCode> {
                         format!("{state}[{index}] {error}")
                     }
                     Detail::ExecutionSucceeded { .. } => String::new(),
-                    Detail::ExecutionFailed { error, cause } | Detail::ExecutionTimedOut { error, cause } => {
+                    Detail::ExecutionFailed { error, cause }
+                    | Detail::ExecutionTimedOut { error, cause }
+                    | Detail::ExecutionAborted { error, cause } => {
                         format!("{error}: {cause}")
                     }
                 };

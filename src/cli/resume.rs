@@ -93,7 +93,7 @@ pub async fn resume(opts: ResumeOptions) -> Result<ExitCode> {
         store: Arc::from(store),
     };
     let horizon = super::run::horizon(opts.max_runtime, tasks.time_scale(), launch.clock.as_ref());
-    let stop = launch.run(loaded, horizon, None, super::run::shutdown_signal()?).await?;
+    let stop = launch.run(loaded, horizon, None, super::run::shutdown_signal()?, None).await?;
     super::run::release(launch.store.as_ref(), &opts.name).await;
     let checkpoints = Some(opts.checkpoint_dir.as_path());
     super::run::finish(stop, opts.output, checkpoints, local_dir, &launch, integrations, tasks.time_scale())

@@ -218,7 +218,7 @@ pub async fn run(opts: RunOptions) -> Result<ExitCode> {
         && std::io::IsTerminal::is_terminal(&std::io::stderr()))
     .then(|| super::progress::observer(stored.execution.start_time));
     let horizon = horizon(opts.max_runtime, opts.tasks.time_scale(), launch.clock.as_ref());
-    let stop = launch.run(stored, horizon, observer, shutdown_signal()?).await?;
+    let stop = launch.run(stored, horizon, observer, shutdown_signal()?, None).await?;
     release(launch.store.as_ref(), &name).await;
     finish(stop, opts.output, checkpoints, local_dir, &launch, integrations, opts.tasks.time_scale()).await
 }
@@ -291,14 +291,27 @@ fn default_name(state_machine: &str) -> String {
     name
 }
 
-/// Completes on Ctrl-C or SIGTERM: a run then stops with everything it committed in its store.
-pub(super) fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
+/// Completes on the first Ctrl-C or SIGTERM: a run then drains (calls already made answer and
+/// are checkpointed) and stops. A second signal ends the process at once (exit 130): every
+/// commit is atomic, so the checkpoint still holds the last transition.
+pub(crate) fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     Ok(async move {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
         }
+        tracing::info!(
+            "stopping: in-flight calls may finish and are checkpointed; a second signal exits at once"
+        );
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            eprintln!("recflow: second signal: exiting at once");
+            std::process::exit(130);
+        });
     })
 }
 

@@ -6,6 +6,7 @@
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
@@ -27,7 +28,15 @@ use crate::asl::errors::{StatesError, names};
 /// transition's history events (progress displays, metrics).
 pub type Observer<'a> = Box<dyn FnMut(&Execution, &[HistoryEvent]) + Send + 'a>;
 
-/// How [`Driver::run_within`] stopped.
+/// A request to stop an execution from outside (Step Functions' StopExecution): the error and
+/// cause its ExecutionAborted event and description carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StopRequest {
+    pub error: String,
+    pub cause: String,
+}
+
+/// How [`Driver::run_within`] and [`Driver::run_until`] stopped.
 #[derive(Debug)]
 pub enum Stop {
     /// The execution ended (succeeded, failed or timed out).
@@ -159,16 +168,101 @@ impl<'a> Driver<'a> {
     /// past it. Then it stops without waiting, the checkpoint already holding everything, and
     /// says when the first thing is due: a cron-started container exits and is started again
     /// then (`recflow run --max-runtime`). A call that is due is made first, never abandoned.
-    pub async fn run_within(mut self, horizon: DateTime<Utc>) -> Result<Stop, CheckpointError> {
+    pub async fn run_within(self, horizon: DateTime<Utc>) -> Result<Stop, CheckpointError> {
+        self.run_until(Some(horizon), std::future::pending(), None, Duration::ZERO).await
+    }
+
+    /// Runs until the execution ends, parks past `horizon` (see [`Driver::run_within`]), is
+    /// stopped, or `shutdown` completes.
+    ///
+    /// - A [`StopRequest`] on `stop` (StopExecution) ends the execution ABORTED with its error
+    ///   and cause, committed like any transition: [`Stop::Ended`].
+    /// - `shutdown` drains: sleeps and calls not yet due are dropped, calls already made are
+    ///   given up to `grace` (wall time) to answer and their answers are committed, and nothing
+    ///   new starts: [`Stop::Interrupted`], the checkpoint holding everything that happened, so
+    ///   that a later load continues without repeating a call that answered. Calls still running
+    ///   after `grace` are dropped; their idempotency keys make the next attempt safe.
+    pub async fn run_until(
+        mut self,
+        horizon: Option<DateTime<Utc>>,
+        shutdown: impl Future<Output = ()>,
+        mut stop: Option<tokio::sync::oneshot::Receiver<StopRequest>>,
+        grace: Duration,
+    ) -> Result<Stop, CheckpointError> {
+        tokio::pin!(shutdown);
         loop {
-            if let Some(until) = self.parked_until(horizon) {
+            if let Some(until) = horizon.and_then(|h| self.parked_until(h)) {
                 self.stop_flights(&HashSet::new());
                 return Ok(Stop::Parked { execution: self.execution, until });
             }
-            if !self.step().await? {
-                return Ok(Stop::Ended(self.execution));
+            let requested = async {
+                match stop.as_mut() {
+                    Some(receiver) => receiver.await.ok(),
+                    None => std::future::pending().await,
+                }
+            };
+            // `next_event` only waits on its flights, so dropping it for a signal loses nothing.
+            let event = tokio::select! {
+                biased;
+                () = &mut shutdown => return self.drain(grace).await,
+                request = requested => {
+                    // A oneshot answers once: a request, or word that nobody can stop it any more.
+                    stop = None;
+                    match request {
+                        Some(StopRequest { error, cause }) => Event::Stop { now: self.clock.now(), error, cause },
+                        None => continue,
+                    }
+                }
+                event = self.next_event() => match event? {
+                    Some(event) => event,
+                    None => return Ok(Stop::Ended(self.execution)),
+                },
+            };
+            self.apply(event).await?;
+        }
+    }
+
+    /// The shutdown of [`Driver::run_until`]: the answers of calls already made are committed,
+    /// everything else is dropped.
+    async fn drain(mut self, grace: Duration) -> Result<Stop, CheckpointError> {
+        let now = self.clock.now();
+        let later: HashSet<Flight> = pending(&self.execution)
+            .into_iter()
+            .filter_map(|effect| match effect {
+                Effect::Call(call) if call.not_before.is_some_and(|t| t > now) => {
+                    Some(Flight::Call(call.id()))
+                }
+                _ => None,
+            })
+            .collect();
+        self.in_flight.retain(|flight, handle| {
+            let made = matches!(flight, Flight::Call(_)) && !later.contains(flight);
+            if !made {
+                handle.abort();
+            }
+            made
+        });
+        let until = tokio::time::Instant::now() + grace;
+        while !self.in_flight.is_empty() {
+            match tokio::time::timeout_at(until, self.flights.next()).await {
+                Ok(Some(Ok((flight, event)))) => {
+                    self.in_flight.remove(&flight);
+                    self.apply(event).await?;
+                }
+                Ok(Some(Err(_aborted))) => continue,
+                Ok(None) => break,
+                Err(_) => {
+                    warn!(
+                        calls = self.in_flight.len(),
+                        grace_seconds = grace.as_secs_f64(),
+                        "calls still running at the end of the shutdown grace; dropped, the next start makes them again"
+                    );
+                    break;
+                }
             }
         }
+        self.stop_flights(&HashSet::new());
+        Ok(Stop::Interrupted { name: self.execution.name })
     }
 
     /// The first instant anything is due, when that is past `horizon` and nothing is due now.
@@ -188,30 +282,36 @@ impl<'a> Driver<'a> {
     /// Waits for the next thing to happen (a frame ready to enter a state, a sleep ending, a
     /// call answering) and makes one transition of it; false once the execution has ended.
     pub async fn step(&mut self) -> Result<bool, CheckpointError> {
+        match self.next_event().await? {
+            Some(event) => self.apply(event).await,
+            None => Ok(false),
+        }
+    }
+
+    /// The next event to transition, or `None` once the execution has ended. Cancel-safe: it
+    /// changes nothing but the set of flights, so a caller may drop it for a signal.
+    async fn next_event(&mut self) -> Result<Option<Event>, CheckpointError> {
         if self.broken {
             return Err(CheckpointError::Unrecorded { name: self.execution.name.clone() });
         }
         let effects = pending(&self.execution);
         if effects.iter().any(|e| matches!(e, Effect::Done)) {
             self.stop_flights(&HashSet::new());
-            return Ok(false);
+            return Ok(None);
         }
         // Entering a state waits for nothing: do that before anything else goes out.
         if let Some(frame) = effects.iter().find_map(|e| match e {
             Effect::Proceed { frame } => Some(*frame),
             _ => None,
         }) {
-            let state = self.execution.cursor(frame).map_or("", |p| p.state.as_str()).to_string();
-            let span = info_span!("step", execution = %self.execution.name, state = %state);
-            let _enter = span.enter();
-            return self.apply(Event::Proceed { now: self.clock.now(), frame }).await;
+            return Ok(Some(Event::Proceed { now: self.clock.now(), frame }));
         }
         self.launch(effects);
         loop {
             match self.flights.next().await {
                 Some(Ok((flight, event))) => {
                     self.in_flight.remove(&flight);
-                    return self.apply(event).await;
+                    return Ok(Some(event));
                 }
                 // Stopped because its frame no longer waits for it.
                 Some(Err(_aborted)) => continue,
@@ -293,7 +393,14 @@ impl<'a> Driver<'a> {
 
     /// One transition, then its checkpoint.
     async fn apply(&mut self, event: Event) -> Result<bool, CheckpointError> {
-        let t = transition(self.machine, std::mem::take(&mut self.execution), event);
+        let span = match &event {
+            Event::Proceed { frame, .. } => {
+                let state = self.execution.cursor(*frame).map_or("", |p| p.state.as_str());
+                info_span!("step", execution = %self.execution.name, state = %state)
+            }
+            _ => tracing::Span::none(),
+        };
+        let t = span.in_scope(|| transition(self.machine, std::mem::take(&mut self.execution), event));
         self.execution = t.execution;
         let expected = Precondition::Matches(self.version.clone());
         match self.store.commit(&self.execution, &t.events, None, expected).await {

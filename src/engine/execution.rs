@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 
 use super::history::{Detail, HistoryEvent};
 
-/// Step Functions' execution statuses (recflow never produces ABORTED yet).
+/// Step Functions' execution statuses.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Status {
@@ -19,6 +19,8 @@ pub enum Status {
     Failed,
     /// The state machine's TimeoutSeconds ran out.
     TimedOut,
+    /// Stopped from outside (StopExecution; `POST /executions/{name}/stop`).
+    Aborted,
 }
 
 impl Status {
@@ -29,6 +31,7 @@ impl Status {
             Status::Succeeded => "SUCCEEDED",
             Status::Failed => "FAILED",
             Status::TimedOut => "TIMED_OUT",
+            Status::Aborted => "ABORTED",
         }
     }
 }

@@ -142,6 +142,11 @@ pub enum Detail {
         error: String,
         cause: String,
     },
+    /// Stopped from outside (StopExecution), with the error and cause the stop gave.
+    ExecutionAborted {
+        error: String,
+        cause: String,
+    },
 }
 
 impl Detail {
@@ -170,6 +175,7 @@ impl Detail {
             Detail::ExecutionSucceeded { .. } => "ExecutionSucceeded",
             Detail::ExecutionFailed { .. } => "ExecutionFailed",
             Detail::ExecutionTimedOut { .. } => "ExecutionTimedOut",
+            Detail::ExecutionAborted { .. } => "ExecutionAborted",
         }
     }
 }

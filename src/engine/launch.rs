@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::clock::Clock;
-use super::driver::{Driver, Observer, Stop};
+use super::driver::{Driver, Observer, Stop, StopRequest};
 use super::execution::Limits;
 use super::store::{CheckpointError, ExecutionStore, Precondition, Stored};
 use super::task::Registry;
@@ -50,30 +50,27 @@ impl Launch {
 
     /// Drives a stored execution (just created, or loaded with [`ExecutionStore::load`]) until
     /// it ends, until nothing is due before `horizon` (an instant of the execution's clock:
-    /// [`Stop::Parked`]), or until `shutdown` completes ([`Stop::Interrupted`]; everything
-    /// committed is in the store, and the next load continues from there).
+    /// [`Stop::Parked`]), until a [`StopRequest`] arrives on `stop` (it ends ABORTED), or until
+    /// `shutdown` completes: then calls already made get [`SHUTDOWN_GRACE`] to answer, their
+    /// answers are committed, and it stops ([`Stop::Interrupted`]; the next load continues from
+    /// there).
     pub async fn run(
         &self,
         stored: Stored,
         horizon: Option<DateTime<Utc>>,
         observer: Option<Observer<'_>>,
         shutdown: impl Future<Output = ()>,
+        stop: Option<tokio::sync::oneshot::Receiver<StopRequest>>,
     ) -> Result<Stop, CheckpointError> {
-        let name = stored.execution.name.clone();
         let mut driver =
             Driver::resume(&self.machine, &self.registry, self.clock.as_ref(), self.store.as_ref(), stored);
         if let Some(observer) = observer {
             driver = driver.observe(observer);
         }
-        let run = async {
-            match horizon {
-                Some(horizon) => driver.run_within(horizon).await,
-                None => driver.run().await.map(Stop::Ended),
-            }
-        };
-        tokio::select! {
-            stop = run => stop,
-            () = shutdown => Ok(Stop::Interrupted { name }),
-        }
+        driver.run_until(horizon, shutdown, stop, SHUTDOWN_GRACE).await
     }
 }
+
+/// How long, in wall time, a shutdown waits for task calls already made to answer (so their
+/// answers are checkpointed) before it drops them.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);

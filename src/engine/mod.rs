@@ -20,10 +20,10 @@ pub mod task;
 pub mod transition;
 
 pub use clock::{Clock, SystemClock, TokioClock};
-pub use driver::{Driver, Observer, Stop};
+pub use driver::{Driver, Observer, Stop, StopRequest};
 pub use execution::{Execution, PollPhase, Status};
 pub use history::{Detail, HistoryEvent};
-pub use launch::Launch;
+pub use launch::{Launch, SHUTDOWN_GRACE};
 pub use store::{CheckpointError, ExecutionStore, Precondition, Stored, Version};
 pub use task::{Answer, CallId, Registry, TaskRunner};
 pub use transition::{Effect, Event, TaskCall, Transition, pending, start, transition};

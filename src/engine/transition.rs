@@ -32,6 +32,9 @@ pub enum Event {
     /// The task call `call` returned. An answer to a call the frame no longer waits for (its
     /// branch was stopped) changes nothing.
     TaskReturned { now: DateTime<Utc>, call: CallId, result: Result<Answer, StatesError> },
+    /// Stop the execution from outside (Step Functions' StopExecution): it ends ABORTED with
+    /// this error and cause, whatever its states' Retry or Catch say.
+    Stop { now: DateTime<Utc>, error: String, cause: String },
 }
 
 /// What the driver must do for one frame before that frame's next transition.
@@ -124,6 +127,7 @@ pub fn transition(machine: &StateMachine, exec: Execution, event: Event) -> Tran
     let (now, frame, call, result) = match event {
         Event::Proceed { now, frame } => (now, frame, None, None),
         Event::TaskReturned { now, call, result } => (now, call.frame, Some(call), Some(result)),
+        Event::Stop { now, error, cause } => return stop(machine, exec, now, error, cause),
     };
     // Randomness (jitter, States.UUID) is drawn from the execution's seed and the transition
     // number: a transition repeated after a crash draws exactly what it drew before.
@@ -179,6 +183,28 @@ pub fn transition(machine: &StateMachine, exec: Execution, event: Event) -> Tran
             tx.exec.transitions -= 1;
             tx.place(frame, Position { state: at.state, input: at.input, phase });
         }
+    }
+    tx.finish()
+}
+
+/// StopExecution: a running execution ends ABORTED; an ended one is left as it is.
+fn stop(
+    machine: &StateMachine,
+    exec: Execution,
+    now: DateTime<Utc>,
+    error: String,
+    cause: String,
+) -> Transition {
+    let mut tx = Tx { machine, exec, events: Vec::with_capacity(1), now, rng: fastrand::Rng::with_seed(0) };
+    if tx.exec.status == Status::Running {
+        tx.exec.updated = Some(now);
+        tx.emit(Detail::ExecutionAborted { error: error.clone(), cause: cause.clone() });
+        tx.exec.status = Status::Aborted;
+        tx.exec.at = None;
+        tx.exec.frames.clear();
+        tx.exec.error = Some(error);
+        tx.exec.cause = Some(cause);
+        tx.exec.stop_time = Some(now);
     }
     tx.finish()
 }
