@@ -5,6 +5,7 @@ pub mod asl;
 pub mod atomic_file;
 pub mod checkpoint;
 pub mod cli;
+pub mod daemon;
 pub mod engine;
 pub mod error_chain;
 pub mod local;

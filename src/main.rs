@@ -52,6 +52,9 @@ enum Command {
     Local(LocalCommand),
     /// Draw a workflow as a Mermaid stateDiagram-v2 (default) or Graphviz DOT.
     Graph(cli::graph::GraphArgs),
+    /// Run the workflows of a recflow.toml as a long-lived process: their schedules, an HTTP API
+    /// and a status page (http://127.0.0.1:7400/), executions left unfinished resumed at start.
+    Daemon(Box<cli::daemon::DaemonArgs>),
     /// Print the next fire times of a schedule: EventBridge's cron(...) or rate(...), or classic
     /// cron, in a time zone.
     Schedule(cli::schedule::ScheduleArgs),
@@ -120,10 +123,13 @@ fn main() -> std::process::ExitCode {
         && std::io::IsTerminal::is_terminal(&std::io::stderr());
     let level = args.log_level.clone().unwrap_or_else(|| if progress { "warn" } else { "info" }.to_string());
     init_logging(args.log_format, &level);
-    // The emulator serves three servers and runs jobs beside them: give it worker threads. A
-    // workflow run is one sequential execution, fastest on the current thread.
+    // The emulator serves three servers and runs jobs beside them, and a daemon serves its API
+    // beside many executions: give them worker threads. A workflow run is one sequential
+    // execution, fastest on the current thread.
     let mut builder = match args.command {
-        Command::Local(LocalCommand::Serve { .. }) => tokio::runtime::Builder::new_multi_thread(),
+        Command::Local(LocalCommand::Serve { .. }) | Command::Daemon(_) => {
+            tokio::runtime::Builder::new_multi_thread()
+        }
         _ => tokio::runtime::Builder::new_current_thread(),
     };
     let runtime = match builder.enable_all().build() {
@@ -177,6 +183,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Graph(args) => cli::graph::graph(args.into_options()),
         Command::Schedule(args) => cli::schedule::schedule(args),
+        Command::Daemon(args) => cli::daemon::daemon(*args).await,
     }
 }
 

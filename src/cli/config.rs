@@ -14,6 +14,9 @@
 //! input_file = "nightly.json"                        # or: input = { datasetArn = "..." }
 //! schedules = ["cron(0 2 * * ? *)"]                  # EventBridge's cron(...) / rate(...), or 5-field cron
 //! tz = "Europe/Berlin"                               # the schedules' time zone (UTC if absent)
+//! overlap = "forbid"                                 # recflow daemon: forbid (default), queue, allow
+//! catch_up = "once"                                  # recflow daemon: skip (default) or once
+//! jitter = "30s"                                     # recflow daemon: random delay before a start
 //! max_runtime = "10m"
 //! resume_or_start = true
 //! ```
@@ -30,6 +33,7 @@ use serde_json::Value;
 use toml::Spanned;
 
 use super::common::usage;
+pub use crate::daemon::{CatchUp, Overlap};
 
 /// Settings a workflow may give, and `[defaults]` for all of them.
 #[derive(Debug, Default, Deserialize)]
@@ -52,6 +56,9 @@ struct Entry {
     #[serde(default)]
     schedules: Vec<Spanned<String>>,
     tz: Option<Spanned<String>>,
+    overlap: Option<Spanned<String>>,
+    catch_up: Option<Spanned<String>>,
+    jitter: Option<Spanned<String>>,
     checkpoint_dir: Option<Spanned<String>>,
     events_bus: Option<Spanned<String>>,
     max_runtime: Option<Spanned<String>>,
@@ -82,6 +89,12 @@ pub struct Workflow {
     pub schedules: Vec<crate::schedule::Schedule>,
     /// The IANA time zone of the schedules (UTC when the file names none).
     pub tz: chrono_tz::Tz,
+    /// What the daemon does with a firing while an execution of the workflow runs.
+    pub overlap: Overlap,
+    /// What the daemon does at start with firings missed while it was down.
+    pub catch_up: CatchUp,
+    /// A random delay of up to this much before each scheduled start (zero when absent).
+    pub jitter: Duration,
     pub checkpoint_dir: Option<PathBuf>,
     pub events_bus: Option<String>,
     pub max_runtime: Option<Duration>,
@@ -165,6 +178,38 @@ impl Config {
                     chrono_tz::Tz::UTC
                 }),
             };
+            let overlap = match entry.overlap.as_ref().map(|o| (o.get_ref().as_str(), o.span())) {
+                None | Some(("forbid", _)) => Overlap::Forbid,
+                Some(("queue", _)) => Overlap::Queue,
+                Some(("allow", _)) => Overlap::Allow,
+                Some((other, span)) => {
+                    problem(
+                        span,
+                        "overlap",
+                        format!("'{other}' is not one of forbid (the default), queue, allow"),
+                    );
+                    Overlap::Forbid
+                }
+            };
+            let catch_up = match entry.catch_up.as_ref().map(|o| (o.get_ref().as_str(), o.span())) {
+                None | Some(("skip", _)) => CatchUp::Skip,
+                Some(("once", _)) => CatchUp::Once,
+                Some((other, span)) => {
+                    problem(span, "catch_up", format!("'{other}' is not one of skip (the default), once"));
+                    CatchUp::Skip
+                }
+            };
+            let jitter = match &entry.jitter {
+                None => Duration::ZERO,
+                Some(j) => humantime::parse_duration(j.get_ref()).unwrap_or_else(|e| {
+                    problem(
+                        j.span(),
+                        "jitter",
+                        format!("'{}' is not a duration such as 30s or 5m: {e}", j.get_ref()),
+                    );
+                    Duration::ZERO
+                }),
+            };
             let max_runtime = entry.max_runtime.as_ref().or(file.defaults.max_runtime.as_ref());
             let max_runtime = match max_runtime.map(|m| (humantime::parse_duration(m.get_ref()), m)) {
                 None => None,
@@ -203,6 +248,9 @@ impl Config {
                     input_file,
                     schedules,
                     tz,
+                    overlap,
+                    catch_up,
+                    jitter,
                     checkpoint_dir,
                     events_bus: string(&entry.events_bus, &file.defaults.events_bus),
                     max_runtime,
@@ -270,7 +318,7 @@ mod tests {
     #[test]
     fn a_whole_workflow_reads() {
         let config = accepted(
-            "[defaults]\ncheckpoint_dir = \"s3://b/p/\"\nevents_bus = \"ops\"\n\n[workflows.nightly]\ndefinition = \"wf.asl.json\"\ninput = { datasetArn = \"arn:x\", topN = 5 }\nschedules = [\"cron(0 2 * * ? *)\"]\ntz = \"Europe/Berlin\"\nmax_runtime = \"10m\"\nresume_or_start = true\n",
+            "[defaults]\ncheckpoint_dir = \"s3://b/p/\"\nevents_bus = \"ops\"\n\n[workflows.nightly]\ndefinition = \"wf.asl.json\"\ninput = { datasetArn = \"arn:x\", topN = 5 }\nschedules = [\"cron(0 2 * * ? *)\"]\ntz = \"Europe/Berlin\"\noverlap = \"queue\"\ncatch_up = \"once\"\njitter = \"30s\"\nmax_runtime = \"10m\"\nresume_or_start = true\n",
         );
         let w = config.workflow("nightly").unwrap();
         assert_eq!(w.input, Some(serde_json::json!({"datasetArn": "arn:x", "topN": 5})));
@@ -279,6 +327,10 @@ mod tests {
         assert_eq!(w.max_runtime, Some(Duration::from_secs(600)));
         assert_eq!(w.schedules.len(), 1);
         assert_eq!(w.tz, chrono_tz::Europe::Berlin);
+        assert_eq!(
+            (w.overlap, w.catch_up, w.jitter),
+            (Overlap::Queue, CatchUp::Once, Duration::from_secs(30))
+        );
         assert!(w.resume_or_start && !w.local);
         assert!(config.workflow("weekly").unwrap_err().to_string().contains("it has: nightly"));
     }
@@ -321,6 +373,22 @@ mod tests {
                 "[workflows.nightly]\ndefinition = \"wf.asl.json\"\ninput = {}\ninput_file = \"in.json\"\n",
                 "recflow.toml:4",
                 "workflows.nightly.input_file",
+            ),
+            // An overlap policy that does not exist.
+            (
+                "[workflows.nightly]\ndefinition = \"wf.asl.json\"\noverlap = \"skip\"\n",
+                "recflow.toml:3",
+                "workflows.nightly.overlap: 'skip' is not one of forbid",
+            ),
+            (
+                "[workflows.nightly]\ndefinition = \"wf.asl.json\"\ncatch_up = \"all\"\n",
+                "recflow.toml:3",
+                "workflows.nightly.catch_up",
+            ),
+            (
+                "[workflows.nightly]\ndefinition = \"wf.asl.json\"\njitter = \"a bit\"\n",
+                "recflow.toml:3",
+                "workflows.nightly.jitter",
             ),
             // A time scale out of range.
             (

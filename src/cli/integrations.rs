@@ -116,6 +116,18 @@ pub async fn integrations(
     source: &str,
     checkpoint_dir: Option<&Path>,
 ) -> Result<Integrations> {
+    integrations_sharing(opts, machine, source, checkpoint_dir, None).await
+}
+
+/// [`integrations`], with `--local` served by `shared` (an emulator already started, as the
+/// daemon's workflows share one) instead of an emulator of its own.
+pub async fn integrations_sharing(
+    opts: &TaskOptions,
+    machine: &StateMachine,
+    source: &str,
+    checkpoint_dir: Option<&Path>,
+    shared: Option<&LocalRun>,
+) -> Result<Integrations> {
     super::common::check_time_scale(opts.time_scale())?;
     let mut local = None;
     let mut aws = None;
@@ -145,7 +157,9 @@ pub async fn integrations(
                 None => None,
             };
             let time_scale = opts.time_scale();
-            let clients = if opts.local {
+            let clients = if let (true, Some(shared)) = (opts.local, shared) {
+                shared.clients.clone()
+            } else if opts.local {
                 let run = start_local(&opts.data_dir, time_scale).await?;
                 let clients = run.clients.clone();
                 local = Some(run);
@@ -177,6 +191,7 @@ pub async fn integrations(
         Some(bus) => {
             let client = match (&aws, opts.local) {
                 (Some(clients), _) => clients.events.clone(),
+                (None, true) if shared.is_some() => shared.expect("checked").clients.events.clone(),
                 (None, true) => {
                     let run = start_local(&opts.data_dir, opts.time_scale()).await?;
                     let client = run.clients.events.clone();
@@ -261,7 +276,7 @@ fn scripted(path: &Path, call_log: Option<&Path>) -> Result<Registry> {
 }
 
 /// Starts the emulator on free loopback ports over `<data_dir>/local` and prepares the demo.
-async fn start_local(data_dir: &Path, time_scale: f64) -> Result<LocalRun> {
+pub async fn start_local(data_dir: &Path, time_scale: f64) -> Result<LocalRun> {
     let mut config = LocalConfig::new(data_dir.join("local"));
     config.time_scale = time_scale;
     config.pending_seconds = LOCAL_PENDING_SECONDS;

@@ -2,6 +2,7 @@
 //! the matching function; each returns the process exit code.
 
 pub mod args;
+pub mod daemon;
 pub mod graph;
 pub mod history;
 pub mod integrations;

@@ -75,6 +75,7 @@ impl RunArgs {
     /// The checked options of a run: a `--config` file's workflow (definition, input,
     /// checkpoint location, policies) fills what flags and `RECFLOW_*` variables left open.
     pub fn into_options(self) -> Result<RunOptions> {
+        let mut state_machine = None;
         let RunArgs {
             mut file,
             config,
@@ -94,6 +95,9 @@ impl RunArgs {
         if let Some(config) = config {
             let config = super::config::Config::load(&config)?;
             let workflow = config.workflow(&file.to_string_lossy())?.clone();
+            // The workflow's name, as `recflow daemon` names it: each finds the other's
+            // unfinished executions.
+            state_machine = Some(workflow.name);
             file = workflow.definition;
             if input.is_none() && input_file.is_none() {
                 input = workflow.input.map(|v| v.to_string());
@@ -107,6 +111,7 @@ impl RunArgs {
             resume_or_start = resume_or_start || workflow.resume_or_start;
         }
         Ok(RunOptions {
+            state_machine,
             file,
             input,
             input_file,
@@ -130,6 +135,8 @@ impl RunArgs {
 /// A run's checked options.
 pub struct RunOptions {
     pub file: PathBuf,
+    /// The state machine's name (default: the definition file's name up to its first dot).
+    pub state_machine: Option<String>,
     pub input: Option<String>,
     pub input_file: Option<PathBuf>,
     pub name: Option<String>,
@@ -150,7 +157,7 @@ pub async fn run(opts: RunOptions) -> Result<ExitCode> {
     let source = opts.file.display().to_string();
     let (machine, definition) = load_definition(&opts.file)?;
     check_runnable(&machine, &source)?;
-    let state_machine = machine_name(&opts.file);
+    let state_machine = opts.state_machine.clone().unwrap_or_else(|| machine_name(&opts.file));
     if opts.resume_or_start
         && let Some(name) = unfinished(&opts.checkpoint_dir, &state_machine, opts.name.as_deref()).await?
     {

@@ -1,0 +1,303 @@
+//! The daemon's HTTP API (axum), bound to 127.0.0.1 unless told otherwise:
+//!
+//! | request | answer |
+//! |---|---|
+//! | `GET /healthz` | `{"status":"ok","running":N}` (never needs the token) |
+//! | `GET /metrics` | Prometheus text ([`super::Metrics`]) |
+//! | `GET /executions` | `{"executions":[...]}`, ListExecutions' items, newest first |
+//! | `GET /executions/{name}` | DescribeExecution's shape, plus `history` (the events) |
+//! | `POST /workflows/{id}/executions` | starts one: StartExecution's answer (`executionArn`, `startDate`) |
+//! | `POST /executions/{name}/stop` | StopExecution: `{"error":..,"cause":..}` optional; answers `stopDate` |
+//! | `GET /`, `GET /ui/executions/{name}` | the status page ([`super::page`]) |
+//!
+//! A start's body is either StartExecution's (`{"input": {...} or "<JSON text>", "name": "..."}`,
+//! both optional) or an EventBridge event as an API destination posts it (a JSON object with
+//! `source`, `detail-type` and `detail`): the event is then the execution's input and its `id`
+//! names the execution, so an event delivered twice starts one execution.
+//!
+//! With a token ([`ApiOptions::token`]) every request but `/healthz` needs
+//! `Authorization: Bearer <token>` (compared in constant time); without it: 401 and nothing
+//! happens. Bodies over [`ApiOptions::max_body_bytes`] get 413, malformed ones 400, each with
+//! `{"error": <Step Functions' error name>, "message": <what is wrong>}`.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::{Daemon, StartError, StopError, Trigger, page};
+use crate::engine::execution::timestamp;
+
+/// Step Functions' largest execution input, 256 KiB: the default body limit.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 262_144;
+
+/// How the API guards itself.
+#[derive(Clone)]
+pub struct ApiOptions {
+    /// The bearer token every request (but `/healthz`) must carry; none: no check (loopback).
+    pub token: Option<String>,
+    /// The largest request body, in bytes.
+    pub max_body_bytes: usize,
+}
+
+#[derive(Clone)]
+struct Api {
+    daemon: Arc<Daemon>,
+    /// SHA-256 of the token: equal lengths, so the comparison's time says nothing of it.
+    token: Option<[u8; 32]>,
+}
+
+/// The API's routes over `daemon`.
+pub fn router(daemon: Arc<Daemon>, options: ApiOptions) -> Router {
+    let api = Api { daemon, token: options.token.map(|t| Sha256::digest(t.as_bytes()).into()) };
+    Router::new()
+        .route("/", get(index))
+        .route("/ui/executions/{name}", get(execution_page))
+        .route("/metrics", get(metrics))
+        .route("/executions", get(list))
+        .route("/executions/{name}", get(describe))
+        .route("/executions/{name}/stop", post(stop))
+        .route("/workflows/{id}/executions", post(start))
+        .route_layer(middleware::from_fn_with_state(api.clone(), authorize))
+        .route("/healthz", get(healthz))
+        .layer(DefaultBodyLimit::max(options.max_body_bytes))
+        .with_state(api)
+}
+
+/// A JSON error in Step Functions' style.
+fn error(status: StatusCode, name: &str, message: impl Into<String>) -> Response {
+    (status, axum::Json(json!({"error": name, "message": message.into()}))).into_response()
+}
+
+async fn authorize(State(api): State<Api>, headers: HeaderMap, request: Request, next: Next) -> Response {
+    if let Some(expected) = &api.token {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(|t| <[u8; 32]>::from(Sha256::digest(t.trim().as_bytes())));
+        let valid = given.is_some_and(|g| bool::from(g.ct_eq(expected)));
+        if !valid {
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "UnauthorizedException",
+                "this API needs `Authorization: Bearer <token>` with the daemon's token",
+            );
+        }
+    }
+    next.run(request).await
+}
+
+async fn healthz(State(api): State<Api>) -> Response {
+    let running = api.daemon.inner.lock().expect("daemon lock").running.len();
+    axum::Json(json!({"status": "ok", "running": running})).into_response()
+}
+
+async fn metrics(State(api): State<Api>) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], api.daemon.metrics_text())
+        .into_response()
+}
+
+async fn list(State(api): State<Api>) -> Response {
+    let executions: Vec<Value> = api
+        .daemon
+        .executions()
+        .await
+        .iter()
+        .map(|e| {
+            let mut item = json!({
+                "executionArn": e.arn(),
+                "stateMachineArn": e.state_machine_arn(),
+                "name": e.name,
+                "status": e.status.as_str(),
+                "startDate": timestamp(e.start_time),
+            });
+            if let Some(t) = e.stop_time {
+                item["stopDate"] = timestamp(t).into();
+            }
+            item
+        })
+        .collect();
+    axum::Json(json!({"executions": executions})).into_response()
+}
+
+async fn describe(State(api): State<Api>, Path(name): Path<String>) -> Response {
+    match api.daemon.read(&name).await {
+        None => error(StatusCode::NOT_FOUND, "ExecutionDoesNotExist", format!("no execution named '{name}'")),
+        Some((stored, history)) => {
+            let mut described = stored.execution.describe();
+            described["history"] = serde_json::to_value(&history).expect("history events serialize");
+            axum::Json(described).into_response()
+        }
+    }
+}
+
+/// Reads a JSON body, or says what is wrong with it (400, or 413 past the size limit, as the
+/// status and message of an `InvalidRequest`); an empty body is `{}`.
+fn json_body(body: Result<Bytes, BytesRejection>) -> Result<Value, (StatusCode, String)> {
+    let bytes = body.map_err(|e| (e.status(), e.body_text()))?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(json!({}));
+    }
+    serde_json::from_slice(&bytes)
+        .map_err(|e| (StatusCode::BAD_REQUEST, format!("the body is not valid JSON: {e}")))
+}
+
+async fn start(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match json_body(body) {
+        Ok(body) => body,
+        Err((status, message)) => return error(status, "InvalidRequest", message),
+    };
+    let (name, input, trigger) = match start_request(body) {
+        Ok(request) => request,
+        Err(message) => return error(StatusCode::BAD_REQUEST, "InvalidExecutionInput", message),
+    };
+    let event = matches!(trigger, Trigger::Event(_));
+    match api.daemon.start_execution(&id, name, input, trigger).await {
+        Ok(execution) => axum::Json(json!({
+            "executionArn": execution.arn(),
+            "name": execution.name,
+            "startDate": timestamp(execution.start_time),
+        }))
+        .into_response(),
+        // The same event again: the execution it started answers, as StartExecution does for a
+        // repeated name and input.
+        Err(StartError::Exists(name)) if event => match api.daemon.read(&name).await {
+            Some((stored, _)) => axum::Json(json!({
+                "executionArn": stored.execution.arn(),
+                "name": name,
+                "startDate": timestamp(stored.execution.start_time),
+                "alreadyStarted": true,
+            }))
+            .into_response(),
+            None => error(
+                StatusCode::CONFLICT,
+                "ExecutionAlreadyExists",
+                format!("execution '{name}' is being started"),
+            ),
+        },
+        Err(e @ StartError::Exists(_)) => {
+            error(StatusCode::CONFLICT, "ExecutionAlreadyExists", e.to_string())
+        }
+        Err(e @ StartError::NoWorkflow { .. }) => {
+            error(StatusCode::NOT_FOUND, "StateMachineDoesNotExist", e.to_string())
+        }
+        Err(e @ StartError::BadName(_)) => error(StatusCode::BAD_REQUEST, "InvalidName", e.to_string()),
+        Err(e @ StartError::ShuttingDown) => {
+            error(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", e.to_string())
+        }
+        Err(e @ StartError::Store(_)) => {
+            error(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", e.to_string())
+        }
+    }
+}
+
+/// A start body's name, input and trigger: an EventBridge event, or StartExecution's fields.
+fn start_request(body: Value) -> Result<(Option<String>, Value, Trigger), String> {
+    let Value::Object(mut fields) = body else {
+        return Err(
+            "the body must be a JSON object: {\"input\": {...}, \"name\": \"...\"} or an EventBridge event"
+                .into(),
+        );
+    };
+    if fields.contains_key("detail-type") && fields.contains_key("source") {
+        let id = match fields.get("id") {
+            Some(Value::String(id)) if !id.is_empty() => id.clone(),
+            _ => {
+                return Err(
+                    "the EventBridge event has no \"id\" (a string), which names its execution".into()
+                );
+            }
+        };
+        return Ok((None, Value::Object(fields), Trigger::Event(id)));
+    }
+    for key in fields.keys() {
+        if key != "input" && key != "name" {
+            return Err(format!(
+                "unknown field '{key}': a start takes \"input\" and \"name\", or an EventBridge event (with \"source\", \"detail-type\" and \"detail\")"
+            ));
+        }
+    }
+    let name = match fields.remove("name") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(name)) => Some(name),
+        Some(other) => return Err(format!("\"name\" must be a string, not {other}")),
+    };
+    let input = match fields.remove("input") {
+        None => json!({}),
+        // StartExecution's input is JSON text; an object is taken as it is.
+        Some(Value::String(text)) => serde_json::from_str(&text)
+            .map_err(|e| format!("\"input\" is a string but not JSON text: {e}"))?,
+        Some(value) => value,
+    };
+    Ok((name, input, Trigger::Api))
+}
+
+async fn stop(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match json_body(body) {
+        Ok(body) => body,
+        Err((status, message)) => return error(status, "InvalidRequest", message),
+    };
+    let field = |key: &str| match body.get(key) {
+        None | Some(Value::Null) => Ok(String::new()),
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(other) => Err(format!("\"{key}\" must be a string, not {other}")),
+    };
+    let (error_name, cause) = match (field("error"), field("cause")) {
+        (Ok(e), Ok(c)) => (e, c),
+        (Err(m), _) | (_, Err(m)) => return error(StatusCode::BAD_REQUEST, "InvalidRequest", m),
+    };
+    match api.daemon.stop_execution(&name, error_name, cause).await {
+        Ok(()) => axum::Json(json!({"stopDate": timestamp(api.daemon.clock().now())})).into_response(),
+        Err(e @ StopError::NotFound(_)) => {
+            error(StatusCode::NOT_FOUND, "ExecutionDoesNotExist", e.to_string())
+        }
+        Err(e) => error(StatusCode::CONFLICT, "ExecutionNotRunning", e.to_string()),
+    }
+}
+
+async fn index(State(api): State<Api>) -> Html<String> {
+    Html(page::index(&api.daemon).await)
+}
+
+async fn execution_page(State(api): State<Api>, Path(name): Path<String>) -> Response {
+    match api.daemon.read(&name).await {
+        Some((stored, history)) => Html(page::execution(&api.daemon, &stored, &history)).into_response(),
+        None => (StatusCode::NOT_FOUND, Html(page::not_found(&name))).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_start_body_is_an_event_or_start_executions_fields() {
+        let (name, input, trigger) = start_request(json!({"input": "{\"a\":1}", "name": "n"})).unwrap();
+        assert_eq!((name.as_deref(), input, trigger), (Some("n"), json!({"a": 1}), Trigger::Api));
+        let event = json!({"id": "e-1", "source": "aws.s3", "detail-type": "Object Created", "detail": {}});
+        let (name, input, trigger) = start_request(event.clone()).unwrap();
+        assert_eq!((name, input, trigger), (None, event, Trigger::Event("e-1".into())));
+        assert!(start_request(json!([1])).unwrap_err().contains("JSON object"));
+        assert!(start_request(json!({"inptu": {}})).unwrap_err().contains("unknown field 'inptu'"));
+        assert!(start_request(json!({"input": "{"})).unwrap_err().contains("not JSON text"));
+        assert!(start_request(json!({"source": "s", "detail-type": "d"})).unwrap_err().contains("\"id\""));
+    }
+}
