@@ -1,0 +1,254 @@
+//! The daemon's HTTP API over real TCP on 127.0.0.1: the token off loopback, body limits and
+//! malformed bodies, an EventBridge event starting `event-import` once, StopExecution, the
+//! description with its history, and the status page.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use recflow::asl::StateMachine;
+use recflow::checkpoint::MemoryStore;
+use recflow::daemon::http::{ApiOptions, router};
+use recflow::daemon::{CatchUp, Daemon, Overlap, Workflow};
+use recflow::engine::execution::Limits;
+use recflow::engine::{Detail, ExecutionStore, Launch, Registry, Status, SystemClock};
+use recflow::tasks::Scripted;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A daemon running `event-import` (scripted tasks) and a workflow parked in a long Wait,
+/// served on a free loopback port.
+async fn serve(
+    token: Option<&str>,
+    max_body_bytes: usize,
+) -> (std::net::SocketAddr, Arc<Daemon>, Arc<MemoryStore>) {
+    let store = Arc::new(MemoryStore::default());
+    let clock: Arc<dyn recflow::engine::Clock> = Arc::new(SystemClock);
+    let runner = common::script(&[
+        (
+            "ImportObject",
+            vec![Scripted::ok(json!({"DatasetImportJob": {"DatasetImportJobArn": "arn:import"}}))],
+        ),
+        ("Retrain", vec![Scripted::ok(json!({"SolutionVersion": {"SolutionVersionArn": "arn:sv"}}))]),
+        ("Work", vec![Scripted::ok(json!("done"))]),
+    ]);
+    let mut registry = Registry::new();
+    registry.register("", runner);
+    let registry = Arc::new(registry);
+    let event_import: Value =
+        serde_json::from_str(&std::fs::read_to_string("workflows/event-import.asl.json").unwrap()).unwrap();
+    let parked = json!({"StartAt": "Work", "States": {
+        "Work": {"Type": "Task", "Resource": "arn:aws:states:::test:work", "Next": "Pause"},
+        "Pause": {"Type": "Wait", "Seconds": 86400, "End": true}
+    }});
+    let workflow = |name: &str, definition: Value, defaults: Value| Workflow {
+        name: name.to_string(),
+        launch: Launch {
+            machine: Arc::new(StateMachine::from_json(&definition).unwrap()),
+            definition: Arc::new(definition),
+            registry: Arc::clone(&registry),
+            clock: Arc::clone(&clock),
+            store: store.clone() as Arc<dyn ExecutionStore>,
+        },
+        input: json!({}),
+        defaults: defaults.as_object().unwrap().clone(),
+        schedules: vec![],
+        tz: chrono_tz::UTC,
+        overlap: Overlap::Forbid,
+        catch_up: CatchUp::Skip,
+        jitter: Duration::ZERO,
+        limits: Limits::default(),
+    };
+    let config = json!({"datasetArn": "arn:aws:personalize:us-east-1:1:dataset/d", "roleArn": "arn:aws:iam::1:role/r", "solutionArn": "arn:s"});
+    let daemon = Daemon::new(
+        vec![workflow("event-import", event_import, config), workflow("parked", parked, json!({}))],
+        clock,
+        None,
+    )
+    .unwrap();
+    daemon.start().await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = router(Arc::clone(&daemon), ApiOptions { token: token.map(String::from), max_body_bytes });
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (addr, daemon, store)
+}
+
+/// One HTTP/1.1 request; the status and the body.
+async fn request(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &str,
+) -> (u16, String) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    // A body past the limit may be refused before it is all sent.
+    let _ = stream.write_all(body.as_bytes()).await;
+    let mut response = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut response)).await.unwrap().unwrap();
+    let text = String::from_utf8(response).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    (head.split(' ').nth(1).unwrap().parse().unwrap(), body.to_string())
+}
+
+async fn post(addr: std::net::SocketAddr, path: &str, body: &str) -> (u16, Value) {
+    let (status, body) = request(addr, "POST", path, "", body).await;
+    (status, serde_json::from_str(&body).unwrap_or_else(|e| panic!("{body}: {e}")))
+}
+
+/// Waits (up to 10 s) until the execution is no longer running.
+async fn ended(store: &MemoryStore, name: &str) -> recflow::engine::Execution {
+    for _ in 0..1000 {
+        let execution = store.read(name).await.unwrap().execution;
+        if execution.status != Status::Running {
+            return execution;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{name} still running");
+}
+
+fn s3_event(id: &str, key: &str) -> String {
+    json!({
+        "version": "0", "id": id, "detail-type": "Object Created", "source": "aws.s3",
+        "account": "123456789012", "time": "2026-11-29T03:00:00Z", "region": "us-east-1",
+        "resources": ["arn:aws:s3:::recflow-drop"],
+        "detail": {"version": "0", "bucket": {"name": "recflow-drop"}, "object": {"key": key, "size": 1024}}
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn an_s3_object_created_event_starts_event_import_with_its_key_once() {
+    let (addr, _daemon, store) = serve(None, 262_144).await;
+    let event = s3_event("7f1a-22", "interactions/2026-11-29.csv");
+    let (status, first) = post(addr, "/workflows/event-import/executions", &event).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["name"], "event-import-7f1a-22");
+    // EventBridge delivers at least once: the same event again starts nothing new.
+    let (status, again) = post(addr, "/workflows/event-import/executions", &event).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(
+        (again["executionArn"].clone(), again["alreadyStarted"].clone()),
+        (first["executionArn"].clone(), json!(true))
+    );
+    let execution = ended(&store, "event-import-7f1a-22").await;
+    assert_eq!(execution.status, Status::Succeeded, "{:?}", execution.cause);
+    let all = store.list().await.unwrap();
+    assert_eq!(all.iter().flatten().filter(|e| e.state_machine == "event-import").count(), 1);
+    // The import read the event's object.
+    let history = store.history_of("event-import-7f1a-22");
+    let location = history.iter().find_map(|e| match &e.detail {
+        Detail::TaskScheduled { state, parameters, .. } if state == "ImportObject" => {
+            Some(parameters["DataSource"]["DataLocation"].clone())
+        }
+        _ => None,
+    });
+    assert_eq!(location, Some(json!("s3://recflow-drop/interactions/2026-11-29.csv")));
+    // Described with its history.
+    let (status, body) = request(addr, "GET", "/executions/event-import-7f1a-22", "", "").await;
+    let described: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((status, described["status"].as_str()), (200, Some("SUCCEEDED")));
+    assert_eq!(described["history"].as_array().unwrap().len(), history.len());
+}
+
+#[tokio::test]
+async fn a_token_is_required_when_one_is_set_and_compared_whole() {
+    let (addr, daemon, _) = serve(Some("s3cret-token"), 262_144).await;
+    let start = r#"{"input": {"a": 1}}"#;
+    for headers in [
+        "",
+        "Authorization: Bearer wrong\r\n",
+        "Authorization: Bearer s3cret-toke\r\n",
+        "Authorization: s3cret-token\r\n",
+    ] {
+        let (status, body) = request(addr, "POST", "/workflows/parked/executions", headers, start).await;
+        assert_eq!(status, 401, "{headers:?}: {body}");
+        assert!(body.contains("UnauthorizedException"), "{body}");
+    }
+    assert!(daemon.executions().await.is_empty(), "nothing started without the token");
+    for path in ["/executions", "/metrics", "/"] {
+        assert_eq!(request(addr, "GET", path, "", "").await.0, 401, "{path}");
+    }
+    // Health checks need no token.
+    assert_eq!(request(addr, "GET", "/healthz", "", "").await.0, 200);
+    let (status, body) = request(
+        addr,
+        "POST",
+        "/workflows/parked/executions",
+        "Authorization: Bearer s3cret-token\r\n",
+        start,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn oversized_and_malformed_bodies_are_refused_with_a_reason() {
+    let (addr, daemon, _) = serve(None, 1024).await;
+    let big = format!(r#"{{"input": {{"pad": "{}"}}}}"#, "x".repeat(4096));
+    let (status, body) = request(addr, "POST", "/workflows/parked/executions", "", &big).await;
+    assert_eq!(status, 413, "{body}");
+    assert!(body.contains("length limit"), "{body}");
+    let cases = [
+        ("{\"input\": ", "not valid JSON"),
+        ("[1, 2]", "must be a JSON object"),
+        ("{\"inputs\": {}}", "unknown field 'inputs'"),
+        ("{\"input\": \"{oops\"}", "not JSON text"),
+        ("{\"name\": 7}", "must be a string, not 7"),
+    ];
+    for (bad, reason) in cases {
+        let (status, body) = request(addr, "POST", "/workflows/parked/executions", "", bad).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert!(body.contains(reason), "{bad}: {body}");
+    }
+    let (status, body) = post(addr, "/workflows/nightly/executions", "{}").await;
+    assert_eq!((status, body["error"].as_str()), (404, Some("StateMachineDoesNotExist")));
+    let (status, body) = post(addr, "/workflows/parked/executions", r#"{"name": "no spaces please"}"#).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("InvalidName")));
+    assert!(daemon.executions().await.is_empty());
+}
+
+#[tokio::test]
+async fn stop_execution_aborts_a_running_execution_and_the_page_shows_it() {
+    let (addr, _daemon, store) = serve(None, 262_144).await;
+    let (status, body) =
+        post(addr, "/workflows/parked/executions", r#"{"name": "parked-1", "input": {}}"#).await;
+    assert_eq!(status, 200, "{body}");
+    // It reaches its Wait.
+    for _ in 0..1000 {
+        if store.read("parked-1").await.unwrap().execution.at.as_ref().is_some_and(|a| a.state == "Pause") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (status, page) = request(addr, "GET", "/ui/executions/parked-1", "", "").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("<svg") && page.contains("stroke=\"#0b62c4\""), "the current state is highlighted");
+    assert!(page.contains("at <b>Pause</b>"), "{page}");
+    let (status, front) = request(addr, "GET", "/", "", "").await;
+    assert!(status == 200 && front.contains("/ui/executions/parked-1") && front.contains("event-import"));
+    let (status, body) =
+        post(addr, "/executions/parked-1/stop", r#"{"error": "Operator", "cause": "wrong day"}"#).await;
+    assert_eq!(status, 200, "{body}");
+    let execution = ended(&store, "parked-1").await;
+    assert_eq!(execution.status, Status::Aborted);
+    assert_eq!(execution.cause.as_deref(), Some("wrong day"));
+    // Stopping it again, or something that does not exist, says why.
+    let (status, body) = post(addr, "/executions/parked-1/stop", "").await;
+    assert_eq!((status, body["error"].as_str()), (409, Some("ExecutionNotRunning")), "{body}");
+    let (status, _) = post(addr, "/executions/nobody/stop", "").await;
+    assert_eq!(status, 404);
+    let (_, metrics) = request(addr, "GET", "/metrics", "", "").await;
+    assert!(
+        metrics.contains("recflow_executions_ended_total{workflow=\"parked\",status=\"ABORTED\"} 1"),
+        "{metrics}"
+    );
+}

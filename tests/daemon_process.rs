@@ -1,0 +1,145 @@
+//! `recflow daemon` as a process: SIGTERM mid-call lets the call answer, checkpoints it and
+//! exits 0; a new daemon completes the execution without repeating the call. An API off
+//! loopback without a token is refused at start.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const DEFINITION: &str = r#"{"StartAt": "Work", "States": {
+  "Work": {"Type": "Task", "Resource": "arn:aws:states:::aws-sdk:personalize:createSolutionVersion", "Parameters": {"SolutionArn": "arn:aws:personalize:us-east-1:1:solution/s"}, "Next": "Pause"},
+  "Pause": {"Type": "Wait", "Seconds": 3600, "End": true}
+}}"#;
+
+struct Setup {
+    dir: tempfile::TempDir,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("slow.asl.json"), DEFINITION).unwrap();
+        std::fs::write(dir.path().join("recflow.toml"), "[workflows.slow]\ndefinition = \"slow.asl.json\"\n")
+            .unwrap();
+        // The call takes 2 s: long enough to signal the daemon while it is in flight.
+        std::fs::write(
+            dir.path().join("mock.json"),
+            r#"{"Work": {"Return": {"ok": true}, "DelaySeconds": 2}}"#,
+        )
+        .unwrap();
+        Setup { dir }
+    }
+
+    /// Starts a daemon; gives it and the address it serves on.
+    fn daemon(&self, extra: &[&str]) -> (Child, String) {
+        let d = self.dir.path();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_recflow"))
+            .args(["daemon", "--config"])
+            .arg(d.join("recflow.toml"))
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(d.join("data"))
+            .arg("--mock")
+            .arg(d.join("mock.json"))
+            .arg("--mock-call-log")
+            .arg(d.join("calls.jsonl"))
+            .args(extra)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("RECFLOW_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let (mut line, mut said) = (String::new(), String::new());
+        loop {
+            line.clear();
+            assert!(stderr.read_line(&mut line).unwrap() > 0, "the daemon ended before serving: {said}");
+            said.push_str(&line);
+            if let Some(rest) = line.split("API on http://").nth(1) {
+                let address = rest.trim().trim_end_matches('/').to_string();
+                // Keep draining stderr so the daemon never blocks on it.
+                std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+                return (child, address);
+            }
+        }
+    }
+
+    fn calls(&self) -> usize {
+        std::fs::read_to_string(self.dir.path().join("calls.jsonl")).unwrap_or_default().lines().count()
+    }
+}
+
+fn http(address: &str, method: &str, path: &str, body: &str) -> (u16, Value) {
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    (head.split(' ').nth(1).unwrap().parse().unwrap(), serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+fn terminate(child: &mut Child) -> (i32, Duration) {
+    let began = Instant::now();
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    (status.code().unwrap_or(-1), began.elapsed())
+}
+
+#[test]
+fn sigterm_mid_call_checkpoints_the_answer_and_a_new_daemon_completes_the_execution() {
+    let setup = Setup::new();
+    let (mut first, address) = setup.daemon(&[]);
+    let (status, body) = http(&address, "POST", "/workflows/slow/executions", r#"{"name": "slow-1"}"#);
+    assert_eq!(status, 200, "{body}");
+    std::thread::sleep(Duration::from_millis(500));
+    let (code, took) = terminate(&mut first);
+    assert_eq!(code, 0, "a SIGTERM is a clean stop");
+    assert!(took < Duration::from_secs(12), "within the grace: {took:?}");
+    // The call made before the signal answered, and its answer is in the checkpoint.
+    let checkpoint: Value = serde_json::from_str(
+        &std::fs::read_to_string(setup.dir.path().join("data/executions/slow-1/checkpoint.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(checkpoint["execution"]["status"], "RUNNING");
+    assert_eq!(checkpoint["execution"]["at"]["state"], "Pause");
+    assert_eq!(setup.calls(), 1);
+
+    // The next daemon resumes it; at 3600x the hour's Wait passes in about a second.
+    let (mut second, address) = setup.daemon(&["--time-scale", "3600"]);
+    let mut described = json!(null);
+    for _ in 0..300 {
+        described = http(&address, "GET", "/executions/slow-1", "").1;
+        if described["status"] != "RUNNING" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(described["status"], "SUCCEEDED", "{described}");
+    assert_eq!(setup.calls(), 1, "the answered call was not made again");
+    assert_eq!(terminate(&mut second).0, 0);
+}
+
+#[test]
+fn an_api_off_loopback_needs_a_token() {
+    let setup = Setup::new();
+    let output = Command::new(env!("CARGO_BIN_EXE_recflow"))
+        .args(["daemon", "--config"])
+        .arg(setup.dir.path().join("recflow.toml"))
+        .args(["--listen", "0.0.0.0:0", "--mock"])
+        .arg(setup.dir.path().join("mock.json"))
+        .env_remove("RECFLOW_API_TOKEN")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--listen 0.0.0.0:0: an API off loopback needs a token"), "{stderr}");
+}
