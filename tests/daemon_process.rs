@@ -55,7 +55,10 @@ impl Setup {
         let (mut line, mut said) = (String::new(), String::new());
         loop {
             line.clear();
-            assert!(stderr.read_line(&mut line).unwrap() > 0, "the daemon ended before serving: {said}");
+            if stderr.read_line(&mut line).unwrap() == 0 {
+                let status = child.wait().unwrap();
+                panic!("the daemon ended ({status}) before serving: {said}");
+            }
             said.push_str(&line);
             if let Some(rest) = line.split("API on http://").nth(1) {
                 let address = rest.trim().trim_end_matches('/').to_string();
