@@ -32,7 +32,9 @@ impl Setup {
         Setup { dir }
     }
 
-    /// Starts a daemon; gives it and the address it serves on.
+    /// Starts a daemon; gives it and the address it serves on. The caller waits for it
+    /// ([`terminate`]).
+    #[allow(clippy::zombie_processes)]
     fn daemon(&self, extra: &[&str]) -> (Child, String) {
         let d = self.dir.path();
         let mut child = Command::new(env!("CARGO_BIN_EXE_recflow"))
