@@ -52,7 +52,6 @@ struct Held {
     dir: PathBuf,
     durability: Durability,
     _lock: File,
-    history: File,
     /// Events written to the history but not yet fsynced; the checkpoint carries them.
     unsynced: Vec<HistoryEvent>,
     version: u64,
@@ -173,6 +172,13 @@ impl ExecutionStore for FileStore {
         }
     }
 
+    /// Closes the execution's lock and forgets it: the next process (or a later load here) may
+    /// take it at once, and a long-lived daemon keeps nothing of executions it no longer drives.
+    async fn release(&self, name: &str) -> Result<(), CheckpointError> {
+        self.held.lock().expect("held lock").remove(name);
+        Ok(())
+    }
+
     async fn load(&self, name: &str) -> Result<Stored, CheckpointError> {
         let (root, durability, n) = (self.root.clone(), self.durability, name.to_string());
         let (held, stored) = blocking(move || open(&root, &n, durability)).await?;
@@ -224,7 +230,7 @@ fn create(
     if dir.join(CHECKPOINT).exists() {
         return Err(CheckpointError::Exists { name: name.to_string(), dir: root.to_path_buf() });
     }
-    let history = OpenOptions::new()
+    OpenOptions::new()
         .create(true)
         .write(true)
         .truncate(true)
@@ -236,7 +242,7 @@ fn create(
         // The new execution folder itself must survive a power loss.
         File::open(root).and_then(|f| f.sync_all()).map_err(CheckpointError::io(root))?;
     }
-    Ok(Held { dir, durability, _lock: lock, history, unsynced: Vec::new(), version: 0 })
+    Ok(Held { dir, durability, _lock: lock, unsynced: Vec::new(), version: 0 })
 }
 
 /// Opens an existing execution to advance it: takes the lock, reads and checks the checkpoint,
@@ -258,7 +264,7 @@ fn open(root: &Path, name: &str, durability: Durability) -> Result<(Held, Stored
     let mut execution = doc.execution;
     execution.rehydrate(&events);
     let version = doc.version;
-    let held = Held { dir, durability, _lock: lock, history, unsynced: Vec::new(), version };
+    let held = Held { dir, durability, _lock: lock, unsynced: Vec::new(), version };
     Ok((held, Stored { definition, execution, version: Version(version.to_string()) }))
 }
 
@@ -328,13 +334,16 @@ impl Held {
                 .map_err(|e| CheckpointError::Corrupt { path: path.clone(), reason: e.to_string() })?;
             buffer.push(b'\n');
         }
-        self.history.write_all(&buffer).map_err(CheckpointError::io(&path))?;
+        // Opened for each append rather than kept: a daemon holding ten thousand executions
+        // keeps one descriptor each (the lock), not two.
+        let mut history = OpenOptions::new().append(true).open(&path).map_err(CheckpointError::io(&path))?;
+        history.write_all(&buffer).map_err(CheckpointError::io(&path))?;
         match self.durability {
             Durability::NoFsync => self.unsynced = events,
             Durability::Fsync => {
                 self.unsynced.extend(events);
                 if finished || self.unsynced.len() >= HISTORY_SYNC_EVERY {
-                    self.history.sync_data().map_err(CheckpointError::io(&path))?;
+                    history.sync_data().map_err(CheckpointError::io(&path))?;
                     self.unsynced.clear();
                 }
             }

@@ -408,11 +408,15 @@ impl Daemon {
         }
         let daemon = Arc::clone(self);
         let workflow = workflow.to_string();
-        self.tracker.spawn(async move {
+        // The task's state lives as long as the execution waits: kept small (see Driver::run_until).
+        let fut = async move {
             let wf = &daemon.workflows[&workflow];
             let observer = daemon.metrics.observer(&workflow);
             let shutdown = daemon.shutdown.clone();
-            let stop = wf.launch.run(stored, None, Some(observer), shutdown.cancelled_owned(), Some(stop_receiver)).await;
+            let stop = wf
+                .launch
+                .run(stored, None, Some(observer), shutdown.cancelled_owned(), Some(stop_receiver))
+                .await;
             if let Err(e) = wf.launch.store.release(&name).await {
                 warn!(execution = %name, error = %e, "could not release the execution");
             }
@@ -421,13 +425,18 @@ impl Daemon {
                     info!(execution = %name, status = execution.status.as_str(), trigger = trigger.label(), "ended");
                     daemon.metrics.ended(&workflow, execution.status.as_str());
                 }
-                Ok(Stop::Interrupted { .. }) => info!(execution = %name, "stopped for shutdown; checkpointed"),
+                Ok(Stop::Interrupted { .. }) => {
+                    info!(execution = %name, "stopped for shutdown; checkpointed")
+                }
                 Ok(Stop::Parked { .. }) => {}
-                Err(e) => warn!(execution = %name, error = %e, "the execution stopped: its checkpoint could not be written"),
+                Err(e) => {
+                    warn!(execution = %name, error = %e, "the execution stopped: its checkpoint could not be written")
+                }
             }
             daemon.unreserve(&name);
             daemon.start_queued(&workflow);
-        });
+        };
+        self.tracker.spawn(fut);
     }
 
     /// With `overlap = "queue"`: starts the oldest held-back firing once nothing of the workflow

@@ -204,7 +204,8 @@ impl<'a> Driver<'a> {
             // `next_event` only waits on its flights, so dropping it for a signal loses nothing.
             let event = tokio::select! {
                 biased;
-                () = &mut shutdown => return self.drain(grace).await,
+                // Boxed: the rare path's state would otherwise sit in every waiting execution.
+                () = &mut shutdown => return Box::pin(self.drain(grace)).await,
                 request = requested => {
                     // A oneshot answers once: a request, or word that nobody can stop it any more.
                     stop = None;
@@ -218,7 +219,8 @@ impl<'a> Driver<'a> {
                     None => return Ok(Stop::Ended(self.execution)),
                 },
             };
-            self.apply(event).await?;
+            // Boxed for the same reason: a transition's state is large and short-lived.
+            Box::pin(self.apply(event)).await?;
         }
     }
 

@@ -65,8 +65,8 @@ pub trait ExecutionStore: Send + Sync {
     async fn history(&self, name: &str) -> Result<Vec<HistoryEvent>, CheckpointError>;
 
     /// Gives up this process's claim on an execution it loaded or created, so that the next
-    /// process may take it at once (the S3 store's lease). Stores whose claim ends with the
-    /// process (flock) do nothing.
+    /// process may take it at once (the S3 store's lease; the file store's lock, closed) and a
+    /// long-lived process keeps nothing of it. A store without claims does nothing.
     async fn release(&self, _name: &str) -> Result<(), CheckpointError> {
         Ok(())
     }
@@ -87,7 +87,7 @@ pub enum CheckpointError {
     #[error("{path}: corrupt checkpoint, left untouched: {reason}")]
     Corrupt { path: PathBuf, reason: String },
     #[error(
-        "{path}: checkpoint format {found} is not one this recflow reads (it reads formats 1 and 2); left untouched: finish it with the recflow version that started it"
+        "{path}: checkpoint format {found} is not one this recflow reads (it reads formats 1, 2 and 3); left untouched: finish it with the recflow version that started it"
     )]
     UnknownFormat { path: PathBuf, found: String },
     #[error("an execution named '{name}' already exists in {dir}")]
