@@ -41,6 +41,8 @@ fn rss_mb(pid: u32) -> f64 {
     status_field(pid, "VmRSS:") / 1024.0
 }
 
+/// The caller waits for the daemon ([`terminate`]).
+#[allow(clippy::zombie_processes)]
 fn spawn_daemon(dir: &Path, extra: &[&str]) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_recflow"))
         .args(["daemon", "--config"])
