@@ -13,7 +13,12 @@ use served::{BIN, serve};
 async fn serve_prints_the_environment_answers_the_sdk_and_keeps_state() {
     let dir = tempfile::tempdir().unwrap();
     let emulator = serve(dir.path(), &[]);
-    for key in ["AWS_ENDPOINT_URL_PERSONALIZE", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_EVENTBRIDGE"] {
+    for key in [
+        "AWS_ENDPOINT_URL_PERSONALIZE",
+        "AWS_ENDPOINT_URL_S3",
+        "AWS_ENDPOINT_URL_EVENTBRIDGE",
+        "AWS_ENDPOINT_URL_SQS",
+    ] {
         assert!(emulator.get(key).starts_with("http://127.0.0.1:"), "{key}");
     }
     let pz = emulator.personalize().await;

@@ -36,7 +36,7 @@ pub struct Tasks {
     /// Append one JSON line per scripted task call (state, attempt, idempotency key) to FILE.
     #[arg(long, value_name = "FILE", requires = "mock")]
     pub mock_call_log: Option<PathBuf>,
-    /// Run the tasks against the embedded emulator (Personalize, S3, EventBridge on free
+    /// Run the tasks against the embedded emulator (Personalize, S3, EventBridge, SQS on free
     /// loopback ports, data in <data-dir>/local): no AWS account needed. It creates or reuses the
     /// demo dataset group, dataset and solution, seeds demo data into s3://recflow-demo/ when it
     /// is empty, and fills the execution input with their ARNs and paths (--input overrides).

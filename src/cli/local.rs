@@ -31,6 +31,11 @@ pub async fn serve(opts: ServeOptions) -> Result<ExitCode> {
         emulator.events.endpoint(),
         emulator.events.log_path().display()
     );
+    println!(
+        "  SQS          {}  (in memory; {} EventBridge rule(s) deliver to it)",
+        emulator.sqs.endpoint(),
+        emulator.events.rules().len()
+    );
     println!("Point an AWS SDK or the AWS CLI at it:");
     for (key, value) in emulator.environment() {
         println!("export {key}={value}");

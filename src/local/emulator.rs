@@ -1,29 +1,38 @@
-//! All three local services together, on loopback ports, over one data directory.
+//! All four local services together, on loopback ports, over one data directory.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
-use super::events::{self, EventsHandle};
+use super::events::{self, EventsHandle, Routing, Rule};
 use super::personalize::{self, PersonalizeConfig, PersonalizeHandle};
 use super::s3::{self, S3Handle};
+use super::sqs::{self, SqsConfig, SqsHandle};
 
+/// How to run the emulator.
 pub struct LocalConfig {
     pub data_dir: PathBuf,
     /// Loopback by default: the emulator checks no signatures but S3's.
     pub host: IpAddr,
-    /// Personalize listens here, S3 on the next port, EventBridge on the one after; 0 picks free
-    /// ports for all three.
+    /// Personalize listens here, S3 on the next port, EventBridge on the one after, SQS on the
+    /// one after that (`port + 3`); 0 picks free ports for all four.
     pub port: u16,
+    /// Emulated seconds per real second, for Personalize's jobs and SQS's timeouts alike.
     pub time_scale: f64,
+    /// The region in ARNs and queue ARNs.
     pub region: String,
+    /// The account in ARNs and queue URLs.
     pub account: String,
     /// How long a Personalize job stays CREATE PENDING, and at least CREATE IN_PROGRESS, in
     /// emulated seconds.
     pub pending_seconds: f64,
     pub in_progress_seconds: f64,
+    /// EventBridge rules delivering to SQS queues, besides those of
+    /// `<data_dir>/events/rules.json`.
+    pub rules: Vec<Rule>,
 }
 
 impl LocalConfig {
+    /// Loopback on free ports, real time, us-east-1, account 000000000000, no extra rules.
     pub fn new(data_dir: impl Into<PathBuf>) -> LocalConfig {
         LocalConfig {
             data_dir: data_dir.into(),
@@ -34,10 +43,12 @@ impl LocalConfig {
             account: "000000000000".into(),
             pending_seconds: 1.0,
             in_progress_seconds: 2.0,
+            rules: Vec::new(),
         }
     }
 }
 
+/// Why the emulator could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum LocalError {
     #[error("cannot listen on {addr}: {source}")]
@@ -48,6 +59,9 @@ pub enum LocalError {
     S3(#[from] s3::S3Error),
     #[error("local EventBridge: {0}")]
     Events(#[from] events::EventsError),
+    /// The local SQS could not start (a time scale out of range).
+    #[error("local SQS: {0}")]
+    Sqs(#[from] sqs::SqsError),
     #[error(
         "{dir} is in use by another recflow emulator{}; stop it or give another --data-dir",
         pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
@@ -57,10 +71,13 @@ pub enum LocalError {
     Io { path: PathBuf, source: std::io::Error },
 }
 
+/// The running local services.
 pub struct Emulator {
     pub personalize: PersonalizeHandle,
     pub s3: S3Handle,
     pub events: EventsHandle,
+    /// In memory: its queues are gone when the emulator stops.
+    pub sqs: SqsHandle,
     region: String,
     account: String,
     data_dir: PathBuf,
@@ -103,28 +120,68 @@ async fn bind(host: IpAddr, port: u16) -> Result<tokio::net::TcpListener, LocalE
 }
 
 impl Emulator {
+    /// Starts the four services over `config.data_dir`, which it locks for as long as it runs.
     pub async fn start(config: &LocalConfig) -> Result<Emulator, LocalError> {
         let lock = lock_data_dir(&config.data_dir)?;
         let port = |offset: u16| if config.port == 0 { 0 } else { config.port.saturating_add(offset) };
         let s3 = s3::start(&config.data_dir.join("s3"), bind(config.host, port(1)).await?).await?;
-        let events = events::start(
-            &config.data_dir,
-            &config.region,
-            &config.account,
-            bind(config.host, port(2)).await?,
-        )
-        .await?;
+        // A service that fails to start stops those already started, so none outlives the error.
+        let sqs_config = SqsConfig {
+            region: config.region.clone(),
+            account: config.account.clone(),
+            time_scale: config.time_scale,
+        };
+        let sqs = match async {
+            Ok::<_, LocalError>(sqs::start(sqs_config, bind(config.host, port(3)).await?).await?)
+        }
+        .await
+        {
+            Ok(sqs) => sqs,
+            Err(e) => {
+                s3.shutdown().await;
+                return Err(e);
+            }
+        };
+        let routing = Routing { rules: config.rules.clone(), sqs: Some(sqs.queues()) };
+        let events = async {
+            let listener = bind(config.host, port(2)).await?;
+            Ok::<_, LocalError>(
+                events::start_with(&config.data_dir, &config.region, &config.account, listener, routing)
+                    .await?,
+            )
+        };
+        let events = match events.await {
+            Ok(events) => events,
+            Err(e) => {
+                s3.shutdown().await;
+                sqs.shutdown().await;
+                return Err(e);
+            }
+        };
         let mut pz = PersonalizeConfig::new(&config.data_dir);
         pz.region = config.region.clone();
         pz.account = config.account.clone();
         pz.time_scale = config.time_scale;
         pz.pending_seconds = config.pending_seconds;
         pz.in_progress_seconds = config.in_progress_seconds;
-        let personalize = personalize::start(pz, bind(config.host, port(0)).await?).await?;
+        let personalize = match async {
+            Ok::<_, LocalError>(personalize::start(pz, bind(config.host, port(0)).await?).await?)
+        }
+        .await
+        {
+            Ok(personalize) => personalize,
+            Err(e) => {
+                s3.shutdown().await;
+                events.shutdown().await;
+                sqs.shutdown().await;
+                return Err(e);
+            }
+        };
         Ok(Emulator {
             personalize,
             s3,
             events,
+            sqs,
             region: config.region.clone(),
             account: config.account.clone(),
             data_dir: config.data_dir.clone(),
@@ -148,6 +205,7 @@ impl Emulator {
             personalize: self.personalize.endpoint(),
             s3: self.s3.endpoint(),
             events: self.events.endpoint(),
+            sqs: self.sqs.endpoint(),
             region: self.region.clone(),
             access_key: s3::ACCESS_KEY.to_string(),
             secret_key: s3::SECRET_KEY.to_string(),
@@ -160,6 +218,7 @@ impl Emulator {
             ("AWS_ENDPOINT_URL_PERSONALIZE", self.personalize.endpoint()),
             ("AWS_ENDPOINT_URL_S3", self.s3.endpoint()),
             ("AWS_ENDPOINT_URL_EVENTBRIDGE", self.events.endpoint()),
+            ("AWS_ENDPOINT_URL_SQS", self.sqs.endpoint()),
             ("AWS_ACCESS_KEY_ID", s3::ACCESS_KEY.to_string()),
             ("AWS_SECRET_ACCESS_KEY", s3::SECRET_KEY.to_string()),
             // boto3 and the AWS CLI v1 read only this one.
@@ -168,9 +227,11 @@ impl Emulator {
         ]
     }
 
+    /// Stops every service; waiting SQS long polls answer with no messages.
     pub async fn shutdown(self) {
         self.personalize.shutdown().await;
         self.s3.shutdown().await;
         self.events.shutdown().await;
+        self.sqs.shutdown().await;
     }
 }

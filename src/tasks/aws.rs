@@ -16,17 +16,21 @@ pub struct LocalEndpoints {
     pub personalize: String,
     pub s3: String,
     pub events: String,
+    /// The local SQS's endpoint URL.
+    pub sqs: String,
     pub region: String,
     pub access_key: String,
     pub secret_key: String,
 }
 
-/// The three clients the task integrations use.
+/// The clients the task integrations use.
 #[derive(Clone, Debug)]
 pub struct Clients {
     pub personalize: aws_sdk_personalize::Client,
     pub s3: aws_sdk_s3::Client,
     pub events: aws_sdk_eventbridge::Client,
+    /// Amazon SQS (awsJson1_0), honouring `AWS_ENDPOINT_URL_SQS`.
+    pub sqs: aws_sdk_sqs::Client,
 }
 
 impl Clients {
@@ -65,6 +69,7 @@ impl Clients {
             personalize: aws_sdk_personalize::Client::new(&config),
             s3: aws_sdk_s3::Client::from_conf(s3),
             events: aws_sdk_eventbridge::Client::new(&config),
+            sqs: aws_sdk_sqs::Client::new(&config),
         })
     }
 
@@ -94,14 +99,21 @@ impl Clients {
             .build();
         let events = aws_sdk_eventbridge::Config::builder()
             .behavior_version(BehaviorVersion::latest())
+            .region(region.clone())
+            .credentials_provider(credentials.clone())
+            .endpoint_url(&endpoints.events)
+            .build();
+        let sqs = aws_sdk_sqs::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
             .region(region)
             .credentials_provider(credentials)
-            .endpoint_url(&endpoints.events)
+            .endpoint_url(&endpoints.sqs)
             .build();
         Clients {
             personalize: aws_sdk_personalize::Client::from_conf(personalize),
             s3: aws_sdk_s3::Client::from_conf(s3),
             events: aws_sdk_eventbridge::Client::from_conf(events),
+            sqs: aws_sdk_sqs::Client::from_conf(sqs),
         }
     }
 }
