@@ -2,72 +2,26 @@
 //! malformed bodies, an EventBridge event starting `event-import` once, StopExecution, the
 //! description with its history, and the status page.
 
-mod common;
+#[path = "support/daemon.rs"]
+mod daemon;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use recflow::asl::StateMachine;
+use daemon::{ended, event_import_daemon, imported_location, object_created_detail};
 use recflow::checkpoint::MemoryStore;
+use recflow::daemon::Daemon;
 use recflow::daemon::http::{ApiOptions, router};
-use recflow::daemon::{CatchUp, Daemon, Overlap, Workflow};
-use recflow::engine::execution::Limits;
-use recflow::engine::{Detail, ExecutionStore, Launch, Registry, Status, SystemClock};
-use recflow::tasks::Scripted;
+use recflow::engine::{ExecutionStore, Status};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// A daemon running `event-import` (scripted tasks) and a workflow parked in a long Wait,
-/// served on a free loopback port.
+/// The test daemon (`event-import` and `parked`), served on a free loopback port.
 async fn serve(
     token: Option<&str>,
     max_body_bytes: usize,
 ) -> (std::net::SocketAddr, Arc<Daemon>, Arc<MemoryStore>) {
-    let store = Arc::new(MemoryStore::default());
-    let clock: Arc<dyn recflow::engine::Clock> = Arc::new(SystemClock);
-    let runner = common::script(&[
-        (
-            "ImportObject",
-            vec![Scripted::ok(json!({"DatasetImportJob": {"DatasetImportJobArn": "arn:import"}}))],
-        ),
-        ("Retrain", vec![Scripted::ok(json!({"SolutionVersion": {"SolutionVersionArn": "arn:sv"}}))]),
-        ("Work", vec![Scripted::ok(json!("done"))]),
-    ]);
-    let mut registry = Registry::new();
-    registry.register("", runner);
-    let registry = Arc::new(registry);
-    let event_import: Value =
-        serde_json::from_str(&std::fs::read_to_string("workflows/event-import.asl.json").unwrap()).unwrap();
-    let parked = json!({"StartAt": "Work", "States": {
-        "Work": {"Type": "Task", "Resource": "arn:aws:states:::test:work", "Next": "Pause"},
-        "Pause": {"Type": "Wait", "Seconds": 86400, "End": true}
-    }});
-    let workflow = |name: &str, definition: Value, defaults: Value| Workflow {
-        name: name.to_string(),
-        launch: Launch {
-            machine: Arc::new(StateMachine::from_json(&definition).unwrap()),
-            definition: Arc::new(definition),
-            registry: Arc::clone(&registry),
-            clock: Arc::clone(&clock),
-            store: store.clone() as Arc<dyn ExecutionStore>,
-        },
-        input: json!({}),
-        defaults: defaults.as_object().unwrap().clone(),
-        schedules: vec![],
-        tz: chrono_tz::UTC,
-        overlap: Overlap::Forbid,
-        catch_up: CatchUp::Skip,
-        jitter: Duration::ZERO,
-        limits: Limits::default(),
-    };
-    let config = json!({"datasetArn": "arn:aws:personalize:us-east-1:1:dataset/d", "roleArn": "arn:aws:iam::1:role/r", "solutionArn": "arn:s"});
-    let daemon = Daemon::new(
-        vec![workflow("event-import", event_import, config), workflow("parked", parked, json!({}))],
-        clock,
-        None,
-    )
-    .unwrap();
-    daemon.start().await.unwrap();
+    let (daemon, store) = event_import_daemon().await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let app = router(Arc::clone(&daemon), ApiOptions { token: token.map(String::from), max_body_bytes });
@@ -103,24 +57,12 @@ async fn post(addr: std::net::SocketAddr, path: &str, body: &str) -> (u16, Value
     (status, serde_json::from_str(&body).unwrap_or_else(|e| panic!("{body}: {e}")))
 }
 
-/// Waits (up to 10 s) until the execution is no longer running.
-async fn ended(store: &MemoryStore, name: &str) -> recflow::engine::Execution {
-    for _ in 0..1000 {
-        let execution = store.read(name).await.unwrap().execution;
-        if execution.status != Status::Running {
-            return execution;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("{name} still running");
-}
-
 fn s3_event(id: &str, key: &str) -> String {
     json!({
         "version": "0", "id": id, "detail-type": "Object Created", "source": "aws.s3",
         "account": "123456789012", "time": "2026-11-29T03:00:00Z", "region": "us-east-1",
         "resources": ["arn:aws:s3:::recflow-drop"],
-        "detail": {"version": "0", "bucket": {"name": "recflow-drop"}, "object": {"key": key, "size": 1024}}
+        "detail": object_created_detail(key)
     })
     .to_string()
 }
@@ -144,14 +86,11 @@ async fn an_s3_object_created_event_starts_event_import_with_its_key_once() {
     let all = store.list().await.unwrap();
     assert_eq!(all.iter().flatten().filter(|e| e.state_machine == "event-import").count(), 1);
     // The import read the event's object.
+    assert_eq!(
+        imported_location(&store, "event-import-7f1a-22"),
+        Some(json!("s3://recflow-drop/interactions/2026-11-29.csv"))
+    );
     let history = store.history_of("event-import-7f1a-22");
-    let location = history.iter().find_map(|e| match &e.detail {
-        Detail::TaskScheduled { state, parameters, .. } if state == "ImportObject" => {
-            Some(parameters["DataSource"]["DataLocation"].clone())
-        }
-        _ => None,
-    });
-    assert_eq!(location, Some(json!("s3://recflow-drop/interactions/2026-11-29.csv")));
     // Described with its history.
     let (status, body) = request(addr, "GET", "/executions/event-import-7f1a-22", "", "").await;
     let described: Value = serde_json::from_str(&body).unwrap();

@@ -17,6 +17,7 @@
 //! overlap = "forbid"                                 # recflow daemon: forbid (default), queue, allow
 //! catch_up = "once"                                  # recflow daemon: skip (default) or once
 //! jitter = "30s"                                     # recflow daemon: random delay before a start
+//! events_queue = "recflow-events"                    # recflow daemon: start on events from this SQS queue
 //! max_runtime = "10m"
 //! resume_or_start = true
 //! ```
@@ -59,6 +60,7 @@ struct Entry {
     overlap: Option<Spanned<String>>,
     catch_up: Option<Spanned<String>>,
     jitter: Option<Spanned<String>>,
+    events_queue: Option<Spanned<String>>,
     checkpoint_dir: Option<Spanned<String>>,
     events_bus: Option<Spanned<String>>,
     max_runtime: Option<Spanned<String>>,
@@ -95,6 +97,8 @@ pub struct Workflow {
     pub catch_up: CatchUp,
     /// A random delay of up to this much before each scheduled start (zero when absent).
     pub jitter: Duration,
+    /// An SQS queue (URL, or name) whose EventBridge events the daemon starts this workflow with.
+    pub events_queue: Option<String>,
     pub checkpoint_dir: Option<PathBuf>,
     pub events_bus: Option<String>,
     pub max_runtime: Option<Duration>,
@@ -251,6 +255,7 @@ impl Config {
                     overlap,
                     catch_up,
                     jitter,
+                    events_queue: entry.events_queue.as_ref().map(|q| q.get_ref().clone()),
                     checkpoint_dir,
                     events_bus: string(&entry.events_bus, &file.defaults.events_bus),
                     max_runtime,

@@ -17,7 +17,7 @@ use super::config::Config;
 use super::integrations::{LocalRun, integrations_sharing, start_local};
 use crate::checkpoint::{Durability, ExecutionStore};
 use crate::daemon::http::{ApiOptions, DEFAULT_MAX_BODY_BYTES, router};
-use crate::daemon::{Daemon, Workflow};
+use crate::daemon::{Daemon, EventQueue, Workflow};
 use crate::engine::Launch;
 use crate::engine::execution::Limits;
 
@@ -122,6 +122,13 @@ pub async fn daemon(args: DaemonArgs) -> Result<ExitCode> {
         .map_err(|e| usage(format!("--listen {}: {e}", args.listen)))?;
     let address = listener.local_addr()?;
     let resumed = daemon.start().await?;
+    for wf in config.workflows.values() {
+        if let Some(queue) = &wf.events_queue {
+            let local =
+                local.as_ref().filter(|_| args.tasks.mock.is_none() && (args.tasks.local || wf.local));
+            daemon.consume(event_queue(wf, queue, local, &args.store.data_dir).await?);
+        }
+    }
     info!(
         workflows = daemon.workflows().len(),
         resumed,
@@ -167,6 +174,55 @@ fn raise_open_files_limit() {
             }
         }
     }
+}
+
+/// The SQS queue a workflow's `events_queue` names: a URL as it is, or a queue name looked up
+/// (on the embedded emulator, created when missing, so that its EventBridge rules can target it).
+async fn event_queue(
+    wf: &super::config::Workflow,
+    queue: &str,
+    local: Option<&LocalRun>,
+    data_dir: &std::path::Path,
+) -> Result<EventQueue> {
+    let client = match local {
+        Some(local) => local.clients.sqs.clone(),
+        None => {
+            crate::tasks::aws::Clients::from_environment()
+                .await
+                .map_err(|e| usage(format!("workflow '{}': events_queue {queue}: {e}", wf.name)))?
+                .sqs
+        }
+    };
+    let queue_url = if queue.starts_with("https://") || queue.starts_with("http://") {
+        queue.to_string()
+    } else if local.is_some() {
+        let created = client.create_queue().queue_name(queue).send().await;
+        created
+            .map_err(|e| {
+                usage(format!(
+                    "workflow '{}': events_queue {queue}: {}",
+                    wf.name,
+                    crate::error_chain::error_chain(&e)
+                ))
+            })?
+            .queue_url()
+            .unwrap_or_default()
+            .to_string()
+    } else {
+        let found = client.get_queue_url().queue_name(queue).send().await;
+        found
+            .map_err(|e| {
+                usage(format!(
+                    "workflow '{}': events_queue {queue}: {}",
+                    wf.name,
+                    crate::error_chain::error_chain(&e)
+                ))
+            })?
+            .queue_url()
+            .unwrap_or_default()
+            .to_string()
+    };
+    Ok(EventQueue { client, queue_url, workflow: wf.name.clone(), poison_dir: data_dir.join("poison") })
 }
 
 /// The token from `--token-file` (its first line) or RECFLOW_API_TOKEN; an empty one is refused.

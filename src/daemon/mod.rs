@@ -11,6 +11,7 @@
 pub mod http;
 mod metrics;
 mod page;
+mod queue;
 mod scheduler;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -30,6 +31,7 @@ use crate::engine::{
 };
 use crate::schedule::Schedule;
 pub use metrics::Metrics;
+pub use queue::{EventQueue, MAX_RECEIVES};
 
 /// What the daemon does with a scheduled firing while an execution of the same workflow (started
 /// by any trigger) is running.
