@@ -222,14 +222,19 @@ fn jobs(history: &[HistoryEvent]) -> String {
     out
 }
 
-/// The state names a state can go to next: Next, Default, each Choice's Next, each Catch's Next.
-fn targets(state: &Value) -> Vec<&str> {
-    let choices = ["Choices", "Catch"]
-        .into_iter()
-        .flat_map(|list| state.get(list).and_then(Value::as_array).into_iter().flatten());
-    let nexts = [state.get("Next"), state.get("Default")].into_iter().chain(choices.map(|c| c.get("Next")));
+/// The state names a state goes to in the normal flow (Next, Default, each Choice's Next), and
+/// on errors (each Catch's Next).
+fn targets(state: &Value) -> (Vec<&str>, Vec<&str>) {
+    let list =
+        |key: &str| state.get(key).and_then(Value::as_array).into_iter().flatten().map(|c| c.get("Next"));
+    let flow = [state.get("Next"), state.get("Default")].into_iter().chain(list("Choices")).collect();
+    (distinct_names(flow), distinct_names(list("Catch").collect()))
+}
+
+/// The strings among `values`, each once, in order.
+fn distinct_names(values: Vec<Option<&Value>>) -> Vec<&str> {
     let mut out: Vec<&str> = Vec::new();
-    for name in nexts.flatten().filter_map(Value::as_str) {
+    for name in values.into_iter().flatten().filter_map(Value::as_str) {
         if !out.contains(&name) {
             out.push(name);
         }
@@ -242,20 +247,39 @@ fn targets(state: &Value) -> Vec<&str> {
 fn graph(definition: &Value, current: &HashSet<&str>, visited: &HashSet<&str>) -> String {
     let Some(states) = definition.get("States").and_then(Value::as_object) else { return String::new() };
     let start = definition.get("StartAt").and_then(Value::as_str).unwrap_or("");
+    // Rows by distance from StartAt along the normal flow; states only errors lead to (the
+    // failure path) go below it, in the order errors reach them.
     let mut depth: HashMap<&str, usize> = HashMap::new();
     let mut queue = std::collections::VecDeque::from([(start, 0)]);
+    let mut caught = Vec::new();
     while let Some((name, d)) = queue.pop_front() {
         if depth.contains_key(name) || !states.contains_key(name) {
             continue;
         }
         depth.insert(name, d);
-        for next in targets(&states[name]) {
-            queue.push_back((next, d + 1));
+        let (flow, errors) = targets(&states[name]);
+        queue.extend(flow.into_iter().map(|next| (next, d + 1)));
+        caught.extend(errors);
+    }
+    let mut below = depth.values().max().map_or(0, |d| d + 1);
+    while !caught.is_empty() {
+        let mut next_round = Vec::new();
+        let mut placed = false;
+        for name in std::mem::take(&mut caught) {
+            if depth.contains_key(name) || !states.contains_key(name) {
+                continue;
+            }
+            depth.insert(name, below);
+            placed = true;
+            let (flow, errors) = targets(&states[name]);
+            next_round.extend(flow.into_iter().chain(errors));
         }
+        below += usize::from(placed);
+        caught = next_round;
     }
     let mut rows: BTreeMap<usize, Vec<&str>> = BTreeMap::new();
     for name in states.keys() {
-        // States StartAt cannot reach go below the rest.
+        // States nothing reaches go last.
         let d = depth.get(name.as_str()).copied().unwrap_or(usize::MAX);
         rows.entry(d).or_default().push(name);
     }
@@ -277,7 +301,12 @@ fn graph(definition: &Value, current: &HashSet<&str>, visited: &HashSet<&str>) -
     );
     for (name, state) in states {
         let Some(&(x, y)) = at.get(name.as_str()) else { continue };
-        for next in targets(state) {
+        let (flow, errors) = targets(state);
+        let edges = flow
+            .into_iter()
+            .map(|n| (n, ""))
+            .chain(errors.into_iter().map(|n| (n, " stroke-dasharray=\"5 4\"")));
+        for (next, dash) in edges {
             let Some(&(nx, ny)) = at.get(next) else { continue };
             let (x1, y1, x2, y2) = if ny > y {
                 (x + w / 2.0, y + h, nx + w / 2.0, ny)
@@ -292,7 +321,7 @@ fn graph(definition: &Value, current: &HashSet<&str>, visited: &HashSet<&str>) -
             };
             let _ = writeln!(
                 svg,
-                r##"<path d="M{x1},{y1} {bend}" fill="none" stroke="#8a949e" stroke-width="1.4" marker-end="url(#arrow)"/>"##
+                r##"<path d="M{x1},{y1} {bend}" fill="none" stroke="#8a949e" stroke-width="1.4"{dash} marker-end="url(#arrow)"/>"##
             );
         }
     }
@@ -318,7 +347,7 @@ fn graph(definition: &Value, current: &HashSet<&str>, visited: &HashSet<&str>) -
             escape(kind)
         );
     }
-    svg.push_str("</svg><p class=muted>blue: current state · green: visited</p>");
+    svg.push_str("</svg><p class=muted>blue: current state · green: visited · dashed: Catch</p>");
     svg
 }
 
