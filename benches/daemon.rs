@@ -113,7 +113,7 @@ fn memory(count: usize) {
     )
     .unwrap();
     std::fs::write(d.join("mock.json"), "{}").unwrap();
-    let (mut child, address) = spawn_daemon(d, &["--no-fsync"]);
+    let (mut child, address) = spawn_daemon(d, &[]);
     std::thread::sleep(Duration::from_millis(500));
     println!("idle resident memory (one scheduled workflow, API up): {:.1} MB", rss_mb(child.id()));
     let began = Instant::now();
@@ -123,7 +123,7 @@ fn memory(count: usize) {
     let took = began.elapsed().as_secs_f64();
     std::thread::sleep(Duration::from_millis(1000));
     println!(
-        "resident memory with {count} executions waiting, 1 s after the last start: {:.1} MB, {} threads ({count} starts over HTTP in {took:.1} s, checkpoints without fsync)",
+        "resident memory with {count} executions waiting, 1 s after the last start: {:.1} MB, {} threads ({count} starts over HTTP in {took:.1} s, group commit)",
         rss_mb(child.id()),
         status_field(child.id(), "Threads:")
     );
@@ -172,9 +172,17 @@ fn start_latency() -> Vec<f64> {
 }
 
 /// `executions` counter loops to `n` at once on one durable file store: (transitions, seconds).
-fn concurrent(rt: &tokio::runtime::Runtime, dir: &Path, executions: usize, n: u64) -> (u64, f64) {
+fn concurrent(
+    rt: &tokio::runtime::Runtime,
+    dir: &Path,
+    executions: usize,
+    n: u64,
+    group: bool,
+) -> (u64, f64) {
     let definition: Value = serde_json::from_str(COUNTER).unwrap();
-    let store: Arc<dyn ExecutionStore> = Arc::new(FileStore::new(dir, Durability::Fsync));
+    let store = FileStore::new(dir, Durability::Fsync);
+    let store: Arc<dyn ExecutionStore> =
+        Arc::new(if group { store.with_group_commit().unwrap() } else { store });
     let workflow = Workflow {
         name: "counter".into(),
         launch: Launch {
@@ -228,17 +236,26 @@ fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let base = std::env::current_dir().unwrap().join("target/bench-tmp");
     std::fs::create_dir_all(&base).unwrap();
-    let run = |executions: usize, n: u64| {
+    let run = |executions: usize, n: u64, group: bool| {
         let dir = tempfile::tempdir_in(&base).unwrap();
-        let (t, s) = concurrent(&rt, dir.path(), executions, n);
+        let (t, s) = concurrent(&rt, dir.path(), executions, n, group);
         (t, s, t as f64 / s)
     };
     // The single rate is the engine benchmark's: one execution, fsync per commit.
-    let (t1, s1, r1) = run(1, 2_000);
-    println!("durable transitions/s, one execution (counter to 2,000): {r1:.0} ({t1} in {s1:.2} s)");
-    let (tn, sn, rn) = run(executions, 20);
+    let (t1, s1, r1) = run(1, 2_000, false);
     println!(
-        "durable transitions/s, {executions} executions at once (counter to 20 each): {rn:.0} ({tn} in {sn:.2} s): {:.1}x the single rate",
+        "durable transitions/s, one execution, fsync per commit (counter to 2,000): {r1:.0} ({t1} in {s1:.2} s)"
+    );
+    let (tg, sg, rg) = run(1, 2_000, true);
+    println!("durable transitions/s, one execution, group commit: {rg:.0} ({tg} in {sg:.2} s)");
+    let (tp, sp, rp) = run(executions, 20, false);
+    println!(
+        "durable transitions/s, {executions} executions at once (counter to 20 each), fsync per commit: {rp:.0} ({tp} in {sp:.2} s): {:.1}x the single rate",
+        rp / r1
+    );
+    let (tn, sn, rn) = run(executions, 20, true);
+    println!(
+        "durable transitions/s, {executions} executions at once, group commit (the daemon's store): {rn:.0} ({tn} in {sn:.2} s): {:.1}x the single rate",
         rn / r1
     );
 }

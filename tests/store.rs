@@ -115,6 +115,25 @@ async fn the_file_store() {
     suite(&a, &b, false).await;
 }
 
+#[tokio::test]
+async fn the_file_store_with_group_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = FileStore::new(dir.path(), Durability::Fsync).with_group_commit().unwrap();
+    // One view: another process reads files up to a second behind a group-commit store.
+    suite(&a, &a, false).await;
+    // The log: one JSON record per line; a new execution's first one carries its definition.
+    let log = std::fs::read_to_string(dir.path().join(".commit-log.jsonl")).unwrap();
+    let records: Vec<serde_json::Value> = log.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(records[0]["name"], "first");
+    assert_eq!(records[0]["definition"]["StartAt"], "Import");
+    drop(a);
+    // What it committed is in the executions' files, for any reader.
+    let b = FileStore::new(dir.path(), Durability::Fsync);
+    let listed: Vec<String> = b.list().await.unwrap().into_iter().map(|e| e.unwrap().name).collect();
+    assert_eq!(listed, ["first", "second"]);
+    assert_eq!(b.history("first").await.unwrap().len(), 2);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_s3_store_on_the_embedded_s3() {
     let dir = tempfile::tempdir().unwrap();

@@ -11,6 +11,10 @@
 //! - `definition.json`: the state machine as it was when the execution started.
 //! - `lock`: held with flock while a process advances the execution; holds that process's pid.
 //!
+//! With group commit ([`FileStore::with_group_commit`], as `recflow daemon` uses it) a commit
+//! goes to the folder's shared log instead ([`super::commit_log`]), which one flush makes
+//! durable for many executions at once, and the files above are brought up to date from it.
+//!
 //! File work runs on tokio's blocking pool, never on a runtime thread.
 
 use std::collections::HashMap;
@@ -22,6 +26,7 @@ use std::sync::{Arc, Mutex};
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::commit_log::{self, CommitLog};
 use super::{CheckpointError, FORMAT};
 use crate::atomic_file::{Durability, write_atomic};
 use crate::engine::execution::{Execution, Status};
@@ -44,6 +49,19 @@ pub struct FileStore {
     root: PathBuf,
     durability: Durability,
     held: Mutex<HashMap<String, Arc<Mutex<Held>>>>,
+    /// With group commit, the log that makes every commit durable ([`CommitLog`]).
+    log: Option<Arc<CommitLog>>,
+}
+
+/// A commit left to the log (group commit): the execution, its new version, its checkpoint
+/// document and its new history lines.
+struct Deferred {
+    name: String,
+    version: u64,
+    document: Vec<u8>,
+    events: Vec<u8>,
+    /// A new execution's definition, written without fsync.
+    definition: Option<Vec<u8>>,
 }
 
 /// An execution this process advances: its lock, its history file, and what the checkpoint must
@@ -51,6 +69,8 @@ pub struct FileStore {
 struct Held {
     dir: PathBuf,
     durability: Durability,
+    /// Group commit: the commit goes to the log, which writes the files back later.
+    deferred: bool,
     _lock: File,
     /// Events written to the history but not yet fsynced; the checkpoint carries them.
     unsynced: Vec<HistoryEvent>,
@@ -63,13 +83,47 @@ const HISTORY_SYNC_EVERY: usize = 64;
 
 const CHECKPOINT: &str = "checkpoint.json";
 const HISTORY: &str = "history.jsonl";
-const DEFINITION: &str = "definition.json";
+pub(super) const DEFINITION: &str = "definition.json";
 const LOCK: &str = "lock";
 
 impl FileStore {
     /// A store over `root` (created on the first commit).
     pub fn new(root: impl Into<PathBuf>, durability: Durability) -> FileStore {
-        FileStore { root: root.into(), durability, held: Mutex::new(HashMap::new()) }
+        FileStore { root: root.into(), durability, held: Mutex::new(HashMap::new()), log: None }
+    }
+
+    /// Makes this store's commits durable together through a shared log ([`CommitLog`]): with
+    /// many executions committing at once, one flush serves them all. Recovers the log an
+    /// unclean stop left first (each execution's files brought up to date from it), so call it
+    /// before reading anything. Only with [`Durability::Fsync`] (without it there is nothing to
+    /// share). Errors: the folder, the log or an execution's files cannot be read or written.
+    pub fn with_group_commit(mut self) -> Result<FileStore, CheckpointError> {
+        if self.durability == Durability::Fsync {
+            let (log, recovered) =
+                CommitLog::open(&self.root).map_err(CheckpointError::io(self.root.join(commit_log::LOG)))?;
+            if !recovered.is_empty() {
+                tracing::warn!(executions = ?recovered, "brought up to date from the commit log after an unclean stop");
+            }
+            self.log = Some(Arc::new(log));
+        }
+        Ok(self)
+    }
+
+    /// Makes a deferred commit durable through the log.
+    async fn settle(&self, deferred: Option<Deferred>) -> Result<(), CheckpointError> {
+        let (Some(log), Some(d)) = (&self.log, deferred) else { return Ok(()) };
+        let path = self.root.join(commit_log::LOG);
+        let definition = d.definition.as_deref();
+        log.append(&d.name, d.version, &d.document, &d.events, definition)
+            .await
+            .map_err(CheckpointError::io(path))
+    }
+
+    /// With group commit, brings the executions' files up to date before they are read.
+    async fn written_back(&self) -> Result<(), CheckpointError> {
+        let Some(log) = self.log.clone() else { return Ok(()) };
+        let path = self.root.join(commit_log::LOG);
+        blocking(move || log.write_back().map_err(CheckpointError::io(path))).await
     }
 
     /// The checkpoint directory.
@@ -134,15 +188,22 @@ impl ExecutionStore for FileStore {
                 if self.held(&name).is_some() {
                     return Err(CheckpointError::Exists { name, dir: self.root.clone() });
                 }
-                let definition = serde_json::to_vec_pretty(definition.unwrap_or(&Value::Null))
-                    .expect("a JSON value serializes");
+                let value = definition.unwrap_or(&Value::Null);
+                let definition = serde_json::to_vec_pretty(value).expect("a JSON value serializes");
                 let (root, durability, n) = (self.root.clone(), self.durability, name.clone());
-                let held = blocking(move || {
-                    let mut held = create(&root, &n, durability, &definition)?;
-                    held.commit(&state, events, finished)?;
-                    Ok(held)
+                let deferred = self.log.is_some();
+                // One line of the log: compact.
+                let compact = deferred.then(|| serde_json::to_vec(value).expect("a JSON value serializes"));
+                let (held, later) = blocking(move || {
+                    let mut held = create(&root, &n, durability, deferred, &definition)?;
+                    let mut later = held.commit(&state, events, finished)?;
+                    if let Some(later) = &mut later {
+                        later.definition = compact;
+                    }
+                    Ok((held, later))
                 })
                 .await?;
+                self.settle(later).await?;
                 let version = held.version;
                 self.hold(&name, held);
                 Ok(Version(version.to_string()))
@@ -155,7 +216,7 @@ impl ExecutionStore for FileStore {
                         found: "an execution this process has not loaded".into(),
                     });
                 };
-                blocking(move || {
+                let (version, later) = blocking(move || {
                     let mut held = held.lock().expect("held execution lock");
                     if held.version.to_string() != expected {
                         return Err(CheckpointError::Conflict {
@@ -164,10 +225,12 @@ impl ExecutionStore for FileStore {
                             found: held.version.to_string(),
                         });
                     }
-                    held.commit(&state, events, finished)?;
-                    Ok(Version(held.version.to_string()))
+                    let later = held.commit(&state, events, finished)?;
+                    Ok((Version(held.version.to_string()), later))
                 })
-                .await
+                .await?;
+                self.settle(later).await?;
+                Ok(version)
             }
         }
     }
@@ -175,28 +238,35 @@ impl ExecutionStore for FileStore {
     /// Closes the execution's lock and forgets it: the next process (or a later load here) may
     /// take it at once, and a long-lived daemon keeps nothing of executions it no longer drives.
     async fn release(&self, name: &str) -> Result<(), CheckpointError> {
+        // The next holder reads the files: bring them up to date before the lock goes.
+        self.written_back().await?;
         self.held.lock().expect("held lock").remove(name);
         Ok(())
     }
 
     async fn load(&self, name: &str) -> Result<Stored, CheckpointError> {
+        self.written_back().await?;
         let (root, durability, n) = (self.root.clone(), self.durability, name.to_string());
-        let (held, stored) = blocking(move || open(&root, &n, durability)).await?;
+        let deferred = self.log.is_some();
+        let (held, stored) = blocking(move || open(&root, &n, durability, deferred)).await?;
         self.hold(name, held);
         Ok(stored)
     }
 
     async fn read(&self, name: &str) -> Result<Stored, CheckpointError> {
+        self.written_back().await?;
         let (root, n) = (self.root.clone(), name.to_string());
         blocking(move || read(&root, &n)).await
     }
 
     async fn list(&self) -> Result<Vec<Result<Execution, CheckpointError>>, CheckpointError> {
+        self.written_back().await?;
         let root = self.root.clone();
         blocking(move || list(&root)).await
     }
 
     async fn history(&self, name: &str) -> Result<Vec<HistoryEvent>, CheckpointError> {
+        self.written_back().await?;
         let (root, n) = (self.root.clone(), name.to_string());
         blocking(move || {
             let dir = existing(&root, &n)?;
@@ -222,6 +292,7 @@ fn create(
     root: &Path,
     name: &str,
     durability: Durability,
+    deferred: bool,
     definition: &[u8],
 ) -> Result<Held, CheckpointError> {
     let dir = root.join(name);
@@ -237,17 +308,24 @@ fn create(
         .open(dir.join(HISTORY))
         .map_err(CheckpointError::io(dir.join(HISTORY)))?;
     let path = dir.join(DEFINITION);
+    // Under group commit the first commit's log record carries the definition.
+    let durability = if deferred { Durability::NoFsync } else { durability };
     write_atomic(&path, definition, durability).map_err(CheckpointError::io(&path))?;
     if durability == Durability::Fsync {
         // The new execution folder itself must survive a power loss.
         File::open(root).and_then(|f| f.sync_all()).map_err(CheckpointError::io(root))?;
     }
-    Ok(Held { dir, durability, _lock: lock, unsynced: Vec::new(), version: 0 })
+    Ok(Held { dir, durability, deferred, _lock: lock, unsynced: Vec::new(), version: 0 })
 }
 
 /// Opens an existing execution to advance it: takes the lock, reads and checks the checkpoint,
 /// brings the history in line with it, and rehydrates the execution from the history.
-fn open(root: &Path, name: &str, durability: Durability) -> Result<(Held, Stored), CheckpointError> {
+fn open(
+    root: &Path,
+    name: &str,
+    durability: Durability,
+    deferred: bool,
+) -> Result<(Held, Stored), CheckpointError> {
     let dir = existing(root, name)?;
     let lock = lock(&dir, name)?;
     let (doc, definition) = read_document(&dir)?;
@@ -264,7 +342,7 @@ fn open(root: &Path, name: &str, durability: Durability) -> Result<(Held, Stored
     let mut execution = doc.execution;
     execution.rehydrate(&events);
     let version = doc.version;
-    let held = Held { dir, durability, _lock: lock, unsynced: Vec::new(), version };
+    let held = Held { dir, durability, deferred, _lock: lock, unsynced: Vec::new(), version };
     Ok((held, Stored { definition, execution, version: Version(version.to_string()) }))
 }
 
@@ -301,27 +379,51 @@ fn list(root: &Path) -> Result<Vec<Result<Execution, CheckpointError>>, Checkpoi
 impl Held {
     /// Records one transition: the events appended to the history (history first: if the
     /// process dies between the two writes, opening the execution cuts the history back to the
-    /// checkpoint), then the checkpoint with `state` (the execution as JSON).
+    /// checkpoint), then the checkpoint with `state` (the execution as JSON). Deferred (group
+    /// commit), nothing is written: the commit is returned for the log.
     fn commit(
         &mut self,
         state: &[u8],
         events: Vec<HistoryEvent>,
         finished: bool,
-    ) -> Result<(), CheckpointError> {
-        self.append_history(events, finished)?;
+    ) -> Result<Option<Deferred>, CheckpointError> {
         let path = self.dir.join(CHECKPOINT);
         let corrupt =
             |e: serde_json::Error| CheckpointError::Corrupt { path: path.clone(), reason: e.to_string() };
+        if self.deferred {
+            let mut lines = Vec::with_capacity(256 * events.len());
+            for event in &events {
+                serde_json::to_writer(&mut lines, event).map_err(corrupt)?;
+                lines.push(b'\n');
+            }
+            let document = self.document(state, &[]).map_err(corrupt)?;
+            self.version += 1;
+            let name = self.dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            return Ok(Some(Deferred {
+                name,
+                version: self.version,
+                document,
+                events: lines,
+                definition: None,
+            }));
+        }
+        self.append_history(events, finished)?;
+        let doc = self.document(state, &self.unsynced).map_err(corrupt)?;
+        write_atomic(&path, &doc, self.durability).map_err(CheckpointError::io(&path))?;
+        self.version += 1;
+        Ok(None)
+    }
+
+    /// The checkpoint document of the next version: `state` and the events it must carry.
+    fn document(&self, state: &[u8], last_events: &[HistoryEvent]) -> Result<Vec<u8>, serde_json::Error> {
         let mut doc = Vec::with_capacity(state.len() + 256);
         write!(doc, "{{\"format\":{FORMAT},\"version\":{},\"execution\":", self.version + 1)
             .expect("writing to memory");
         doc.extend_from_slice(state);
         doc.extend_from_slice(b",\"last_events\":");
-        serde_json::to_writer(&mut doc, &self.unsynced).map_err(corrupt)?;
+        serde_json::to_writer(&mut doc, last_events)?;
         doc.extend_from_slice(b"}\n");
-        write_atomic(&path, &doc, self.durability).map_err(CheckpointError::io(&path))?;
-        self.version += 1;
-        Ok(())
+        Ok(doc)
     }
 
     /// Appends the events; in Fsync mode syncs the history when enough events wait (or the

@@ -2,6 +2,7 @@
 //! engine's [`ExecutionStore`] trait. The file store does it atomically on disk; the memory store
 //! keeps it for tests; the null store keeps nothing (`--no-checkpoint`).
 
+mod commit_log;
 mod file;
 mod memory;
 mod s3;

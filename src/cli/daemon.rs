@@ -15,7 +15,7 @@ use super::args::{Store, Tasks};
 use super::common::{ExitCode, check_runnable, clock, load_definition, open_store, s3_checkpoints, usage};
 use super::config::Config;
 use super::integrations::{LocalRun, integrations_sharing, start_local};
-use crate::checkpoint::{Durability, ExecutionStore};
+use crate::checkpoint::{Durability, ExecutionStore, FileStore};
 use crate::daemon::http::{ApiOptions, DEFAULT_MAX_BODY_BYTES, router};
 use crate::daemon::{Daemon, EventQueue, Workflow};
 use crate::engine::Launch;
@@ -77,7 +77,12 @@ pub async fn daemon(args: DaemonArgs) -> Result<ExitCode> {
             Some((_, store)) => Arc::clone(store),
             None => {
                 let durability = if args.tasks.no_fsync { Durability::NoFsync } else { Durability::Fsync };
-                let store: Arc<dyn ExecutionStore> = Arc::from(open_store(&dir, durability).await?);
+                // Many executions commit at once: a folder's commits share flushes.
+                super::common::check_checkpoint_dir(&dir)?;
+                let store: Arc<dyn ExecutionStore> = match s3_checkpoints(&dir) {
+                    None => Arc::new(FileStore::new(&dir, durability).with_group_commit()?),
+                    Some(_) => Arc::from(open_store(&dir, durability).await?),
+                };
                 stores.push((dir.clone(), Arc::clone(&store)));
                 store
             }
