@@ -134,6 +134,29 @@ async fn the_file_store_with_group_commit() {
     assert_eq!(b.history("first").await.unwrap().len(), 2);
 }
 
+#[tokio::test]
+async fn a_commit_log_is_held_by_one_process_and_recovered_by_the_next_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = FileStore::new(dir.path(), Durability::Fsync).with_group_commit().unwrap();
+    let second = FileStore::new(dir.path(), Durability::Fsync).with_group_commit();
+    assert!(
+        matches!(&second, Err(CheckpointError::Io { source, .. }) if source.kind() == std::io::ErrorKind::WouldBlock),
+        "a second committer is refused"
+    );
+    drop(a);
+    // An unclean stop left a record whose execution's files never got it.
+    let definition = json!({"StartAt": "Import", "States": {"Import": {"Type": "Pass", "End": true}}});
+    let mut exec = execution("lost", 0);
+    let events = started(&mut exec);
+    let document = json!({"format": 3, "version": 1, "execution": exec, "last_events": []});
+    let record = json!({"name": "lost", "definition": definition, "version": 1, "checkpoint": document, "events": events});
+    std::fs::write(dir.path().join(".commit-log.jsonl"), format!("{record}\n")).unwrap();
+    let store = FileStore::opened(dir.path(), Durability::NoFsync).unwrap();
+    let read = store.read("lost").await.unwrap();
+    assert_eq!((read.execution.name.as_str(), read.definition), ("lost", definition));
+    assert_eq!(store.history("lost").await.unwrap().len(), events.len());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_s3_store_on_the_embedded_s3() {
     let dir = tempfile::tempdir().unwrap();

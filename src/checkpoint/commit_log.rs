@@ -29,6 +29,12 @@ use serde_json::Value;
 
 use crate::atomic_file::{Durability, write_atomic};
 
+/// Whether `root` holds a log with records: an unclean stop of a group-commit store, whose
+/// executions' files may lag it until a store opens it with [`CommitLog::open`].
+pub fn pending(root: &Path) -> bool {
+    std::fs::metadata(root.join(LOG)).is_ok_and(|m| m.len() > 0)
+}
+
 /// The log's name in the checkpoint folder (a file: listing executions skips it).
 pub const LOG: &str = ".commit-log.jsonl";
 
@@ -82,11 +88,25 @@ impl CommitLog {
     /// Recovers `root`'s log (see the module) and starts the committer. Gives the names of the
     /// executions whose files were brought up to date from it. Errors: the folder, the log or an
     /// execution's files cannot be read or written.
+    ///
+    /// The log is held with flock for the committer's life: a second process opening it gets
+    /// [`io::ErrorKind::WouldBlock`] and must neither recover nor append (the first one may
+    /// still be committing).
     pub fn open(root: &Path) -> io::Result<(CommitLog, Vec<String>)> {
         std::fs::create_dir_all(root)?;
         let path = root.join(LOG);
-        let recovered = recover(root, &path)?;
         let mut log = OpenOptions::new().create(true).append(true).open(&path)?;
+        match log.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    format!("{}: another recflow process commits through this log", path.display()),
+                ));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        }
+        let recovered = recover(root, &path)?;
         log.set_len(0)?;
         log.sync_all()?;
         File::open(root)?.sync_all()?;

@@ -97,6 +97,9 @@ impl FileStore {
     /// unclean stop left first (each execution's files brought up to date from it), so call it
     /// before reading anything. Only with [`Durability::Fsync`] (without it there is nothing to
     /// share). Errors: the folder, the log or an execution's files cannot be read or written.
+    ///
+    /// Another process holding the folder's log (a running daemon) is an error; a plain store
+    /// over the folder ([`FileStore::opened`]) reads the files instead.
     pub fn with_group_commit(mut self) -> Result<FileStore, CheckpointError> {
         if self.durability == Durability::Fsync {
             let (log, recovered) =
@@ -107,6 +110,27 @@ impl FileStore {
             self.log = Some(Arc::new(log));
         }
         Ok(self)
+    }
+
+    /// A store over `root` as a command other than the daemon opens it: when an unclean stop
+    /// left the folder's commit log with records and no process holds it, the executions'
+    /// files are first brought up to date from it (and this store then commits through it).
+    pub fn opened(root: impl Into<PathBuf>, durability: Durability) -> Result<FileStore, CheckpointError> {
+        let store = FileStore::new(root, durability);
+        if !commit_log::pending(&store.root) {
+            return Ok(store);
+        }
+        let (root, durability) = (store.root.clone(), store.durability);
+        match FileStore::new(&root, Durability::Fsync).with_group_commit() {
+            Ok(grouped) if durability == Durability::Fsync => Ok(grouped),
+            // Brought up to date; this command's own commits need no log.
+            Ok(_) => Ok(FileStore::new(root, durability)),
+            // A running daemon holds the log: its files are at most a second behind.
+            Err(CheckpointError::Io { source, .. }) if source.kind() == std::io::ErrorKind::WouldBlock => {
+                Ok(FileStore::new(root, durability))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Makes a deferred commit durable through the log.

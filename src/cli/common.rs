@@ -209,7 +209,7 @@ pub fn check_checkpoint_dir(dir: &Path) -> Result<()> {
 pub async fn open_store(dir: &Path, durability: Durability) -> Result<Box<dyn ExecutionStore>> {
     check_checkpoint_dir(dir)?;
     match s3_checkpoints(dir) {
-        None => Ok(Box::new(FileStore::new(dir, durability))),
+        None => Ok(Box::new(FileStore::opened(dir, durability)?)),
         Some((bucket, prefix)) => {
             let clients = crate::tasks::aws::Clients::from_environment()
                 .await
