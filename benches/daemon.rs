@@ -6,11 +6,15 @@
 //!
 //! cargo bench --bench daemon     (RECFLOW_BENCH_WAITING=10000 RECFLOW_BENCH_CONCURRENT=1000)
 
-use std::io::{BufRead, BufReader, Read, Write};
+#[path = "../tests/support/process.rs"]
+mod process;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use process::{http, spawn_daemon, terminate};
 
 use recflow::asl::StateMachine;
 use recflow::checkpoint::{Durability, ExecutionStore, FileStore};
@@ -41,61 +45,27 @@ fn rss_mb(pid: u32) -> f64 {
     status_field(pid, "VmRSS:") / 1024.0
 }
 
-/// The caller waits for the daemon ([`terminate`]).
-#[allow(clippy::zombie_processes)]
-fn spawn_daemon(dir: &Path, extra: &[&str]) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_recflow"))
-        .args(["daemon", "--config"])
-        .arg(dir.join("recflow.toml"))
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.join("data"))
-        .arg("--mock")
-        .arg(dir.join("mock.json"))
-        .arg("--mock-call-log")
-        .arg(dir.join("calls.jsonl"))
-        .args(extra)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("RECFLOW_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    loop {
-        line.clear();
-        assert!(stderr.read_line(&mut line).unwrap() > 0, "the daemon ended before serving");
-        if let Some(rest) = line.split("API on http://").nth(1) {
-            let address = rest.trim().trim_end_matches('/').to_string();
-            std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-            return (child, address);
-        }
-    }
+fn spawn(dir: &Path, extra: &[&str]) -> (Child, String) {
+    let mut args: Vec<std::ffi::OsString> = vec!["--config".into(), dir.join("recflow.toml").into()];
+    args.extend([
+        "--data-dir".into(),
+        dir.join("data").into(),
+        "--mock".into(),
+        dir.join("mock.json").into(),
+    ]);
+    args.extend([
+        "--mock-call-log".into(),
+        dir.join("calls.jsonl").into(),
+        "--log-level".into(),
+        "error".into(),
+    ]);
+    args.extend(extra.iter().map(Into::into));
+    spawn_daemon(&args)
 }
 
-fn post(address: &str, path: &str, body: &str) -> u16 {
-    let (status, text) = post_text(address, path, body);
-    assert!(status == 200, "{path}: {text}");
-    status
-}
-
-fn post_text(address: &str, path: &str, body: &str) -> (u16, String) {
-    let mut stream = std::net::TcpStream::connect(address).unwrap();
-    write!(
-        stream,
-        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut text = String::new();
-    stream.read_to_string(&mut text).unwrap();
-    (text.split(' ').nth(1).unwrap().parse().unwrap(), text)
-}
-
-fn terminate(child: &mut Child) {
-    // SAFETY: kill(2) on our own child's pid.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    child.wait().unwrap();
+fn post(address: &str, path: &str, body: &str) {
+    let (status, answer) = http(address, "POST", path, body);
+    assert_eq!(status, 200, "{path}: {answer}");
 }
 
 /// Idle memory, then memory with `count` executions sitting in a day-long Wait.
@@ -113,12 +83,12 @@ fn memory(count: usize) {
     )
     .unwrap();
     std::fs::write(d.join("mock.json"), "{}").unwrap();
-    let (mut child, address) = spawn_daemon(d, &[]);
+    let (mut child, address) = spawn(d, &[]);
     std::thread::sleep(Duration::from_millis(500));
     println!("idle resident memory (one scheduled workflow, API up): {:.1} MB", rss_mb(child.id()));
     let began = Instant::now();
     for i in 0..count {
-        assert_eq!(post(&address, "/workflows/wait/executions", &format!(r#"{{"name": "w-{i}"}}"#)), 200);
+        post(&address, "/workflows/wait/executions", &format!(r#"{{"name": "w-{i}"}}"#));
     }
     let took = began.elapsed().as_secs_f64();
     std::thread::sleep(Duration::from_millis(1000));
@@ -153,14 +123,14 @@ fn start_latency() -> Vec<f64> {
     std::fs::write(d.join("mock.json"), r#"{"Work": {"Return": {}}}"#).unwrap();
     let mut samples = Vec::new();
     for i in 0..5 {
-        let (mut child, address) = spawn_daemon(d, &[]);
-        assert_eq!(post(&address, "/workflows/due/executions", &format!(r#"{{"name": "due-{i}"}}"#)), 200);
+        let (mut child, address) = spawn(d, &[]);
+        post(&address, "/workflows/due/executions", &format!(r#"{{"name": "due-{i}"}}"#));
         terminate(&mut child);
         std::thread::sleep(Duration::from_millis(1100));
         let calls = d.join("calls.jsonl");
         let before = std::fs::read_to_string(&calls).unwrap_or_default().lines().count();
         let began = Instant::now();
-        let (mut child, _) = spawn_daemon(d, &[]);
+        let (mut child, _) = spawn(d, &[]);
         while std::fs::read_to_string(&calls).unwrap_or_default().lines().count() == before {
             std::thread::sleep(Duration::from_micros(200));
             assert!(began.elapsed() < Duration::from_secs(10), "no call");

@@ -2,9 +2,13 @@
 //! exits 0; a new daemon completes the execution without repeating the call. An API off
 //! loopback without a token is refused at start.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+#[path = "support/process.rs"]
+mod process;
+
+use std::process::{Child, Command};
+use std::time::Duration;
+
+use process::{http, spawn_daemon, terminate};
 
 use serde_json::{Value, json};
 
@@ -32,70 +36,24 @@ impl Setup {
         Setup { dir }
     }
 
-    /// Starts a daemon; gives it and the address it serves on. The caller waits for it
-    /// ([`terminate`]).
-    #[allow(clippy::zombie_processes)]
+    /// Starts a daemon on this setup's config, data and mock; gives it and its address.
     fn daemon(&self, extra: &[&str]) -> (Child, String) {
         let d = self.dir.path();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_recflow"))
-            .args(["daemon", "--config"])
-            .arg(d.join("recflow.toml"))
-            .args(["--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(d.join("data"))
-            .arg("--mock")
-            .arg(d.join("mock.json"))
-            .arg("--mock-call-log")
-            .arg(d.join("calls.jsonl"))
-            .args(extra)
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("RECFLOW_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let (mut line, mut said) = (String::new(), String::new());
-        loop {
-            line.clear();
-            if stderr.read_line(&mut line).unwrap() == 0 {
-                let status = child.wait().unwrap();
-                panic!("the daemon ended ({status}) before serving: {said}");
-            }
-            said.push_str(&line);
-            if let Some(rest) = line.split("API on http://").nth(1) {
-                let address = rest.trim().trim_end_matches('/').to_string();
-                // Keep draining stderr so the daemon never blocks on it.
-                std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-                return (child, address);
-            }
-        }
+        let mut args: Vec<std::ffi::OsString> = vec!["--config".into(), d.join("recflow.toml").into()];
+        args.extend([
+            "--data-dir".into(),
+            d.join("data").into(),
+            "--mock".into(),
+            d.join("mock.json").into(),
+        ]);
+        args.extend(["--mock-call-log".into(), d.join("calls.jsonl").into()]);
+        args.extend(extra.iter().map(Into::into));
+        spawn_daemon(&args)
     }
 
     fn calls(&self) -> usize {
         std::fs::read_to_string(self.dir.path().join("calls.jsonl")).unwrap_or_default().lines().count()
     }
-}
-
-fn http(address: &str, method: &str, path: &str, body: &str) -> (u16, Value) {
-    let mut stream = std::net::TcpStream::connect(address).unwrap();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut text = String::new();
-    stream.read_to_string(&mut text).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    (head.split(' ').nth(1).unwrap().parse().unwrap(), serde_json::from_str(body).unwrap_or(Value::Null))
-}
-
-fn terminate(child: &mut Child) -> (i32, Duration) {
-    let began = Instant::now();
-    // SAFETY: kill(2) on our own child's pid.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let status = child.wait().unwrap();
-    (status.code().unwrap_or(-1), began.elapsed())
 }
 
 #[test]

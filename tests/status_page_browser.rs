@@ -6,12 +6,15 @@
 //! unless RECFLOW_BROWSER_TESTS=1 (as `.ci/run` sets after installing Chromium): then a missing
 //! browser fails it.
 
-use std::io::{BufRead, BufReader, Read, Write};
+#[path = "support/process.rs"]
+mod process;
+
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
-use serde_json::Value;
+use process::{http, spawn_daemon, terminate};
 
 fn chromium() -> Option<PathBuf> {
     let path =
@@ -19,8 +22,7 @@ fn chromium() -> Option<PathBuf> {
     path.is_file().then_some(path)
 }
 
-/// The caller waits for the daemon.
-#[allow(clippy::zombie_processes)]
+/// A daemon running the portable nightly workflow with its mock answers.
 fn daemon(dir: &Path) -> (Child, String) {
     let workflows = Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows");
     std::fs::write(
@@ -31,46 +33,17 @@ fn daemon(dir: &Path) -> (Child, String) {
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_recflow"))
-        .args(["daemon", "--config"])
-        .arg(dir.join("recflow.toml"))
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.join("data"))
-        .arg("--mock")
-        .arg(workflows.join("nightly-refresh-portable.mock.json"))
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("RECFLOW_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    loop {
-        line.clear();
-        if stderr.read_line(&mut line).unwrap() == 0 {
-            let status = child.wait().unwrap();
-            panic!("the daemon ended ({status}) before serving");
-        }
-        if let Some(rest) = line.split("API on http://").nth(1) {
-            let address = rest.trim().trim_end_matches('/').to_string();
-            std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-            return (child, address);
-        }
-    }
-}
-
-fn http(address: &str, method: &str, path: &str, body: &str) -> Value {
-    let mut stream = std::net::TcpStream::connect(address).unwrap();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut text = String::new();
-    stream.read_to_string(&mut text).unwrap();
-    serde_json::from_str(text.split_once("\r\n\r\n").unwrap().1).unwrap_or(Value::Null)
+    let config = dir.join("recflow.toml");
+    let data = dir.join("data");
+    let mock = workflows.join("nightly-refresh-portable.mock.json");
+    spawn_daemon(&[
+        OsStr::new("--config"),
+        config.as_os_str(),
+        OsStr::new("--data-dir"),
+        data.as_os_str(),
+        OsStr::new("--mock"),
+        mock.as_os_str(),
+    ])
 }
 
 /// Chromium as the workplace runs it headless: no sandbox (root), no GPU, and none of the
@@ -105,11 +78,11 @@ fn headless_chromium_shows_a_running_executions_graph() {
     };
     let dir = tempfile::tempdir().unwrap();
     let (mut child, address) = daemon(dir.path());
-    let started = http(&address, "POST", "/workflows/nightly/executions", r#"{"name": "nightly-shown"}"#);
+    let started = http(&address, "POST", "/workflows/nightly/executions", r#"{"name": "nightly-shown"}"#).1;
     assert_eq!(started["name"], "nightly-shown", "{started}");
     // The mock's first import answers LimitExceeded: the execution sits in a 2-minute retry delay.
     std::thread::sleep(Duration::from_millis(300));
-    let described = http(&address, "GET", "/executions/nightly-shown", "");
+    let described = http(&address, "GET", "/executions/nightly-shown", "").1;
     assert_eq!(described["status"], "RUNNING", "{described}");
     let at = described["currentState"].as_str().unwrap().to_string();
     let url = format!("http://{address}/ui/executions/nightly-shown");
@@ -132,8 +105,6 @@ fn headless_chromium_shows_a_running_executions_graph() {
     let bytes = std::fs::read(&png).unwrap();
     assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "a PNG");
     assert!(bytes.len() > 20_000, "a page with content, not a blank one: {} bytes", bytes.len());
-    // SAFETY: kill(2) on our own child's pid.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert_eq!(terminate(&mut child).0, 0);
     eprintln!("screenshot: {}", png.display());
 }

@@ -20,18 +20,47 @@ fn definition() -> serde_json::Value {
     }})
 }
 
+/// The definition, its runner (Train answers as given, Publish with 2), paused clock and store.
+struct Rig {
+    definition: serde_json::Value,
+    machine: StateMachine,
+    registry: Registry,
+    runner: std::sync::Arc<recflow::tasks::ScriptedRunner>,
+    clock: TokioClock,
+    store: MemoryStore,
+}
+
+impl Rig {
+    fn new(train: Vec<Scripted>) -> Rig {
+        let definition = definition();
+        let machine = StateMachine::from_json(&definition).unwrap();
+        let runner = script(&[("Train", train), ("Publish", vec![Scripted::ok(json!(2))])]);
+        let mut registry = Registry::new();
+        registry.register("", runner.clone());
+        Rig {
+            definition,
+            machine,
+            registry,
+            runner,
+            clock: TokioClock::starting_at(t0()),
+            store: MemoryStore::default(),
+        }
+    }
+
+    /// Execution `e`, started.
+    async fn driver(&self) -> Driver<'_> {
+        let (machine, registry) = (&self.machine, &self.registry);
+        Driver::start(machine, &self.definition, registry, &self.clock, &self.store, "e", "m", json!({}), 1)
+            .await
+            .unwrap()
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_stop_request_ends_the_execution_aborted_with_its_error_and_cause() {
-    let definition = definition();
-    let machine = StateMachine::from_json(&definition).unwrap();
-    let runner =
-        script(&[("Train", vec![Scripted::ok(json!(1))]), ("Publish", vec![Scripted::ok(json!(2))])]);
-    let mut registry = Registry::new();
-    registry.register("", runner.clone());
-    let (clock, store) = (TokioClock::starting_at(t0()), MemoryStore::default());
-    let driver = Driver::start(&machine, &definition, &registry, &clock, &store, "e", "m", json!({}), 1)
-        .await
-        .unwrap();
+    let rig = Rig::new(vec![Scripted::ok(json!(1))]);
+    let (runner, store) = (&rig.runner, &rig.store);
+    let driver = rig.driver().await;
     let (sender, receiver) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_secs(60)).await;
@@ -55,19 +84,10 @@ async fn a_stop_request_ends_the_execution_aborted_with_its_error_and_cause() {
 
 #[tokio::test(start_paused = true)]
 async fn a_shutdown_lets_a_call_already_made_answer_and_checkpoints_it() {
-    let definition = definition();
-    let machine = StateMachine::from_json(&definition).unwrap();
     // Train takes 5 s to answer; the shutdown comes 1 s into it.
-    let runner = script(&[
-        ("Train", vec![Scripted::ok(json!("model-1")).after(5.0)]),
-        ("Publish", vec![Scripted::ok(json!(2))]),
-    ]);
-    let mut registry = Registry::new();
-    registry.register("", runner.clone());
-    let (clock, store) = (TokioClock::starting_at(t0()), MemoryStore::default());
-    let driver = Driver::start(&machine, &definition, &registry, &clock, &store, "e", "m", json!({}), 1)
-        .await
-        .unwrap();
+    let rig = Rig::new(vec![Scripted::ok(json!("model-1")).after(5.0)]);
+    let (runner, store) = (&rig.runner, &rig.store);
+    let driver = rig.driver().await;
     let shutdown = tokio::time::sleep(Duration::from_secs(1));
     let stop = driver.run_until(None, shutdown, None, Duration::from_secs(10)).await.unwrap();
     assert!(matches!(stop, Stop::Interrupted { ref name } if name == "e"), "{stop:?}");
@@ -82,15 +102,9 @@ async fn a_shutdown_lets_a_call_already_made_answer_and_checkpoints_it() {
 
 #[tokio::test(start_paused = true)]
 async fn a_shutdown_drops_a_call_that_outlives_the_grace_and_sleeps_at_once() {
-    let definition = definition();
-    let machine = StateMachine::from_json(&definition).unwrap();
-    let runner = script(&[("Train", vec![Scripted::ok(json!(1)).after(600.0)])]);
-    let mut registry = Registry::new();
-    registry.register("", runner.clone());
-    let (clock, store) = (TokioClock::starting_at(t0()), MemoryStore::default());
-    let driver = Driver::start(&machine, &definition, &registry, &clock, &store, "e", "m", json!({}), 1)
-        .await
-        .unwrap();
+    let rig = Rig::new(vec![Scripted::ok(json!(1)).after(600.0)]);
+    let store = &rig.store;
+    let driver = rig.driver().await;
     let started = tokio::time::Instant::now();
     let shutdown = tokio::time::sleep(Duration::from_secs(1));
     let stop = driver.run_until(None, shutdown, None, Duration::from_secs(10)).await.unwrap();

@@ -198,34 +198,17 @@ async fn event_queue(
                 .sqs
         }
     };
+    let failed = |e: &(dyn std::error::Error + 'static)| {
+        usage(format!("workflow '{}': events_queue {queue}: {}", wf.name, crate::error_chain::error_chain(e)))
+    };
     let queue_url = if queue.starts_with("https://") || queue.starts_with("http://") {
         queue.to_string()
     } else if local.is_some() {
-        let created = client.create_queue().queue_name(queue).send().await;
-        created
-            .map_err(|e| {
-                usage(format!(
-                    "workflow '{}': events_queue {queue}: {}",
-                    wf.name,
-                    crate::error_chain::error_chain(&e)
-                ))
-            })?
-            .queue_url()
-            .unwrap_or_default()
-            .to_string()
+        let created = client.create_queue().queue_name(queue).send().await.map_err(|e| failed(&e))?;
+        created.queue_url().unwrap_or_default().to_string()
     } else {
-        let found = client.get_queue_url().queue_name(queue).send().await;
-        found
-            .map_err(|e| {
-                usage(format!(
-                    "workflow '{}': events_queue {queue}: {}",
-                    wf.name,
-                    crate::error_chain::error_chain(&e)
-                ))
-            })?
-            .queue_url()
-            .unwrap_or_default()
-            .to_string()
+        let found = client.get_queue_url().queue_name(queue).send().await.map_err(|e| failed(&e))?;
+        found.queue_url().unwrap_or_default().to_string()
     };
     Ok(EventQueue { client, queue_url, workflow: wf.name.clone(), poison_dir: data_dir.join("poison") })
 }

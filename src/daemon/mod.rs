@@ -479,18 +479,6 @@ impl Daemon {
                 self.metrics.skipped(workflow);
             }
             Overlap::Queue => {
-                if running == 0 {
-                    // Nothing runs but firings wait: this one goes behind them.
-                    self.inner
-                        .lock()
-                        .expect("daemon lock")
-                        .queued
-                        .entry(workflow.to_string())
-                        .or_default()
-                        .push_back(at);
-                    return self.start_queued(workflow);
-                }
-                info!(workflow, firing = %crate::engine::execution::timestamp(at), "queueing the firing until the running execution ends (overlap = \"queue\")");
                 self.inner
                     .lock()
                     .expect("daemon lock")
@@ -498,6 +486,11 @@ impl Daemon {
                     .entry(workflow.to_string())
                     .or_default()
                     .push_back(at);
+                if running == 0 {
+                    // Nothing runs but firings wait: this one went behind them.
+                    return self.start_queued(workflow);
+                }
+                info!(workflow, firing = %crate::engine::execution::timestamp(at), "queueing the firing until the running execution ends (overlap = \"queue\")");
             }
         }
     }
