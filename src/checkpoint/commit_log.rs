@@ -44,8 +44,11 @@ pub const TRUNCATE_AT: u64 = 64 << 20;
 /// How often the executions' files are brought up to date from the log's records.
 pub const WRITE_BACK: Duration = Duration::from_secs(1);
 
+// The file store's names for an execution's files (kept here too, so the log depends on no
+// more of the store than the layout of a folder).
 const CHECKPOINT: &str = "checkpoint.json";
 const HISTORY: &str = "history.jsonl";
+const DEFINITION: &str = "definition.json";
 
 /// What an execution's files still lack: history lines to append, the newest checkpoint.
 #[derive(Default)]
@@ -312,7 +315,7 @@ fn recover(root: &Path, path: &Path) -> io::Result<Vec<String>> {
         if let Some(definition) = definitions.get(&name) {
             // Created under group commit: the folder and definition may not have survived.
             std::fs::create_dir_all(&dir)?;
-            let file = dir.join(super::file::DEFINITION);
+            let file = dir.join(DEFINITION);
             if std::fs::read(&file).ok().and_then(|t| serde_json::from_slice::<Value>(&t).ok()).is_none() {
                 let bytes = serde_json::to_vec_pretty(definition).map_err(io::Error::other)?;
                 write_atomic(&file, &bytes, Durability::Fsync)?;

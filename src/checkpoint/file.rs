@@ -83,7 +83,7 @@ const HISTORY_SYNC_EVERY: usize = 64;
 
 const CHECKPOINT: &str = "checkpoint.json";
 const HISTORY: &str = "history.jsonl";
-pub(super) const DEFINITION: &str = "definition.json";
+const DEFINITION: &str = "definition.json";
 const LOCK: &str = "lock";
 
 impl FileStore {
