@@ -244,3 +244,17 @@ async fn a_new_daemon_finishes_what_a_stopped_one_left_in_a_wait() {
     // The Wait kept its end: two hours after it began, not after the restart.
     assert_eq!(done.stop_time, Some(start + chrono::Duration::seconds(7200)));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_rate_counts_from_the_first_start_even_across_a_restart_before_it_fires() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = Some(dir.path().join("daemon-schedules.json"));
+    let store: Arc<dyn ExecutionStore> = Arc::new(MemoryStore::default());
+    let start = utc("2026-11-30T00:00:00Z");
+    let spec = || Spec::new("hourly", waiting(60), &["rate(1 hour)"]);
+    run_for(&daemon(vec![spec()], start, Arc::clone(&store), state.clone()), Duration::from_secs(1800)).await;
+    // Restarted at 00:50, before the first firing: it still comes at 01:00, not at 01:50.
+    let later = start + chrono::Duration::minutes(50);
+    run_for(&daemon(vec![spec()], later, Arc::clone(&store), state), Duration::from_secs(1200)).await;
+    assert_eq!(starts(&started(store.as_ref(), "hourly").await), [utc("2026-11-30T01:00:00Z")]);
+}

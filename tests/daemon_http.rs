@@ -118,6 +118,11 @@ async fn a_token_is_required_when_one_is_set_and_compared_whole() {
     }
     // Health checks need no token.
     assert_eq!(request(addr, "GET", "/healthz", "", "").await.0, 200);
+    // A browser sends it as the password of Basic authentication.
+    use base64::Engine;
+    let basic = base64::engine::general_purpose::STANDARD.encode("me:s3cret-token");
+    let (status, page) = request(addr, "GET", "/", &format!("Authorization: Basic {basic}\r\n"), "").await;
+    assert!(status == 200 && page.contains("Workflows"), "{status}: {page}");
     let (status, body) = request(
         addr,
         "POST",
@@ -135,7 +140,7 @@ async fn oversized_and_malformed_bodies_are_refused_with_a_reason() {
     let big = format!(r#"{{"input": {{"pad": "{}"}}}}"#, "x".repeat(4096));
     let (status, body) = request(addr, "POST", "/workflows/parked/executions", "", &big).await;
     assert_eq!(status, 413, "{body}");
-    assert!(body.contains("length limit"), "{body}");
+    assert!(body.contains("limit of 1024 bytes"), "{body}");
     let cases = [
         ("{\"input\": ", "not valid JSON"),
         ("[1, 2]", "must be a JSON object"),
@@ -150,6 +155,11 @@ async fn oversized_and_malformed_bodies_are_refused_with_a_reason() {
     }
     let (status, body) = post(addr, "/workflows/nightly/executions", "{}").await;
     assert_eq!((status, body["error"].as_str()), (404, Some("StateMachineDoesNotExist")));
+    // Unknown paths and methods say so, in JSON.
+    let (status, body) = request(addr, "GET", "/nowhere", "", "").await;
+    assert!(status == 404 && body.contains("no such resource: /nowhere"), "{body}");
+    let (status, body) = request(addr, "DELETE", "/executions/x", "", "").await;
+    assert!(status == 405 && body.contains("DELETE is not served on /executions/x"), "{body}");
     let (status, body) = post(addr, "/workflows/parked/executions", r#"{"name": "no spaces please"}"#).await;
     assert_eq!((status, body["error"].as_str()), (400, Some("InvalidName")));
     assert!(daemon.executions().await.is_empty());

@@ -104,7 +104,7 @@ impl CommitLog {
             Err(std::fs::TryLockError::WouldBlock) => {
                 return Err(io::Error::new(
                     io::ErrorKind::WouldBlock,
-                    format!("{}: another recflow process commits through this log", path.display()),
+                    "another recflow process (a daemon) commits through this log: one daemon per checkpoint folder",
                 ));
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(e),

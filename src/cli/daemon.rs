@@ -23,8 +23,22 @@ use crate::engine::execution::Limits;
 
 /// `recflow daemon`'s arguments.
 #[derive(clap::Args)]
-#[command(after_help = "Examples:
-  recflow daemon --config workflows/recflow.toml
+#[command(after_help = "The HTTP API (http://127.0.0.1:7400 by default):
+  GET  /                          status page: workflows, next runs, recent executions
+  GET  /ui/executions/NAME        one execution: its graph, jobs and history
+  GET  /healthz, GET /metrics     health (never needs the token), Prometheus metrics
+  GET  /executions, GET /executions/NAME     ListExecutions' items; DescribeExecution and history
+  POST /workflows/ID/executions   {\"input\": {...}, \"name\": \"...\"} (both optional; the input
+                                  replaces the file's), or an EventBridge event as an API
+                                  destination posts it: the event is the input, its id names the
+                                  execution, and the same event again starts nothing new
+  POST /executions/NAME/stop      {\"error\": \"...\", \"cause\": \"...\"} (optional): ends it ABORTED
+With a token, send `Authorization: Bearer TOKEN`; a browser asks for a user (any) and password
+(the token). With --mock, all executions share the script: the n-th call of a state, whichever
+execution makes it, gets the n-th answer.
+
+Examples:
+  recflow daemon --config recflow.toml
   recflow daemon --config recflow.toml --listen 0.0.0.0:7400 --token-file /run/secrets/recflow-token
   curl -X POST localhost:7400/workflows/nightly/executions -d '{\"input\": {\"topN\": 5}}'
   curl localhost:7400/executions/nightly-20261130T010000Z
@@ -34,9 +48,10 @@ pub struct DaemonArgs {
     /// `overlap` (forbid, queue, allow), `catch_up` (skip, once) and `jitter`.
     #[arg(long, value_name = "TOML", env = "RECFLOW_CONFIG")]
     pub config: PathBuf,
-    /// Where the HTTP API and status page listen. Anything but loopback needs a token.
+    /// Where the HTTP API and status page listen: HOST:PORT (localhost:7400, 0.0.0.0:7400, port
+    /// 0 for a free one). Anything but loopback needs a token.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7400", env = "RECFLOW_LISTEN")]
-    pub listen: SocketAddr,
+    pub listen: String,
     /// The API's bearer token, in a file (its first line). RECFLOW_API_TOKEN gives it directly.
     #[arg(long, value_name = "FILE", conflicts_with = "token")]
     pub token_file: Option<PathBuf>,
@@ -54,12 +69,23 @@ pub struct DaemonArgs {
 pub async fn daemon(args: DaemonArgs) -> Result<ExitCode> {
     let config = Config::load(&args.config)?;
     let token = token(&args)?;
-    if token.is_none() && !args.listen.ip().is_loopback() {
+    let listen: SocketAddr = tokio::net::lookup_host(&args.listen)
+        .await
+        .ok()
+        .and_then(|mut addresses| addresses.next())
+        .ok_or_else(|| {
+            usage(format!(
+                "--listen {}: not an address such as 127.0.0.1:7400 or localhost:7400",
+                args.listen
+            ))
+        })?;
+    if token.is_none() && !listen.ip().is_loopback() {
         return Err(usage(format!(
             "--listen {}: an API off loopback needs a token (RECFLOW_API_TOKEN or --token-file), or anyone who reaches the port could start executions",
             args.listen
         )));
     }
+    refuse_missing_aws(&args, &config).await?;
     raise_open_files_limit();
     let time_scale = time_scale(&args, &config)?;
     let any_local =
@@ -122,7 +148,7 @@ pub async fn daemon(args: DaemonArgs) -> Result<ExitCode> {
     std::fs::create_dir_all(&args.store.data_dir)
         .map_err(|e| usage(format!("{}: {e}", args.store.data_dir.display())))?;
     let daemon = Daemon::new(workflows, clock, Some(state_file)).map_err(|e| usage(e.to_string()))?;
-    let listener = tokio::net::TcpListener::bind(args.listen)
+    let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| usage(format!("--listen {}: {e}", args.listen)))?;
     let address = listener.local_addr()?;
@@ -141,9 +167,11 @@ pub async fn daemon(args: DaemonArgs) -> Result<ExitCode> {
         time_scale,
         "daemon started"
     );
+    let (workflows, all) = (daemon.workflows().len(), address.ip().is_unspecified());
     eprintln!(
-        "recflow daemon: {} workflows, {resumed} resumed; status page and API on http://{address}/",
-        daemon.workflows().len()
+        "recflow daemon: {workflows} workflow{}, {resumed} resumed; status page and API on http://{address}/{}",
+        if workflows == 1 { "" } else { "s" },
+        if all { " (on every interface of this host)" } else { "" }
     );
     let api = router(Arc::clone(&daemon), ApiOptions { token, max_body_bytes: args.max_body_bytes });
     let server = {
@@ -211,6 +239,27 @@ async fn event_queue(
         found.queue_url().unwrap_or_default().to_string()
     };
     Ok(EventQueue { client, queue_url, workflow: wf.name.clone(), poison_dir: data_dir.join("poison") })
+}
+
+/// Workflows whose tasks call AWS need its configuration (a region at least): checked before the
+/// embedded emulator of the `local` ones takes its time.
+async fn refuse_missing_aws(args: &DaemonArgs, config: &Config) -> Result<()> {
+    if args.tasks.mock.is_some() || args.tasks.local {
+        return Ok(());
+    }
+    for wf in config.workflows.values().filter(|w| !w.local) {
+        let (machine, _) = load_definition(&wf.definition)?;
+        if !machine.task_resources().is_empty() {
+            crate::tasks::aws::Clients::from_environment().await.map_err(|e| {
+                usage(format!(
+                    "workflow '{}' calls AWS (it is not `local = true` and there is no --mock): {e}",
+                    wf.name
+                ))
+            })?;
+            return Ok(());
+        }
+    }
+    Ok(())
 }
 
 /// The token from `--token-file` (its first line) or RECFLOW_API_TOKEN; an empty one is refused.

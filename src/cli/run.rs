@@ -299,7 +299,8 @@ fn default_name(state_machine: &str) -> String {
 }
 
 /// Completes on the first Ctrl-C or SIGTERM: a run then drains (calls already made answer and
-/// are checkpointed) and stops. A second signal ends the process at once (exit 130): every
+/// are checkpointed) and stops. A second signal ends the process at once (exit 130 for SIGINT,
+/// 143 for SIGTERM): every
 /// commit is atomic, so the checkpoint still holds the last transition.
 pub(crate) fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -312,12 +313,13 @@ pub(crate) fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>>
             "stopping: in-flight calls may finish and are checkpointed; a second signal exits at once"
         );
         tokio::spawn(async move {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
+            // The shell's codes: 128 + the signal's number.
+            let code = tokio::select! {
+                _ = tokio::signal::ctrl_c() => 128 + libc::SIGINT,
+                _ = term.recv() => 128 + libc::SIGTERM,
+            };
             eprintln!("recflow: second signal: exiting at once");
-            std::process::exit(130);
+            std::process::exit(code);
         });
     })
 }

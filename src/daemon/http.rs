@@ -16,8 +16,9 @@
 //! names the execution, so an event delivered twice starts one execution.
 //!
 //! With a token ([`ApiOptions::token`]) every request but `/healthz` needs
-//! `Authorization: Bearer <token>` (compared in constant time); without it: 401 and nothing
-//! happens. Bodies over [`ApiOptions::max_body_bytes`] get 413, malformed ones 400, each with
+//! `Authorization: Bearer <token>`, or Basic authentication with the token as password (a
+//! browser asks for it on the 401's `WWW-Authenticate`); compared in constant time; without
+//! it: 401 and nothing happens. Bodies over [`ApiOptions::max_body_bytes`] get 413, malformed ones 400, each with
 //! `{"error": <Step Functions' error name>, "message": <what is wrong>}`.
 
 use std::sync::Arc;
@@ -52,13 +53,15 @@ pub struct ApiOptions {
 #[derive(Clone)]
 struct Api {
     daemon: Arc<Daemon>,
+    max_body_bytes: usize,
     /// SHA-256 of the token: equal lengths, so the comparison's time says nothing of it.
     token: Option<[u8; 32]>,
 }
 
 /// The API's routes over `daemon`.
 pub fn router(daemon: Arc<Daemon>, options: ApiOptions) -> Router {
-    let api = Api { daemon, token: options.token.map(|t| Sha256::digest(t.as_bytes()).into()) };
+    let token = options.token.map(|t| Sha256::digest(t.as_bytes()).into());
+    let api = Api { daemon, max_body_bytes: options.max_body_bytes, token };
     Router::new()
         .route("/", get(index))
         .route("/ui/executions/{name}", get(execution_page))
@@ -69,6 +72,8 @@ pub fn router(daemon: Arc<Daemon>, options: ApiOptions) -> Router {
         .route("/workflows/{id}/executions", post(start))
         .route_layer(middleware::from_fn_with_state(api.clone(), authorize))
         .route("/healthz", get(healthz))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(options.max_body_bytes))
         .with_state(api)
 }
@@ -80,21 +85,60 @@ fn error(status: StatusCode, name: &str, message: impl Into<String>) -> Response
 
 async fn authorize(State(api): State<Api>, headers: HeaderMap, request: Request, next: Next) -> Response {
     if let Some(expected) = &api.token {
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(|t| <[u8; 32]>::from(Sha256::digest(t.trim().as_bytes())));
-        let valid = given.is_some_and(|g| bool::from(g.ct_eq(expected)));
+        let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(credential);
+        let valid =
+            given.is_some_and(|g| bool::from(<[u8; 32]>::from(Sha256::digest(g.as_bytes())).ct_eq(expected)));
         if !valid {
-            return error(
+            let mut refused = error(
                 StatusCode::UNAUTHORIZED,
                 "UnauthorizedException",
-                "this API needs `Authorization: Bearer <token>` with the daemon's token",
+                "this API needs the daemon's token: `Authorization: Bearer <token>`, or in a browser any user name with the token as password",
             );
+            // A browser asks for the password; API clients send Bearer.
+            refused.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Basic realm=\"recflow\", charset=\"UTF-8\""),
+            );
+            return refused;
         }
     }
     next.run(request).await
+}
+
+/// The token an Authorization header carries: `Bearer <token>`, or `Basic` with the token as
+/// password (what a browser sends after asking); schemes in any case (RFC 9110 section 11.1).
+fn credential(value: &str) -> Option<String> {
+    let (scheme, rest) = value.trim().split_once(' ')?;
+    let rest = rest.trim();
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Some(rest.to_string());
+    }
+    if scheme.eq_ignore_ascii_case("basic") {
+        use base64::Engine;
+        let decoded = base64::engine::general_purpose::STANDARD.decode(rest).ok()?;
+        let (_, password) = std::str::from_utf8(&decoded).ok()?.split_once(':')?;
+        return Some(password.to_string());
+    }
+    None
+}
+
+async fn not_found(uri: axum::http::Uri) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "NotFound",
+        format!(
+            "no such resource: {} (see GET / for the status page; the API is under /executions and /workflows/{{id}}/executions)",
+            uri.path()
+        ),
+    )
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "MethodNotAllowed",
+        format!("{method} is not served on {}", uri.path()),
+    )
 }
 
 async fn healthz(State(api): State<Api>) -> Response {
@@ -143,8 +187,16 @@ async fn describe(State(api): State<Api>, Path(name): Path<String>) -> Response 
 
 /// Reads a JSON body, or says what is wrong with it (400, or 413 past the size limit, as the
 /// status and message of an `InvalidRequest`); an empty body is `{}`.
-fn json_body(body: Result<Bytes, BytesRejection>) -> Result<Value, (StatusCode, String)> {
-    let bytes = body.map_err(|e| (e.status(), e.body_text()))?;
+fn json_body(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Value, (StatusCode, String)> {
+    let bytes = body.map_err(|e| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            e.status(),
+            format!(
+                "the body is larger than this API's limit of {limit} bytes (recflow daemon --max-body-bytes)"
+            ),
+        ),
+        status => (status, e.body_text()),
+    })?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(json!({}));
     }
@@ -157,7 +209,7 @@ async fn start(
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let body = match json_body(body) {
+    let body = match json_body(body, api.max_body_bytes) {
         Ok(body) => body,
         Err((status, message)) => return error(status, "InvalidRequest", message),
     };
@@ -251,7 +303,7 @@ async fn stop(
     Path(name): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let body = match json_body(body) {
+    let body = match json_body(body, api.max_body_bytes) {
         Ok(body) => body,
         Err((status, message)) => return error(status, "InvalidRequest", message),
     };
@@ -287,6 +339,16 @@ async fn execution_page(State(api): State<Api>, Path(name): Path<String>) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_token_comes_as_bearer_or_as_a_basic_password() {
+        assert_eq!(credential("Bearer abc").as_deref(), Some("abc"));
+        assert_eq!(credential("bearer  abc ").as_deref(), Some("abc"));
+        // "anyone:abc"
+        assert_eq!(credential("Basic YW55b25lOmFiYw==").as_deref(), Some("abc"));
+        assert_eq!(credential("abc"), None);
+        assert_eq!(credential("Digest abc"), None);
+    }
 
     #[test]
     fn a_start_body_is_an_event_or_start_executions_fields() {

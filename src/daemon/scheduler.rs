@@ -50,28 +50,33 @@ impl ScheduleState {
         Ok(ScheduleState { file, workflows: Mutex::new(workflows) })
     }
 
-    /// The workflow's memory, made (anchored at `now`) on its first start.
+    /// The workflow's memory, made (anchored at `now`) and recorded on its first start, so a
+    /// restart before the first firing keeps counting rates from there.
     fn get(&self, workflow: &str, now: DateTime<Utc>) -> Remembered {
-        *self
-            .workflows
-            .lock()
-            .expect("schedule state lock")
-            .entry(workflow.to_string())
-            .or_insert(Remembered { anchor: now, last_fired: None })
+        let mut workflows = self.workflows.lock().expect("schedule state lock");
+        if let Some(remembered) = workflows.get(workflow) {
+            return *remembered;
+        }
+        let remembered = Remembered { anchor: now, last_fired: None };
+        workflows.insert(workflow.to_string(), remembered);
+        self.save(&workflows);
+        remembered
     }
 
     fn fired(&self, workflow: &str, at: DateTime<Utc>) {
-        let text = {
-            let mut workflows = self.workflows.lock().expect("schedule state lock");
-            if let Some(r) = workflows.get_mut(workflow) {
-                r.last_fired = Some(at);
-            }
-            serde_json::to_vec_pretty(&*workflows).expect("the schedule state serializes")
-        };
+        let mut workflows = self.workflows.lock().expect("schedule state lock");
+        if let Some(r) = workflows.get_mut(workflow) {
+            r.last_fired = Some(at);
+        }
+        self.save(&workflows);
+    }
+
+    fn save(&self, workflows: &BTreeMap<String, Remembered>) {
+        let text = serde_json::to_vec_pretty(workflows).expect("the schedule state serializes");
         if let Some(path) = &self.file
             && let Err(e) = write_atomic(path, &text, Durability::Fsync)
         {
-            warn!(path = %path.display(), error = %e, "could not record the firing; a restart may count it as missed");
+            warn!(path = %path.display(), error = %e, "could not record the schedules' state; a restart may miss or repeat a firing");
         }
     }
 }
@@ -98,7 +103,8 @@ pub(super) async fn run(daemon: Arc<Daemon>, workflow: String) {
     let now = daemon.clock.now();
     let remembered = daemon.schedules.get(&workflow, now);
     let catch_up = daemon.workflows[&workflow].catch_up;
-    if let Some(last) = remembered.last_fired {
+    // Missed: what fell due since the last firing, or since the first start if none has yet.
+    if let Some(last) = remembered.last_fired.or(Some(remembered.anchor)).filter(|t| *t < now) {
         let missed: Vec<_> = firings(&daemon, &workflow, last, remembered.anchor, MISSED_LIMIT)
             .into_iter()
             .filter(|t| *t <= now)
