@@ -189,6 +189,16 @@ async fn stop_execution_aborts_a_running_execution_and_the_page_shows_it() {
     assert_eq!(status, 200, "{body}");
     let execution = ended(&store, "parked-1").await;
     assert_eq!(execution.status, Status::Aborted);
+    let (_, listed) =
+        request(addr, "GET", "/executions?statusFilter=ABORTED&stateMachine=parked", "", "").await;
+    let listed: Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(listed["executions"].as_array().unwrap().len(), 1, "{listed}");
+    let (status, _) =
+        request(addr, "GET", "/executions?statusFilter=RUNNING&stateMachine=parked", "", "").await;
+    assert_eq!(status, 200);
+    // An ended execution's page shows its input and no longer refreshes itself.
+    let (_, page) = request(addr, "GET", "/ui/executions/parked-1", "", "").await;
+    assert!(page.contains("<h2>Input</h2>") && !page.contains("http-equiv=\"refresh\""), "{page}");
     assert_eq!(execution.cause.as_deref(), Some("wrong day"));
     // Stopping it again, or something that does not exist, says why.
     let (status, body) = post(addr, "/executions/parked-1/stop", "").await;

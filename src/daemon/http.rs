@@ -4,7 +4,7 @@
 //! |---|---|
 //! | `GET /healthz` | `{"status":"ok","running":N}` (never needs the token) |
 //! | `GET /metrics` | Prometheus text ([`super::Metrics`]) |
-//! | `GET /executions` | `{"executions":[...]}`, ListExecutions' items, newest first |
+//! | `GET /executions` | `{"executions":[...]}`, ListExecutions' items, newest first; `?stateMachine=` and `?statusFilter=` filter |
 //! | `GET /executions/{name}` | DescribeExecution's shape, plus `history` (the events) |
 //! | `POST /workflows/{id}/executions` | starts one: StartExecution's answer (`executionArn`, `startDate`) |
 //! | `POST /executions/{name}/stop` | StopExecution: `{"error":..,"cause":..}` optional; answers `stopDate` |
@@ -151,12 +151,44 @@ async fn metrics(State(api): State<Api>) -> Response {
         .into_response()
 }
 
-async fn list(State(api): State<Api>) -> Response {
+/// ListExecutions' filters, as query parameters: `stateMachine` (a workflow's name) and
+/// `statusFilter` (RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED); anything else is refused.
+fn list_filters(query: Option<&str>) -> Result<(Option<String>, Option<String>), String> {
+    let (mut workflow, mut status) = (None, None);
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match key {
+            "stateMachine" => workflow = Some(value.to_string()),
+            "statusFilter" if ["RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"].contains(&value) => {
+                status = Some(value.to_string())
+            }
+            "statusFilter" => {
+                return Err(format!(
+                    "statusFilter '{value}' is not one of RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED"
+                ));
+            }
+            other => {
+                return Err(format!(
+                    "unknown query parameter '{other}': GET /executions takes stateMachine and statusFilter"
+                ));
+            }
+        }
+    }
+    Ok((workflow, status))
+}
+
+async fn list(State(api): State<Api>, uri: axum::http::Uri) -> Response {
+    let (workflow, status) = match list_filters(uri.query()) {
+        Ok(filters) => filters,
+        Err(message) => return error(StatusCode::BAD_REQUEST, "InvalidRequest", message),
+    };
     let executions: Vec<Value> = api
         .daemon
         .executions()
         .await
         .iter()
+        .filter(|e| workflow.as_ref().is_none_or(|w| *w == e.state_machine))
+        .filter(|e| status.as_deref().is_none_or(|s| s == e.status.as_str()))
         .map(|e| {
             let mut item = json!({
                 "executionArn": e.arn(),
@@ -339,6 +371,19 @@ async fn execution_page(State(api): State<Api>, Path(name): Path<String>) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn list_filters_are_list_executions_and_nothing_else() {
+        assert_eq!(list_filters(None), Ok((None, None)));
+        assert_eq!(
+            list_filters(Some("stateMachine=nightly&statusFilter=FAILED")),
+            Ok((Some("nightly".into()), Some("FAILED".into())))
+        );
+        assert!(list_filters(Some("statusFilter=failed")).unwrap_err().contains("not one of"));
+        assert!(
+            list_filters(Some("maxResults=1")).unwrap_err().contains("unknown query parameter 'maxResults'")
+        );
+    }
 
     #[test]
     fn a_token_comes_as_bearer_or_as_a_basic_password() {

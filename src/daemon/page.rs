@@ -32,10 +32,12 @@ fn escape(text: &str) -> String {
     out
 }
 
-fn shell(title: &str, body: &str) -> String {
+/// A page; `live` ones (anything that can still change) refresh themselves every 5 seconds.
+fn shell(title: &str, body: &str, live: bool) -> String {
+    let refresh = if live { r#"<meta http-equiv="refresh" content="5">"# } else { "" };
     format!(
         r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="5">
+<html lang="en"><head><meta charset="utf-8">{refresh}
 <title>{title} · recflow</title>
 <style>
 body {{ font: 14px/1.4 system-ui, sans-serif; margin: 1.5em 2em; color: #1d2329; }}
@@ -115,7 +117,7 @@ pub(super) async fn index(daemon: &Daemon) -> String {
         }
         body.push_str("</table>");
     }
-    shell("status", &body)
+    shell("status", &body, true)
 }
 
 /// The page of one execution: its graph, jobs and history.
@@ -171,7 +173,26 @@ pub(super) fn execution(daemon: &Daemon, stored: &Stored, history: &[HistoryEven
         );
     }
     body.push_str("</table>");
-    shell(&escape(&e.name), &body)
+    body.push_str(&payloads(e));
+    shell(&escape(&e.name), &body, e.status == Status::Running)
+}
+
+/// The execution's input and, once it has one, its output, pretty-printed (cut at 20,000
+/// characters each).
+fn payloads(e: &crate::engine::Execution) -> String {
+    let block = |title: &str, value: &Value| {
+        let text = serde_json::to_string_pretty(value).unwrap_or_default();
+        let text = match text.char_indices().nth(20_000) {
+            Some((cut, _)) => format!("{}\n...", &text[..cut]),
+            None => text,
+        };
+        format!("<h2>{title}</h2><pre>{}</pre>", escape(&text))
+    };
+    let mut out = block("Input", &e.input);
+    if let Some(output) = &e.output {
+        out.push_str(&block("Output", output));
+    }
+    out
 }
 
 /// Each Task state's resource and where its job stands: the last polled status, or how its
@@ -353,5 +374,5 @@ fn graph(definition: &Value, current: &HashSet<&str>, visited: &HashSet<&str>) -
 
 /// The page for a name no store holds.
 pub(super) fn not_found(name: &str) -> String {
-    shell("not found", &format!("<p>No execution named <b>{}</b>.</p>", escape(name)))
+    shell("not found", &format!("<p>No execution named <b>{}</b>.</p>", escape(name)), false)
 }
