@@ -111,6 +111,15 @@ fn usage_errors_exit_2_and_say_what_to_fix() {
     );
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--input: the input is not valid JSON"), "{}", stderr(&out));
+    // The same from the environment names the variable.
+    let out = Command::new(BIN)
+        .args(["run", &repo("benches/counter.asl.json"), "--no-checkpoint"])
+        .env("RECFLOW_INPUT", "{oops")
+        .env("RECFLOW_LOG", "warn")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("RECFLOW_INPUT: the input is not valid JSON"), "{}", stderr(&out));
 
     let out = recflow(&["run", "missing.asl.json"], dir.path());
     assert_eq!(out.status.code(), Some(2));

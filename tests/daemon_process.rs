@@ -74,6 +74,14 @@ fn sigterm_mid_call_checkpoints_the_answer_and_a_new_daemon_completes_the_execut
     assert_eq!(checkpoint["execution"]["status"], "RUNNING");
     assert_eq!(checkpoint["execution"]["at"]["state"], "Pause");
     assert_eq!(setup.calls(), 1);
+    // `recflow status` points at the daemon, which started it without a launch record.
+    let status = Command::new(env!("CARGO_BIN_EXE_recflow"))
+        .args(["status", "slow-1", "--data-dir"])
+        .arg(setup.dir.path().join("data"))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&status.stdout);
+    assert!(said.contains("start the `recflow daemon` that runs it again"), "{said}");
 
     // The next daemon resumes it; at 3600x the hour's Wait passes in about a second.
     let (mut second, address) = setup.daemon(&["--time-scale", "3600"]);

@@ -274,7 +274,12 @@ fn read_input(opts: &RunOptions) -> Result<Value> {
         (Some(_), Some(_)) => {
             return Err(usage("give --input (or RECFLOW_INPUT) or --input-file, not both"));
         }
-        (Some(text), None) => (text.clone(), "--input".to_string()),
+        (Some(text), None) => {
+            // clap reads RECFLOW_INPUT into --input: name the one the user wrote.
+            let flag = std::env::args().any(|a| a == "--input" || a.starts_with("--input="));
+            let from_env = !flag && std::env::var("RECFLOW_INPUT").is_ok_and(|v| v == *text);
+            (text.clone(), if from_env { "RECFLOW_INPUT" } else { "--input" }.to_string())
+        }
         (None, Some(path)) if path.as_os_str() == "-" => {
             let mut text = String::new();
             std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)

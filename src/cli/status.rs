@@ -48,10 +48,17 @@ pub async fn status(opts: StatusOptions) -> Result<ExitCode> {
             match FileStore::holder(&opts.checkpoint_dir, name)? {
                 Some(Some(pid)) => println!("advanced by recflow process {pid}"),
                 Some(None) => println!("advanced by another recflow process"),
-                None => println!(
-                    "no process is advancing it; continue it with: recflow resume {name} --checkpoint-dir {}",
-                    opts.checkpoint_dir.display()
-                ),
+                // `run` records how it started an execution; the daemon does not (it resumes its own).
+                None => match super::integrations::LaunchRecord::read(&opts.checkpoint_dir, name) {
+                    Some(_) => println!(
+                        "no process is advancing it; continue it with: recflow resume {name} --checkpoint-dir {}",
+                        opts.checkpoint_dir.display()
+                    ),
+                    None => println!(
+                        "no process is advancing it; start the `recflow daemon` that runs it again (it resumes it), or: recflow resume {name} --checkpoint-dir {} with the --local or --mock it ran with",
+                        opts.checkpoint_dir.display()
+                    ),
+                },
             }
         }
         return Ok(ExitCode::Succeeded);
