@@ -115,3 +115,19 @@ async fn a_shutdown_drops_a_call_that_outlives_the_grace_and_sleeps_at_once() {
     assert_eq!(stored.execution.at.as_ref().map(|a| a.state.as_str()), Some("Train"));
     assert_eq!(kinds(&store.history_of("e")).last(), Some(&"TaskScheduled"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_sent_as_the_shutdown_comes_is_still_honoured() {
+    let rig = Rig::new(vec![Scripted::ok(json!(1))]);
+    let driver = rig.driver().await;
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    sender.send(StopRequest { error: "Operator".into(), cause: "now".into() }).unwrap();
+    // Both at once: the shutdown wins the race, and the stop it found waiting is applied.
+    let stop = driver
+        .run_until(None, std::future::ready(()), Some(receiver), Duration::from_secs(10))
+        .await
+        .unwrap();
+    let Stop::Ended(execution) = stop else { panic!("ended: {stop:?}") };
+    assert_eq!(execution.status, Status::Aborted);
+    assert_eq!(rig.store.read("e").await.unwrap().execution.status, Status::Aborted);
+}

@@ -110,9 +110,13 @@ impl CommitLog {
             Err(std::fs::TryLockError::Error(e)) => return Err(e),
         }
         let recovered = recover(root, &path)?;
+        // Everything the log covers must be durable before it goes: files written back without
+        // fsync by the process before, new folders, definitions. One flush of the file system
+        // (rare: at open, and each TRUNCATE_AT bytes) makes them so.
+        let root_handle = File::open(root)?;
+        syncfs(&root_handle)?;
         log.set_len(0)?;
         log.sync_all()?;
-        File::open(root)?.sync_all()?;
         let files = Arc::new(Files {
             root: root.to_path_buf(),
             behind: Mutex::new(HashMap::new()),
@@ -122,6 +126,8 @@ impl CommitLog {
         let shared = Arc::clone(&files);
         let thread = std::thread::Builder::new().name("recflow-commit-log".into()).spawn(move || {
             let (mut size, mut written_back) = (0u64, Instant::now());
+            // Set when a failed write could not be cut back: nothing more is acknowledged.
+            let mut broken: Option<String> = None;
             loop {
                 let first = match incoming.recv_timeout(WRITE_BACK) {
                     Ok(first) => first,
@@ -135,8 +141,20 @@ impl CommitLog {
                 let mut batch = vec![first];
                 batch.extend(incoming.try_iter());
                 let bytes: Vec<u8> = batch.iter().flat_map(|r| r.record.iter().copied()).collect();
-                let flushed = log.write_all(&bytes).and_then(|()| log.sync_data());
-                size += bytes.len() as u64;
+                let flushed = match &broken {
+                    Some(why) => Err(io::Error::other(why.clone())),
+                    None => log.write_all(&bytes).and_then(|()| log.sync_data()),
+                };
+                match &flushed {
+                    Ok(()) => size += bytes.len() as u64,
+                    // A partial record would hide every later one from recovery: cut it off.
+                    Err(e) if broken.is_none() => {
+                        if let Err(cut) = log.set_len(size).and_then(|()| log.sync_all()) {
+                            broken = Some(format!("the commit log could not be written ({e}) nor cut back ({cut})"));
+                        }
+                    }
+                    Err(_) => {}
+                }
                 for request in batch {
                     let answer = match &flushed {
                         Ok(()) => Ok(()),
@@ -145,7 +163,8 @@ impl CommitLog {
                     let _ = request.answer.send(answer);
                 }
                 if flushed.is_ok() && size >= TRUNCATE_AT {
-                    match shared.write_back(Durability::Fsync).and_then(|()| {
+                    match shared.write_back(Durability::NoFsync).and_then(|()| {
+                        syncfs(&root_handle)?;
                         log.set_len(0)?;
                         log.sync_all()
                     }) {
@@ -211,15 +230,19 @@ impl Files {
         let behind: Vec<(String, Behind)> =
             std::mem::take(&mut *self.behind.lock().expect("commit log lock")).into_iter().collect();
         let mut failed = None;
-        for (name, files) in behind {
-            if failed.is_some() {
-                self.put_back(name, files);
-                continue;
+        for (name, mut files) in behind {
+            if failed.is_none() {
+                match self.write_one(&name, &mut files, durability) {
+                    Ok(()) => continue,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                        // Its folder is gone (removed by hand): nothing to bring up to date.
+                        tracing::warn!(execution = %name, "the execution's folder is gone; its last commits stay in the commit log only");
+                        continue;
+                    }
+                    Err(e) => failed = Some(e),
+                }
             }
-            if let Err(e) = self.write_one(&name, &files, durability) {
-                self.put_back(name, files);
-                failed = Some(e);
-            }
+            self.put_back(name, files);
         }
         failed.map_or(Ok(()), Err)
     }
@@ -236,20 +259,38 @@ impl Files {
         }
     }
 
-    fn write_one(&self, name: &str, files: &Behind, durability: Durability) -> io::Result<()> {
+    /// Writes what one execution's files lack; what was written is cleared from `files`, so a
+    /// failure part way puts back only the rest (a history line is never appended twice).
+    fn write_one(&self, name: &str, files: &mut Behind, durability: Durability) -> io::Result<()> {
         let dir = self.root.join(name);
         if !files.history.is_empty() {
-            let mut history = OpenOptions::new().append(true).open(dir.join(HISTORY))?;
-            history.write_all(&files.history)?;
-            if durability == Durability::Fsync {
-                history.sync_data()?;
+            let path = dir.join(HISTORY);
+            let mut history = OpenOptions::new().append(true).open(&path)?;
+            let before = history.metadata()?.len();
+            let appended = history.write_all(&files.history).and_then(|()| match durability {
+                Durability::Fsync => history.sync_data(),
+                Durability::NoFsync => Ok(()),
+            });
+            if let Err(e) = appended {
+                // Cut a partial append back, so the retry appends whole lines once.
+                let _ = history.set_len(before);
+                return Err(e);
             }
+            files.history.clear();
         }
         if !files.checkpoint.is_empty() {
             write_atomic(&dir.join(CHECKPOINT), &files.checkpoint, durability)?;
+            files.checkpoint.clear();
         }
         Ok(())
     }
+}
+
+/// Flushes the whole file system holding `handle` (syncfs(2)).
+fn syncfs(handle: &File) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: syncfs(2) on a descriptor that stays open for the call.
+    if unsafe { libc::syncfs(handle.as_raw_fd()) } == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
 }
 
 /// A log record for `name` at `version`: `document` is the checkpoint, `events` its new history
@@ -327,19 +368,23 @@ fn recover(root: &Path, path: &Path) -> io::Result<Vec<String>> {
             continue;
         }
         let history = dir.join(HISTORY);
-        let text = std::fs::read_to_string(&history).unwrap_or_default();
-        // A torn last line is cut; the log has the event.
-        let complete = text.rfind('\n').map_or(0, |i| i + 1);
+        let text = match std::fs::read(&history) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", history.display()))),
+        };
+        // A torn last line (bytes, perhaps cut inside a character) is cut; the log has the event.
+        let complete = text.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
         let last_id = text[..complete]
-            .lines()
-            .last()
-            .and_then(|l| serde_json::from_str::<Value>(l).ok())
+            .split(|b| *b == b'\n')
+            .rfind(|l| !l.is_empty())
+            .and_then(|l| serde_json::from_slice::<Value>(l).ok())
             .and_then(|e| e["id"].as_u64())
             .unwrap_or(0);
         let missing: Vec<&Value> =
             events.iter().filter(|e| e["id"].as_u64().is_some_and(|id| id > last_id)).collect();
         if !missing.is_empty() || complete != text.len() {
-            let mut bytes = text.as_bytes()[..complete].to_vec();
+            let mut bytes = text[..complete].to_vec();
             for event in missing {
                 serde_json::to_writer(&mut bytes, event).map_err(io::Error::other)?;
                 bytes.push(b'\n');

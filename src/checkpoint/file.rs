@@ -48,9 +48,10 @@ struct Document {
 pub struct FileStore {
     root: PathBuf,
     durability: Durability,
-    held: Mutex<HashMap<String, Arc<Mutex<Held>>>>,
-    /// With group commit, the log that makes every commit durable ([`CommitLog`]).
+    /// With group commit, the log that makes every commit durable ([`CommitLog`]). Declared
+    /// before `held`: dropped first, its last write-back happens while the locks are held.
     log: Option<Arc<CommitLog>>,
+    held: Mutex<HashMap<String, Arc<Mutex<Held>>>>,
 }
 
 /// A commit left to the log (group commit): the execution, its new version, its checkpoint
@@ -89,7 +90,7 @@ const LOCK: &str = "lock";
 impl FileStore {
     /// A store over `root` (created on the first commit).
     pub fn new(root: impl Into<PathBuf>, durability: Durability) -> FileStore {
-        FileStore { root: root.into(), durability, held: Mutex::new(HashMap::new()), log: None }
+        FileStore { root: root.into(), durability, log: None, held: Mutex::new(HashMap::new()) }
     }
 
     /// Makes this store's commits durable together through a shared log ([`CommitLog`]): with
@@ -262,10 +263,11 @@ impl ExecutionStore for FileStore {
     /// Closes the execution's lock and forgets it: the next process (or a later load here) may
     /// take it at once, and a long-lived daemon keeps nothing of executions it no longer drives.
     async fn release(&self, name: &str) -> Result<(), CheckpointError> {
-        // The next holder reads the files: bring them up to date before the lock goes.
-        self.written_back().await?;
+        // The next holder reads the files: bring them up to date before the lock goes. If that
+        // fails the lock goes anyway: the log holds the commits, and the next open recovers them.
+        let written = self.written_back().await;
         self.held.lock().expect("held lock").remove(name);
-        Ok(())
+        written
     }
 
     async fn load(&self, name: &str) -> Result<Stored, CheckpointError> {

@@ -350,6 +350,9 @@ async fn stop(
     };
     match api.daemon.stop_execution(&name, error_name, cause).await {
         Ok(()) => axum::Json(json!({"stopDate": timestamp(api.daemon.clock().now())})).into_response(),
+        Err(e @ StopError::ShuttingDown) => {
+            error(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", e.to_string())
+        }
         Err(e @ StopError::NotFound(_)) => {
             error(StatusCode::NOT_FOUND, "ExecutionDoesNotExist", e.to_string())
         }

@@ -123,6 +123,8 @@ pub enum StopError {
     NotRunning { name: String, status: &'static str },
     #[error("execution '{0}' is running but not in this daemon (another recflow process holds it)")]
     Elsewhere(String),
+    #[error("the daemon is shutting down: stop the execution once a daemon runs it again")]
+    ShuttingDown,
 }
 
 struct Running {
@@ -248,7 +250,13 @@ impl Daemon {
         if !self.reserve(workflow, &name) {
             return Err(StartError::Exists(name));
         }
-        self.create_reserved(workflow, name, input, trigger).await
+        // A task of its own: a caller that goes away (an HTTP client hanging up) cannot leave
+        // the name claimed or the execution created and not driven.
+        let daemon = Arc::clone(self);
+        let workflow = workflow.to_string();
+        let created =
+            self.tracker.spawn(async move { daemon.create_reserved(&workflow, name, input, trigger).await });
+        created.await.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
     }
 
     /// Creates and launches an execution whose name [`Daemon::reserve`] has claimed.
@@ -290,6 +298,9 @@ impl Daemon {
     /// Asks a running execution to stop (StopExecution): it ends ABORTED with `error` and
     /// `cause` at its next transition, which is at once.
     pub async fn stop_execution(&self, name: &str, error: String, cause: String) -> Result<(), StopError> {
+        if self.shutdown.is_cancelled() {
+            return Err(StopError::ShuttingDown);
+        }
         if let Some(running) = self.inner.lock().expect("daemon lock").running.get_mut(name)
             && let Some(stop) = running.stop.take()
         {
@@ -412,6 +423,7 @@ impl Daemon {
         let workflow = workflow.to_string();
         // The task's state lives as long as the execution waits: kept small (see Driver::run_until).
         let fut = async move {
+            let claim = Claim { daemon: Arc::clone(&daemon), name: name.clone() };
             let wf = &daemon.workflows[&workflow];
             let observer = daemon.metrics.observer(&workflow);
             let shutdown = daemon.shutdown.clone();
@@ -435,7 +447,7 @@ impl Daemon {
                     warn!(execution = %name, error = %e, "the execution stopped: its checkpoint could not be written")
                 }
             }
-            daemon.unreserve(&name);
+            drop(claim);
             daemon.start_queued(&workflow);
         };
         self.tracker.spawn(fut);
@@ -444,23 +456,32 @@ impl Daemon {
     /// With `overlap = "queue"`: starts the oldest held-back firing once nothing of the workflow
     /// runs.
     fn start_queued(self: &Arc<Self>, workflow: &str) {
-        if self.shutdown.is_cancelled() || self.running_of(workflow) > 0 {
+        if self.shutdown.is_cancelled() {
             return;
         }
-        let next =
-            self.inner.lock().expect("daemon lock").queued.get_mut(workflow).and_then(VecDeque::pop_front);
-        let Some(at) = next else { return };
-        // Claimed now, before this returns: a firing at the same instant must see it running.
-        let name = scheduled_name(workflow, at);
-        if !self.reserve(workflow, &name) {
-            return;
-        }
+        // Decided and claimed under one lock: a firing or another ending at the same instant
+        // sees the claimed name running.
+        let claimed = {
+            let mut inner = self.inner.lock().expect("daemon lock");
+            if inner.running.values().any(|r| r.workflow == workflow) {
+                return;
+            }
+            let Some(at) = inner.queued.get_mut(workflow).and_then(VecDeque::pop_front) else { return };
+            let name = scheduled_name(workflow, at);
+            if inner.running.contains_key(&name) {
+                return;
+            }
+            inner.running.insert(name.clone(), Running { workflow: workflow.to_string(), stop: None });
+            (at, name)
+        };
+        let (at, name) = claimed;
         let daemon = Arc::clone(self);
         let workflow = workflow.to_string();
         self.tracker.spawn(async move {
             let input = daemon.workflows[&workflow].input.clone();
             if let Err(e) = daemon.create_reserved(&workflow, name, input, Trigger::Schedule(at)).await {
-                warn!(workflow, error = %e, "could not start the queued firing");
+                warn!(workflow, error = %e, "could not start the queued firing; the next one in the queue goes");
+                daemon.start_queued(&workflow);
             }
         });
     }
@@ -472,7 +493,9 @@ impl Daemon {
         let waiting =
             self.inner.lock().expect("daemon lock").queued.get(workflow).is_some_and(|q| !q.is_empty());
         match wf.overlap {
-            _ if running == 0 && !waiting => self.start_scheduled(workflow, at).await,
+            Overlap::Forbid | Overlap::Allow if running == 0 && !waiting => {
+                self.start_scheduled(workflow, at).await
+            }
             Overlap::Allow => self.start_scheduled(workflow, at).await,
             Overlap::Forbid => {
                 info!(workflow, firing = %crate::engine::execution::timestamp(at), running, "skipping the firing: an execution of the workflow is still running (overlap = \"forbid\")");
@@ -486,11 +509,11 @@ impl Daemon {
                     .entry(workflow.to_string())
                     .or_default()
                     .push_back(at);
-                if running == 0 {
-                    // Nothing runs but firings wait: this one went behind them.
-                    return self.start_queued(workflow);
+                if running > 0 {
+                    info!(workflow, firing = %crate::engine::execution::timestamp(at), "queueing the firing until the running execution ends (overlap = \"queue\")");
                 }
-                info!(workflow, firing = %crate::engine::execution::timestamp(at), "queueing the firing until the running execution ends (overlap = \"queue\")");
+                // Starts the oldest waiting firing if nothing runs (decided under one lock).
+                self.start_queued(workflow);
             }
         }
     }
@@ -516,6 +539,18 @@ impl Daemon {
             Some(at) => inner.next_run.insert(workflow.to_string(), at),
             None => inner.next_run.remove(workflow),
         };
+    }
+}
+
+/// A run task's claim on its execution's name, given up when the task ends, even by a panic.
+struct Claim {
+    daemon: Arc<Daemon>,
+    name: String,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.daemon.unreserve(&self.name);
     }
 }
 

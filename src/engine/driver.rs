@@ -205,7 +205,7 @@ impl<'a> Driver<'a> {
             let event = tokio::select! {
                 biased;
                 // Boxed: the rare path's state would otherwise sit in every waiting execution.
-                () = &mut shutdown => return Box::pin(self.drain(grace)).await,
+                () = &mut shutdown => return Box::pin(self.drain(grace, stop)).await,
                 request = requested => {
                     // A oneshot answers once: a request, or word that nobody can stop it any more.
                     stop = None;
@@ -226,7 +226,12 @@ impl<'a> Driver<'a> {
 
     /// The shutdown of [`Driver::run_until`]: the answers of calls already made are committed,
     /// everything else is dropped.
-    async fn drain(mut self, grace: Duration) -> Result<Stop, CheckpointError> {
+    /// A stop request that arrived before the shutdown is honoured after the calls answered.
+    async fn drain(
+        mut self,
+        grace: Duration,
+        stop: Option<tokio::sync::oneshot::Receiver<StopRequest>>,
+    ) -> Result<Stop, CheckpointError> {
         let now = self.clock.now();
         let later: HashSet<Flight> = pending(&self.execution)
             .into_iter()
@@ -264,6 +269,10 @@ impl<'a> Driver<'a> {
             }
         }
         self.stop_flights(&HashSet::new());
+        if let Some(Ok(StopRequest { error, cause })) = stop.map(|mut s| s.try_recv()) {
+            self.apply(Event::Stop { now: self.clock.now(), error, cause }).await?;
+            return Ok(Stop::Ended(self.execution));
+        }
         Ok(Stop::Interrupted { name: self.execution.name })
     }
 
