@@ -24,7 +24,9 @@ fn workflow() -> Value {
         "PerItem": {"Type": "Map", "ItemsPath": "$.ids", "MaxConcurrency": 10, "End": true,
             "ItemSelector": {"id.$": "$$.Map.Item.Value", "tenant": "t1"},
             "ItemProcessor": {"StartAt": "Nap", "States": {
-                "Nap": {"Type": "Wait", "Seconds": 1, "Next": "Score"},
+                // 20 rounds of 3 s at --time-scale 10: 6 s of work, more than 20 kills at
+                // most 200 ms apart can take, so the 20th kill always finds it running.
+                "Nap": {"Type": "Wait", "Seconds": 3, "Next": "Score"},
                 "Score": {"Type": "Task", "Resource": "arn:aws:states:::test:score",
                           "Parameters": {"id.$": "$.id"}, "ResultPath": "$.score", "End": true}}}}}})
 }
