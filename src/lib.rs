@@ -11,3 +11,4 @@ pub mod error_chain;
 pub mod local;
 pub mod schedule;
 pub mod tasks;
+pub mod text;

@@ -150,13 +150,7 @@ pub fn report(exec: &Execution, format: OutputFormat) -> Result<ExitCode> {
     })
 }
 
-/// `text` cut to at most `max` characters, with `...` where it was cut.
-pub fn clipped(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((cut, _)) => format!("{}...", &text[..cut]),
-        None => text.to_string(),
-    }
-}
+pub use crate::text::clipped;
 
 /// One line per running Parallel or Map state, outermost first: `Map BatchPerSolution: 37/120
 /// done, 4 running, 1 failed`, `Parallel TrainAll: 1/3 branches done, 2 running`, or `... retry

@@ -181,11 +181,7 @@ pub(super) fn execution(daemon: &Daemon, stored: &Stored, history: &[HistoryEven
 /// characters each).
 fn payloads(e: &crate::engine::Execution) -> String {
     let block = |title: &str, value: &Value| {
-        let text = serde_json::to_string_pretty(value).unwrap_or_default();
-        let text = match text.char_indices().nth(20_000) {
-            Some((cut, _)) => format!("{}\n...", &text[..cut]),
-            None => text,
-        };
+        let text = crate::text::clipped(&serde_json::to_string_pretty(value).unwrap_or_default(), 20_000);
         format!("<h2>{title}</h2><pre>{}</pre>", escape(&text))
     };
     let mut out = block("Input", &e.input);
