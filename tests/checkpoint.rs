@@ -124,3 +124,77 @@ async fn a_format_1_checkpoint_still_loads_and_finishes() {
     assert!(text.starts_with(&format!("{{\"format\":{},", recflow::checkpoint::FORMAT)), "{text}");
     assert_eq!(recflow::checkpoint::FORMAT, 3);
 }
+
+/// Past the first fsync the history's head is durable: a file that lost it was damaged, not cut
+/// by a power loss, and is refused untouched instead of being "repaired" into a gap.
+#[tokio::test(start_paused = true)]
+async fn a_synced_history_missing_its_first_lines_is_refused_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let before = partial_run(dir.path(), "cut", 40).await;
+    assert!(before.len() > 64, "the history has been synced at least once: {} events", before.len());
+    let path = history_path(dir.path(), "cut");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let damaged: String = text.lines().skip(3).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&path, &damaged).unwrap();
+
+    let err = FileStore::new(dir.path(), Durability::Fsync).load("cut").await.expect_err("refused");
+    assert!(matches!(err, CheckpointError::Corrupt { .. }), "{err}");
+    assert!(err.to_string().contains("events 1..=3 are missing"), "{err}");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), damaged);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_synced_history_missing_lines_in_the_middle_is_refused_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    partial_run(dir.path(), "hole", 40).await;
+    let path = history_path(dir.path(), "hole");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let damaged: String =
+        text.lines().enumerate().filter(|(i, _)| *i != 9).map(|(_, l)| format!("{l}\n")).collect();
+    std::fs::write(&path, &damaged).unwrap();
+
+    let err = FileStore::new(dir.path(), Durability::Fsync).load("hole").await.expect_err("refused");
+    assert!(err.to_string().contains("events 10 are missing"), "{err}");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), damaged);
+}
+
+/// An execution runs the definition it started with; an edited definition.json is refused.
+#[tokio::test(start_paused = true)]
+async fn an_edited_definition_is_refused_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    partial_run(dir.path(), "edited", 2).await;
+    let path = dir.path().join("edited").join("definition.json");
+    let mut definition: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    definition["States"]["Nap"]["Seconds"] = json!(1);
+    let edited = serde_json::to_vec(&definition).unwrap();
+    std::fs::write(&path, &edited).unwrap();
+
+    let err = FileStore::new(dir.path(), Durability::Fsync).load("edited").await.expect_err("refused");
+    assert!(matches!(err, CheckpointError::Corrupt { .. }), "{err}");
+    assert!(err.to_string().contains("definition.json") && err.to_string().contains("started with"), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), edited);
+}
+
+/// The lock is the execution's folder, not the `lock` file: deleting the file under a holder
+/// lets nobody else in, and the refusal still names the holder.
+#[tokio::test(start_paused = true)]
+async fn deleting_the_lock_file_under_a_holder_lets_nobody_in() {
+    let dir = tempfile::tempdir().unwrap();
+    partial_run(dir.path(), "held", 2).await;
+    let holder = FileStore::new(dir.path(), Durability::Fsync);
+    holder.load("held").await.unwrap();
+    std::fs::remove_file(dir.path().join("held").join("lock")).unwrap();
+
+    let second = FileStore::new(dir.path(), Durability::Fsync).load("held").await;
+    assert!(matches!(second, Err(CheckpointError::Locked { pid: None, .. })), "{:?}", second.err());
+    assert!(FileStore::holder(dir.path(), "held").unwrap().is_some());
+    std::fs::write(dir.path().join("held").join("lock"), std::process::id().to_string()).unwrap();
+    let third = FileStore::new(dir.path(), Durability::Fsync).load("held").await;
+    assert!(
+        matches!(third, Err(CheckpointError::Locked { pid: Some(p), .. }) if p == std::process::id()),
+        "{:?}",
+        third.err()
+    );
+    drop(holder);
+    FileStore::new(dir.path(), Durability::Fsync).load("held").await.unwrap();
+}

@@ -1,6 +1,7 @@
 //! The file store: one folder per execution under the checkpoint directory.
 //!
-//! - `checkpoint.json`: `{"format": 3, "version": N, "execution": {...}, "last_events": [...]}`,
+//! - `checkpoint.json`: `{"format": 3, "version": N, "execution": {...}, "last_events": [...],
+//!   "synced": true, "definition_sha256": "..."}`,
 //!   the execution as it stands, replaced atomically after every transition (`write_atomic`:
 //!   a temporary file, fsync, rename, fsync of the folder). Its size follows the running frames,
 //!   not the length of the run; `version` counts commits and is what a commit's precondition is
@@ -8,8 +9,13 @@
 //! - `history.jsonl`: the history, appended. It is fsynced every 64 events, not per transition:
 //!   until then the checkpoint also carries the events not yet synced, and opening an execution
 //!   cuts the history back to the checkpoint and re-appends what a crash or power loss cut off.
+//!   `synced` says the history was fsynced up to the carried events, so a gap in it is damage,
+//!   not a power loss; `definition_sha256` pins `definition.json`. Both are checked when an
+//!   execution is opened to advance it, and a mismatch is refused with every file untouched.
 //! - `definition.json`: the state machine as it was when the execution started.
-//! - `lock`: held with flock while a process advances the execution; holds that process's pid.
+//! - `lock`: the pid of the process that advances the execution. The lock itself is a flock on
+//!   the execution's folder, which cannot be swapped under its holder the way a file can
+//!   (deleting `lock` while a process runs must not let a second one in).
 //!
 //! With group commit ([`FileStore::with_group_commit`], as `recflow daemon` uses it) a commit
 //! goes to the folder's shared log instead ([`super::commit_log`]), which one flush makes
@@ -19,7 +25,7 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -41,6 +47,12 @@ struct Document {
     /// Commits so far (absent in format 1: 0).
     #[serde(default)]
     version: u64,
+    /// Whether the history was fsynced up to `last_events` (absent before: not known).
+    #[serde(default)]
+    synced: bool,
+    /// SHA-256 of `definition.json` as hex (absent before: not checked).
+    #[serde(default)]
+    definition_sha256: Option<String>,
 }
 
 /// Executions in folders under one checkpoint directory. An execution this store has created or
@@ -76,6 +88,7 @@ struct Held {
     /// Events written to the history but not yet fsynced; the checkpoint carries them.
     unsynced: Vec<HistoryEvent>,
     version: u64,
+    definition_sha256: String,
 }
 
 /// The history is fsynced once this many events wait in the checkpoint, which keeps the
@@ -159,17 +172,17 @@ impl FileStore {
     /// Whether a live process holds the execution: `Some(pid)` (pid unknown: `Some(None)`) while
     /// one does, `None` when nobody does. Probes the lock without changing any file.
     pub fn holder(root: &Path, name: &str) -> Result<Option<Option<u32>>, CheckpointError> {
-        let path = root.join(name).join(LOCK);
-        let mut file = match OpenOptions::new().read(true).write(true).open(&path) {
+        let dir = root.join(name);
+        let folder = match File::open(&dir) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(CheckpointError::Io { path, source: e }),
+            Err(e) => return Err(CheckpointError::Io { path: dir, source: e }),
         };
-        match file.try_lock() {
-            // Free: the probe's lock goes with the file handle.
+        match folder.try_lock() {
+            // Free: the probe's lock goes with the handle.
             Ok(()) => Ok(None),
-            Err(std::fs::TryLockError::WouldBlock) => Ok(Some(holder_pid(&mut file))),
-            Err(std::fs::TryLockError::Error(e)) => Err(CheckpointError::Io { path, source: e }),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(Some(holder_pid(&dir.join(LOCK)))),
+            Err(std::fs::TryLockError::Error(e)) => Err(CheckpointError::Io { path: dir, source: e }),
         }
     }
 
@@ -296,8 +309,8 @@ impl ExecutionStore for FileStore {
         let (root, n) = (self.root.clone(), name.to_string());
         blocking(move || {
             let dir = existing(&root, &n)?;
-            let (doc, _) = read_document(&dir)?;
-            Ok(reconcile(&dir, &doc)?.0)
+            let (doc, _, _) = read_document(&dir)?;
+            Ok(reconcile(&dir, &doc, Check::Warn)?.0)
         })
         .await
     }
@@ -341,7 +354,8 @@ fn create(
         // The new execution folder itself must survive a power loss.
         File::open(root).and_then(|f| f.sync_all()).map_err(CheckpointError::io(root))?;
     }
-    Ok(Held { dir, durability, deferred, _lock: lock, unsynced: Vec::new(), version: 0 })
+    let definition_sha256 = sha256_hex(definition);
+    Ok(Held { dir, durability, deferred, _lock: lock, unsynced: Vec::new(), version: 0, definition_sha256 })
 }
 
 /// Opens an existing execution to advance it: takes the lock, reads and checks the checkpoint,
@@ -354,7 +368,17 @@ fn open(
 ) -> Result<(Held, Stored), CheckpointError> {
     let dir = existing(root, name)?;
     let lock = lock(&dir, name)?;
-    let (doc, definition) = read_document(&dir)?;
+    let (doc, definition, definition_sha256) = read_document(&dir)?;
+    if let Some(pinned) = doc.definition_sha256.as_deref().filter(|p| *p != definition_sha256) {
+        let path = dir.join(DEFINITION);
+        return Err(CheckpointError::Corrupt {
+            path,
+            reason: format!(
+                "its SHA-256 is {definition_sha256}, but the execution started with {pinned}: an execution \
+                 runs the definition it started with (start a new execution for the edited one)"
+            ),
+        });
+    }
     let events = repair_history(&dir, &doc)?;
     let history = OpenOptions::new()
         .append(true)
@@ -368,15 +392,16 @@ fn open(
     let mut execution = doc.execution;
     execution.rehydrate(&events);
     let version = doc.version;
-    let held = Held { dir, durability, deferred, _lock: lock, unsynced: Vec::new(), version };
+    let held =
+        Held { dir, durability, deferred, _lock: lock, unsynced: Vec::new(), version, definition_sha256 };
     Ok((held, Stored { definition, execution, version: Version(version.to_string()) }))
 }
 
 /// Reads an execution without locking it, rehydrated from its history.
 fn read(root: &Path, name: &str) -> Result<Stored, CheckpointError> {
     let dir = existing(root, name)?;
-    let (doc, definition) = read_document(&dir)?;
-    let (events, _) = reconcile(&dir, &doc)?;
+    let (doc, definition, _) = read_document(&dir)?;
+    let (events, _) = reconcile(&dir, &doc, Check::Warn)?;
     let version = Version(doc.version.to_string());
     let mut execution = doc.execution;
     execution.rehydrate(&events);
@@ -448,7 +473,9 @@ impl Held {
         doc.extend_from_slice(state);
         doc.extend_from_slice(b",\"last_events\":");
         serde_json::to_writer(&mut doc, last_events)?;
-        doc.extend_from_slice(b"}\n");
+        let synced = self.durability == Durability::Fsync;
+        write!(doc, ",\"synced\":{synced},\"definition_sha256\":\"{}\"}}\n", self.definition_sha256)
+            .expect("writing to memory");
         Ok(doc)
     }
 
@@ -481,35 +508,29 @@ impl Held {
 }
 
 fn lock(dir: &Path, name: &str) -> Result<File, CheckpointError> {
-    let path = dir.join(LOCK);
-    let mut file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .open(&path)
-        .map_err(CheckpointError::io(&path))?;
-    match file.try_lock() {
+    let folder = File::open(dir).map_err(CheckpointError::io(dir))?;
+    match folder.try_lock() {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
-            return Err(CheckpointError::Locked { name: name.to_string(), pid: holder_pid(&mut file) });
+            return Err(CheckpointError::Locked { name: name.to_string(), pid: holder_pid(&dir.join(LOCK)) });
         }
-        Err(std::fs::TryLockError::Error(e)) => return Err(CheckpointError::Io { path, source: e }),
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(CheckpointError::Io { path: dir.into(), source: e });
+        }
     }
-    file.set_len(0).map_err(CheckpointError::io(&path))?;
-    write!(file, "{}", std::process::id()).map_err(CheckpointError::io(&path))?;
-    Ok(file)
+    // A per-process name, so two processes racing here never share one temporary file.
+    let path = dir.join(LOCK);
+    write_atomic(&path, std::process::id().to_string().as_bytes(), Durability::NoFsync)
+        .map_err(CheckpointError::io(&path))?;
+    Ok(folder)
 }
 
-/// The pid in a lock file another process holds. The holder writes it just after taking the
-/// lock, so a reader may find the file empty or still naming the previous holder: it reads again
-/// (for up to half a second) until the pid names a live process.
-fn holder_pid(file: &mut File) -> Option<u32> {
+/// The pid in the `lock` file of a folder another process holds. The holder writes it just
+/// after taking the lock, so a reader may find it missing or still naming the previous holder:
+/// it reads again (for up to half a second) until the pid names a live process.
+fn holder_pid(path: &Path) -> Option<u32> {
     let read = || -> Result<u32, ()> {
-        let mut text = String::new();
-        let mut handle = &*file;
-        std::io::Seek::rewind(&mut handle).map_err(|_| ())?;
-        handle.read_to_string(&mut text).map_err(|_| ())?;
+        let text = fs::read_to_string(path).map_err(|_| ())?;
         let pid: u32 = text.trim().parse().map_err(|_| ())?;
         // SAFETY: kill with signal 0 only checks that the process exists; it sends nothing.
         let alive = unsafe { libc::kill(pid as libc::pid_t, 0) } == 0
@@ -522,7 +543,13 @@ fn holder_pid(file: &mut File) -> Option<u32> {
     backon::BlockingRetryable::retry(read, policy).sleep(std::thread::sleep).call().ok()
 }
 
-fn read_document(dir: &Path) -> Result<(Document, Value), CheckpointError> {
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// The checkpoint, the definition and the definition's SHA-256 (hex).
+fn read_document(dir: &Path) -> Result<(Document, Value, String), CheckpointError> {
     let path = dir.join(CHECKPOINT);
     let text = fs::read(&path).map_err(CheckpointError::io(&path))?;
     let raw: Value = serde_json::from_slice(&text)
@@ -538,14 +565,25 @@ fn read_document(dir: &Path) -> Result<(Document, Value), CheckpointError> {
     let def_text = fs::read(&def_path).map_err(CheckpointError::io(&def_path))?;
     let definition = serde_json::from_slice(&def_text)
         .map_err(|e| CheckpointError::Corrupt { path: def_path, reason: format!("not JSON: {e}") })?;
-    Ok((doc, definition))
+    Ok((doc, definition, sha256_hex(&def_text)))
+}
+
+/// How [`reconcile`] treats a history the checkpoint says was synced but that has gaps.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Check {
+    /// Opening to advance: refuse it, every file untouched.
+    Refuse,
+    /// Reading (status, history): show what there is, with a warning.
+    Warn,
 }
 
 /// The history the checkpoint vouches for: events up to its last id, with the events it carries
 /// restored if the history file lost them. A torn last line and events past the checkpoint are
 /// what a crash leaves and are cut; anything else unreadable is corruption, refused untouched.
+/// Missing events are what a power loss leaves only when the history was not synced; in a
+/// history the checkpoint says was synced they are damage (a truncated or edited file).
 /// The flag tells whether the file differs from the result.
-fn reconcile(dir: &Path, doc: &Document) -> Result<(Vec<HistoryEvent>, bool), CheckpointError> {
+fn reconcile(dir: &Path, doc: &Document, check: Check) -> Result<(Vec<HistoryEvent>, bool), CheckpointError> {
     let path = dir.join(HISTORY);
     let last = doc.execution.last_event_id;
     let text = match fs::read_to_string(&path) {
@@ -586,16 +624,38 @@ fn reconcile(dir: &Path, doc: &Document) -> Result<(Vec<HistoryEvent>, bool), Ch
             changed = true;
         }
     }
-    let contiguous = events.iter().enumerate().all(|(i, e)| e.id == i as u64 + 1);
-    if !contiguous {
-        tracing::warn!(path = %path.display(), "history has gaps (events lost to a power loss without fsync)");
+    if let Some(missing) = missing_events(&events, last) {
+        if doc.synced && check == Check::Refuse {
+            return Err(CheckpointError::Corrupt {
+                path,
+                reason: format!(
+                    "events {missing} are missing, though the history was synced up to them: the file \
+                     was truncated or edited (restore it, or start a new execution)"
+                ),
+            });
+        }
+        let why = if doc.synced { "the file was truncated or edited" } else { "a power loss without fsync" };
+        tracing::warn!(path = %path.display(), "history lacks events {missing} ({why})");
     }
     Ok((events, changed))
 }
 
+/// The first run of ids missing from `1..=last` in `events` (ascending), as `"3"` or `"3..=9"`.
+fn missing_events(events: &[HistoryEvent], last: u64) -> Option<String> {
+    let mut expected = 1;
+    for id in events.iter().map(|e| e.id).chain([last + 1]) {
+        if id > expected {
+            let to = id - 1;
+            return Some(if to == expected { expected.to_string() } else { format!("{expected}..={to}") });
+        }
+        expected = id + 1;
+    }
+    None
+}
+
 /// Brings the history file in line with the checkpoint and gives its events.
 fn repair_history(dir: &Path, doc: &Document) -> Result<Vec<HistoryEvent>, CheckpointError> {
-    let (events, changed) = reconcile(dir, doc)?;
+    let (events, changed) = reconcile(dir, doc, Check::Refuse)?;
     if changed {
         let path = dir.join(HISTORY);
         let mut buf = Vec::new();
