@@ -400,3 +400,36 @@ async fn paths_fail_on_a_slice_of_an_object_and_skip_misses_inside_array_selecti
         assert_eq!(out.execution.output, Some(json!({"v": expected})), "{ok}");
     }
 }
+
+/// A ResultPath that cannot be applied to the input is `States.ReferencePathConflict` with
+/// AWS's cause (aws/aws-cdk#29473): for a Task's result, a Pass's and a Catcher's error output.
+#[tokio::test(start_paused = true)]
+async fn a_result_path_that_cannot_apply_is_a_reference_path_conflict() {
+    let runner = script(&[("T", vec![Scripted::ok(json!({"n": 1}))])]);
+    let def = json!({"StartAt": "T", "States": {
+        "T": {"Type": "Task", "Resource": "r", "ResultPath": "$.result", "End": true}}});
+    let out = run(def, json!("input1"), runner).await;
+    assert_eq!(out.execution.status, Status::Failed);
+    assert_eq!(out.execution.error.as_deref(), Some("States.ReferencePathConflict"));
+    assert_eq!(
+        out.execution.cause.as_deref(),
+        Some(r#"Unable to apply ReferencePath $.result to input "\"input1\"""#)
+    );
+
+    let def = json!({"StartAt": "P", "States": {
+        "P": {"Type": "Pass", "Result": 1, "ResultPath": "$.a.b", "End": true}}});
+    let out = run(def, json!({"a": [1]}), script(&[])).await;
+    assert_eq!(out.execution.error.as_deref(), Some("States.ReferencePathConflict"));
+    assert_eq!(
+        out.execution.cause.as_deref(),
+        Some(r#"Unable to apply ReferencePath $.a.b to input "{\"a\":[1]}""#)
+    );
+
+    let runner = script(&[("T", vec![Scripted::err("Boom", "it broke")])]);
+    let def = json!({"StartAt": "T", "States": {
+        "T": {"Type": "Task", "Resource": "r", "End": true,
+              "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Done"}]},
+        "Done": {"Type": "Succeed"}}});
+    let out = run(def, json!([1, 2]), runner).await;
+    assert_eq!(out.execution.error.as_deref(), Some("States.ReferencePathConflict"));
+}

@@ -153,3 +153,43 @@ fn unreachable_states_and_machines_that_cannot_end_are_refused() {
         "{errors:?}"
     );
 }
+
+/// CreateStateMachine refuses a Task whose Resource is not an ARN; `recflow validate` does too,
+/// in nested branches as well, and names a CloudFormation placeholder for what it is.
+#[test]
+fn a_resource_that_is_not_an_arn_is_refused() {
+    let check = |resource: &str| {
+        let definition = serde_json::json!({"StartAt": "P", "States": {"P": {"Type": "Parallel", "End": true,
+            "Branches": [{"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": resource, "End": true}}}]}}});
+        // Only the Resource's problems: the picks task also wants its Parameters.
+        let errors = recflow::tasks::check_definition(&definition);
+        errors.iter().map(|e| e.to_string()).filter(|e| e.contains(".Resource:")).collect::<Vec<_>>()
+    };
+    for bad in [
+        "notanarn",
+        "arn:aws",
+        "arn:aws:lambda",
+        "arn:aws::::x",
+        "arn:aws:Lambda:::x",
+        "arn:foo:lambda:::x",
+        "arn:aws:lambda:us-east-1:1234567890123:function:f",
+    ] {
+        let errors = check(bad);
+        assert_eq!(errors.len(), 1, "{bad}: {errors:?}");
+        assert!(
+            errors[0].starts_with("States.T.Resource: '")
+                && errors[0].contains("is not a valid resource ARN"),
+            "{errors:?}"
+        );
+    }
+    assert!(check("${lambdaArn}")[0].contains("CloudFormation placeholder"));
+    for good in [
+        "arn:aws:states:::lambda:invoke",
+        "arn:aws:lambda:us-east-1:123456789012:function:foo:$LATEST",
+        "arn:aws:states:us-east-1:12345:activity:hello-world",
+        "arn:aws-cn:states:::sns:publish",
+        "arn:recflow:::picks:publish",
+    ] {
+        assert_eq!(check(good), Vec::<String>::new(), "{good}");
+    }
+}

@@ -17,7 +17,13 @@ pub mod names {
     pub const RUNTIME: &str = "States.Runtime";
     /// A Choice state matched no rule and has no Default.
     pub const NO_CHOICE_MATCHED: &str = "States.NoChoiceMatched";
-    /// ResultPath could not place the result in the state's input.
+    /// ResultPath could not place the result (or a Catcher's error output) in the state's input.
+    /// The error-handling page also lists `States.ResultPathMatchFailure` for this, but AWS
+    /// raises `States.ReferencePathConflict` (aws/aws-cdk#29473, cdklabs/construct-hub#459,
+    /// localstack/localstack#1854), so recflow does.
+    pub const REFERENCE_PATH_CONFLICT: &str = "States.ReferencePathConflict";
+    /// Listed on the error-handling page; matched in ErrorEquals, never raised (see
+    /// [`REFERENCE_PATH_CONFLICT`]).
     pub const RESULT_PATH_MATCH_FAILURE: &str = "States.ResultPathMatchFailure";
     /// A state's input or output passed the payload limit; terminal like `States.Runtime`.
     pub const DATA_LIMIT_EXCEEDED: &str = "States.DataLimitExceeded";

@@ -287,6 +287,102 @@ impl Arg {
     }
 }
 
+/// What a literal argument of a function may be (the developer guide's "Intrinsic functions"
+/// page gives each argument's type).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Any,
+    String,
+    Integer,
+    Number,
+    /// An array or object: only a path or a call can give one, never a literal.
+    Json,
+    /// `false`: States.JsonMerge supports only a shallow merge.
+    False,
+}
+
+impl Kind {
+    fn admits(self, v: &Value) -> bool {
+        match self {
+            Kind::Any => true,
+            Kind::String => v.is_string(),
+            Kind::Integer => integer(v).is_some(),
+            Kind::Number => v.is_number(),
+            Kind::Json => false,
+            Kind::False => v == &Value::Bool(false),
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Kind::Any => "any value",
+            Kind::String => "a string",
+            Kind::Integer => "an integer",
+            Kind::Number => "a number",
+            Kind::Json => "an array or object (from a path or a call; a literal cannot be one)",
+            Kind::False => "false (only a shallow merge is supported)",
+        }
+    }
+}
+
+/// The kinds of each argument; the last repeats for variadic functions.
+fn kinds(func: Func) -> &'static [Kind] {
+    use Kind::*;
+    match func {
+        Func::Format => &[String, Any],
+        Func::StringToJson | Func::Base64Encode | Func::Base64Decode => &[String],
+        Func::JsonToString | Func::Array => &[Any],
+        Func::ArrayPartition | Func::ArrayGetItem => &[Json, Integer],
+        Func::ArrayContains => &[Json, Any],
+        Func::ArrayRange => &[Integer, Integer, Integer],
+        Func::ArrayLength | Func::ArrayUnique => &[Json],
+        Func::Hash => &[String, String],
+        Func::JsonMerge => &[Json, Json, False],
+        Func::MathRandom | Func::MathAdd => &[Number, Number, Number],
+        Func::StringSplit => &[String, String],
+        Func::Uuid => &[],
+    }
+}
+
+/// Refuses, when the definition is read, a literal argument of the wrong kind
+/// (`States.ArrayRange(1, 'a', 1)`), as CreateStateMachine does.
+fn check_literal_kinds(func: Func, args: &[Arg]) -> Result<(), String> {
+    let kinds = kinds(func);
+    for (i, arg) in args.iter().enumerate() {
+        let kind = kinds.get(i).or(kinds.last()).copied().unwrap_or(Kind::Any);
+        let literal = match arg {
+            Arg::Literal(v) => v.clone(),
+            Arg::Template(pieces) => Value::String(template_text(pieces)),
+            Arg::Path(_) | Arg::Call(_) => continue,
+        };
+        if !kind.admits(&literal) {
+            return Err(format!(
+                "argument {} of {} must be {}, not {literal}",
+                i + 1,
+                func.name(),
+                kind.describe()
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl Intrinsic {
+    /// A call whose arguments are all literals gives the same answer on every run: evaluates
+    /// it once when the definition is read, so `States.ArrayRange(1, 5, 0)` or
+    /// `States.MathRandom(5, 1)` is refused there rather than failing a run. Functions whose
+    /// answer changes per run (UUID, unseeded MathRandom) are checked all the same: only their
+    /// failure matters here.
+    fn check_if_literal(&self) -> Result<(), String> {
+        if !self.args.iter().all(|a| matches!(a, Arg::Literal(_) | Arg::Template(_))) {
+            return Ok(());
+        }
+        let env = super::env::Env::with_context(Value::Null);
+        let mut rng = fastrand::Rng::with_seed(0);
+        self.eval(&Value::Null, &env, &mut rng).map(drop).map_err(|e| e.cause)
+    }
+}
+
 fn fail(func: Func, msg: String) -> StatesError {
     StatesError::new(
         crate::asl::errors::names::INTRINSIC_FAILURE,
@@ -543,7 +639,10 @@ impl Parser<'_> {
                 args.len() - 1
             ));
         }
-        Ok(Intrinsic { func, args })
+        check_literal_kinds(func, &args)?;
+        let call = Intrinsic { func, args };
+        call.check_if_literal()?;
+        Ok(call)
     }
 
     fn arg(&mut self) -> Result<Arg, String> {
@@ -677,8 +776,53 @@ mod tests {
         eval_on(call, &json!({})).unwrap()
     }
 
+    /// The call's failure: at run time, or, for literal arguments, already when it is parsed
+    /// (the same failure, earlier; `literal_arguments_are_checked_when_read` pins which).
     fn failure(call: &str, input: &Value) -> StatesError {
-        eval_on(call, input).unwrap_err()
+        match Intrinsic::parse(call) {
+            Err(reason) => StatesError::new(crate::asl::errors::names::INTRINSIC_FAILURE, reason),
+            Ok(_) => eval_on(call, input).unwrap_err(),
+        }
+    }
+
+    #[test]
+    fn literal_arguments_are_checked_when_read() {
+        let refused = |s: &str| Intrinsic::parse(s).unwrap_err();
+        assert_eq!(
+            refused("States.ArrayRange(1, 'a', 1)"),
+            "Invalid intrinsic function 'States.ArrayRange(1, 'a', 1)': argument 2 of States.ArrayRange must be an integer, not \"a\""
+        );
+        assert!(refused("States.ArrayRange(1, 5, 0)").contains("the step must not be 0"));
+        assert!(refused("States.ArrayLength('abc')").contains("must be an array or object"));
+        assert!(refused("States.MathAdd('1', 2)").contains("argument 1 of States.MathAdd must be a number"));
+        assert!(refused("States.MathRandom(5, 1)").contains("must be less than the end"));
+        assert!(refused("States.Hash('x', 'SHA-3')").contains("unknown algorithm 'SHA-3'"));
+        assert!(refused("States.Hash('x', 1)").contains("argument 2 of States.Hash must be a string"));
+        assert!(refused("States.JsonMerge($.a, $.b, true)").contains("must be false"));
+        assert!(refused("States.StringToJson('{')").contains("not JSON"));
+        assert!(refused("States.Base64Decode('***')").contains("not base64"));
+        assert!(
+            refused("States.Format('{}', States.ArrayRange(1, 'x', 1))")
+                .contains("argument 2 of States.ArrayRange")
+        );
+        // The same mistakes through paths are found only at run time, with the same error.
+        for (call, input) in [
+            ("States.ArrayRange(1, $.a, 1)", json!({"a": "a"})),
+            ("States.ArrayRange(1, 5, $.zero)", json!({"zero": 0})),
+            ("States.Hash('x', $.alg)", json!({"alg": "SHA-3"})),
+        ] {
+            assert!(Intrinsic::parse(call).is_ok(), "{call}");
+            assert_eq!(eval_on(call, &input).unwrap_err().error, "States.IntrinsicFailure", "{call}");
+        }
+        // Literals of the right kind, and calls whose answer changes per run, are fine.
+        for ok in [
+            "States.ArrayRange(1, 9, 2)",
+            "States.MathRandom(1, 5)",
+            "States.UUID()",
+            "States.Hash('x', 'MD5')",
+        ] {
+            assert!(Intrinsic::parse(ok).is_ok(), "{ok}");
+        }
     }
 
     #[test]

@@ -177,14 +177,17 @@ impl JsonPath {
     }
 
     /// ResultPath semantics: puts `value` at this path in `target`, creating missing
-    /// intermediate objects. Fails (with a Step Functions-like cause) when a step meets a value
-    /// of the wrong kind or an index out of range; `target` is then left unchanged.
+    /// intermediate objects. Fails when a step meets a value of the wrong kind or an index out
+    /// of range, `target` then left unchanged, with AWS's cause for `States.ReferencePathConflict`:
+    /// `Unable to apply ReferencePath $.x to input "<the input as a JSON string>"` (as AWS
+    /// reported it in aws/aws-cdk#29473 and cdklabs/construct-hub#459).
     pub fn set(&self, target: &mut Value, value: Value) -> Result<(), String> {
         if self.root != Root::Input || !self.is_reference() {
             return Err(format!("ResultPath \"{}\" is not a reference path on '$'", self.source));
         }
         if set_in(&self.steps, target, value).is_err() {
-            return Err(format!("Unable to apply ResultPath \"{}\" to input {target}", self.source));
+            let input = Value::String(target.to_string());
+            return Err(format!("Unable to apply ReferencePath {} to input {input}", self.source));
         }
         Ok(())
     }
@@ -824,9 +827,9 @@ mod tests {
         };
         assert_eq!(
             fail("$.a.b", json!({"a": "s"})),
-            "Unable to apply ResultPath \"$.a.b\" to input {\"a\":\"s\"}"
+            r#"Unable to apply ReferencePath $.a.b to input "{\"a\":\"s\"}""#
         );
-        assert!(fail("$.x", json!("text")).starts_with("Unable to apply ResultPath"));
+        assert_eq!(fail("$.x", json!("text")), r#"Unable to apply ReferencePath $.x to input "\"text\"""#);
         assert!(fail("$.a.b", json!({"a": 3})).starts_with("Unable to apply"));
         assert!(fail("$.a.b", json!({"a": null})).starts_with("Unable to apply"));
         assert!(fail("$.a[2]", json!({"a": [0]})).starts_with("Unable to apply"));

@@ -185,7 +185,7 @@ impl Tx<'_> {
         ending: Ending<'_>,
         env: &Env,
     ) -> Result<(Value, Option<Map<String, Value>>), StatesError> {
-        let result_path_failure = |c| StatesError::new(names::RESULT_PATH_MATCH_FAILURE, c);
+        let result_path_failure = |c| StatesError::new(names::REFERENCE_PATH_CONFLICT, c);
         match ending {
             Ending::Result(value) | Ending::Own(value) => {
                 let selected = match &state.result_selector {
@@ -204,7 +204,7 @@ impl Tx<'_> {
             Ending::Caught(catcher, error_output) => {
                 let assigned = self.assign(catcher.assign.as_ref(), &error_output, env)?;
                 let output = apply_result_path(&catcher.result_path, raw, error_output)
-                    .map_err(StatesError::runtime)?;
+                    .map_err(result_path_failure)?;
                 Ok((output, assigned))
             }
         }

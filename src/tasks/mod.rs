@@ -28,7 +28,8 @@ pub use scripted::{Scripted, ScriptedRunner};
 /// EventBridge against the parameters recflow sends), in nested Parallel branches and Map
 /// iterators too. A JSONata expression's value is known only at run time: its field's name is
 /// checked, not its value. Resources of integrations recflow does not have are not checked here
-/// (a run refuses them up front). Each problem is located as `States.<state>.Parameters.<field>`
+/// (a run refuses them up front), but every Resource must be an ARN, as CreateStateMachine
+/// demands. Each problem is located as `States.<state>.Parameters.<field>`
 /// (`.Arguments.<field>`) or `States.<state>.Resource`.
 pub fn check_definition(definition: &Value) -> Vec<DefinitionError> {
     let mut problems = Vec::new();
@@ -60,6 +61,10 @@ fn check_states(scope: &Value, jsonata: bool, out: &mut Vec<DefinitionError>) {
             continue;
         }
         let Some(resource) = state.get("Resource").and_then(Value::as_str) else { continue };
+        if let Err(why) = arn_shape(resource) {
+            out.push(DefinitionError::new(format!("States.{name}.Resource"), why));
+            continue;
+        }
         let (field_name, parameters) = if jsonata {
             match state.get("Arguments") {
                 // A whole-field expression: nothing is known before the run.
@@ -81,6 +86,41 @@ fn check_states(scope: &Value, jsonata: bool, out: &mut Vec<DefinitionError>) {
             };
             out.push(DefinitionError::new(at, message.replace("Parameters", field_name)));
         }
+    }
+}
+
+/// Whether a Task's Resource has an ARN's shape, `arn:<partition>:<service>:<region>:<account>:<resource>`
+/// (region and account may be empty, as in `arn:aws:states:::personalize:createSolutionVersion.sync`).
+/// CreateStateMachine refuses anything else ("Value is not a valid resource ARN"; Step Functions
+/// developer guide, "Task workflow state", Resource field). A CloudFormation `${...}` placeholder
+/// is named as such: DefinitionSubstitutions replace it before AWS sees the definition.
+/// recflow's own integrations use the partition `recflow` (`arn:recflow:::picks:publish`), which
+/// only recflow runs.
+fn arn_shape(resource: &str) -> Result<(), String> {
+    let parts: Vec<&str> = resource.splitn(6, ':').collect();
+    if resource.starts_with("arn:recflow:") {
+        return Ok(());
+    }
+    let partition_ok = |p: &str| p == "aws" || p.starts_with("aws-");
+    let service_ok = |s: &str| {
+        !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    };
+    let account_ok = |a: &str| a.len() <= 12 && a.bytes().all(|b| b.is_ascii_digit());
+    match parts.as_slice() {
+        ["arn", partition, service, _region, account, rest]
+            if partition_ok(partition) && service_ok(service) && account_ok(account) && !rest.is_empty() =>
+        {
+            Ok(())
+        }
+        _ if resource.contains("${") => Err(format!(
+            "'{resource}' is not a valid resource ARN: it holds a CloudFormation placeholder, which \
+             DefinitionSubstitutions replace before Step Functions sees the definition; give the ARN itself"
+        )),
+        _ => Err(format!(
+            "'{resource}' is not a valid resource ARN (arn:<partition>:<service>:<region>:<account>:<resource>, \
+             such as arn:aws:states:::personalize:createSolutionVersion.sync); AWS refuses it when the state \
+             machine is created"
+        )),
     }
 }
 
