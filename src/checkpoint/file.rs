@@ -474,7 +474,7 @@ impl Held {
         doc.extend_from_slice(b",\"last_events\":");
         serde_json::to_writer(&mut doc, last_events)?;
         let synced = self.durability == Durability::Fsync;
-        write!(doc, ",\"synced\":{synced},\"definition_sha256\":\"{}\"}}\n", self.definition_sha256)
+        writeln!(doc, ",\"synced\":{synced},\"definition_sha256\":\"{}\"}}", self.definition_sha256)
             .expect("writing to memory");
         Ok(doc)
     }
