@@ -3,8 +3,44 @@
 //!
 //! Paths are parsed once, when the definition is loaded. A definite path (names and indices
 //! only) selects by borrowing, so the hot `$.field` case neither allocates nor re-parses.
-//! Indefinite paths follow Jayway (which Step Functions uses): they always give an array of the
-//! matches, in document order, skipping places where a step does not apply.
+//!
+//! # The rules: Jayway's, not RFC 9535's
+//!
+//! Step Functions evaluates paths with the Jayway JsonPath library (developer guide, "Paths in
+//! Amazon States Language": "Step Functions uses the Jayway implementation"), whose answers differ
+//! from the 2024 JSONPath RFC's. recflow follows Jayway where the two differ; each rule below is
+//! pinned by a test here or in tests/engine.rs and, where AWS recorded it, by tests/conformance.rs.
+//!
+//! - **Accepted when the definition is read**: `.name`, `['name']` and `["name"]` (any
+//!   character, `\'` escapes), `[n]`, `[*]` and `.*`, slices `[a:b]` (either bound optional),
+//!   unions `[0,2]` and `['a','b']`, `..step` (deep scan), and filters `[?(...)]` over `@` names
+//!   and indices with `==`, `!=`, `<`, `<=`, `>`, `>=` against a number, a quoted string,
+//!   `true`, `false` or `null`, combined with `&&`, `||` and parentheses (`&&` binds tighter);
+//!   `[?(@.x)]` tests that the member exists. Everything else is a definition error naming the
+//!   state and field: Jayway's script expressions (`[(@.length-1)]`), functions (`.length()`),
+//!   regular expressions (`=~`) and the `in`/`nin`/`subsetof` operators, which Step Functions
+//!   documents no use of. Reference paths (ResultPath, ItemsPath, SecondsPath, a Choice's
+//!   Variable, ...) take names and non-negative indices only.
+//! - **Definite paths** (names and indices) give one value or nothing; nothing is a
+//!   `States.Runtime` failure where a value is required ("could not be found in the input").
+//! - **Indefinite paths** always give an array of the matches, in document order, possibly
+//!   empty: a missing member inside a selection contributes nothing (`$.items[*].x` over items
+//!   without `x` is `[]`).
+//! - **An index or a slice of a non-array is an error while the path still stands on one node**:
+//!   `$[1:]` of an object, or `$.a[0:2]` where `a` is a string, fails with `States.Runtime`
+//!   (Jayway: "Filter: [1:] can only be applied to arrays"). Once a step has fanned out (a
+//!   wildcard, slice, union, filter or deep scan), nodes it does not apply to are skipped
+//!   (Jayway's multi-node evaluation suppresses the miss), so `$[*][0]` over `[[1], {"a": 2}]`
+//!   is `[1]`.
+//! - **Negative indexes** count from the end: `[-1]` is the last item and an index before the
+//!   first selects nothing. Slice bounds count from the end when negative and are then clamped to
+//!   the array, so `[-100:2]` is `[0:2]`, and an empty range gives `[]`.
+//! - **Filters** on an array test each item; on an object they test the object itself (Jayway),
+//!   giving `[object]` or `[]`. Numbers compare by value, strings by code point, and values of
+//!   different kinds never compare (`<`, `>` and `==` are false, `!=` true); an item lacking
+//!   the member fails every comparison.
+//! - **ResultPath** writes through names and indices, creating missing objects; meeting a value
+//!   of another kind is `States.ReferencePathConflict` (see [`JsonPath::set`]).
 
 use std::borrow::Cow;
 use std::cmp::Ordering;
@@ -643,6 +679,28 @@ mod tests {
 
     fn sel(path: &str, input: &Value) -> Option<Value> {
         JsonPath::parse(path).unwrap().select(input, &Env::default()).map(Cow::into_owned)
+    }
+
+    /// The rules written in the module doc, one assertion each.
+    #[test]
+    fn jayway_rules_in_the_module_doc() {
+        for refused in ["$[(@.length-1)]", "$.a.length()", "$.a[?(@.x =~ /a/)]", "$.a[?(@.x in [1])]", "$.a[?(@.x > $.y)]"] {
+            assert!(JsonPath::parse(refused).is_err(), "{refused} is accepted");
+        }
+        assert_eq!(sel("$.items[*].x", &json!({"items": [{}, {"y": 1}]})), Some(json!([])));
+        assert_eq!(sel("$[1:]", &json!({"mode": "fast"})), None);
+        assert_eq!(sel("$.a[0:2]", &json!({"a": "text"})), None);
+        assert_eq!(sel("$[*][0]", &json!([[1], {"a": 2}])), Some(json!([1])));
+        assert_eq!(sel("$[-1]", &json!([1, 2, 3])), Some(json!(3)));
+        assert_eq!(sel("$[-4]", &json!([1, 2, 3])), None);
+        assert_eq!(sel("$[-100:2]", &json!([1, 2, 3])), Some(json!([1, 2])));
+        assert_eq!(sel("$[2:1]", &json!([1, 2, 3])), Some(json!([])));
+        assert_eq!(sel("$[?(@.a == 1)]", &json!({"a": 1})), Some(json!([{"a": 1}])));
+        assert_eq!(sel("$[?(@.a == 2)]", &json!({"a": 1})), Some(json!([])));
+        let mixed = json!([{"v": 1}, {"v": "1"}, {"v": "b"}, {}]);
+        assert_eq!(sel("$[?(@.v != 1)]", &mixed), Some(json!([{"v": "1"}, {"v": "b"}])));
+        assert_eq!(sel("$[?(@.v < 'c')]", &mixed), Some(json!([{"v": "1"}, {"v": "b"}])));
+        assert_eq!(sel("$[?(@.v == 1 || @.v == 'b' && @.v != 1)]", &mixed), Some(json!([{"v": 1}, {"v": "b"}])));
     }
 
     fn store() -> Value {
