@@ -684,7 +684,13 @@ mod tests {
     /// The rules written in the module doc, one assertion each.
     #[test]
     fn jayway_rules_in_the_module_doc() {
-        for refused in ["$[(@.length-1)]", "$.a.length()", "$.a[?(@.x =~ /a/)]", "$.a[?(@.x in [1])]", "$.a[?(@.x > $.y)]"] {
+        for refused in [
+            "$[(@.length-1)]",
+            "$.a.length()",
+            "$.a[?(@.x =~ /a/)]",
+            "$.a[?(@.x in [1])]",
+            "$.a[?(@.x > $.y)]",
+        ] {
             assert!(JsonPath::parse(refused).is_err(), "{refused} is accepted");
         }
         assert_eq!(sel("$.items[*].x", &json!({"items": [{}, {"y": 1}]})), Some(json!([])));
@@ -700,7 +706,10 @@ mod tests {
         let mixed = json!([{"v": 1}, {"v": "1"}, {"v": "b"}, {}]);
         assert_eq!(sel("$[?(@.v != 1)]", &mixed), Some(json!([{"v": "1"}, {"v": "b"}])));
         assert_eq!(sel("$[?(@.v < 'c')]", &mixed), Some(json!([{"v": "1"}, {"v": "b"}])));
-        assert_eq!(sel("$[?(@.v == 1 || @.v == 'b' && @.v != 1)]", &mixed), Some(json!([{"v": 1}, {"v": "b"}])));
+        assert_eq!(
+            sel("$[?(@.v == 1 || @.v == 'b' && @.v != 1)]", &mixed),
+            Some(json!([{"v": 1}, {"v": "b"}]))
+        );
     }
 
     fn store() -> Value {
