@@ -209,7 +209,15 @@ fn parse_log_level(text: &str) -> Result<String, String> {
 }
 
 fn init_logging(format: LogFormat, level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(level)
+    // Off EC2 the SDK's region chain warns, three times and with the whole HTTP response, that
+    // IMDS did not answer, before recflow's own one-line "no AWS region" says what to do.
+    // A filter that names aws_config itself keeps the SDK's messages.
+    let level = if level.contains("aws_config") {
+        level.to_string()
+    } else {
+        format!("{level},aws_config::imds=error")
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -598,3 +598,62 @@ fn an_s3_checkpoint_location_without_a_bucket_is_refused() {
     let out = recflow(&["status", "--checkpoint-dir", "s3:///x"], dir.path());
     assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
 }
+
+/// Every positional argument of every command says what it is in `--help`.
+#[test]
+fn every_positional_argument_is_described_in_help() {
+    let commands: &[&[&str]] = &[
+        &["validate"],
+        &["run"],
+        &["resume"],
+        &["status"],
+        &["history"],
+        &["graph"],
+        &["schedule"],
+        &["daemon"],
+        &["local", "serve"],
+        &["local", "seed"],
+    ];
+    for command in commands {
+        let out = Command::new(BIN).args(*command).arg("-h").output().expect("runs");
+        let help = String::from_utf8_lossy(&out.stdout);
+        let mut in_arguments = false;
+        for line in help.lines() {
+            if line.starts_with("Arguments:") {
+                in_arguments = true;
+            } else if !line.starts_with(' ') {
+                in_arguments = false;
+            } else if in_arguments && !line.trim().is_empty() {
+                assert!(
+                    line.split_whitespace().count() > 1,
+                    "`recflow {}`: {line:?} has no description",
+                    command.join(" ")
+                );
+            }
+        }
+    }
+}
+
+/// Off AWS the SDK's region chain warns about IMDS with its whole HTTP response; recflow's own
+/// "no AWS region" says it in one line, so the SDK's warnings stay out unless asked for.
+#[test]
+fn a_missing_region_is_one_line_without_the_sdks_imds_warnings() {
+    let dir = tempfile::tempdir().unwrap();
+    let workflows = Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows");
+    let out = Command::new(BIN)
+        .args(["run", "--no-checkpoint", "--input-file"])
+        .arg(workflows.join("nightly.example.json"))
+        .arg(workflows.join("nightly-refresh.asl.json"))
+        .env_remove("AWS_REGION")
+        .env_remove("AWS_DEFAULT_REGION")
+        .env_remove("AWS_PROFILE")
+        .env("AWS_CONFIG_FILE", dir.path().join("none"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", dir.path().join("none"))
+        .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:9")
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("no AWS region"), "{stderr}");
+    assert!(!stderr.contains("IMDS"), "{stderr}");
+}

@@ -20,6 +20,7 @@ pub enum GraphFormat {
 /// `recflow graph`'s arguments, as clap reads them.
 #[derive(clap::Args)]
 pub struct GraphArgs {
+    /// The ASL definition (JSON) to draw
     pub file: PathBuf,
     #[arg(long, value_enum, default_value_t = GraphFormat::Mermaid)]
     pub format: GraphFormat,

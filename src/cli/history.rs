@@ -12,6 +12,7 @@ use crate::engine::history::Detail;
 /// `recflow history`'s arguments, as clap reads them.
 #[derive(clap::Args)]
 pub struct HistoryArgs {
+    /// The execution's name (as `recflow status` lists it)
     pub name: String,
     #[command(flatten)]
     pub store: super::args::Store,

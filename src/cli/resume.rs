@@ -18,6 +18,7 @@ use crate::engine::{Launch, Status};
 /// `recflow resume`'s arguments, as clap reads them.
 #[derive(clap::Args)]
 pub struct ResumeArgs {
+    /// The execution's name (as `run` printed it, or `recflow status` lists it)
     pub name: String,
     #[command(flatten)]
     pub store: Store,

@@ -13,6 +13,7 @@ use crate::engine::execution::timestamp;
 /// `recflow status`'s arguments, as clap reads them.
 #[derive(clap::Args)]
 pub struct StatusArgs {
+    /// The execution's name; without it, every execution is listed, oldest first
     pub name: Option<String>,
     #[command(flatten)]
     pub store: super::args::Store,

@@ -11,6 +11,7 @@ use crate::asl::definition::{StateMachine, UNSUPPORTED};
 /// `recflow validate`'s arguments, as clap reads them.
 #[derive(clap::Args)]
 pub struct ValidateArgs {
+    /// ASL definitions (JSON) to check, one or more
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
     #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
