@@ -65,3 +65,19 @@ fn run_local_killed_then_resumed_without_flags_then_run_again() {
     .unwrap();
     assert!(durations.to_string().contains("TrainSolutionVersion"), "{durations}");
 }
+
+/// `--local` merges the demo's ARNs into the input: a string or a list is refused (exit 2,
+/// naming the input), not dropped in favour of the demo's.
+#[test]
+fn a_local_run_refuses_an_input_that_is_not_an_object() {
+    let dir = tempfile::tempdir().unwrap();
+    for input in ["\"x\"", "[1]"] {
+        let out =
+            recflow(dir.path(), &["run", "workflows/nightly-refresh.asl.json", "--local", "--input", input])
+                .output()
+                .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        assert!(text(&out).contains("must then be a JSON object"), "{}", text(&out));
+        assert!(text(&out).contains(&format!("not {input}")), "{}", text(&out));
+    }
+}

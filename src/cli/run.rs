@@ -192,6 +192,15 @@ pub async fn run(opts: RunOptions) -> Result<ExitCode> {
             merged.as_object_mut().expect("the demo input is an object").extend(user);
             merged
         }
+        // The demo's ARNs and paths cannot be merged into a string or a list: refused rather
+        // than silently dropped.
+        (Some(_), other) => {
+            return Err(usage(format!(
+                "--local puts the demo's ARNs and paths into the input, which must then be a JSON object (fields \
+                 given override the demo's), not {}",
+                crate::text::clipped(&other.to_string(), 60)
+            )));
+        }
         (_, input) => input,
     };
     let store: Arc<dyn ExecutionStore> = if opts.no_checkpoint {
