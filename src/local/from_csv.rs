@@ -9,6 +9,7 @@ use std::collections::HashSet;
 use std::io::Write;
 use std::path::Path;
 
+use super::s3::BucketName;
 use super::seed::{INTERACTIONS_KEY, SeedSummary, USERS_KEY, write_atomically};
 
 /// Personalize's interactions columns and the header names recognised for each, case-insensitive.
@@ -38,6 +39,9 @@ pub enum FromCsvError {
     Columns { path: String, message: String },
     #[error("{path}, line {line}: {message}")]
     Row { path: String, line: u64, message: String },
+    /// The target bucket breaks S3's naming rules; nothing was written.
+    #[error("--bucket: {0}")]
+    Bucket(#[from] crate::local::s3::InvalidBucketName),
 }
 
 impl ColumnMap {
@@ -104,13 +108,14 @@ pub fn load(
     bucket: &str,
     explicit: &[(String, String)],
 ) -> Result<SeedSummary, FromCsvError> {
+    let bucket = BucketName::parse(bucket)?;
     let path = source.display().to_string();
     let csv_err = |e: csv::Error| FromCsvError::Csv { path: path.clone(), source: e };
     let mut reader = csv::ReaderBuilder::new().flexible(false).from_path(source).map_err(csv_err)?;
     let header = reader.headers().map_err(csv_err)?.clone();
     let map = ColumnMap::from_header(&header, explicit)
         .map_err(|message| FromCsvError::Columns { path: path.clone(), message })?;
-    let bucket_dir = s3_root.join(bucket);
+    let bucket_dir = bucket.dir(s3_root);
     let mut users: Vec<String> = Vec::new();
     let mut seen: HashSet<String> = HashSet::new();
     let mut items: HashSet<String> = HashSet::new();
