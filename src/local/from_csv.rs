@@ -217,11 +217,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let src = dir.path().join("ratings.csv");
         std::fs::write(&src, "userId,movieId,rating,timestamp\n1,31,2.5,1260759144\n1,1029,3.0,1260759179\n7,31,4.0,1260759185\n").unwrap();
-        let summary = load(&src, &dir.path().join("s3"), "b", &[]).unwrap();
+        let summary = load(&src, &dir.path().join("s3"), "bkt", &[]).unwrap();
         assert_eq!((summary.users, summary.items, summary.interactions), (2, 2, 3));
-        let csv = std::fs::read_to_string(dir.path().join("s3/b").join(INTERACTIONS_KEY)).unwrap();
+        let csv = std::fs::read_to_string(dir.path().join("s3/bkt").join(INTERACTIONS_KEY)).unwrap();
         assert_eq!(csv, "USER_ID,ITEM_ID,TIMESTAMP\n1,31,1260759144\n1,1029,1260759179\n7,31,1260759185\n");
-        let users = std::fs::read_to_string(dir.path().join("s3/b").join(USERS_KEY)).unwrap();
+        let users = std::fs::read_to_string(dir.path().join("s3/bkt").join(USERS_KEY)).unwrap();
         assert_eq!(users, "{\"userId\":\"1\"}\n{\"userId\":\"7\"}\n");
     }
 
@@ -231,20 +231,20 @@ mod tests {
         let src = dir.path().join("export.csv");
         std::fs::write(&src, "who,what,when,kind\na,x,10,click\nb,y,soon,buy\n").unwrap();
         let cols = parse_columns("USER_ID=who,ITEM_ID=what,TIMESTAMP=when,EVENT_TYPE=kind").unwrap();
-        let err = load(&src, &dir.path().join("s3"), "b", &cols).unwrap_err().to_string();
+        let err = load(&src, &dir.path().join("s3"), "bkt", &cols).unwrap_err().to_string();
         assert!(
             err.ends_with("line 3: timestamp 'soon' is not whole epoch seconds, as Personalize requires"),
             "{err}"
         );
-        assert!(!dir.path().join("s3/b").join(INTERACTIONS_KEY).exists(), "nothing written");
-        let err = load(&src, &dir.path().join("s3"), "b", &[]).unwrap_err().to_string();
+        assert!(!dir.path().join("s3/bkt").join(INTERACTIONS_KEY).exists(), "nothing written");
+        let err = load(&src, &dir.path().join("s3"), "bkt", &[]).unwrap_err().to_string();
         assert!(err.contains("no column for USER_ID"), "{err}");
         assert!(parse_columns("USER_ID").is_err());
         std::fs::write(&src, "user_id,item_id,timestamp\na,x,1764000000000\n").unwrap();
-        let err = load(&src, &dir.path().join("s3"), "b", &[]).unwrap_err().to_string();
+        let err = load(&src, &dir.path().join("s3"), "bkt", &[]).unwrap_err().to_string();
         assert!(err.contains("(milliseconds?)"), "{err}");
         std::fs::write(&src, "user_id,item_id,timestamp\n").unwrap();
-        let err = load(&src, &dir.path().join("s3"), "b", &[]).unwrap_err().to_string();
+        let err = load(&src, &dir.path().join("s3"), "bkt", &[]).unwrap_err().to_string();
         assert!(err.ends_with("no interactions below the header"), "{err}");
     }
 }
