@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod engine;
 pub mod error_chain;
 pub mod local;
+pub mod open_files;
 pub mod schedule;
 pub mod tasks;
 pub mod text;

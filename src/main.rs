@@ -83,8 +83,10 @@ enum LocalCommand {
         /// recflow's folder: the local bucket is <DIR>/local/s3/<bucket>.
         #[arg(long, env = "RECFLOW_DATA_DIR", default_value = ".recflow", value_name = "DIR")]
         data_dir: PathBuf,
+        /// The local bucket to write into; S3's bucket naming rules apply (3-63 lowercase
+        /// letters, digits, '.' and '-').
         #[arg(long, default_value = "recflow-demo")]
-        bucket: String,
+        bucket: recflow::local::s3::BucketName,
         #[arg(long, default_value_t = 2000)]
         users: usize,
         #[arg(long, default_value_t = 500)]

@@ -27,6 +27,9 @@ use recflow::local::personalize::{
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+#[path = "support/signed.rs"]
+mod signed;
+
 #[path = "support/clients.rs"]
 mod clients;
 
@@ -228,10 +231,17 @@ async fn raw(
     body: &str,
 ) -> Option<(u16, HashMap<String, String>, String)> {
     let mut stream = tokio::net::TcpStream::connect(handle.addr()).await.unwrap();
+    // API calls are signed as the SDK signs them; the admin endpoint takes none.
+    let signature: String = target
+        .map(|t| signed::sigv4_headers(method, "personalize", signed::SECRET, "localhost", path, t, body))
+        .unwrap_or_default()
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
     let target = target.map(|t| format!("X-Amz-Target: {t}\r\n")).unwrap_or_default();
     let request = format!(
         "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-amz-json-1.1\r\n{target}\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+         {signature}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     stream.write_all(request.as_bytes()).await.unwrap();
@@ -796,8 +806,11 @@ async fn unknown_operations_and_malformed_bodies_get_clear_errors() {
     assert_eq!(body["__type"], "UnknownOperationException");
     assert!(body["message"].as_str().unwrap().contains("CreateFilter"));
 
-    let (status, headers, _) = raw(&handle, "POST", "/", None, "{}").await.unwrap();
+    let (status, headers, _) = raw(&handle, "POST", "/", Some(""), "{}").await.unwrap();
     assert_eq!((status, headers["x-amzn-errortype"].as_str()), (400, "UnknownOperationException"));
+    // Unsigned, a request is refused before its operation is looked at, as on AWS.
+    let (status, headers, _) = raw(&handle, "POST", "/", None, "{}").await.unwrap();
+    assert_eq!((status, headers["x-amzn-errortype"].as_str()), (400, "MissingAuthenticationTokenException"));
     let (status, headers, _) = raw(&handle, "POST", "/", Some("Other.ListRecipes"), "{}").await.unwrap();
     assert_eq!((status, headers["x-amzn-errortype"].as_str()), (400, "UnknownOperationException"));
 

@@ -555,3 +555,180 @@ async fn wrong_credentials_are_refused() {
     assert!(!local.root().join("auth/k").exists());
     local.server.shutdown().await;
 }
+
+#[tokio::test]
+async fn create_bucket_refuses_names_that_break_s3s_naming_rules() {
+    let local = Local::start().await;
+    for name in ["xn--bucket", "192.168.5.4", "amzn-s3-demo-bucket", "bucket-s3alias", "bucket.mrap"] {
+        let refused = local.client.create_bucket().bucket(name).send().await;
+        assert_eq!(failure(refused), ("InvalidBucketName".to_owned(), 400), "{name}");
+    }
+    assert!(tree(&local.root()).iter().all(|p| !p.to_string_lossy().contains("bucket")));
+}
+
+#[tokio::test]
+async fn delete_bucket_refuses_a_bucket_that_holds_objects() {
+    let local = Local::start().await;
+    local.bucket("full").await;
+    local.put("full", "deep/down/object.csv", b"kept").await;
+    let refused = local.client.delete_bucket().bucket("full").send().await;
+    assert_eq!(failure(refused), ("BucketNotEmpty".to_owned(), 409));
+    assert_eq!(local.get("full", "deep/down/object.csv").await, b"kept");
+    local.client.delete_object().bucket("full").key("deep/down/object.csv").send().await.unwrap();
+    local.client.delete_bucket().bucket("full").send().await.expect("an emptied bucket can go");
+    let gone = local.client.head_bucket().bucket("full").send().await;
+    assert_eq!(failure(gone).1, 404);
+}
+
+#[tokio::test]
+async fn listings_with_encoding_type_url_encode_names_and_decode_back() {
+    use aws_sdk_s3::types::EncodingType;
+    let local = Local::start().await;
+    local.bucket("enc").await;
+    local.put("enc", "plus+sign%20.csv", b"p").await;
+    local.put("enc", "run books/x.txt", b"r").await;
+    let v2 = local
+        .client
+        .list_objects_v2()
+        .bucket("enc")
+        .delimiter("/")
+        .encoding_type(EncodingType::Url)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(v2.encoding_type(), Some(&EncodingType::Url));
+    let keys: Vec<&str> = v2.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(keys, ["plus%2Bsign%2520.csv"]);
+    let prefixes: Vec<&str> = v2.common_prefixes().iter().filter_map(|p| p.prefix()).collect();
+    assert_eq!(prefixes, ["run%20books/"]);
+    // Decoded, each name fetches its object, as the AWS CLI does it.
+    let decoded = percent_decode(keys[0]);
+    assert_eq!(decoded, "plus+sign%20.csv");
+    assert_eq!(local.get("enc", &decoded).await, b"p");
+
+    let v1 = local
+        .client
+        .list_objects()
+        .bucket("enc")
+        .prefix("plus+")
+        .encoding_type(EncodingType::Url)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(v1.prefix(), Some("plus%2B"));
+    let keys: Vec<&str> = v1.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(keys, ["plus%2Bsign%2520.csv"]);
+    // Without the parameter the names come back as they are.
+    let plain = local.client.list_objects_v2().bucket("enc").send().await.unwrap();
+    let keys: Vec<&str> = plain.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(keys, ["plus+sign%20.csv", "run books/x.txt"]);
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            out.push(u8::from_str_radix(&text[i + 1..i + 3], 16).unwrap());
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+#[tokio::test]
+async fn missing_keys_and_buckets_carry_s3s_messages() {
+    let local = Local::start().await;
+    local.bucket("msgs").await;
+    let err = local.client.get_object().bucket("msgs").key("absent").send().await.unwrap_err();
+    assert_eq!(err.code(), Some("NoSuchKey"));
+    assert_eq!(err.message(), Some("The specified key does not exist."));
+    let err = local.client.get_object().bucket("nobucket").key("absent").send().await.unwrap_err();
+    assert_eq!(err.code(), Some("NoSuchBucket"));
+    assert_eq!(err.message(), Some("The specified bucket does not exist"));
+    let err = local.client.list_objects_v2().bucket("nobucket").send().await.unwrap_err();
+    assert_eq!(err.code(), Some("NoSuchBucket"));
+    assert_eq!(err.message(), Some("The specified bucket does not exist"));
+}
+
+#[tokio::test]
+async fn an_upload_id_works_only_for_its_own_bucket_and_key() {
+    let local = Local::start().await;
+    local.bucket("mpu").await;
+    local.bucket("other").await;
+    let upload = local.client.create_multipart_upload().bucket("mpu").key("a").send().await.unwrap();
+    let id = upload.upload_id().unwrap();
+    let part = |bucket: &'static str, key: &'static str| {
+        local
+            .client
+            .upload_part()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(id)
+            .part_number(1)
+            .body(ByteStream::from_static(b"part"))
+            .send()
+    };
+    assert_eq!(failure(part("mpu", "b").await), ("NoSuchUpload".to_owned(), 404));
+    assert_eq!(failure(part("other", "a").await), ("NoSuchUpload".to_owned(), 404));
+    let etag = part("mpu", "a").await.unwrap().e_tag().unwrap().to_owned();
+    let parts = CompletedMultipartUpload::builder()
+        .parts(CompletedPart::builder().part_number(1).e_tag(&etag).build())
+        .build();
+    let complete = |key: &'static str| {
+        local
+            .client
+            .complete_multipart_upload()
+            .bucket("mpu")
+            .key(key)
+            .upload_id(id)
+            .multipart_upload(parts.clone())
+            .send()
+    };
+    assert_eq!(failure(complete("b").await), ("NoSuchUpload".to_owned(), 404));
+    assert!(local.client.head_object().bucket("mpu").key("b").send().await.is_err(), "b was not written");
+    complete("a").await.expect("its own key completes");
+    assert_eq!(local.get("mpu", "a").await, b"part");
+    // Completed, the id is gone.
+    assert_eq!(failure(complete("a").await), ("NoSuchUpload".to_owned(), 404));
+    let bogus =
+        local.client.abort_multipart_upload().bucket("mpu").key("a").upload_id("not-an-id").send().await;
+    assert_eq!(failure(bogus), ("NoSuchUpload".to_owned(), 404));
+}
+
+/// A body far over the XML body limit, sent by a client that keeps writing: the early 4xx
+/// answer must reach it, not a connection reset.
+#[tokio::test]
+async fn a_body_over_the_limit_gets_a_4xx_answer_not_a_reset() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let local = Local::start().await;
+    local.bucket("big").await;
+    let declared = 64 * MIB;
+    let stream = tokio::net::TcpStream::connect(local.server.addr()).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    let head = format!(
+        "POST /big?delete HTTP/1.1\r\nHost: {}\r\nContent-Type: application/xml\r\nContent-Length: {declared}\r\n\r\n",
+        local.server.addr()
+    );
+    let sender = tokio::spawn(async move {
+        writer.write_all(head.as_bytes()).await?;
+        let chunk = vec![b'x'; MIB];
+        for _ in 0..declared / MIB {
+            writer.write_all(&chunk).await?;
+        }
+        Ok::<_, std::io::Error>(())
+    });
+    let mut response = Vec::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(30), reader.read_to_end(&mut response))
+        .await
+        .expect("an answer within 30 s");
+    let text = String::from_utf8_lossy(&response);
+    assert!(read.is_ok(), "the connection was reset: {read:?}, read so far {text:?}");
+    let status: u16 = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or_default();
+    assert!((400..500).contains(&status), "{text}");
+    sender.abort();
+}

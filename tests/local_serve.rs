@@ -21,6 +21,9 @@ async fn serve_prints_the_environment_answers_the_sdk_and_keeps_state() {
     ] {
         assert!(emulator.get(key).starts_with("http://127.0.0.1:"), "{key}");
     }
+    // boto3 and the AWS CLI v1 read only AWS_DEFAULT_REGION.
+    assert_eq!(emulator.get("AWS_DEFAULT_REGION"), "us-east-1");
+    assert_eq!(emulator.get("AWS_REGION"), "us-east-1");
     let pz = emulator.personalize().await;
     let arn = pz.create_dataset_group().name("kept").send().await.unwrap().dataset_group_arn.unwrap();
     assert_eq!(arn, "arn:aws:personalize:us-east-1:000000000000:dataset-group/kept");
@@ -48,6 +51,45 @@ fn seed_writes_the_demo_data_into_the_local_bucket() {
     assert!(csv.starts_with("USER_ID,ITEM_ID,TIMESTAMP"));
     let users = std::fs::read_to_string(dir.path().join("local/s3/recflow-demo/batch/users.jsonl")).unwrap();
     assert_eq!(users.lines().count(), 50);
+}
+
+#[test]
+fn seed_refuses_bucket_names_s3_refuses_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    for bucket in ["../../escaped", "..", "Upper", "xn--x", "ab"] {
+        let out = Command::new(BIN)
+            .args([
+                "local",
+                "seed",
+                "--users",
+                "30",
+                "--items",
+                "10",
+                "--interactions",
+                "100",
+                "--bucket",
+                bucket,
+            ])
+            .arg("--data-dir")
+            .arg(&data)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bucket}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("--bucket") && err.contains("bucket naming rules"), "{bucket}: {err}");
+    }
+    let written: Vec<_> = walk(dir.path());
+    assert!(written.is_empty(), "{written:?}");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() { files.extend(walk(&path)) } else { files.push(path) }
+    }
+    files
 }
 
 #[test]

@@ -86,7 +86,8 @@ pub async fn daemon(args: DaemonArgs) -> Result<ExitCode> {
         )));
     }
     refuse_missing_aws(&args, &config).await?;
-    raise_open_files_limit();
+    // Each execution the daemon drives holds its checkpoint's lock open.
+    crate::open_files::raise_soft_limit();
     let time_scale = time_scale(&args, &config)?;
     let any_local =
         args.tasks.mock.is_none() && (args.tasks.local || config.workflows.values().any(|w| w.local));
@@ -192,21 +193,6 @@ pub async fn daemon(args: DaemonArgs) -> Result<ExitCode> {
     }
     eprintln!("recflow daemon: stopped; every execution is checkpointed");
     Ok(ExitCode::Succeeded)
-}
-
-/// Each execution the daemon drives holds its checkpoint's lock open: lift the soft limit on open
-/// files to the hard one (often 1024 against 1048576 in containers), as servers do.
-fn raise_open_files_limit() {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit and setrlimit with a valid resource and a pointer to a live rlimit.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max {
-            limit.rlim_cur = limit.rlim_max;
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
-                tracing::debug!("could not raise the open-files limit");
-            }
-        }
-    }
 }
 
 /// The SQS queue a workflow's `events_queue` names: a URL as it is, or a queue name looked up

@@ -52,7 +52,7 @@ pub async fn serve(opts: ServeOptions) -> Result<ExitCode> {
 
 pub struct SeedCommand {
     pub data_dir: PathBuf,
-    pub bucket: String,
+    pub bucket: crate::local::s3::BucketName,
     pub options: SeedOptions,
     /// A CSV of the team's own interactions instead of the synthetic data, with `TARGET=column`
     /// pairs for columns whose names are not recognised.
@@ -64,10 +64,10 @@ pub fn seed(cmd: SeedCommand) -> Result<ExitCode> {
     let summary = match &cmd.from_csv {
         Some((file, columns)) => {
             let columns = crate::local::from_csv::parse_columns(columns).map_err(super::common::usage)?;
-            crate::local::from_csv::load(file, &root, &cmd.bucket, &columns)
+            crate::local::from_csv::load(file, &root, cmd.bucket.as_str(), &columns)
                 .map_err(|e| super::common::usage(e.to_string()))?
         }
-        None => write_demo_data(&root, &cmd.bucket, &cmd.options)
+        None => write_demo_data(&root, cmd.bucket.as_str(), &cmd.options)
             .with_context(|| format!("writing the demo data under {}", root.display()))?,
     };
     println!(

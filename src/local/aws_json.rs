@@ -7,8 +7,11 @@
 
 use axum::body::Body;
 use hyper::header::{HeaderName, HeaderValue};
+use hyper::http::request::Parts;
 use hyper::{Response, StatusCode};
 use serde_json::{Value, json};
+
+use super::sigv4::StaticCredentials;
 
 /// The awsJson protocol version a service speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,4 +65,45 @@ pub fn error_for(version: JsonVersion, status: StatusCode, kind: &str, message: 
         response.headers_mut().insert(HeaderName::from_static("x-amzn-errortype"), value);
     }
     response
+}
+
+/// The largest body the signature check reads; a larger one is answered 413 (the services' own
+/// limits are smaller, so no valid request comes near it).
+const MAX_SIGNED_BODY: usize = 16 * 1024 * 1024;
+
+/// The error answer for a request not signed with the emulator's static credentials, or None
+/// when its SigV4 signature checks out (see [`super::sigv4`]).
+pub fn signature_refusal(version: JsonVersion, parts: &Parts, body: &[u8]) -> Option<Response<Body>> {
+    let credentials =
+        StaticCredentials { access_key: super::s3::ACCESS_KEY, secret_key: super::s3::SECRET_KEY };
+    let refusal = super::sigv4::verify(parts, body, credentials).err()?;
+    tracing::debug!(error = %refusal, "refusing a request's signature");
+    Some(error_for(version, StatusCode::BAD_REQUEST, refusal.error_type(), &refusal.to_string()))
+}
+
+/// axum middleware: passes on requests signed with the static credentials and answers the rest
+/// as the awsJson1_0 service would.
+pub async fn signed_v1_0(request: axum::extract::Request, next: axum::middleware::Next) -> Response<Body> {
+    signed(JsonVersion::V1_0, request, next).await
+}
+
+/// axum middleware: [`signed_v1_0`] for awsJson1_1 services.
+pub async fn signed_v1_1(request: axum::extract::Request, next: axum::middleware::Next) -> Response<Body> {
+    signed(JsonVersion::V1_1, request, next).await
+}
+
+async fn signed(
+    version: JsonVersion,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response<Body> {
+    let (parts, body) = request.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, MAX_SIGNED_BODY).await else {
+        let message = format!("The request body is larger than {MAX_SIGNED_BODY} bytes, or was cut short");
+        return error_for(version, StatusCode::PAYLOAD_TOO_LARGE, "SerializationException", &message);
+    };
+    if let Some(refusal) = signature_refusal(version, &parts, &body) {
+        return refusal;
+    }
+    next.run(axum::extract::Request::from_parts(parts, Body::from(body))).await
 }

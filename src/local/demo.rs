@@ -13,6 +13,7 @@ use backon::{ConstantBuilder, Retryable};
 use serde_json::{Value, json};
 
 use super::emulator::Emulator;
+use super::s3::BucketName;
 use super::seed::{INTERACTIONS_KEY, SeedOptions, USERS_KEY, write_atomically, write_demo_data};
 
 /// The demo's local bucket.
@@ -93,11 +94,13 @@ pub async fn prepare(
     max_wait: Duration,
 ) -> Result<Demo, DemoError> {
     let s3_root = emulator.s3_root();
-    let seeded = !s3_root.join(BUCKET).join(INTERACTIONS_KEY).exists();
+    let bucket = BucketName::parse(BUCKET)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
+    let seeded = !bucket.dir(&s3_root).join(INTERACTIONS_KEY).exists();
     if seeded {
-        write_demo_data(&s3_root, BUCKET, seed)?;
+        write_demo_data(&s3_root, bucket.as_str(), seed)?;
     }
-    write_compare_inputs(&s3_root.join(BUCKET))?;
+    write_compare_inputs(&bucket.dir(&s3_root))?;
     let group = existing_or(
         client.create_dataset_group().name(NAME).send().await.map(|o| o.dataset_group_arn),
         || emulator.personalize_arn("dataset-group", NAME),

@@ -4,6 +4,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 use super::events::{self, EventsHandle, Routing, Rule};
+use super::http_server::ConnectionLimits;
 use super::personalize::{self, PersonalizeConfig, PersonalizeHandle};
 use super::s3::{self, S3Handle};
 use super::sqs::{self, SqsConfig, SqsHandle};
@@ -11,7 +12,7 @@ use super::sqs::{self, SqsConfig, SqsHandle};
 /// How to run the emulator.
 pub struct LocalConfig {
     pub data_dir: PathBuf,
-    /// Loopback by default: the emulator checks no signatures but S3's.
+    /// Loopback by default; every port checks SigV4 signatures with the static test credentials.
     pub host: IpAddr,
     /// Personalize listens here, S3 on the next port, EventBridge on the one after, SQS on the
     /// one after that (`port + 3`); 0 picks free ports for all four.
@@ -29,6 +30,8 @@ pub struct LocalConfig {
     /// EventBridge rules delivering to SQS queues, besides those of
     /// `<data_dir>/events/rules.json`.
     pub rules: Vec<Rule>,
+    /// Header-read timeout and connection cap of each port.
+    pub connections: ConnectionLimits,
 }
 
 impl LocalConfig {
@@ -44,6 +47,7 @@ impl LocalConfig {
             pending_seconds: 1.0,
             in_progress_seconds: 2.0,
             rules: Vec::new(),
+            connections: ConnectionLimits::default(),
         }
     }
 }
@@ -124,12 +128,20 @@ impl Emulator {
     pub async fn start(config: &LocalConfig) -> Result<Emulator, LocalError> {
         let lock = lock_data_dir(&config.data_dir)?;
         let port = |offset: u16| if config.port == 0 { 0 } else { config.port.saturating_add(offset) };
-        let s3 = s3::start(&config.data_dir.join("s3"), bind(config.host, port(1)).await?).await?;
+        // Every connection holds a descriptor; the usual soft limit of 1024 is soon reached.
+        crate::open_files::raise_soft_limit();
+        let s3 = s3::start_with(
+            &config.data_dir.join("s3"),
+            bind(config.host, port(1)).await?,
+            config.connections,
+        )
+        .await?;
         // A service that fails to start stops those already started, so none outlives the error.
         let sqs_config = SqsConfig {
             region: config.region.clone(),
             account: config.account.clone(),
             time_scale: config.time_scale,
+            connections: config.connections,
         };
         let sqs = match async {
             Ok::<_, LocalError>(sqs::start(sqs_config, bind(config.host, port(3)).await?).await?)
@@ -142,7 +154,8 @@ impl Emulator {
                 return Err(e);
             }
         };
-        let routing = Routing { rules: config.rules.clone(), sqs: Some(sqs.queues()) };
+        let routing =
+            Routing { rules: config.rules.clone(), sqs: Some(sqs.queues()), connections: config.connections };
         let events = async {
             let listener = bind(config.host, port(2)).await?;
             Ok::<_, LocalError>(
@@ -164,6 +177,7 @@ impl Emulator {
         pz.time_scale = config.time_scale;
         pz.pending_seconds = config.pending_seconds;
         pz.in_progress_seconds = config.in_progress_seconds;
+        pz.connections = config.connections;
         let personalize = match async {
             Ok::<_, LocalError>(personalize::start(pz, bind(config.host, port(0)).await?).await?)
         }

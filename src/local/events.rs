@@ -115,6 +115,8 @@ pub struct Routing {
     /// The local SQS the rules' targets are in; without it, matching events are logged as
     /// undeliverable.
     pub sqs: Option<SqsQueues>,
+    /// Header-read timeout and connection cap of the EventBridge port.
+    pub connections: super::http_server::ConnectionLimits,
 }
 
 /// The name an `EventBusName` member or a rule's bus means: a bus ARN's name, or the name.
@@ -236,6 +238,7 @@ pub async fn start_with(
     listener: tokio::net::TcpListener,
     routing: Routing,
 ) -> Result<EventsHandle, EventsError> {
+    let limits = routing.connections;
     let dir = data_dir.join("events");
     let io = |path: &Path| {
         let path = path.to_path_buf();
@@ -257,17 +260,19 @@ pub async fn start_with(
         sqs: routing.sqs,
     });
     let app = Router::new()
-        .route("/", axum::routing::post(handle))
+        .route(
+            "/",
+            axum::routing::post(handle).layer(axum::middleware::from_fn(super::aws_json::signed_v1_1)),
+        )
         .route("/__recflow/faults", axum::routing::post(arm_fault).delete(clear_faults))
         .with_state(Arc::clone(&sink));
     let (stop, stopped) = oneshot::channel::<()>();
+    let service = hyper_util::service::TowerToHyperService::new(app);
     let task = tokio::spawn(async move {
-        let server = axum::serve(listener, app).with_graceful_shutdown(async {
+        let stopped = async {
             let _ = stopped.await;
-        });
-        if let Err(e) = server.await {
-            tracing::error!(error = %e, "local EventBridge stopped");
-        }
+        };
+        super::http_server::serve("EventBridge", listener, service, limits, stopped).await;
     });
     Ok(EventsHandle { addr, log, sink, stop, task })
 }

@@ -9,6 +9,7 @@ use std::collections::HashSet;
 use std::io::Write;
 use std::path::Path;
 
+use super::s3::BucketName;
 use super::seed::{INTERACTIONS_KEY, SeedSummary, USERS_KEY, write_atomically};
 
 /// Personalize's interactions columns and the header names recognised for each, case-insensitive.
@@ -38,6 +39,9 @@ pub enum FromCsvError {
     Columns { path: String, message: String },
     #[error("{path}, line {line}: {message}")]
     Row { path: String, line: u64, message: String },
+    /// The target bucket breaks S3's naming rules; nothing was written.
+    #[error("--bucket: {0}")]
+    Bucket(#[from] crate::local::s3::InvalidBucketName),
 }
 
 impl ColumnMap {
@@ -104,13 +108,14 @@ pub fn load(
     bucket: &str,
     explicit: &[(String, String)],
 ) -> Result<SeedSummary, FromCsvError> {
+    let bucket = BucketName::parse(bucket)?;
     let path = source.display().to_string();
     let csv_err = |e: csv::Error| FromCsvError::Csv { path: path.clone(), source: e };
     let mut reader = csv::ReaderBuilder::new().flexible(false).from_path(source).map_err(csv_err)?;
     let header = reader.headers().map_err(csv_err)?.clone();
     let map = ColumnMap::from_header(&header, explicit)
         .map_err(|message| FromCsvError::Columns { path: path.clone(), message })?;
-    let bucket_dir = s3_root.join(bucket);
+    let bucket_dir = bucket.dir(s3_root);
     let mut users: Vec<String> = Vec::new();
     let mut seen: HashSet<String> = HashSet::new();
     let mut items: HashSet<String> = HashSet::new();
@@ -212,11 +217,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let src = dir.path().join("ratings.csv");
         std::fs::write(&src, "userId,movieId,rating,timestamp\n1,31,2.5,1260759144\n1,1029,3.0,1260759179\n7,31,4.0,1260759185\n").unwrap();
-        let summary = load(&src, &dir.path().join("s3"), "b", &[]).unwrap();
+        let summary = load(&src, &dir.path().join("s3"), "bkt", &[]).unwrap();
         assert_eq!((summary.users, summary.items, summary.interactions), (2, 2, 3));
-        let csv = std::fs::read_to_string(dir.path().join("s3/b").join(INTERACTIONS_KEY)).unwrap();
+        let csv = std::fs::read_to_string(dir.path().join("s3/bkt").join(INTERACTIONS_KEY)).unwrap();
         assert_eq!(csv, "USER_ID,ITEM_ID,TIMESTAMP\n1,31,1260759144\n1,1029,1260759179\n7,31,1260759185\n");
-        let users = std::fs::read_to_string(dir.path().join("s3/b").join(USERS_KEY)).unwrap();
+        let users = std::fs::read_to_string(dir.path().join("s3/bkt").join(USERS_KEY)).unwrap();
         assert_eq!(users, "{\"userId\":\"1\"}\n{\"userId\":\"7\"}\n");
     }
 
@@ -226,20 +231,20 @@ mod tests {
         let src = dir.path().join("export.csv");
         std::fs::write(&src, "who,what,when,kind\na,x,10,click\nb,y,soon,buy\n").unwrap();
         let cols = parse_columns("USER_ID=who,ITEM_ID=what,TIMESTAMP=when,EVENT_TYPE=kind").unwrap();
-        let err = load(&src, &dir.path().join("s3"), "b", &cols).unwrap_err().to_string();
+        let err = load(&src, &dir.path().join("s3"), "bkt", &cols).unwrap_err().to_string();
         assert!(
             err.ends_with("line 3: timestamp 'soon' is not whole epoch seconds, as Personalize requires"),
             "{err}"
         );
-        assert!(!dir.path().join("s3/b").join(INTERACTIONS_KEY).exists(), "nothing written");
-        let err = load(&src, &dir.path().join("s3"), "b", &[]).unwrap_err().to_string();
+        assert!(!dir.path().join("s3/bkt").join(INTERACTIONS_KEY).exists(), "nothing written");
+        let err = load(&src, &dir.path().join("s3"), "bkt", &[]).unwrap_err().to_string();
         assert!(err.contains("no column for USER_ID"), "{err}");
         assert!(parse_columns("USER_ID").is_err());
         std::fs::write(&src, "user_id,item_id,timestamp\na,x,1764000000000\n").unwrap();
-        let err = load(&src, &dir.path().join("s3"), "b", &[]).unwrap_err().to_string();
+        let err = load(&src, &dir.path().join("s3"), "bkt", &[]).unwrap_err().to_string();
         assert!(err.contains("(milliseconds?)"), "{err}");
         std::fs::write(&src, "user_id,item_id,timestamp\n").unwrap();
-        let err = load(&src, &dir.path().join("s3"), "b", &[]).unwrap_err().to_string();
+        let err = load(&src, &dir.path().join("s3"), "bkt", &[]).unwrap_err().to_string();
         assert!(err.ends_with("no interactions below the header"), "{err}");
     }
 }

@@ -2,34 +2,33 @@
 //! kept as files under `<data_dir>/s3/<bucket>/<key>` (s3s-fs, with the fixes in
 //! `guarded_store`).
 
+pub mod bucket_name;
 mod guarded_store;
 mod key_locks;
+mod list_encoding;
+mod messages;
 mod object_key;
+mod uploads;
 mod verified_body;
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto::Builder as ConnectionBuilder;
 use s3s::auth::{S3Auth, SecretKey, SimpleAuth};
-use s3s::service::{S3Service, S3ServiceBuilder};
+use s3s::service::S3ServiceBuilder;
 use tokio::net::TcpListener;
-use tokio::sync::{oneshot, watch};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 
+use super::http_server::{self, ConnectionLimits};
+
+pub use bucket_name::{BucketName, InvalidBucketName};
 use guarded_store::GuardedStore;
 
 /// Access key every local client signs with.
 pub const ACCESS_KEY: &str = "recflow";
 /// Secret key every local client signs with.
 pub const SECRET_KEY: &str = "recflow-local-secret";
-
-const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(20);
-
-/// How long `shutdown` lets requests in flight finish before dropping their connections.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum S3Error {
@@ -93,8 +92,18 @@ impl Drop for S3Handle {
 }
 
 /// Serves S3 (path-style addressing, SigV4 with the static test credentials) over `root`
-/// (= <data_dir>/s3; created if missing) on an already-bound listener.
+/// (= <data_dir>/s3; created if missing) on an already-bound listener, with the default
+/// connection limits.
 pub async fn start(root: &Path, listener: TcpListener) -> Result<S3Handle, S3Error> {
+    start_with(root, listener, ConnectionLimits::default()).await
+}
+
+/// [`start`] with the given connection limits.
+pub async fn start_with(
+    root: &Path,
+    listener: TcpListener,
+    limits: ConnectionLimits,
+) -> Result<S3Handle, S3Error> {
     tokio::fs::create_dir_all(root)
         .await
         .map_err(|source| S3Error::CreateRoot { path: root.to_owned(), source })?;
@@ -106,7 +115,11 @@ pub async fn start(root: &Path, listener: TcpListener) -> Result<S3Handle, S3Err
     let service = builder.build();
 
     let (stop_tx, stop_rx) = oneshot::channel();
-    let server = tokio::spawn(serve(listener, service, stop_rx));
+    let stopped = async {
+        // An error means the handle was dropped, which counts as a stop request too.
+        let _ = stop_rx.await;
+    };
+    let server = tokio::spawn(http_server::serve("S3", listener, service, limits, stopped));
     tracing::info!(%addr, root = %root.display(), "local S3 listening");
     Ok(S3Handle { addr, stop: Some(stop_tx), server: Some(server) })
 }
@@ -135,57 +148,4 @@ fn open_store(root: &Path) -> Result<GuardedStore, S3Error> {
         .canonicalize()
         .map_err(|err| S3Error::OpenStore { path: root.to_owned(), message: err.to_string() })?;
     Ok(GuardedStore::new(fs, canonical))
-}
-
-async fn serve(listener: TcpListener, service: S3Service, mut stop: oneshot::Receiver<()>) {
-    let builder = ConnectionBuilder::new(TokioExecutor::new());
-    // Tells open connections to finish their current request and close.
-    let (drain_tx, drain_rx) = watch::channel(());
-    let mut connections = JoinSet::new();
-    loop {
-        let socket = tokio::select! {
-            // A dropped handle counts as a stop request too.
-            _ = &mut stop => break,
-            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
-            accepted = listener.accept() => match accepted {
-                Ok((socket, _peer)) => socket,
-                Err(err) => {
-                    tracing::warn!(error = %err, "local S3 failed to accept a connection");
-                    // Out of file descriptors would fail again at once: give others a moment.
-                    tokio::time::sleep(ACCEPT_RETRY_DELAY).await;
-                    continue;
-                }
-            },
-        };
-        // Without it Nagle's algorithm holds a response's last segment until the client's delayed
-        // ACK: about 40 ms per GetObject.
-        if let Err(err) = socket.set_nodelay(true) {
-            tracing::debug!(error = %err, "local S3 could not set TCP_NODELAY");
-        }
-        let connection = builder.serve_connection(TokioIo::new(socket), service.clone()).into_owned();
-        let mut drain = drain_rx.clone();
-        connections.spawn(async move {
-            let mut connection = std::pin::pin!(connection);
-            let result = tokio::select! {
-                result = connection.as_mut() => result,
-                _ = drain.changed() => {
-                    connection.as_mut().graceful_shutdown();
-                    connection.await
-                }
-            };
-            if let Err(err) = result {
-                tracing::debug!(error = %err, "local S3 connection ended with an error");
-            }
-        });
-    }
-    drop(listener);
-    // Idle keep-alive connections close at once; busy ones after their response.
-    let _ = drain_tx.send(());
-    let drained =
-        tokio::time::timeout(DRAIN_TIMEOUT, async { while connections.join_next().await.is_some() {} }).await;
-    if drained.is_err() {
-        tracing::warn!("local S3 requests still running after {DRAIN_TIMEOUT:?}; dropping them");
-        connections.abort_all();
-    }
-    tracing::info!("local S3 stopped");
 }

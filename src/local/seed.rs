@@ -5,6 +5,8 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
+use super::s3::BucketName;
+
 /// The end of the generated time range (2026-01-01T00:00:00Z): fixed so output is repeatable.
 const END_TIMESTAMP: i64 = 1_767_225_600;
 /// Share of a user's interactions drawn from their own cluster's items.
@@ -67,7 +69,8 @@ pub fn planted_clusters(opts: &SeedOptions) -> (Vec<usize>, Vec<usize>) {
 
 /// Writes a realistic synthetic data set into the local bucket:
 /// `<s3_root>/<bucket>/interactions/interactions.csv` (USER_ID,ITEM_ID,TIMESTAMP,EVENT_TYPE) and
-/// `<s3_root>/<bucket>/batch/users.jsonl` (`{"userId": ...}` per user). Every user has at least two
+/// `<s3_root>/<bucket>/batch/users.jsonl` (`{"userId": ...}` per user); a `bucket` that breaks
+/// S3's naming rules is refused with `InvalidInput` before anything is written. Every user has at least two
 /// interactions when there are enough; a user's rows are written together, oldest first. Same
 /// options give byte-identical files. Streams: holds per-user and per-item tables, never the rows.
 pub fn write_demo_data(s3_root: &Path, bucket: &str, opts: &SeedOptions) -> io::Result<SeedSummary> {
@@ -96,7 +99,8 @@ pub fn write_demo_data(s3_root: &Path, bucket: &str, opts: &SeedOptions) -> io::
         counts[activity.sample(&mut rng)] += 1;
     }
 
-    let bucket_dir = s3_root.join(bucket);
+    let bucket = BucketName::parse(bucket).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let bucket_dir = bucket.dir(s3_root);
     let span = i64::from(opts.days.max(1)) * 86_400;
     let start = END_TIMESTAMP - span;
     let item_ids: Vec<String> = (0..opts.items).map(|n| item_id(n, opts.items)).collect();

@@ -70,11 +70,18 @@ pub struct SqsConfig {
     pub account: String,
     /// Emulated seconds per real second: 60.0 makes a 30 s visibility timeout last half a second.
     pub time_scale: f64,
+    /// Header-read timeout and connection cap of the port.
+    pub connections: super::http_server::ConnectionLimits,
 }
 
 impl Default for SqsConfig {
     fn default() -> SqsConfig {
-        SqsConfig { region: "us-east-1".into(), account: "000000000000".into(), time_scale: 1.0 }
+        SqsConfig {
+            region: "us-east-1".into(),
+            account: "000000000000".into(),
+            time_scale: 1.0,
+            connections: Default::default(),
+        }
     }
 }
 
@@ -189,18 +196,19 @@ pub async fn start(config: SqsConfig, listener: tokio::net::TcpListener) -> Resu
         shutdown: watch::Sender::new(false),
         long_polls: AtomicUsize::new(0),
     });
+    let limits = shared.config.connections;
     let app = Router::new()
         .route("/", axum::routing::post(handle))
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
+        .layer(axum::middleware::from_fn(super::aws_json::signed_v1_0))
         .with_state(Arc::clone(&shared));
     let (stop, stopped) = oneshot::channel::<()>();
+    let service = hyper_util::service::TowerToHyperService::new(app);
     let task = tokio::spawn(async move {
-        let server = axum::serve(listener, app).with_graceful_shutdown(async {
+        let stopped = async {
             let _ = stopped.await;
-        });
-        if let Err(e) = server.await {
-            tracing::error!(error = %e, "local SQS stopped");
-        }
+        };
+        super::http_server::serve("SQS", listener, service, limits, stopped).await;
     });
     tracing::info!(%addr, "sqs emulator listening");
     Ok(SqsHandle { addr, shared, stop, task })

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use super::protocol::ApiError;
 use super::store::Kind;
+use crate::local::s3::BucketName;
 
 pub fn resource_arn(region: &str, account: &str, kind: Kind, resource: &str) -> String {
     format!("arn:aws:personalize:{region}:{account}:{}/{resource}", kind.arn_type())
@@ -44,8 +45,7 @@ impl S3Path {
         let bad = || BadS3Path(location.to_string());
         let rest = location.strip_prefix("s3://").ok_or_else(bad)?;
         let (bucket, key) = rest.split_once('/').ok_or_else(bad)?;
-        let bucket_ok = !bucket.is_empty()
-            && bucket.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
+        let bucket_ok = BucketName::parse(bucket).is_ok();
         // Keys map onto files, so no component may climb out of the bucket.
         let key_ok = key.split('/').all(|part| part != ".." && part != ".");
         if !bucket_ok || !key_ok {
@@ -58,13 +58,18 @@ impl S3Path {
         self.key.is_empty() || self.key.ends_with('/')
     }
 
-    /// The object's file (or the prefix's directory) under the S3 root `<data_dir>/s3`.
-    pub fn local_path(&self, s3_root: &Path) -> PathBuf {
-        let mut path = s3_root.join(&self.bucket);
+    /// The object's file (or the prefix's directory) under the S3 root `<data_dir>/s3`; the
+    /// bucket was checked by [`S3Path::parse`] and is checked again here, as the fields are public.
+    pub fn local_path(&self, s3_root: &Path) -> Result<PathBuf, BadS3Path> {
+        let bucket = BucketName::parse(&self.bucket).map_err(|e| BadS3Path(e.to_string()))?;
+        let mut path = bucket.dir(s3_root);
         for part in self.key.split('/').filter(|p| !p.is_empty()) {
+            if part == "." || part == ".." {
+                return Err(BadS3Path(format!("s3://{}/{}", self.bucket, self.key)));
+            }
             path.push(part);
         }
-        path
+        Ok(path)
     }
 }
 
@@ -96,7 +101,11 @@ mod tests {
         assert!(S3Path::parse("s3://bucket").is_err());
         assert!(S3Path::parse("s3:///key").is_err());
         assert!(S3Path::parse("s3://bucket/../x").is_err());
-        let local = S3Path::parse("s3://b/k/x.csv").unwrap().local_path(Path::new("/d/s3"));
-        assert_eq!(local, Path::new("/d/s3/b/k/x.csv"));
+        assert!(S3Path::parse("s3://../x").is_err());
+        assert!(S3Path::parse("s3://xn--bucket/x").is_err());
+        let local = S3Path::parse("s3://bkt/k/x.csv").unwrap().local_path(Path::new("/d/s3")).unwrap();
+        assert_eq!(local, Path::new("/d/s3/bkt/k/x.csv"));
+        let forged = S3Path { bucket: "..".into(), key: "x".into() };
+        assert!(forged.local_path(Path::new("/d/s3")).is_err());
     }
 }

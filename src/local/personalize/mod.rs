@@ -41,6 +41,8 @@ pub struct PersonalizeConfig {
     pub pending_seconds: f64,
     /// The least time a job spends CREATE IN_PROGRESS (the work may take longer).
     pub in_progress_seconds: f64,
+    /// Header-read timeout and connection cap of the port.
+    pub connections: crate::local::http_server::ConnectionLimits,
 }
 
 impl PersonalizeConfig {
@@ -52,6 +54,7 @@ impl PersonalizeConfig {
             time_scale: 1.0,
             pending_seconds: 1.0,
             in_progress_seconds: 2.0,
+            connections: Default::default(),
         }
     }
 }

@@ -134,6 +134,11 @@ pub async fn handle(
     if parts.uri.path() == FAULTS_PATH {
         return Ok(admin(&shared, &parts.method, &body));
     }
+    if let Some(refusal) =
+        crate::local::aws_json::signature_refusal(crate::local::aws_json::JsonVersion::V1_1, &parts, &body)
+    {
+        return Ok(refusal);
+    }
     if parts.method != Method::POST || parts.uri.path() != "/" {
         return Ok(error_response(&ApiError::unknown_operation(format!(
             "No operation at {} {}; Personalize takes POST / with X-Amz-Target",
@@ -220,35 +225,17 @@ pub fn error_response(error: &ApiError) -> Response<Body> {
     crate::local::aws_json::error(status, error.kind, &error.message)
 }
 
-/// Serves connections until `shutdown` turns true; open connections are dropped with the task.
+/// Serves connections until `shutdown` turns true (see [`crate::local::http_server`]).
 pub async fn serve(shared: Arc<Shared>, listener: tokio::net::TcpListener) {
     let mut shutdown = shared.shutdown.subscribe();
-    let mut connections = tokio::task::JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, _) = match accepted {
-                    Ok(accepted) => accepted,
-                    Err(e) => {
-                        // Out of descriptors and the like: back off instead of spinning.
-                        tracing::warn!(error = %e, "personalize accept failed");
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                // Answers are small: do not let Nagle's algorithm wait for the client's ACK.
-                let _ = stream.set_nodelay(true);
-                let shared = Arc::clone(&shared);
-                connections.spawn(async move {
-                    let service = hyper::service::service_fn(move |request| handle(Arc::clone(&shared), request));
-                    let io = hyper_util::rt::TokioIo::new(stream);
-                    if let Err(e) = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await {
-                        tracing::debug!(error = %e, "personalize connection closed");
-                    }
-                });
-            }
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            _ = shutdown.changed() => break,
-        }
-    }
+    let limits = shared.config.connections;
+    let service = {
+        let shared = Arc::clone(&shared);
+        hyper::service::service_fn(move |request| handle(Arc::clone(&shared), request))
+    };
+    let stopped = async move {
+        // An error means the sender is gone, which is a stop as well.
+        let _ = shutdown.wait_for(|stop| *stop).await;
+    };
+    crate::local::http_server::serve("Personalize", listener, service, limits, stopped).await;
 }

@@ -94,9 +94,11 @@ pub fn plan(shared: &Shared, state: &State, arn: &str) -> Option<Job> {
             let input_path = str_at(&["jobInput", "s3DataSource", "path"])?;
             let output_path = str_at(&["jobOutput", "s3DataDestination", "path"])?;
             let destination = S3Path::parse(&output_path).ok()?;
-            let output = destination.local_path(&shared.s3_dir());
+            let output = destination.local_path(&shared.s3_dir()).ok()?;
+            let bucket_dir =
+                S3Path { key: String::new(), ..destination.clone() }.local_path(&shared.s3_dir()).ok()?;
             Some(Job::Batch {
-                output_bucket: (destination.bucket.clone(), shared.s3_dir().join(&destination.bucket)),
+                output_bucket: (destination.bucket.clone(), bucket_dir),
                 model: model_file(shared, record.field_str("solutionVersionArn")?),
                 inputs: list_files(shared, &input_path),
                 input_path,
@@ -113,7 +115,7 @@ pub fn plan(shared: &Shared, state: &State, arn: &str) -> Option<Job> {
 /// under it, sorted. Hidden files (s3s-fs temporaries) are not objects.
 fn list_files(shared: &Shared, location: &str) -> Result<Vec<PathBuf>, String> {
     let s3 = S3Path::parse(location).map_err(|e| e.to_string())?;
-    let local = s3.local_path(&shared.s3_dir());
+    let local = s3.local_path(&shared.s3_dir()).map_err(|e| e.to_string())?;
     if s3.is_prefix() {
         let mut files = Vec::new();
         collect_files(&local, &mut files);

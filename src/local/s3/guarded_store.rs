@@ -12,8 +12,12 @@ use s3s::dto::*;
 use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 use s3s_fs::FileSystem;
 
+use super::bucket_name::BucketName;
 use super::key_locks::KeyLocks;
+use super::list_encoding;
+use super::messages::{self, with_standard_message};
 use super::object_key::check_object_key;
+use super::uploads::UploadBindings;
 use super::verified_body::{self, DeclaredDigests, Verdict};
 
 pub(super) struct GuardedStore {
@@ -21,20 +25,17 @@ pub(super) struct GuardedStore {
     /// The directory s3s-fs serves, canonical, so `root/<bucket>` is that bucket's folder.
     root: PathBuf,
     writes: KeyLocks,
+    uploads: UploadBindings,
 }
 
 impl GuardedStore {
     pub(super) fn new(fs: FileSystem, root: PathBuf) -> Self {
-        Self { fs, root, writes: KeyLocks::default() }
+        let uploads = UploadBindings::new(root.clone());
+        Self { fs, root, writes: KeyLocks::default(), uploads }
     }
 
     async fn bucket_exists(&self, bucket: &str) -> S3Result<bool> {
-        // Bucket names reach here validated by s3s (lower-case letters, digits, '.', '-',
-        // no ".."), so joining them cannot leave the root.
-        if !s3s::path::check_bucket_name(bucket) {
-            return Err(S3Error::with_message(S3ErrorCode::InvalidBucketName, format!("{bucket:?}")));
-        }
-        match tokio::fs::metadata(self.root.join(bucket)).await {
+        match tokio::fs::metadata(checked_bucket(bucket)?.dir(&self.root)).await {
             Ok(meta) => Ok(meta.is_dir()),
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(false),
             Err(err) => Err(S3Error::internal_error(err)),
@@ -70,8 +71,19 @@ impl GuardedStore {
     }
 }
 
-fn no_such_bucket(bucket: &str) -> S3Error {
-    S3Error::with_message(S3ErrorCode::NoSuchBucket, format!("The specified bucket does not exist: {bucket}"))
+/// S3 answers InvalidBucketName ("The specified bucket is not valid.") for a name that breaks
+/// its naming rules; the local store also says which rule.
+fn checked_bucket(bucket: &str) -> S3Result<BucketName> {
+    BucketName::parse(bucket).map_err(|err| {
+        S3Error::with_message(
+            S3ErrorCode::InvalidBucketName,
+            format!("The specified bucket is not valid. {err}"),
+        )
+    })
+}
+
+fn no_such_bucket(_bucket: &str) -> S3Error {
+    S3Error::with_message(S3ErrorCode::NoSuchBucket, messages::NO_SUCH_BUCKET)
 }
 
 fn checksums(
@@ -112,25 +124,40 @@ impl S3 for GuardedStore {
         &self,
         req: S3Request<CreateBucketInput>,
     ) -> S3Result<S3Response<CreateBucketOutput>> {
+        checked_bucket(&req.input.bucket)?;
         self.fs.create_bucket(req).await
     }
 
+    /// S3 deletes only empty buckets (DeleteBucket API reference: "All objects ... must be
+    /// deleted before the bucket itself can be deleted"), answering 409 BucketNotEmpty.
     async fn delete_bucket(
         &self,
         req: S3Request<DeleteBucketInput>,
     ) -> S3Result<S3Response<DeleteBucketOutput>> {
-        self.fs.delete_bucket(req).await
+        let bucket = checked_bucket(&req.input.bucket)?;
+        self.require_bucket(bucket.as_str()).await?;
+        let dir = bucket.dir(&self.root);
+        let holds_objects = tokio::task::spawn_blocking(move || holds_a_file(&dir))
+            .await
+            .map_err(S3Error::internal_error)?
+            .map_err(S3Error::internal_error)?;
+        if holds_objects {
+            return Err(S3Error::with_message(S3ErrorCode::BucketNotEmpty, messages::BUCKET_NOT_EMPTY));
+        }
+        self.fs.delete_bucket(req).await.map_err(with_standard_message)
     }
 
     async fn head_bucket(&self, req: S3Request<HeadBucketInput>) -> S3Result<S3Response<HeadBucketOutput>> {
-        self.fs.head_bucket(req).await
+        checked_bucket(&req.input.bucket)?;
+        self.fs.head_bucket(req).await.map_err(with_standard_message)
     }
 
     async fn get_bucket_location(
         &self,
         req: S3Request<GetBucketLocationInput>,
     ) -> S3Result<S3Response<GetBucketLocationOutput>> {
-        self.fs.get_bucket_location(req).await
+        checked_bucket(&req.input.bucket)?;
+        self.fs.get_bucket_location(req).await.map_err(with_standard_message)
     }
 
     async fn list_buckets(
@@ -144,14 +171,26 @@ impl S3 for GuardedStore {
         &self,
         req: S3Request<ListObjectsInput>,
     ) -> S3Result<S3Response<ListObjectsOutput>> {
-        self.fs.list_objects(req).await
+        checked_bucket(&req.input.bucket)?;
+        let url = list_encoding::wants_url(req.input.encoding_type.as_ref());
+        let mut resp = self.fs.list_objects(req).await.map_err(with_standard_message)?;
+        if url {
+            list_encoding::encode_v1(&mut resp.output);
+        }
+        Ok(resp)
     }
 
     async fn list_objects_v2(
         &self,
         req: S3Request<ListObjectsV2Input>,
     ) -> S3Result<S3Response<ListObjectsV2Output>> {
-        self.fs.list_objects_v2(req).await
+        checked_bucket(&req.input.bucket)?;
+        let url = list_encoding::wants_url(req.input.encoding_type.as_ref());
+        let mut resp = self.fs.list_objects_v2(req).await.map_err(with_standard_message)?;
+        if url {
+            list_encoding::encode_v2(&mut resp.output);
+        }
+        Ok(resp)
     }
 
     async fn get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
@@ -159,13 +198,13 @@ impl S3 for GuardedStore {
         let bucket = req.input.bucket.clone();
         match self.fs.get_object(req).await {
             Ok(resp) => Ok(resp),
-            Err(err) => Err(self.name_missing_bucket(&bucket, err).await),
+            Err(err) => Err(with_standard_message(self.name_missing_bucket(&bucket, err).await)),
         }
     }
 
     async fn head_object(&self, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
         check_object_key(&req.input.key)?;
-        self.fs.head_object(req).await
+        self.fs.head_object(req).await.map_err(with_standard_message)
     }
 
     async fn put_object(&self, mut req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
@@ -197,7 +236,7 @@ impl S3 for GuardedStore {
         self.require_copy_source(&input.copy_source).await?;
         self.require_bucket(&input.bucket).await?;
         let _write = self.writes.lock(&input.bucket, &input.key).await;
-        self.fs.copy_object(req).await
+        self.fs.copy_object(req).await.map_err(with_standard_message)
     }
 
     async fn delete_object(
@@ -207,7 +246,7 @@ impl S3 for GuardedStore {
         let input = &req.input;
         check_object_key(&input.key)?;
         let _write = self.writes.lock(&input.bucket, &input.key).await;
-        self.fs.delete_object(req).await
+        self.fs.delete_object(req).await.map_err(with_standard_message)
     }
 
     async fn delete_objects(
@@ -257,7 +296,11 @@ impl S3 for GuardedStore {
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
         check_object_key(&req.input.key)?;
         self.require_bucket(&req.input.bucket).await?;
-        self.fs.create_multipart_upload(req).await
+        let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
+        let resp = self.fs.create_multipart_upload(req).await?;
+        let id = resp.output.upload_id.as_deref().ok_or_else(|| S3Error::internal_error(NoUploadId))?;
+        self.uploads.bind(id, &bucket, &key).await?;
+        Ok(resp)
     }
 
     async fn upload_part(
@@ -267,6 +310,7 @@ impl S3 for GuardedStore {
         let input = &mut req.input;
         check_object_key(&input.key)?;
         self.require_bucket(&input.bucket).await?;
+        self.uploads.check(&input.upload_id, &input.bucket, &input.key).await?;
         // s3s-fs does not check a part's digests at all; a corrupt part would be stored.
         let declared = DeclaredDigests {
             content_md5: input.content_md5.clone(),
@@ -291,11 +335,13 @@ impl S3 for GuardedStore {
         check_object_key(&req.input.key)?;
         self.require_copy_source(&req.input.copy_source).await?;
         self.require_bucket(&req.input.bucket).await?;
-        self.fs.upload_part_copy(req).await
+        self.uploads.check(&req.input.upload_id, &req.input.bucket, &req.input.key).await?;
+        self.fs.upload_part_copy(req).await.map_err(with_standard_message)
     }
 
     async fn list_parts(&self, req: S3Request<ListPartsInput>) -> S3Result<S3Response<ListPartsOutput>> {
         check_object_key(&req.input.key)?;
+        self.uploads.check(&req.input.upload_id, &req.input.bucket, &req.input.key).await?;
         self.fs.list_parts(req).await
     }
 
@@ -306,8 +352,12 @@ impl S3 for GuardedStore {
         let input = &req.input;
         check_object_key(&input.key)?;
         self.require_bucket(&input.bucket).await?;
+        self.uploads.check(&input.upload_id, &input.bucket, &input.key).await?;
         let _write = self.writes.lock(&input.bucket, &input.key).await;
-        self.fs.complete_multipart_upload(req).await
+        let upload_id = input.upload_id.clone();
+        let resp = self.fs.complete_multipart_upload(req).await?;
+        self.uploads.unbind(&upload_id).await;
+        Ok(resp)
     }
 
     async fn abort_multipart_upload(
@@ -315,6 +365,35 @@ impl S3 for GuardedStore {
         req: S3Request<AbortMultipartUploadInput>,
     ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
         check_object_key(&req.input.key)?;
-        self.fs.abort_multipart_upload(req).await
+        self.uploads.check(&req.input.upload_id, &req.input.bucket, &req.input.key).await?;
+        let upload_id = req.input.upload_id.clone();
+        let resp = self.fs.abort_multipart_upload(req).await?;
+        self.uploads.unbind(&upload_id).await;
+        Ok(resp)
     }
 }
+
+/// Whether any file lies under `dir`: objects are files (s3s-fs keeps its own bookkeeping in the
+/// store's root, never inside a bucket), while folders alone are what deleted keys leave behind.
+fn holds_a_file(dir: &std::path::Path) -> std::io::Result<bool> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        if !kind.is_dir() || holds_a_file(&entry.path())? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// s3s-fs answered CreateMultipartUpload without an upload id.
+#[derive(Debug)]
+struct NoUploadId;
+
+impl std::fmt::Display for NoUploadId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the store created a multipart upload without an id")
+    }
+}
+
+impl std::error::Error for NoUploadId {}
