@@ -81,3 +81,20 @@ fn a_local_run_refuses_an_input_that_is_not_an_object() {
         assert!(text(&out).contains(&format!("not {input}")), "{}", text(&out));
     }
 }
+
+/// The summary labels each solution version's metrics with its state and version, so three
+/// trained solutions give three lines that say which is which.
+#[test]
+fn train_compare_labels_each_solutions_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = recflow(dir.path(), &["run", "workflows/train-compare.asl.json", "--local"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().filter(|l| l.starts_with("Solution version metrics")).collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    // The three branches run in parallel, so their lines come in any order.
+    for state in ["UserPersonalizationMetrics", "SimsMetrics", "RankingMetrics"] {
+        let label = format!("Solution version metrics ({state}, arn:aws:personalize:");
+        assert_eq!(lines.iter().filter(|l| l.starts_with(&label)).count(), 1, "{state}: {stdout}");
+    }
+}

@@ -26,14 +26,15 @@ pub async fn print(
         println!("  {line}");
     }
     for event in &history {
-        if let Detail::TaskSucceeded { output, .. } = &event.detail {
+        if let Detail::TaskSucceeded { state, output, .. } = &event.detail {
             if let Some(metrics) = output.get("Metrics").and_then(Value::as_object) {
                 let shown: Vec<String> = metrics
                     .iter()
                     .filter(|(k, _)| k.ends_with("_at_10") || k.as_str() == "coverage")
                     .map(|(k, v)| format!("{k} {:.4}", v.as_f64().unwrap_or(f64::NAN)))
                     .collect();
-                println!("\nSolution version metrics: {}", shown.join(", "));
+                let version = output.get("SolutionVersionArn").and_then(Value::as_str).unwrap_or("?");
+                println!("\nSolution version metrics ({state}, {version}): {}", shown.join(", "));
             }
             if let Some(location) = output.get("PicksLocation").and_then(Value::as_str) {
                 println!(
