@@ -313,6 +313,12 @@ fn sync_loop(
     branch_states.insert(step("Status"), status);
     branch_states.insert(step("Done"), done);
     branch_states.insert(step("Failed"), failed);
+    // A state's own QueryLanguage is not inherited by the states of its branches: repeat it.
+    if let Some(q) = fields.get("QueryLanguage") {
+        for state in branch_states.values_mut() {
+            state["QueryLanguage"] = q.clone();
+        }
+    }
     let mut parallel = Map::new();
     parallel.insert("Type".into(), "Parallel".into());
     for key in ["Comment", "QueryLanguage", "InputPath"] {
@@ -464,6 +470,34 @@ mod tests {
         assert!(lambda_arn("arn:aws:lambda:eu-west-1:123456789012:function:picks:live"));
         assert!(!lambda_arn("arn:aws:lambda:eu-west-1:123:function:picks"));
         assert!(!lambda_arn("picks"));
+    }
+
+    #[test]
+    fn a_state_level_query_language_reaches_the_loop_states() {
+        let definition = json!({
+            "StartAt": "Train",
+            "States": {"Train": {
+                "Type": "Task",
+                "QueryLanguage": "JSONata",
+                "Resource": "arn:aws:states:::aws-sdk:personalize:createSolutionVersion.sync",
+                "Arguments": {"SolutionArn": "{% $states.input.solutionArn %}"},
+                "Output": "{% $states.result.SolutionVersion %}",
+                "TimeoutSeconds": 60,
+                "End": true
+            }}
+        });
+        let refused = to_step_functions(&definition, &ExportOptions::default()).unwrap_err();
+        assert_eq!(refused.0.len(), 1);
+        assert!(refused.0[0].starts_with("States.Train.TimeoutSeconds: "), "{refused}");
+        let mut definition = definition;
+        definition["States"]["Train"].as_object_mut().unwrap().remove("TimeoutSeconds");
+        let out = to_step_functions(&definition, &ExportOptions::default()).unwrap();
+        let train = &out["States"]["Train"];
+        assert_eq!(train["QueryLanguage"], "JSONata");
+        assert_eq!(train["Output"], "{% $states.result[0].SolutionVersion %}");
+        let states = train["Branches"][0]["States"].as_object().unwrap();
+        assert_eq!(states.len(), 6);
+        assert!(states.values().all(|s| s["QueryLanguage"] == "JSONata"), "{states:?}");
     }
 
     #[test]
