@@ -8,6 +8,7 @@ pub mod cli;
 pub mod daemon;
 pub mod engine;
 pub mod error_chain;
+pub mod export;
 pub mod local;
 pub mod open_files;
 pub mod schedule;

@@ -58,6 +58,10 @@ enum Command {
     /// Print the next fire times of a schedule: EventBridge's cron(...) or rate(...), or classic
     /// cron, in a time zone.
     Schedule(cli::schedule::ScheduleArgs),
+    /// Rewrite a workflow for AWS Step Functions (plain ASL, or a CloudFormation template).
+    Export(cli::export::ExportArgs),
+    /// Print the least-privilege IAM policy for the workflows' task calls.
+    IamPolicy(cli::iam_policy::IamPolicyArgs),
 }
 
 #[derive(Subcommand)]
@@ -187,6 +191,8 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Graph(args) => cli::graph::graph(args.into_options()),
         Command::Schedule(args) => cli::schedule::schedule(args),
         Command::Daemon(args) => cli::daemon::daemon(*args).await,
+        Command::Export(args) => cli::export::export(args),
+        Command::IamPolicy(args) => cli::iam_policy::iam_policy(args),
     }
 }
 

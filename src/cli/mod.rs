@@ -3,8 +3,10 @@
 
 pub mod args;
 pub mod daemon;
+pub mod export;
 pub mod graph;
 pub mod history;
+pub mod iam_policy;
 pub mod integrations;
 pub mod local;
 mod progress;

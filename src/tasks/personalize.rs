@@ -40,18 +40,19 @@ pub const JOB_FAILED: &str = "Personalize.JobFailed";
 /// A create whose job recflow can wait for: the create action, the member naming the job, the
 /// Describe action and its ARN parameter, the Describe result's wrapper, and how to find a job by
 /// name (the List action, the parent member it filters on, the summaries' list member).
-struct JobKind {
-    create: &'static str,
-    name: &'static str,
-    arn: &'static str,
-    describe: &'static str,
-    wrapper: &'static str,
-    list: &'static str,
-    parent: &'static str,
-    summaries: &'static str,
+pub struct JobKind {
+    pub create: &'static str,
+    pub name: &'static str,
+    pub arn: &'static str,
+    pub describe: &'static str,
+    pub wrapper: &'static str,
+    pub list: &'static str,
+    pub parent: &'static str,
+    pub summaries: &'static str,
 }
 
-const JOBS: &[JobKind] = &[
+/// Every create recflow can wait for (`.sync`), with its Describe and List actions.
+pub const JOBS: &[JobKind] = &[
     JobKind {
         create: "createDatasetImportJob",
         name: "JobName",
@@ -140,7 +141,8 @@ pub fn serves(resource: &str) -> bool {
         .is_some_and(|(action, sync)| ACTIONS.contains(&action) && (!sync || job_kind(action).is_some()))
 }
 
-fn job_kind(action: &str) -> Option<&'static JobKind> {
+/// The job kind `action` (a create, camelCase) makes, if recflow can wait for it.
+pub fn job_kind(action: &str) -> Option<&'static JobKind> {
     JOBS.iter().find(|j| j.create == action)
 }
 
