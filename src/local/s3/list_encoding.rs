@@ -38,30 +38,19 @@ fn encode_in_place(field: &mut Option<String>) {
 
 /// Encodes a ListObjectsV2 answer's names and says so in its `EncodingType`.
 pub(super) fn encode_v2(output: &mut ListObjectsV2Output) {
-    for object in output.contents.iter_mut().flatten() {
-        encode_in_place(&mut object.key);
-    }
-    for prefix in output.common_prefixes.iter_mut().flatten() {
-        encode_in_place(&mut prefix.prefix);
-    }
-    encode_in_place(&mut output.prefix);
-    encode_in_place(&mut output.delimiter);
-    encode_in_place(&mut output.start_after);
+    let keys = output.contents.iter_mut().flatten().map(|o| &mut o.key);
+    let prefixes = output.common_prefixes.iter_mut().flatten().map(|p| &mut p.prefix);
+    let own = [&mut output.prefix, &mut output.delimiter, &mut output.start_after];
+    keys.chain(prefixes).chain(own).for_each(encode_in_place);
     output.encoding_type = Some(EncodingType::from_static(EncodingType::URL));
 }
 
 /// Encodes a ListObjects (v1) answer's names and says so in its `EncodingType`.
 pub(super) fn encode_v1(output: &mut ListObjectsOutput) {
-    for object in output.contents.iter_mut().flatten() {
-        encode_in_place(&mut object.key);
-    }
-    for prefix in output.common_prefixes.iter_mut().flatten() {
-        encode_in_place(&mut prefix.prefix);
-    }
-    encode_in_place(&mut output.prefix);
-    encode_in_place(&mut output.delimiter);
-    encode_in_place(&mut output.marker);
-    encode_in_place(&mut output.next_marker);
+    let keys = output.contents.iter_mut().flatten().map(|o| &mut o.key);
+    let prefixes = output.common_prefixes.iter_mut().flatten().map(|p| &mut p.prefix);
+    let own = [&mut output.prefix, &mut output.delimiter, &mut output.marker, &mut output.next_marker];
+    keys.chain(prefixes).chain(own).for_each(encode_in_place);
     output.encoding_type = Some(EncodingType::from_static(EncodingType::URL));
 }
 
