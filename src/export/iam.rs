@@ -168,8 +168,11 @@ fn personalize_grants(action: &str, args: &Value, caller: Caller) -> Vec<Grant> 
     };
     let iam = |a: &str| format!("personalize:{}", operation_name(a));
     let kind = personalize::job_kind(action);
-    // A create makes a new resource: its ARN is not known beforehand.
-    let narrowed = if kind.is_some() { vec!["*".to_string()] } else { literal_arns(args) };
+    // A create is authorized on the resource it makes, whose ARN is not known beforehand (and
+    // not on the ARNs it is given: CreateCampaign's SolutionVersionArn is no campaign); a List
+    // on its parent's type, which the Service Authorization Reference gives per action: `*`.
+    let unknown = kind.is_some() || action.starts_with("create") || action.starts_with("list");
+    let narrowed = if unknown { vec!["*".to_string()] } else { literal_arns(args) };
     let mut out: Vec<Grant> = narrowed.iter().map(|r| (iam(action), r.clone())).collect();
     if let (Some(kind), Caller::Recflow) = (kind, caller) {
         out.push((iam(kind.list), "*".into()));
@@ -264,4 +267,22 @@ fn events_grants(args: &Value) -> Vec<Grant> {
             ("events:PutEvents".into(), resource)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A create is authorized on what it makes: the ARNs it is given do not narrow it.
+    #[test]
+    fn a_create_given_literal_arns_is_granted_on_every_resource() {
+        let definition = json!({"StartAt": "Campaign", "States": {"Campaign": {
+            "Type": "Task", "Resource": "arn:aws:states:::aws-sdk:personalize:createCampaign", "End": true,
+            "Parameters": {"Name": "c", "SolutionVersionArn": "arn:aws:personalize:us-east-1:1:solution/s/v1"}}}});
+        let policy = policy(&[&definition], Caller::Recflow).unwrap();
+        let text = policy.to_string();
+        assert!(text.contains("personalize:CreateCampaign"), "{text}");
+        assert!(!text.contains("solution/s/v1"), "{text}");
+    }
 }

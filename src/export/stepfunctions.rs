@@ -218,6 +218,9 @@ fn sync_loop(
     if unwrap {
         added.push("Result");
     }
+    if !jsonata {
+        added.push("Failed without reason");
+    }
     for suffix in &added {
         let new = step(suffix);
         if new.len() > MAX_STATE_NAME {
@@ -240,10 +243,16 @@ fn sync_loop(
     let prefix = job_name_prefix(name);
     if jsonata {
         let mut args = fields.get("Arguments").cloned().unwrap_or_else(|| json!({}));
-        if let Some(obj) = args.as_object_mut()
-            && !obj.contains_key(kind.name)
-        {
-            obj.insert(kind.name.into(), format!("{{% '{prefix}-' & $uuid() %}}").into());
+        match args.as_object_mut() {
+            Some(obj) if !obj.contains_key(kind.name) => {
+                obj.insert(kind.name.into(), format!("{{% '{prefix}-' & $uuid() %}}").into());
+            }
+            Some(_) => {}
+            // recflow names the job itself; Step Functions would call the create without a name.
+            None => problems.push(format!(
+                "States.{name}.Arguments: give the create's members as an object (with {n}), not one expression: the export must add {n} to it",
+                n = kind.name
+            )),
         }
         create["Arguments"] = args;
         describe["Arguments"] = json!({ kind.arn: format!("{{% $states.input.{} %}}", kind.arn) });
@@ -252,14 +261,16 @@ fn sync_loop(
                 .into();
     } else {
         let mut params = fields.get("Parameters").cloned().unwrap_or_else(|| json!({}));
-        if let Some(obj) = params.as_object_mut()
-            && !obj.contains_key(kind.name)
-            && !obj.contains_key(&format!("{}.$", kind.name))
-        {
-            obj.insert(
-                format!("{}.$", kind.name),
-                format!("States.Format('{prefix}-{{}}', States.UUID())").into(),
-            );
+        match params.as_object_mut() {
+            Some(obj) if !obj.contains_key(kind.name) && !obj.contains_key(&format!("{}.$", kind.name)) => {
+                obj.insert(
+                    format!("{}.$", kind.name),
+                    format!("States.Format('{prefix}-{{}}', States.UUID())").into(),
+                );
+            }
+            Some(_) => {}
+            None => problems
+                .push(format!("States.{name}.Parameters: must be an object holding the create's members")),
         }
         create["Parameters"] = params;
         create["ResultSelector"] = json!({ format!("{}.$", kind.arn): format!("$.{}", kind.arn) });
@@ -313,6 +324,17 @@ fn sync_loop(
     branch_states.insert(step("Status"), status);
     branch_states.insert(step("Done"), done);
     branch_states.insert(step("Failed"), failed);
+    if !jsonata {
+        let cause = format!(
+            "States.Format('{w} {{}} ended {{}}: no failure reason given', $.{arn}, $.Described.{w}.Status)",
+            w = kind.wrapper,
+            arn = kind.arn
+        );
+        branch_states.insert(
+            step("Failed without reason"),
+            json!({"Type": "Fail", "Error": personalize::JOB_FAILED, "CausePath": cause}),
+        );
+    }
     // A state's own QueryLanguage is not inherited by the states of its branches: repeat it.
     if let Some(q) = fields.get("QueryLanguage") {
         for state in branch_states.values_mut() {
@@ -335,6 +357,10 @@ fn sync_loop(
             if let Some(v) = fields.get(key) {
                 parallel.insert(key.into(), first_result(v));
             }
+        }
+        // A Task without Output outputs its result; a Parallel would output `[result]`.
+        if !fields.contains_key("Output") {
+            parallel.insert("Output".into(), "{% $states.result[0] %}".into());
         }
     } else if unwrap {
         if result_path != "$" {
@@ -395,38 +421,42 @@ fn status_choice(kind: &JobKind, jsonata: bool, step: &dyn Fn(&str) -> String) -
         })
     } else {
         let status = format!("$.Described.{}.Status", kind.wrapper);
+        let failed = json!({"Or": [
+            {"Variable": status, "StringEquals": "CREATE FAILED"},
+            {"Variable": status, "StringEquals": "CREATE STOPPED"}
+        ]});
+        // Personalize may leave FailureReason out (a stopped version has none); a CausePath that
+        // finds nothing would be States.Runtime, which no Catch catches.
+        let reason =
+            json!({"Variable": format!("$.Described.{}.FailureReason", kind.wrapper), "IsPresent": true});
         json!({
             "Type": "Choice",
             "Choices": [
                 {"Variable": status, "StringEquals": "ACTIVE", "Next": step("Done")},
-                {"Or": [
-                    {"Variable": status, "StringEquals": "CREATE FAILED"},
-                    {"Variable": status, "StringEquals": "CREATE STOPPED"}
-                ], "Next": step("Failed")}
+                {"And": [failed, reason], "Next": step("Failed")},
+                {"And": [failed, {"Not": reason}], "Next": step("Failed without reason")}
             ],
             "Default": step("Wait")
         })
     }
 }
 
-/// The retriers that match `Personalize.JobFailed` (by name or `States.ALL`), narrowed to it:
+/// The retriers that match `Personalize.JobFailed` (by name, `States.TaskFailed` or `States.ALL`), narrowed to it:
 /// the Parallel's Retry. None when no retrier matches it.
 fn job_failed_retriers(retry: &Value) -> Option<Value> {
-    let narrowed: Vec<Value> = retry
-        .as_array()?
-        .iter()
-        .filter(|r| {
-            r["ErrorEquals"]
-                .as_array()
-                .is_some_and(|names| names.iter().any(|n| n == personalize::JOB_FAILED || n == "States.ALL"))
+    // Narrowed, they all name the one error, and only the first retrier that matches an error
+    // ever applies (ASL's rule): the first is the Parallel's whole Retry.
+    let first = retry.as_array()?.iter().find(|r| {
+        r["ErrorEquals"].as_array().is_some_and(|names| {
+            // recflow's `States.TaskFailed` matches a failed job too (asl/retry.rs).
+            names
+                .iter()
+                .any(|n| n == personalize::JOB_FAILED || n == "States.ALL" || n == "States.TaskFailed")
         })
-        .map(|r| {
-            let mut r = r.clone();
-            r["ErrorEquals"] = json!([personalize::JOB_FAILED]);
-            r
-        })
-        .collect();
-    (!narrowed.is_empty()).then(|| Value::Array(narrowed))
+    })?;
+    let mut narrowed = first.clone();
+    narrowed["ErrorEquals"] = json!([personalize::JOB_FAILED]);
+    Some(json!([narrowed]))
 }
 
 /// A JSONata Assign or Output with `$states.result` read from the Parallel's one-element array.
@@ -501,7 +531,9 @@ mod tests {
     }
 
     #[test]
-    fn only_job_failed_retriers_go_on_the_parallel() {
+    fn retriers_that_match_a_failed_job_go_on_the_parallel() {
+        // In recflow a failed job is Personalize.JobFailed, which States.TaskFailed and
+        // States.ALL match as well (asl/retry.rs): each such retrier makes a new job.
         let retry = json!([
             {"ErrorEquals": ["Personalize.JobFailed", "Personalize.InvalidInputException"], "MaxAttempts": 0},
             {"ErrorEquals": ["States.TaskFailed"], "MaxAttempts": 3}
@@ -510,6 +542,37 @@ mod tests {
             job_failed_retriers(&retry),
             Some(json!([{"ErrorEquals": ["Personalize.JobFailed"], "MaxAttempts": 0}]))
         );
-        assert_eq!(job_failed_retriers(&json!([{"ErrorEquals": ["States.TaskFailed"]}])), None);
+        assert_eq!(
+            job_failed_retriers(&json!([{"ErrorEquals": ["States.TaskFailed"]}])),
+            Some(json!([{"ErrorEquals": ["Personalize.JobFailed"]}]))
+        );
+        assert_eq!(
+            job_failed_retriers(&json!([{"ErrorEquals": ["Personalize.LimitExceededException"]}])),
+            None
+        );
+    }
+
+    /// A JSONata .sync state without Output still outputs the job, not a one-element array;
+    /// a JSONPath job that failed without a FailureReason still reaches a Fail (not a
+    /// CausePath that finds nothing, which would be an uncatchable States.Runtime).
+    #[test]
+    fn a_jsonata_state_without_output_and_a_failure_without_reason() {
+        let definition = json!({"QueryLanguage": "JSONata", "StartAt": "Train", "States": {"Train": {
+            "Type": "Task", "Resource": "arn:aws:states:::aws-sdk:personalize:createSolutionVersion.sync",
+            "Arguments": {"SolutionArn": "{% $states.input.solutionArn %}"}, "End": true}}});
+        let out = to_step_functions(&definition, &ExportOptions::default()).unwrap();
+        assert_eq!(out["States"]["Train"]["Output"], "{% $states.result[0] %}");
+
+        let definition = json!({"StartAt": "Train", "States": {"Train": {
+            "Type": "Task", "Resource": "arn:aws:states:::aws-sdk:personalize:createSolutionVersion.sync",
+            "Parameters": {"SolutionArn.$": "$.solutionArn"}, "End": true}}});
+        let out = to_step_functions(&definition, &ExportOptions::default()).unwrap();
+        let states = &out["States"]["Train"]["Branches"][0]["States"];
+        let choices = states["Train Status"]["Choices"].as_array().unwrap();
+        assert_eq!(choices[2]["Next"], "Train Failed without reason");
+        assert_eq!(states["Train Failed without reason"]["Type"], "Fail");
+        assert!(
+            !states["Train Failed without reason"]["CausePath"].as_str().unwrap().contains("FailureReason")
+        );
     }
 }
