@@ -798,13 +798,13 @@ async fn unknown_operations_and_malformed_bodies_get_clear_errors() {
     let dir = data_dir();
     let handle = serve(dir.path(), 50.0).await;
     let (status, headers, body) =
-        raw(&handle, "POST", "/", Some("AmazonPersonalize.CreateFilter"), "{}").await.unwrap();
+        raw(&handle, "POST", "/", Some("AmazonPersonalize.CreateRecommender"), "{}").await.unwrap();
     assert_eq!(status, 400);
     assert_eq!(headers["x-amzn-errortype"], "UnknownOperationException");
     assert_eq!(headers["content-type"], "application/x-amz-json-1.1");
     let body: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(body["__type"], "UnknownOperationException");
-    assert!(body["message"].as_str().unwrap().contains("CreateFilter"));
+    assert!(body["message"].as_str().unwrap().contains("CreateRecommender"));
 
     let (status, headers, _) = raw(&handle, "POST", "/", Some(""), "{}").await.unwrap();
     assert_eq!((status, headers["x-amzn-errortype"].as_str()), (400, "UnknownOperationException"));
@@ -969,6 +969,21 @@ async fn every_response_matches_the_service_model() {
     wait_active(&client, Res::Segment, &bsj).await;
     wait_active(&client, Res::Campaign, &campaign).await;
     op!("UpdateCampaign", json!({"campaignArn": campaign, "minProvisionedTPS": 4}));
+    let items_schema = op!(
+        "CreateSchema",
+        json!({"name": "model-items", "schema": r#"{"type":"record","name":"Items","namespace":"com.amazonaws.personalize.schema","fields":[{"name":"ITEM_ID","type":"string"},{"name":"GENRE","type":"string","categorical":true}],"version":"1.0"}"#})
+    );
+    op!(
+        "CreateDataset",
+        json!({"name": "model-items", "schemaArn": items_schema["schemaArn"], "datasetGroupArn": group, "datasetType": "Items"})
+    );
+    let filter = op!(
+        "CreateFilter",
+        json!({"name": "model-filter", "datasetGroupArn": group, "filterExpression": "EXCLUDE ItemID WHERE Items.GENRE IN ($GENRES)"})
+    );
+    op!("DescribeFilter", json!({"filterArn": filter["filterArn"]}));
+    op!("ListFilters", json!({"datasetGroupArn": group}));
+    op!("DeleteFilter", json!({"filterArn": filter["filterArn"]}));
 
     op!("DescribeDatasetGroup", json!({"datasetGroupArn": group}));
     op!("ListDatasetGroups", json!({"maxResults": 10}));
@@ -1005,7 +1020,7 @@ async fn every_response_matches_the_service_model() {
         }
     }
     assert!(problems.is_empty(), "{problems:#?}");
-    assert_eq!(operations.len(), 31, "{operations:?}");
+    assert_eq!(operations.len(), 35, "{operations:?}");
     // The checker itself rejects what the model does not define.
     let mut caught = Vec::new();
     check_shape(

@@ -18,6 +18,7 @@ async fn serve_prints_the_environment_answers_the_sdk_and_keeps_state() {
         "AWS_ENDPOINT_URL_S3",
         "AWS_ENDPOINT_URL_EVENTBRIDGE",
         "AWS_ENDPOINT_URL_SQS",
+        "AWS_ENDPOINT_URL_PERSONALIZE_RUNTIME",
     ] {
         assert!(emulator.get(key).starts_with("http://127.0.0.1:"), "{key}");
     }

@@ -93,6 +93,25 @@ async fn sdk_clients_with_other_credentials_fail_as_on_aws() {
     let err = with("AKIAOTHER", signed::SECRET).list_dataset_groups().send().await.unwrap_err();
     assert_eq!(err.code(), Some("UnrecognizedClientException"));
     assert_eq!(err.message(), Some("The security token included in the request is invalid."));
+    // The runtime (restJson1, its own port) checks signatures too.
+    let runtime = aws_sdk_personalizeruntime::Client::from_conf(
+        aws_sdk_personalizeruntime::Config::builder()
+            .behavior_version(aws_sdk_personalizeruntime::config::BehaviorVersion::latest())
+            .region(aws_sdk_personalizeruntime::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_personalizeruntime::config::Credentials::new(
+                "recflow", "wrong", None, None, "t",
+            ))
+            .endpoint_url(emulator.personalize_runtime.endpoint())
+            .build(),
+    );
+    let err = runtime
+        .get_recommendations()
+        .campaign_arn("arn:aws:personalize:us-east-1:000000000000:campaign/c")
+        .user_id("u1")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("InvalidSignatureException"), "{err:?}");
     // The emulator's own credentials keep working, on every client.
     clients::personalize(&emulator).list_dataset_groups().send().await.expect("signed with the static key");
     clients::events(&emulator)

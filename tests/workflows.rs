@@ -258,6 +258,14 @@ async fn nightly_refresh_runs_through(file: &str) -> Execution {
     let names: Vec<&str> = imports.dataset_import_jobs().iter().filter_map(|j| j.job_name()).collect();
     assert_eq!(names.len(), 1);
     assert!(names[0].starts_with("nightly-test-ImportInteractions-"), "{names:?}");
+    // Today's picks come from a batch job that applied the demo's purchase-exclusion filter.
+    let pz = &local.clients.personalize;
+    let versions = pz.list_solution_versions().solution_arn(&local.demo.solution_arn).send().await.unwrap();
+    let version = versions.solution_versions()[0].solution_version_arn().unwrap();
+    let jobs = pz.list_batch_inference_jobs().solution_version_arn(version).send().await.unwrap();
+    let job = jobs.batch_inference_jobs()[0].batch_inference_job_arn().unwrap();
+    let job = pz.describe_batch_inference_job().batch_inference_job_arn(job).send().await.unwrap();
+    assert_eq!(job.batch_inference_job().unwrap().filter_arn(), Some(local.demo.filter_arn.as_str()));
     local.emulator.shutdown().await;
     exec
 }

@@ -1,6 +1,7 @@
 //! The demo resources `recflow run --local` works on: a dataset group with an interactions
 //! dataset, a user-personalization solution (and a SIMS and a personalized-ranking one for
-//! train-compare), and the demo data in the local bucket. Made through the real AWS SDK against
+//! train-compare), a filter that leaves out what each user already bought, and the demo data in
+//! the local bucket. Made through the real AWS SDK against
 //! the emulator, reused when they already exist.
 
 use std::collections::HashMap;
@@ -31,6 +32,10 @@ pub const ITEMS_KEY: &str = "batch/items.jsonl";
 pub const RANKING_KEY: &str = "batch/ranking.jsonl";
 /// Items each user's ranking input asks to be ranked.
 pub const RANKING_CANDIDATES: usize = 25;
+/// The demo's filter for today's picks: leaves out what each user already bought.
+pub const FILTER_NAME: &str = "recflow-demo-exclude-purchased";
+/// The demo filter's expression (developer guide, "Filter expression examples").
+pub const FILTER_EXPRESSION: &str = r#"EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN ("purchase")"#;
 /// The IAM role the demo passes (the emulator does not check roles).
 pub const ROLE_ARN: &str = "arn:aws:iam::000000000000:role/recflow-personalize";
 const SCHEMA: &str = r#"{"type":"record","name":"Interactions","namespace":"com.amazonaws.personalize.schema","fields":[{"name":"USER_ID","type":"string"},{"name":"ITEM_ID","type":"string"},{"name":"TIMESTAMP","type":"long"},{"name":"EVENT_TYPE","type":"string"}],"version":"1.0"}"#;
@@ -43,6 +48,8 @@ pub struct Demo {
     pub solution_arn: String,
     pub sims_solution_arn: String,
     pub ranking_solution_arn: String,
+    /// [`FILTER_NAME`]'s ARN, the workflows' `filterArn`.
+    pub filter_arn: String,
     /// Whether the demo data was written by this call (the bucket held none).
     pub seeded: bool,
 }
@@ -54,6 +61,7 @@ impl Demo {
             "datasetGroupArn": self.dataset_group_arn,
             "datasetArn": self.dataset_arn,
             "solutionArn": self.solution_arn,
+            "filterArn": self.filter_arn,
             "roleArn": ROLE_ARN,
             "interactionsS3Path": format!("s3://{BUCKET}/{INTERACTIONS_KEY}"),
             "usersS3Path": format!("s3://{BUCKET}/{USERS_KEY}"),
@@ -136,6 +144,18 @@ pub async fn prepare(
         || emulator.personalize_arn("dataset", &format!("{NAME}/INTERACTIONS")),
     )
     .map_err(pz_err("CreateDataset"))?;
+    let filter = existing_or(
+        client
+            .create_filter()
+            .name(FILTER_NAME)
+            .dataset_group_arn(&group)
+            .filter_expression(FILTER_EXPRESSION)
+            .send()
+            .await
+            .map(|o| o.filter_arn),
+        || emulator.personalize_arn("filter", FILTER_NAME),
+    )
+    .map_err(pz_err("CreateFilter"))?;
     let solution = create_solution(emulator, client, &group, NAME, "aws-user-personalization").await?;
     // Created before any wait, so that the three solutions become ACTIVE together.
     let sims = create_solution(emulator, client, &group, SIMS_NAME, "aws-sims").await?;
@@ -148,12 +168,19 @@ pub async fn prepare(
         .await
         .map_err(pz_err("solution"))?;
     }
+    wait_active(max_wait, || async {
+        let d = client.describe_filter().filter_arn(&filter).send().await;
+        d.map(|o| o.filter.and_then(|f| f.status).unwrap_or_default()).map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(pz_err("filter"))?;
     Ok(Demo {
         dataset_group_arn: group,
         dataset_arn: dataset,
         solution_arn: solution,
         sims_solution_arn: sims,
         ranking_solution_arn: ranking,
+        filter_arn: filter,
         seeded,
     })
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use super::events::{self, EventsHandle, Routing, Rule};
 use super::http_server::ConnectionLimits;
-use super::personalize::{self, PersonalizeConfig, PersonalizeHandle};
+use super::personalize::{self, PersonalizeConfig, PersonalizeHandle, RuntimeHandle};
 use super::s3::{self, S3Handle};
 use super::sqs::{self, SqsConfig, SqsHandle};
 
@@ -15,7 +15,8 @@ pub struct LocalConfig {
     /// Loopback by default; every port checks SigV4 signatures with the static test credentials.
     pub host: IpAddr,
     /// Personalize listens here, S3 on the next port, EventBridge on the one after, SQS on the
-    /// one after that (`port + 3`); 0 picks free ports for all four.
+    /// one after that (`port + 3`) and the Personalize runtime on `port + 4`; 0 picks free ports
+    /// for all five.
     pub port: u16,
     /// Emulated seconds per real second, for Personalize's jobs and SQS's timeouts alike.
     pub time_scale: f64,
@@ -78,6 +79,8 @@ pub enum LocalError {
 /// The running local services.
 pub struct Emulator {
     pub personalize: PersonalizeHandle,
+    /// GetRecommendations and GetPersonalizedRanking on the control plane's campaigns.
+    pub personalize_runtime: RuntimeHandle,
     pub s3: S3Handle,
     pub events: EventsHandle,
     /// In memory: its queues are gone when the emulator stops.
@@ -124,7 +127,7 @@ async fn bind(host: IpAddr, port: u16) -> Result<tokio::net::TcpListener, LocalE
 }
 
 impl Emulator {
-    /// Starts the four services over `config.data_dir`, which it locks for as long as it runs.
+    /// Starts the five services over `config.data_dir`, which it locks for as long as it runs.
     pub async fn start(config: &LocalConfig) -> Result<Emulator, LocalError> {
         let lock = lock_data_dir(&config.data_dir)?;
         let port = |offset: u16| if config.port == 0 { 0 } else { config.port.saturating_add(offset) };
@@ -191,8 +194,27 @@ impl Emulator {
                 return Err(e);
             }
         };
+        let runtime = async {
+            let listener = bind(config.host, port(4)).await?;
+            let addr = listener.local_addr().ok();
+            personalize.serve_runtime(listener).map_err(|source| LocalError::Bind {
+                addr: addr.unwrap_or_else(|| SocketAddr::new(config.host, port(4))),
+                source,
+            })
+        };
+        let personalize_runtime = match runtime.await {
+            Ok(runtime) => runtime,
+            Err(e) => {
+                personalize.shutdown().await;
+                s3.shutdown().await;
+                events.shutdown().await;
+                sqs.shutdown().await;
+                return Err(e);
+            }
+        };
         Ok(Emulator {
             personalize,
+            personalize_runtime,
             s3,
             events,
             sqs,
@@ -230,6 +252,7 @@ impl Emulator {
     pub fn environment(&self) -> Vec<(&'static str, String)> {
         vec![
             ("AWS_ENDPOINT_URL_PERSONALIZE", self.personalize.endpoint()),
+            ("AWS_ENDPOINT_URL_PERSONALIZE_RUNTIME", self.personalize_runtime.endpoint()),
             ("AWS_ENDPOINT_URL_S3", self.s3.endpoint()),
             ("AWS_ENDPOINT_URL_EVENTBRIDGE", self.events.endpoint()),
             ("AWS_ENDPOINT_URL_SQS", self.sqs.endpoint()),
@@ -244,6 +267,7 @@ impl Emulator {
     /// Stops every service; waiting SQS long polls answer with no messages.
     pub async fn shutdown(self) {
         self.personalize.shutdown().await;
+        self.personalize_runtime.stopped().await;
         self.s3.shutdown().await;
         self.events.shutdown().await;
         self.sqs.shutdown().await;

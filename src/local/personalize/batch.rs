@@ -6,6 +6,7 @@ use serde_json::{Map, Value, json};
 
 use super::Shared;
 use super::arn::{validate_name, validate_s3};
+use super::filters;
 use super::lifecycle::{self, Lifecycle};
 use super::protocol::{ApiError, Input};
 use super::resources::{busy_count, commit, copy_members, describe, list, new_record, require, status};
@@ -69,6 +70,16 @@ fn create_job(shared: &Arc<Shared>, input: &Input, kind: Kind) -> Result<Value, 
         return Err(ApiError::already_exists(&arn));
     }
     require_active_version(&state, version_arn, now)?;
+    if let Some(filter_arn) = input.opt_str("filterArn")? {
+        if kind == Kind::BatchSegmentJob {
+            // The emulator's filters are ItemID filters; a segment job's filter selects users.
+            return Err(ApiError::invalid_input(
+                "filterArn on a batch segment job is not supported by the local emulator (its filters are ItemID filters).",
+            ));
+        }
+        let group = state.get(version_arn).and_then(|v| v.field_str("datasetGroupArn"));
+        filters::require_usable(&state, filter_arn, group, now)?;
+    }
     if busy_count(&state, kind, now) >= MAX_ACTIVE_JOBS {
         return Err(ApiError::limit_exceeded());
     }

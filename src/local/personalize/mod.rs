@@ -7,11 +7,13 @@ mod arn;
 mod batch;
 mod campaigns;
 mod datasets;
+mod filters;
 
 mod lifecycle;
 mod protocol;
 mod recipes;
 mod resources;
+mod runtime;
 mod solutions;
 mod store;
 mod work;
@@ -24,6 +26,7 @@ use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
 pub use crate::local::faults::{Fault, Faults, JobKind, OperationFault};
+pub use runtime::RuntimeHandle;
 
 use protocol::{ApiError, Input};
 use store::{Kind, Store};
@@ -135,6 +138,10 @@ fn handler(operation: &str) -> Option<Handler> {
         "DescribeCampaign" => campaigns::describe_campaign,
         "ListCampaigns" => campaigns::list_campaigns,
         "UpdateCampaign" => campaigns::update_campaign,
+        "CreateFilter" => filters::create_filter,
+        "DescribeFilter" => filters::describe_filter,
+        "ListFilters" => filters::list_filters,
+        "DeleteFilter" => filters::delete_filter,
         _ => return None,
     })
 }
@@ -219,7 +226,7 @@ pub async fn start(
         tracing::info!(%arn, "resuming unfinished personalize job");
         lifecycle::spawn_job(&shared, arn);
     }
-    let server = tokio::spawn(protocol::serve(Arc::clone(&shared), listener));
+    let server = tokio::spawn(protocol::serve(Arc::clone(&shared), listener, protocol::handle));
     tracing::info!(%addr, "personalize emulator listening");
     Ok(PersonalizeHandle { addr, shared, server })
 }

@@ -225,8 +225,13 @@ pub fn error_response(error: &ApiError) -> Response<Body> {
     crate::local::aws_json::error(status, error.kind, &error.message)
 }
 
-/// Serves connections until `shutdown` turns true (see [`crate::local::http_server`]).
-pub async fn serve(shared: Arc<Shared>, listener: tokio::net::TcpListener) {
+/// Serves connections with `handle` until `shutdown` turns true (see
+/// [`crate::local::http_server`]). The control plane ([`handle`]) and the runtime share it.
+pub async fn serve<F, Fut>(shared: Arc<Shared>, listener: tokio::net::TcpListener, handle: F)
+where
+    F: Fn(Arc<Shared>, Request<Incoming>) -> Fut + Copy + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<Response<Body>, DropConnection>> + Send + 'static,
+{
     let mut shutdown = shared.shutdown.subscribe();
     let limits = shared.config.connections;
     let service = {

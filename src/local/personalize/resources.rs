@@ -145,6 +145,15 @@ fn summary_keys(kind: Kind) -> &'static [&'static str] {
         Kind::Campaign => {
             &["name", "campaignArn", "status", "creationDateTime", "lastUpdatedDateTime", "failureReason"]
         }
+        Kind::Filter => &[
+            "name",
+            "filterArn",
+            "creationDateTime",
+            "lastUpdatedDateTime",
+            "datasetGroupArn",
+            "failureReason",
+            "status",
+        ],
     }
 }
 

@@ -23,6 +23,7 @@ pub enum Kind {
     BatchInferenceJob,
     BatchSegmentJob,
     Campaign,
+    Filter,
 }
 
 impl Kind {
@@ -38,6 +39,7 @@ impl Kind {
             Kind::BatchInferenceJob => "batchInferenceJobArn",
             Kind::BatchSegmentJob => "batchSegmentJobArn",
             Kind::Campaign => "campaignArn",
+            Kind::Filter => "filterArn",
         }
     }
 
@@ -60,6 +62,7 @@ impl Kind {
             Kind::BatchInferenceJob => "batch-inference-job",
             Kind::BatchSegmentJob => "batch-segment-job",
             Kind::Campaign => "campaign",
+            Kind::Filter => "filter",
         }
     }
 }

@@ -7,10 +7,12 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use crate::local::recommender::filter::ItemFilter;
 use crate::local::recommender::{self, Dataset, Model, Recipe};
 
 use super::Shared;
 use super::arn::S3Path;
+use super::filters::FilterSource;
 use super::store::{Kind, State, write_atomically};
 
 pub enum Job {
@@ -36,6 +38,8 @@ pub enum Job {
         output_bucket: (String, PathBuf),
         num_results: usize,
         segment: bool,
+        /// The job's filter (`filterArn`), or why it cannot be used.
+        filter: Option<Result<FilterSource, String>>,
     },
 }
 
@@ -105,6 +109,12 @@ pub fn plan(shared: &Shared, state: &State, arn: &str) -> Option<Job> {
                 output,
                 num_results: record.fields.get("numResults").and_then(|v| v.as_u64()).unwrap_or(25) as usize,
                 segment: record.kind == Kind::BatchSegmentJob,
+                filter: record.field_str("filterArn").map(|arn| {
+                    state
+                        .get(arn)
+                        .and_then(|filter| FilterSource::of(shared, filter))
+                        .ok_or_else(|| format!("The filter {arn} does not exist."))
+                }),
             })
         }
         _ => None,
@@ -154,7 +164,7 @@ impl Job {
                 import(files?, &location, &target, interactions, full)
             }
             Job::Train { interactions, recipe_arn, model } => train(&interactions, &recipe_arn, &model),
-            Job::Batch { model, inputs, input_path, output, output_bucket, num_results, segment } => {
+            Job::Batch { model, inputs, input_path, output, output_bucket, num_results, segment, filter } => {
                 // Personalize writes into the bucket it is given; it never creates one.
                 if !output_bucket.1.is_dir() {
                     return Err(format!(
@@ -162,7 +172,8 @@ impl Job {
                         output_bucket.0
                     ));
                 }
-                batch(&model, inputs?, &input_path, &output, num_results, segment)
+                let filter = filter.transpose()?.map(|source| source.load()).transpose()?;
+                batch(&model, inputs?, &input_path, &output, num_results, segment, filter.as_ref())
             }
         }
     }
@@ -217,7 +228,7 @@ fn import(
 }
 
 /// The data files of a dataset, in name order.
-fn stored_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+pub(super) fn stored_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     match std::fs::read_dir(dir) {
         Ok(entries) => {
@@ -264,6 +275,7 @@ fn batch(
     output: &Path,
     num_results: usize,
     segment: bool,
+    filter: Option<&ItemFilter>,
 ) -> Result<(), String> {
     let model = Model::load(model_path).map_err(|e| format!("internal error: cannot load the model: {e}"))?;
     std::fs::create_dir_all(output).map_err(|e| format!("Cannot write the output: {e}"))?;
@@ -274,10 +286,14 @@ fn batch(
         let target = output.join(format!("{name}.out"));
         let write =
             crate::atomic_file::write_atomic_with(&target, crate::atomic_file::Durability::Fsync, |writer| {
-                if segment {
-                    recommender::run_batch_segment(&model, reader, writer, num_results).map(drop)
-                } else {
-                    recommender::run_batch(&model, reader, writer, num_results).map(drop)
+                match (segment, filter) {
+                    (true, _) => {
+                        recommender::run_batch_segment(&model, reader, writer, num_results).map(drop)
+                    }
+                    (false, Some(filter)) => {
+                        recommender::run_batch_filtered(&model, reader, writer, num_results, filter).map(drop)
+                    }
+                    (false, None) => recommender::run_batch(&model, reader, writer, num_results).map(drop),
                 }
             });
         if let Err(e) = write {

@@ -5,11 +5,13 @@
 //! outputs are written in input order. Memory is therefore flat in the size of the input.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::io::{self, BufRead, BufWriter, Write};
 
 use serde::Deserialize;
 
 use super::Recipe;
+use super::filter::{ItemFilter, Subject};
 use super::model::{Model, Scorer, SegmentScorer, worker_count};
 
 /// Lines each worker handles per round.
@@ -31,14 +33,29 @@ pub struct BatchStats {
 /// Output: `{"input": <the input line as given>, "output": {"recommendedItems": [...], "scores": [...]}, "error": null}`;
 /// popularity and related-items outputs carry only "recommendedItems". A malformed line gets
 /// `{"input": <raw text or value>, "output": {"recommendedItems": []}, "error": "<why>"}` and the
-/// job goes on. Items the user already interacted with are excluded; unknown users get popular items.
+/// job goes on. Items the user already interacted with stay in (a filter removes them); unknown
+/// users get popular items. `numResults` items come back whenever the catalogue holds that many.
 pub fn run_batch(
     model: &Model,
     input: impl BufRead,
     output: impl Write,
     num_results: usize,
 ) -> io::Result<BatchStats> {
-    run(model, input, output, num_results, Mode::Items)
+    run(model, input, output, num_results, Mode::Items, None)
+}
+
+/// [`run_batch`] with a filter (the job's `filterArn`): each line's `filterValues`
+/// (`{"userId": "u1", "filterValues": {"GENRES": "\"Comedy\",\"Drama\""}}`, as the developer
+/// guide's "Filtering batch recommendations" writes them) fill its placeholders; a line whose
+/// values the filter cannot use gets an `"error"` and the job goes on.
+pub fn run_batch_filtered(
+    model: &Model,
+    input: impl BufRead,
+    output: impl Write,
+    num_results: usize,
+    filter: &ItemFilter,
+) -> io::Result<BatchStats> {
+    run(model, input, output, num_results, Mode::Items, Some(filter))
 }
 
 /// Batch segment (users for items): `{"itemId": "..."}` ->
@@ -50,7 +67,7 @@ pub fn run_batch_segment(
     output: impl Write,
     num_results: usize,
 ) -> io::Result<BatchStats> {
-    run(model, input, output, num_results, Mode::Segment)
+    run(model, input, output, num_results, Mode::Segment, None)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -65,9 +82,11 @@ fn run(
     output: impl Write,
     num_results: usize,
     mode: Mode,
+    filter: Option<&ItemFilter>,
 ) -> io::Result<BatchStats> {
     let threads = worker_count();
-    let mut workers: Vec<Worker<'_>> = (0..threads).map(|_| Worker::new(model, mode, num_results)).collect();
+    let mut workers: Vec<Worker<'_>> =
+        (0..threads).map(|_| Worker::new(model, mode, num_results, filter)).collect();
     let mut out = BufWriter::with_capacity(1 << 20, output);
     let mut lines: Vec<Vec<u8>> = vec![Vec::new(); LINES_PER_WORKER * threads];
     let mut stats = BatchStats::default();
@@ -116,6 +135,8 @@ struct Input<'a> {
     item_id: Option<Cow<'a, str>>,
     #[serde(rename = "itemList", borrow, default)]
     item_list: Option<Vec<Cow<'a, str>>>,
+    #[serde(rename = "filterValues", default)]
+    filter_values: Option<HashMap<String, String>>,
 }
 
 enum Scoring {
@@ -125,6 +146,7 @@ enum Scoring {
 
 struct Worker<'m> {
     model: &'m Model,
+    filter: Option<&'m ItemFilter>,
     num_results: usize,
     scoring: Scoring,
     recs: Vec<(u32, f32)>,
@@ -143,13 +165,14 @@ struct LineError {
 }
 
 impl<'m> Worker<'m> {
-    fn new(model: &'m Model, mode: Mode, num_results: usize) -> Worker<'m> {
+    fn new(model: &'m Model, mode: Mode, num_results: usize, filter: Option<&'m ItemFilter>) -> Worker<'m> {
         let scoring = match mode {
             Mode::Items => Scoring::Items(Scorer::new(&model.core)),
             Mode::Segment => Scoring::Segment(SegmentScorer::new(&model.core)),
         };
         Worker {
             model,
+            filter,
             num_results,
             scoring,
             recs: Vec::new(),
@@ -204,6 +227,16 @@ impl<'m> Worker<'m> {
         let core = &model.core;
         let k = self.num_results;
         let mut with_scores = false;
+        let subject = Subject { user_id: input.user_id.as_deref(), item_id: input.item_id.as_deref() };
+        let request = match self.filter {
+            Some(filter) => Some(
+                filter
+                    .request(model, subject, &input.filter_values.clone().unwrap_or_default())
+                    .map_err(|message| LineError { echo_json: true, message })?,
+            ),
+            None => None,
+        };
+        let keep = |j: u32| request.as_ref().is_none_or(|r| r.keep(j));
         match &mut self.scoring {
             Scoring::Segment(scorer) => {
                 let item = input.item_id.ok_or_else(|| missing("itemId"))?;
@@ -214,7 +247,7 @@ impl<'m> Worker<'m> {
             Scoring::Items(scorer) => match core.recipe {
                 Recipe::UserPersonalization | Recipe::PopularityCount => {
                     let user = input.user_id.ok_or_else(|| missing("userId"))?;
-                    scorer.recommend_user(core, model.user(&user), k, &mut self.recs);
+                    scorer.recommend_user(core, model.user(&user), k, &keep, &mut self.recs);
                     with_scores = core.recipe == Recipe::UserPersonalization;
                     begin(&mut self.out, text, b"recommendedItems");
                     write_ids(
@@ -224,7 +257,7 @@ impl<'m> Worker<'m> {
                 }
                 Recipe::Sims => {
                     let item = input.item_id.ok_or_else(|| missing("itemId"))?;
-                    scorer.similar_items(core, model.item(&item), k, &mut self.recs);
+                    scorer.similar_items(core, model.item(&item), k, &keep, &mut self.recs);
                     begin(&mut self.out, text, b"recommendedItems");
                     write_ids(
                         &mut self.out,
@@ -233,7 +266,10 @@ impl<'m> Worker<'m> {
                 }
                 Recipe::PersonalizedRanking => {
                     let user = input.user_id.ok_or_else(|| missing("userId"))?;
-                    let list = input.item_list.ok_or_else(|| missing("itemList"))?;
+                    let mut list = input.item_list.ok_or_else(|| missing("itemList"))?;
+                    if let Some(request) = &request {
+                        list.retain(|i| request.keep_id(i));
+                    }
                     self.list.clear();
                     self.list.extend(list.iter().map(|i| model.item(i)));
                     scorer.rank(core, model.user(&user), &self.list, &mut self.ranked);

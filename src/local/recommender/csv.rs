@@ -17,7 +17,15 @@ pub struct Dataset {
     pub(crate) rows: Vec<Row>,
     user_index: HashMap<String, u32>,
     item_index: HashMap<String, u32>,
+    /// Per row, its interned EVENT_TYPE ([`NO_EVENT`] for none): kept so that the stored
+    /// dataset still holds what filters on `Interactions.EVENT_TYPE` read.
+    row_events: Vec<u32>,
+    event_types: Vec<String>,
+    event_index: HashMap<String, u32>,
 }
+
+/// A row without an EVENT_TYPE.
+const NO_EVENT: u32 = u32::MAX;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Row {
@@ -34,26 +42,43 @@ impl Dataset {
     pub fn from_interactions(interactions: &[Interaction]) -> Dataset {
         let mut d = Dataset::new();
         for i in interactions {
-            d.push(&i.user_id, &i.item_id, i.timestamp);
+            d.push_event(&i.user_id, &i.item_id, i.timestamp, i.event_type.as_deref());
         }
         d
     }
 
     pub fn push(&mut self, user_id: &str, item_id: &str, timestamp: i64) {
+        self.push_event(user_id, item_id, timestamp, None);
+    }
+
+    /// [`Dataset::push`] with the row's EVENT_TYPE.
+    pub fn push_event(&mut self, user_id: &str, item_id: &str, timestamp: i64, event_type: Option<&str>) {
         let user = intern(&mut self.user_index, &mut self.user_ids, user_id);
         let item = intern(&mut self.item_index, &mut self.item_ids, item_id);
         self.rows.push(Row { user, item, timestamp });
+        let event = event_type.map_or(NO_EVENT, |e| intern(&mut self.event_index, &mut self.event_types, e));
+        self.row_events.push(event);
     }
 
-    /// Writes the rows back as an interactions CSV (USER_ID,ITEM_ID,TIMESTAMP) that
-    /// `append_csv` reads: how the emulator stores a dataset between import and training.
+    /// Writes the rows back as an interactions CSV (USER_ID,ITEM_ID,TIMESTAMP, and EVENT_TYPE
+    /// when any row has one) that `append_csv` reads: how the emulator stores a dataset between
+    /// import and training.
     pub fn write_csv(&self, mut out: impl std::io::Write) -> std::io::Result<()> {
-        out.write_all(b"USER_ID,ITEM_ID,TIMESTAMP\n")?;
-        for row in &self.rows {
+        let events = !self.event_types.is_empty();
+        out.write_all(b"USER_ID,ITEM_ID,TIMESTAMP")?;
+        out.write_all(if events { &b",EVENT_TYPE\n"[..] } else { &b"\n"[..] })?;
+        for (row, &event) in self.rows.iter().zip(&self.row_events) {
             write_field(&mut out, &self.user_ids[row.user as usize])?;
             out.write_all(b",")?;
             write_field(&mut out, &self.item_ids[row.item as usize])?;
-            writeln!(out, ",{}", row.timestamp)?;
+            write!(out, ",{}", row.timestamp)?;
+            if events {
+                out.write_all(b",")?;
+                if event != NO_EVENT {
+                    write_field(&mut out, &self.event_types[event as usize])?;
+                }
+            }
+            out.write_all(b"\n")?;
         }
         Ok(())
     }
@@ -80,10 +105,15 @@ impl Dataset {
     /// Personalize import leaves the dataset group's data unchanged.
     pub fn append_csv(&mut self, reader: impl BufRead) -> Result<usize, ImportError> {
         let (rows, users, items) = (self.rows.len(), self.user_ids.len(), self.item_ids.len());
-        match for_each_row(reader, |r| self.push(r.user_id, r.item_id, r.timestamp)) {
+        let events = self.event_types.len();
+        match for_each_row(reader, |r| self.push_event(r.user_id, r.item_id, r.timestamp, r.event_type)) {
             Ok(()) => Ok(self.rows.len() - rows),
             Err(e) => {
                 self.rows.truncate(rows);
+                self.row_events.truncate(rows);
+                for id in self.event_types.drain(events..) {
+                    self.event_index.remove(&id);
+                }
                 for id in self.user_ids.drain(users..) {
                     self.user_index.remove(&id);
                 }

@@ -36,7 +36,8 @@ pub(crate) fn evaluate(recipe: Recipe, data: &Dataset) -> BTreeMap<String, f64> 
         let mut items: Vec<u32> = newest.iter().map(|&(_, i)| i).collect();
         items.sort_unstable();
         items.dedup();
-        // Recommendations exclude the input items, so truth that repeats them cannot be hit.
+        // Recommendations are scored with the input items filtered out, so truth that repeats them
+        // cannot be hit.
         items.retain(|i| !input.iter().any(|&(_, j)| j == *i));
         truth_rows.extend(newest.iter().map(|&(timestamp, item)| Row { user: u, item, timestamp }));
         if !items.is_empty() {
@@ -64,7 +65,11 @@ pub(crate) fn evaluate(recipe: Recipe, data: &Dataset) -> BTreeMap<String, f64> 
     let mut recommended = vec![false; data.items()];
     let mut sums = Sums::default();
     for (u, items) in &truth {
-        scorer.recommend_user(&core, Some(*u), CUTOFF, &mut recs);
+        // The holdout measures the discovery of new items: what the user already had (the input)
+        // is filtered out, as a pipeline's exclusion filter would, and the truth leaves it out.
+        let mut input = core.history.row(*u).0.to_vec();
+        input.sort_unstable();
+        scorer.recommend_user(&core, Some(*u), CUTOFF, &|i| input.binary_search(&i).is_err(), &mut recs);
         let hits: Vec<bool> = recs.iter().map(|(i, _)| items.binary_search(i).is_ok()).collect();
         for (i, _) in &recs {
             recommended[*i as usize] = true;

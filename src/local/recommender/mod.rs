@@ -1,14 +1,16 @@
 //! The work behind the local Personalize emulator, without any HTTP: reading interactions CSVs,
-//! training recency-weighted item-to-item models, the offline metrics Personalize reports, and
-//! streamed batch inference.
+//! training recency-weighted item-to-item models, the offline metrics Personalize reports,
+//! streamed batch inference, and filters in Personalize's filter expression language.
 
 mod batch;
 mod csv;
+pub mod filter;
+pub mod filter_expression;
 mod metrics;
 mod model;
 mod persist;
 
-pub use batch::{BatchStats, run_batch, run_batch_segment};
+pub use batch::{BatchStats, run_batch, run_batch_filtered, run_batch_segment};
 pub use csv::{Dataset, read_dataset, read_interactions};
 pub use model::{Model, TrainError, train, train_dataset};
 

@@ -154,20 +154,57 @@ impl Model {
         self.index().items.get(id).copied()
     }
 
-    /// Recommendations for a user id (popular items for an unknown one), as (item id, score).
+    /// Recommendations for a user id (popular items for an unknown one), as (item id, score):
+    /// at most `num_results`, history included, scores shares of the whole catalogue.
     pub fn recommend(&self, user_id: &str, num_results: usize) -> Vec<(String, f32)> {
+        self.recommend_where(user_id, num_results, &|_| true)
+    }
+
+    /// [`Model::recommend`] among the items (interned ids) `keep` accepts, such as a
+    /// [`super::filter::RequestFilter`]'s.
+    pub fn recommend_where(
+        &self,
+        user_id: &str,
+        num_results: usize,
+        keep: &dyn Fn(u32) -> bool,
+    ) -> Vec<(String, f32)> {
         let mut scorer = Scorer::new(&self.core);
         let mut out = Vec::new();
-        scorer.recommend_user(&self.core, self.user(user_id), num_results, &mut out);
+        scorer.recommend_user(&self.core, self.user(user_id), num_results, keep, &mut out);
         out.into_iter().map(|(i, s)| (self.item_ids[i as usize].clone(), s)).collect()
     }
 
     /// Items similar to an item (popular items for an unknown one).
     pub fn similar_items(&self, item_id: &str, num_results: usize) -> Vec<String> {
+        self.similar_items_where(item_id, num_results, &|_| true)
+    }
+
+    /// [`Model::similar_items`] among the items `keep` accepts.
+    pub fn similar_items_where(
+        &self,
+        item_id: &str,
+        num_results: usize,
+        keep: &dyn Fn(u32) -> bool,
+    ) -> Vec<String> {
         let mut scorer = Scorer::new(&self.core);
         let mut out = Vec::new();
-        scorer.similar_items(&self.core, self.item(item_id), num_results, &mut out);
+        scorer.similar_items(&self.core, self.item(item_id), num_results, keep, &mut out);
         out.into_iter().map(|(i, _)| self.item_ids[i as usize].clone()).collect()
+    }
+
+    /// `items` re-ranked for the user, with scores summing to 1 over them; items outside the
+    /// catalogue score 0 and come last (developer guide: "How personalized ranking scoring works").
+    pub fn rank(&self, user_id: &str, items: &[String]) -> Vec<(String, f32)> {
+        let mut scorer = Scorer::new(&self.core);
+        let ids: Vec<Option<u32>> = items.iter().map(|i| self.item(i)).collect();
+        let mut out = Vec::new();
+        scorer.rank(&self.core, self.user(user_id), &ids, &mut out);
+        out.into_iter().map(|(pos, s)| (items[pos].clone(), s)).collect()
+    }
+
+    /// The catalogue's item ids, by interned id.
+    pub(crate) fn item_ids(&self) -> &[String] {
+        &self.item_ids
     }
 }
 
@@ -445,11 +482,14 @@ impl Sparse {
 /// Reusable scoring buffers for items (one per worker thread).
 pub(crate) struct Scorer {
     items: Sparse,
+    /// The catalogue's summed popularity: the denominator of the unvoted items' scores.
+    total_popularity: f64,
 }
 
 impl Scorer {
     pub fn new(core: &Core) -> Scorer {
-        Scorer { items: Sparse::new(core.popularity.len()) }
+        let total_popularity = core.popularity.iter().map(|&p| p as f64).sum();
+        Scorer { items: Sparse::new(core.popularity.len()), total_popularity }
     }
 
     /// Sums the neighbour similarities of the user's recent history, newer history weighing more.
@@ -464,35 +504,87 @@ impl Scorer {
         }
     }
 
-    /// The user's top items, history excluded, topped up with popular items; scores sum to 1.
-    pub fn recommend_user(&mut self, core: &Core, user: Option<u32>, k: usize, out: &mut Vec<(u32, f32)>) {
+    /// The user's top `k` items among those `keep` accepts, topped up with the most popular kept
+    /// items so that `k` come back whenever the catalogue holds that many. Items the user already
+    /// interacted with stay in: Personalize leaves them in unless a filter removes them ("Filtering
+    /// recommendations" in the developer guide).
+    ///
+    /// Scores are shares of a catalogue-wide total, as Personalize documents for
+    /// User-Personalization ("How recommendation scoring works": every item of the catalogue is
+    /// scored and the scores of all items sum to 1), so an item's score depends on neither `k`
+    /// nor the filter. Items the user's history votes for score their co-occurrence sum; every
+    /// other item scores a share of half the least of those sums by its popularity, so it ranks
+    /// below them. Popularity-count and unknown users are scored by popularity alone.
+    pub fn recommend_user(
+        &mut self,
+        core: &Core,
+        user: Option<u32>,
+        k: usize,
+        keep: &dyn Fn(u32) -> bool,
+        out: &mut Vec<(u32, f32)>,
+    ) {
         self.items.next_epoch();
         out.clear();
-        if let Some(u) = user {
-            let (its, _) = core.history.row(u);
-            for &i in its {
-                self.items.block(i);
+        let (mut voted_sum, mut voted_popularity, mut least) = (0f64, 0f64, f32::INFINITY);
+        if let Some(u) = user
+            && core.recipe != Recipe::PopularityCount
+        {
+            self.accumulate_user(core, u);
+            for &j in &self.items.touched {
+                let score = self.items.acc[j as usize];
+                voted_sum += score as f64;
+                voted_popularity += core.popularity[j as usize] as f64;
+                least = least.min(score);
             }
-            if core.recipe != Recipe::PopularityCount {
-                self.accumulate_user(core, u);
-                self.items.candidates(out);
-                top_k(out, k);
+            out.extend(
+                self.items.touched.iter().filter(|&&j| keep(j)).map(|&j| (j, self.items.acc[j as usize])),
+            );
+            top_k(out, k);
+        }
+        let top = core.popular.first().map_or(0.0, |&p| core.popularity[p as usize]);
+        let floor = if least.is_finite() { least * 0.5 } else { 1.0 };
+        let unvoted = |j: u32| if top > 0.0 { floor * core.popularity[j as usize] / top } else { 0.0 };
+        if out.len() < k {
+            for &j in &core.popular {
+                if out.len() >= k {
+                    break;
+                }
+                if self.items.touched_at[j as usize] != self.items.epoch && keep(j) {
+                    out.push((j, unvoted(j)));
+                }
             }
         }
-        self.fill_popular(core, k, out);
-        normalise(out);
+        let unvoted_sum = if top > 0.0 {
+            floor as f64 * (self.total_popularity - voted_popularity) / top as f64
+        } else {
+            0.0
+        };
+        let total = voted_sum + unvoted_sum;
+        if total > 0.0 {
+            for x in out.iter_mut() {
+                x.1 = (x.1 as f64 / total) as f32;
+            }
+        }
     }
 
-    /// The item's neighbours, topped up with popular items (the item itself excluded).
-    pub fn similar_items(&mut self, core: &Core, item: Option<u32>, k: usize, out: &mut Vec<(u32, f32)>) {
+    /// The item's neighbours that `keep` accepts, topped up with popular items (the item itself
+    /// excluded). Personalize shows no scores for SIMS; these are shares of the returned list.
+    pub fn similar_items(
+        &mut self,
+        core: &Core,
+        item: Option<u32>,
+        k: usize,
+        keep: &dyn Fn(u32) -> bool,
+        out: &mut Vec<(u32, f32)>,
+    ) {
         self.items.next_epoch();
         out.clear();
         if let Some(i) = item {
             self.items.block(i);
             let (js, ss) = core.neighbours.row(i);
-            out.extend(js.iter().copied().zip(ss.iter().copied()).take(k));
+            out.extend(js.iter().copied().zip(ss.iter().copied()).filter(|&(j, _)| keep(j)).take(k));
         }
-        self.fill_popular(core, k, out);
+        self.fill_popular(core, k, keep, out);
         normalise(out);
     }
 
@@ -531,9 +623,9 @@ impl Scorer {
         }
     }
 
-    /// Tops `out` up to k with the most popular items not blocked nor already in it, scored below
-    /// everything already there so the list stays in descending order.
-    fn fill_popular(&mut self, core: &Core, k: usize, out: &mut Vec<(u32, f32)>) {
+    /// Tops `out` up to k with the most popular items `keep` accepts, not blocked nor already in
+    /// it, scored below everything already there so the list stays in descending order.
+    fn fill_popular(&mut self, core: &Core, k: usize, keep: &dyn Fn(u32) -> bool, out: &mut Vec<(u32, f32)>) {
         if out.len() >= k {
             return;
         }
@@ -546,7 +638,7 @@ impl Scorer {
             if out.len() >= k {
                 break;
             }
-            if self.items.blocked(j) {
+            if self.items.blocked(j) || !keep(j) {
                 continue;
             }
             let pop = if top > 0.0 { core.popularity[j as usize] / top } else { 0.0 };
@@ -555,9 +647,7 @@ impl Scorer {
     }
 }
 
-/// Personalize's scores sum to 1 over the whole catalogue; here they are divided by their sum over
-/// the returned items (a linear, softmax-like normalisation), so they lie in [0, 1], keep their
-/// order and sum to 1 over what is returned.
+/// Divides by the sum over the returned items: for lists whose scores are not shown.
 fn normalise(out: &mut [(u32, f32)]) {
     let sum: f32 = out.iter().map(|x| x.1).sum();
     if sum > 0.0 {
@@ -655,20 +745,35 @@ mod tests {
     }
 
     #[test]
-    fn history_excluded_and_tastes_followed() {
+    fn history_kept_unless_filtered_and_scores_independent_of_k() {
         let d = two_tastes();
         let core = fit(Recipe::UserPersonalization, d.users(), d.items(), &d.rows);
         let mut scorer = Scorer::new(&core);
-        let mut out = Vec::new();
-        // user0 has seen a0..a9 (all of its side): it gets only b-items, all fallbacks.
-        scorer.recommend_user(&core, Some(0), 5, &mut out);
+        let (mut five, mut fifteen) = (Vec::new(), Vec::new());
+        // user0 has seen a0..a9, all of its side: with nothing filtered, its own items come first.
         let history: Vec<u32> = core.history.row(0).0.to_vec();
         assert_eq!(history.len(), 10);
-        assert!(out.iter().all(|(i, _)| !history.contains(i)));
-        assert_eq!(out.len(), 5);
-        let sum: f32 = out.iter().map(|x| x.1).sum();
-        assert!((sum - 1.0).abs() < 1e-4, "{sum}");
-        assert!(out.windows(2).all(|w| w[0].1 >= w[1].1));
+        scorer.recommend_user(&core, Some(0), 5, &|_| true, &mut five);
+        assert_eq!(five.len(), 5);
+        assert!(five.iter().all(|(i, _)| history.contains(i)), "{five:?}");
+        scorer.recommend_user(&core, Some(0), 15, &|_| true, &mut fifteen);
+        assert_eq!(fifteen.len(), 15);
+        assert_eq!(&fifteen[..5], &five[..], "the same items, with the same scores, whatever k");
+        assert!(fifteen.windows(2).all(|w| w[0].1 >= w[1].1));
+        let all = d.items();
+        let mut everything = Vec::new();
+        scorer.recommend_user(&core, Some(0), all, &|_| true, &mut everything);
+        let sum: f32 = everything.iter().map(|x| x.1).sum();
+        assert!((sum - 1.0).abs() < 1e-4, "the whole catalogue sums to 1, not {sum}");
+        // An exclusion of the history leaves only the other side, scored as before.
+        let mut filtered = Vec::new();
+        scorer.recommend_user(&core, Some(0), 5, &|i| !history.contains(&i), &mut filtered);
+        assert_eq!(filtered.len(), 5);
+        assert!(filtered.iter().all(|(i, _)| !history.contains(i)));
+        for (i, s) in &filtered {
+            let unfiltered = everything.iter().find(|(j, _)| j == i).unwrap().1;
+            assert_eq!(*s, unfiltered, "item {i}");
+        }
     }
 
     #[test]
