@@ -4,14 +4,17 @@
 //! shared data directory. State survives restarts; unfinished jobs resume.
 
 mod arn;
+mod auto_training;
 mod batch;
 mod campaigns;
 mod datasets;
+mod deletes;
 
 mod lifecycle;
 mod protocol;
 mod recipes;
 mod resources;
+mod schema;
 mod solutions;
 mod store;
 mod work;
@@ -115,6 +118,7 @@ fn handler(operation: &str) -> Option<Handler> {
         "ListDatasetImportJobs" => datasets::list_dataset_import_jobs,
         "CreateSolution" => solutions::create_solution,
         "DescribeSolution" => solutions::describe_solution,
+        "UpdateSolution" => auto_training::update_solution,
         "ListSolutions" => solutions::list_solutions,
         "CreateSolutionVersion" => solutions::create_solution_version,
         "DescribeSolutionVersion" => solutions::describe_solution_version,
@@ -132,6 +136,11 @@ fn handler(operation: &str) -> Option<Handler> {
         "DescribeCampaign" => campaigns::describe_campaign,
         "ListCampaigns" => campaigns::list_campaigns,
         "UpdateCampaign" => campaigns::update_campaign,
+        "DeleteDatasetGroup" => deletes::delete_dataset_group,
+        "DeleteDataset" => deletes::delete_dataset,
+        "DeleteSchema" => deletes::delete_schema,
+        "DeleteSolution" => deletes::delete_solution,
+        "DeleteCampaign" => deletes::delete_campaign,
         _ => return None,
     })
 }
@@ -215,6 +224,10 @@ pub async fn start(
     for arn in unfinished {
         tracing::info!(%arn, "resuming unfinished personalize job");
         lifecycle::spawn_job(&shared, arn);
+    }
+    {
+        let mut tasks = shared.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        tasks.spawn(auto_training::run(Arc::clone(&shared)));
     }
     let server = tokio::spawn(protocol::serve(Arc::clone(&shared), listener));
     tracing::info!(%addr, "personalize emulator listening");
