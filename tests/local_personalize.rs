@@ -1533,3 +1533,74 @@ async fn solutions_train_by_themselves_an_hour_after_turning_active_unless_told_
     assert!(!versions_of(g.solution.clone()).await.is_empty());
     handle.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_listed_recipe_works_end_to_end_or_is_refused_at_create_solution() {
+    let dir = data_dir();
+    let handle = serve(dir.path(), 50.0).await;
+    let client = client(&handle, false);
+    let (g, _) = trained(&client, dir.path(), "recipes").await;
+    let recipes = client.list_recipes().send().await.unwrap();
+    let mut trained_recipes = Vec::new();
+    for recipe in recipes.recipes() {
+        let (name, arn) = (recipe.name().unwrap(), recipe.recipe_arn().unwrap());
+        let body = json!({"name": format!("r-{name}"), "datasetGroupArn": g.group, "recipeArn": arn,
+                          "performAutoTraining": false});
+        let (status, _, text) =
+            raw(&handle, "POST", "/", Some("AmazonPersonalize.CreateSolution"), &body.to_string())
+                .await
+                .unwrap();
+        let answer: Value = serde_json::from_str(&text).unwrap();
+        if status != 200 {
+            assert_eq!(answer["__type"], "InvalidInputException", "{name}: {text}");
+            assert!(
+                answer["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("is not supported by the local Personalize emulator")
+            );
+            continue;
+        }
+        let version = train(&client, answer["solutionArn"].as_str().unwrap()).await;
+        trained_recipes.push((name.to_string(), version));
+    }
+    let names: Vec<&str> = trained_recipes.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "aws-personalized-ranking",
+            "aws-personalized-ranking-v2",
+            "aws-popularity-count",
+            "aws-sims",
+            "aws-user-personalization",
+            "aws-user-personalization-v2"
+        ]
+    );
+    for (name, version) in &trained_recipes {
+        wait_active(&client, Res::Version, version).await;
+        // Each recipe's batch input (Personalize's "Preparing input data for batch recommendations").
+        let line = match name.as_str() {
+            "aws-sims" => json!({"itemId": "i1"}),
+            n if n.starts_with("aws-personalized-ranking") => {
+                json!({"userId": "u1", "itemList": ["i1", "i2", "i3"]})
+            }
+            _ => json!({"userId": "u1"}),
+        };
+        put_object(dir.path(), "data", &format!("{name}/in.json"), &format!("{line}\n"));
+        let job = batch_inference(
+            &client,
+            name,
+            version,
+            &format!("s3://data/{name}/in.json"),
+            &format!("s3://data/{name}/out/"),
+        )
+        .await;
+        wait_active(&client, Res::Inference, &job).await;
+        let out =
+            std::fs::read_to_string(dir.path().join(format!("s3/data/{name}/out/in.json.out"))).unwrap();
+        let out: Value = serde_json::from_str(out.trim()).unwrap();
+        assert_eq!(out["error"], Value::Null, "{name}: {out}");
+        assert!(!out["output"]["recommendedItems"].as_array().unwrap().is_empty(), "{name}: {out}");
+    }
+    handle.shutdown().await;
+}
