@@ -61,7 +61,8 @@ where
     panic!("{what} never finished");
 }
 
-/// A dataset group with its interactions dataset and a solution, the group ACTIVE.
+/// A dataset group with its interactions dataset and a solution (automatic training off), the
+/// group ACTIVE.
 pub struct Group {
     pub group: String,
     pub dataset: String,
@@ -120,6 +121,9 @@ pub async fn dataset_group(pz: &aws_sdk_personalize::Client, name: &str, recipe:
         .name(format!("{name}-solution"))
         .dataset_group_arn(&group)
         .recipe_arn(format!("arn:aws:personalize:::recipe/{recipe}"))
+        // The workflows retrain themselves, as the demo's solution does: with Personalize's
+        // automatic training on, a run slower than an emulated hour would find an extra version.
+        .perform_auto_training(false)
         .send()
         .await
         .unwrap()
