@@ -27,7 +27,7 @@ fn workflow() -> String {
 
 /// A served emulator with the demo data and a dataset group; jobs made slow enough (in emulated
 /// time) that each `.sync` state polls several times.
-async fn prepared(dir: &Path) -> (Served, clients::Group) {
+async fn prepared(dir: &Path, auto_training: bool) -> (Served, clients::Group) {
     let emulator = serve(dir, &["--time-scale", "600"]);
     let seeded = std::process::Command::new(BIN)
         .args(["local", "seed", "--users", "300", "--items", "120", "--interactions", "9000", "--data-dir"])
@@ -35,8 +35,13 @@ async fn prepared(dir: &Path) -> (Served, clients::Group) {
         .output()
         .unwrap();
     assert!(seeded.status.success());
-    let group =
-        clients::dataset_group(&emulator.personalize().await, "crash", "aws-user-personalization").await;
+    let group = clients::dataset_group_training(
+        &emulator.personalize().await,
+        "crash",
+        "aws-user-personalization",
+        auto_training,
+    )
+    .await;
     for kind in ["DatasetImportJob", "SolutionVersion", "BatchInferenceJob"] {
         emulator.fault(&format!(r#"{{"slowNextJob": "{kind}", "seconds": 900}}"#));
     }
@@ -84,9 +89,11 @@ fn status(emulator: &Served, dir: &Path) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_anywhere_then_resume_makes_one_of_each_job_and_the_same_picks() {
-    // The uninterrupted run, on its own emulator.
+    // The uninterrupted run, on its own emulator, its solution with Personalize's default
+    // performAutoTraining on (an automatic version would not change the picks, which come from
+    // the workflow's own version).
     let straight_dir = tempfile::tempdir().unwrap();
-    let (straight, group) = prepared(straight_dir.path()).await;
+    let (straight, group) = prepared(straight_dir.path(), true).await;
     let out = straight
         .recflow(&[
             "--log-level",
@@ -116,9 +123,10 @@ async fn sigkill_anywhere_then_resume_makes_one_of_each_job_and_the_same_picks()
     let expected = picks(straight_dir.path());
     straight.stop();
 
-    // The same, killed again and again.
+    // The same, killed again and again; automatic training off, so however long the kills make
+    // it last, the group holds only the workflow's jobs.
     let dir = tempfile::tempdir().unwrap();
-    let (emulator, group) = prepared(dir.path()).await;
+    let (emulator, group) = prepared(dir.path(), false).await;
     let targets = [
         "ImportInteractions", // right after the create answered, before it was checkpointed
         "ImportInteractions", // after a poll

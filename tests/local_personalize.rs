@@ -913,7 +913,7 @@ async fn every_response_matches_the_service_model() {
             out
         }};
     }
-    let group = op!("CreateDatasetGroup", json!({"name": "model", "domain": "ECOMMERCE", "roleArn": ROLE}));
+    let group = op!("CreateDatasetGroup", json!({"name": "model", "roleArn": ROLE}));
     let group = group["datasetGroupArn"].as_str().unwrap().to_string();
     let schema = op!("CreateSchema", json!({"name": "model-schema", "schema": SCHEMA}));
     let schema = schema["schemaArn"].as_str().unwrap().to_string();
@@ -925,7 +925,7 @@ async fn every_response_matches_the_service_model() {
     let solution = op!(
         "CreateSolution",
         json!({"name": "model-sol", "datasetGroupArn": group, "recipeArn": "arn:aws:personalize:::recipe/aws-sims",
-               "solutionConfig": {"algorithmHyperParameters": {"min_cooccurrence": "2"}}})
+               "solutionConfig": {"autoTrainingConfig": {"schedulingExpression": "rate(3 days)"}}})
     );
     let solution = solution["solutionArn"].as_str().unwrap().to_string();
     put_object(dir.path(), "data", "model.csv", &interactions_csv(40, 30));
@@ -984,6 +984,7 @@ async fn every_response_matches_the_service_model() {
     op!("DescribeFilter", json!({"filterArn": filter["filterArn"]}));
     op!("ListFilters", json!({"datasetGroupArn": group}));
     op!("DeleteFilter", json!({"filterArn": filter["filterArn"]}));
+    op!("UpdateSolution", json!({"solutionArn": solution, "performAutoTraining": false}));
 
     op!("DescribeDatasetGroup", json!({"datasetGroupArn": group}));
     op!("ListDatasetGroups", json!({"maxResults": 10}));
@@ -1020,7 +1021,7 @@ async fn every_response_matches_the_service_model() {
         }
     }
     assert!(problems.is_empty(), "{problems:#?}");
-    assert_eq!(operations.len(), 35, "{operations:?}");
+    assert_eq!(operations.len(), 36, "{operations:?}");
     // The checker itself rejects what the model does not define.
     let mut caught = Vec::new();
     check_shape(
@@ -1036,5 +1037,598 @@ async fn every_response_matches_the_service_model() {
     let sv = &described["solutionVersion"];
     assert!(sv["creationDateTime"].is_number() && sv["lastUpdatedDateTime"].is_number(), "{sv}");
     assert_eq!(sv["name"], "model-v2");
+    handle.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Every member honoured or refused; schemas; ARNs; deletes
+
+/// A raw call expected to fail: (`__type`, message).
+async fn call_err(handle: &PersonalizeHandle, op: &str, body: Value) -> (String, String) {
+    let (status, _, text) =
+        raw(handle, "POST", "/", Some(&format!("AmazonPersonalize.{op}")), &body.to_string()).await.unwrap();
+    assert_eq!(status, 400, "{op} {body}: {text}");
+    let error: Value = serde_json::from_str(&text).unwrap();
+    (error["__type"].as_str().unwrap().to_string(), error["message"].as_str().unwrap().to_string())
+}
+
+/// A dataset group holding one `dataset_type` dataset of `schema`: (group, dataset).
+async fn dataset_of(
+    handle: &PersonalizeHandle,
+    name: &str,
+    dataset_type: &str,
+    schema: &str,
+) -> (String, String) {
+    let group = call(handle, "CreateDatasetGroup", json!({"name": name})).await;
+    let group = group["datasetGroupArn"].as_str().unwrap().to_string();
+    let schema =
+        call(handle, "CreateSchema", json!({"name": format!("{name}-schema"), "schema": schema})).await;
+    let dataset = call(
+        handle,
+        "CreateDataset",
+        json!({"name": format!("{name}-ds"), "datasetGroupArn": group, "datasetType": dataset_type,
+               "schemaArn": schema["schemaArn"]}),
+    )
+    .await;
+    (group, dataset["datasetArn"].as_str().unwrap().to_string())
+}
+
+const WITH_EVENTS: &str = r#"{"type":"record","name":"Interactions","fields":[{"name":"USER_ID","type":"string"},{"name":"ITEM_ID","type":"string"},{"name":"TIMESTAMP","type":"long"},{"name":"EVENT_TYPE","type":"string"},{"name":"EVENT_VALUE","type":["null","float"]}],"version":"1.0"}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imports_fail_on_csvs_that_do_not_fit_the_datasets_schema() {
+    let dir = data_dir();
+    let handle = serve(dir.path(), 50.0).await;
+    let client = client(&handle, false);
+    let (_, dataset) = dataset_of(&handle, "cols", "Interactions", WITH_EVENTS).await;
+
+    // EVENT_TYPE is a plain "string": its column is required.
+    put_object(dir.path(), "data", "no-events.csv", &interactions_csv(5, 2));
+    let job = import(&client, "cols-missing", &dataset, "s3://data/no-events.csv").await;
+    let (seen, reason) = wait(&client, Res::Import, &job).await;
+    assert_eq!(seen.last().unwrap(), "CREATE FAILED");
+    assert_eq!(
+        reason.as_deref(),
+        Some("no-events.csv: Input CSV is missing the following columns: [EVENT_TYPE]")
+    );
+
+    // EVENT_VALUE is nullable: it may be absent or empty, but a value must be a float.
+    let good = "USER_ID,ITEM_ID,TIMESTAMP,EVENT_TYPE,EVENT_VALUE\nu1,i1,1700000000,click,\nu2,i2,1700000001,buy,2.5\n";
+    put_object(dir.path(), "data", "good.csv", good);
+    wait_active(&client, Res::Import, &import(&client, "cols-good", &dataset, "s3://data/good.csv").await)
+        .await;
+    put_object(
+        dir.path(),
+        "data",
+        "lean.csv",
+        "user_id,item_id,timestamp,event_type\nu1,i1,1700000000,click\n",
+    );
+    wait_active(&client, Res::Import, &import(&client, "cols-lean", &dataset, "s3://data/lean.csv").await)
+        .await;
+    for (file, body, expected) in [
+        (
+            "value.csv",
+            "USER_ID,ITEM_ID,TIMESTAMP,EVENT_TYPE,EVENT_VALUE\nu1,i1,1700000000,click,lots\n",
+            "value.csv: line 2: the value 'lots' in column EVENT_VALUE is not of type float",
+        ),
+        (
+            "time.csv",
+            "USER_ID,ITEM_ID,TIMESTAMP,EVENT_TYPE\nu1,i1,1700000000,click\nu1,i1,noon,click\n",
+            "time.csv: line 3: the value 'noon' in column TIMESTAMP is not of type long",
+        ),
+        (
+            "empty.csv",
+            "USER_ID,ITEM_ID,TIMESTAMP,EVENT_TYPE\nu1,i1,1700000000,\n",
+            "empty.csv: line 2: the column EVENT_TYPE has no value, and it is not nullable",
+        ),
+    ] {
+        put_object(dir.path(), "data", file, body);
+        let job = import(
+            &client,
+            &format!("cols-{}", file.trim_end_matches(".csv")),
+            &dataset,
+            &format!("s3://data/{file}"),
+        )
+        .await;
+        let (seen, reason) = wait(&client, Res::Import, &job).await;
+        assert_eq!(seen.last().unwrap(), "CREATE FAILED", "{file}");
+        assert_eq!(reason.as_deref(), Some(expected));
+    }
+    handle.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn datasets_need_a_schema_that_fits_their_type_and_domain() {
+    let dir = data_dir();
+    let handle = serve(dir.path(), 50.0).await;
+    let items = r#"{"type":"record","name":"Items","fields":[{"name":"ITEM_ID","type":"string"},{"name":"GENRE","type":["null","string"]}],"version":"1.0"}"#;
+    let group =
+        call(&handle, "CreateDatasetGroup", json!({"name": "types"})).await["datasetGroupArn"].clone();
+    let items_schema =
+        call(&handle, "CreateSchema", json!({"name": "types-items", "schema": items})).await["schemaArn"]
+            .clone();
+    let interactions =
+        call(&handle, "CreateSchema", json!({"name": "types-int", "schema": SCHEMA})).await["schemaArn"]
+            .clone();
+    let create = |name: &str, dataset_type: &str, schema: &Value| json!({"name": name, "datasetGroupArn": group, "datasetType": dataset_type, "schemaArn": schema});
+    for (dataset_type, schema, missing) in [
+        ("Interactions", &items_schema, "USER_ID is missing; TIMESTAMP is missing"),
+        ("Users", &items_schema, "USER_ID is missing"),
+        ("Actions", &interactions, "ACTION_ID is missing"),
+    ] {
+        let (kind, message) = call_err(&handle, "CreateDataset", create("d", dataset_type, schema)).await;
+        assert_eq!(kind, "InvalidInputException", "{dataset_type}");
+        assert!(message.contains(missing), "{dataset_type}: {message}");
+    }
+    call(&handle, "CreateDataset", create("items", "Items", &items_schema)).await;
+    call(&handle, "CreateDataset", create("interactions", "INTERACTIONS", &interactions)).await;
+
+    // Schemas the emulator cannot read are refused at CreateSchema.
+    for bad in [
+        r#"{"type":"record","fields":[{"name":"X","type":{"type":"map"}}]}"#,
+        "not json",
+        &"x".repeat(20_001),
+    ] {
+        let (kind, _) = call_err(&handle, "CreateSchema", json!({"name": "bad", "schema": bad})).await;
+        assert_eq!(kind, "InvalidInputException");
+    }
+    // A domain group takes only schemas of its domain, whose interactions carry EVENT_TYPE.
+    let shop = call(&handle, "CreateDatasetGroup", json!({"name": "shop", "domain": "ECOMMERCE"})).await;
+    let shop = &shop["datasetGroupArn"];
+    let domain_schema =
+        |name: &str, schema: &str| json!({"name": name, "schema": schema, "domain": "ECOMMERCE"});
+    let plain = call(&handle, "CreateSchema", domain_schema("shop-plain", SCHEMA)).await["schemaArn"].clone();
+    let events =
+        call(&handle, "CreateSchema", domain_schema("shop-events", WITH_EVENTS)).await["schemaArn"].clone();
+    let in_shop = |schema: &Value| json!({"name": "s", "datasetGroupArn": shop, "datasetType": "Interactions", "schemaArn": schema});
+    let (_, message) = call_err(&handle, "CreateDataset", in_shop(&interactions)).await;
+    assert!(message.contains("domain"), "{message}");
+    let (_, message) = call_err(&handle, "CreateDataset", in_shop(&plain)).await;
+    assert!(message.contains("EVENT_TYPE is missing"), "{message}");
+    call(&handle, "CreateDataset", in_shop(&events)).await;
+    let (_, message) = call_err(&handle, "CreateDataset", create("custom", "Interactions", &events)).await;
+    assert!(message.contains("domain"), "{message}");
+    handle.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_arns_are_invalid_input_and_unknown_ones_not_found() {
+    let dir = data_dir();
+    let handle = serve(dir.path(), 50.0).await;
+    let unknown = "arn:aws:personalize:us-east-1:000000000000:solution/nope";
+    for (op, member) in [
+        ("DescribeDatasetGroup", "datasetGroupArn"),
+        ("DescribeSchema", "schemaArn"),
+        ("DescribeDataset", "datasetArn"),
+        ("DescribeSolution", "solutionArn"),
+        ("DescribeSolutionVersion", "solutionVersionArn"),
+        ("DescribeCampaign", "campaignArn"),
+        ("DescribeDatasetImportJob", "datasetImportJobArn"),
+        ("DescribeBatchInferenceJob", "batchInferenceJobArn"),
+        ("CreateSolutionVersion", "solutionArn"),
+        ("ListSolutionVersions", "solutionArn"),
+        ("DeleteSolution", "solutionArn"),
+        ("DeleteDatasetGroup", "datasetGroupArn"),
+    ] {
+        for malformed in ["nope", "arn:aws:s3:::bucket/key", "arn:aws:personalize:us-east-1:nope"] {
+            let (kind, message) = call_err(&handle, op, json!({ member: malformed })).await;
+            assert_eq!(kind, "InvalidInputException", "{op} {malformed}");
+            assert!(message.contains(&format!("at '{member}'")), "{op}: {message}");
+        }
+        let (kind, _) = call_err(&handle, op, json!({ member: unknown })).await;
+        assert_eq!(kind, "ResourceNotFoundException", "{op}");
+    }
+    let (kind, message) = call_err(
+        &handle,
+        "CreateDataset",
+        json!({"name": "d", "datasetType": "Items", "schemaArn": "schema-1",
+               "datasetGroupArn": "arn:aws:personalize:us-east-1:000000000000:dataset-group/g"}),
+    )
+    .await;
+    assert_eq!((kind.as_str(), message.contains("at 'schemaArn'")), ("InvalidInputException", true));
+    let (kind, message) =
+        call_err(&handle, "CreateDatasetGroup", json!({"name": "g", "roleArn": "arn:aws:iam::123:role/x"}))
+            .await;
+    assert_eq!((kind.as_str(), message.contains("at 'roleArn'")), ("InvalidInputException", true));
+    handle.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_training_needs_an_active_full_version_of_user_personalization() {
+    let dir = data_dir();
+    let handle = serve(dir.path(), 50.0).await;
+    let client = client(&handle, false);
+    put_object(dir.path(), "data", "upd.csv", &interactions_csv(40, 30));
+    let g = group(&client, "upd", "aws-user-personalization").await;
+    wait_active(&client, Res::Import, &import(&client, "upd-import", &g.dataset, "s3://data/upd.csv").await)
+        .await;
+    train(&client, &g.solution).await;
+    let update = json!({"solutionArn": g.solution, "trainingMode": "UPDATE"});
+    // The FULL version is still training: no ACTIVE FULL version yet.
+    let (kind, message) = call_err(&handle, "CreateSolutionVersion", update.clone()).await;
+    assert_eq!(kind, "InvalidInputException");
+    assert!(message.contains("ACTIVE solution version"), "{message}");
+    let versions = client.list_solution_versions().solution_arn(&g.solution).send().await.unwrap();
+    let full = versions.solution_versions()[0].solution_version_arn().unwrap().to_string();
+    wait_active(&client, Res::Version, &full).await;
+    let updated = call(&handle, "CreateSolutionVersion", update).await;
+    let updated = updated["solutionVersionArn"].as_str().unwrap();
+    let described = client.describe_solution_version().solution_version_arn(updated).send().await.unwrap();
+    assert_eq!(described.solution_version().unwrap().training_mode().unwrap().as_str(), "UPDATE");
+    let (kind, _) = call_err(
+        &handle,
+        "CreateSolutionVersion",
+        json!({"solutionArn": g.solution, "trainingMode": "AUTOTRAIN"}),
+    )
+    .await;
+    assert_eq!(kind, "InvalidInputException");
+
+    // Another recipe never takes UPDATE, even with an ACTIVE FULL version.
+    let sims = call(
+        &handle,
+        "CreateSolution",
+        json!({"name": "upd-sims", "datasetGroupArn": g.group, "recipeArn": "arn:aws:personalize:::recipe/aws-sims"}),
+    )
+    .await;
+    let sims = sims["solutionArn"].as_str().unwrap();
+    wait_active(&client, Res::Version, &train(&client, sims).await).await;
+    let (kind, message) =
+        call_err(&handle, "CreateSolutionVersion", json!({"solutionArn": sims, "trainingMode": "UPDATE"}))
+            .await;
+    assert_eq!(kind, "InvalidInputException");
+    assert!(message.contains("aws-sims"), "{message}");
+    handle.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_the_emulator_cannot_apply_are_refused_by_name() {
+    let dir = data_dir();
+    let handle = serve(dir.path(), 50.0).await;
+    let client = client(&handle, false);
+    let (g, version) = trained(&client, dir.path(), "refuse").await;
+    let solution = |extra: Value| {
+        let mut body = json!({"name": "refused", "datasetGroupArn": g.group,
+                              "recipeArn": "arn:aws:personalize:::recipe/aws-user-personalization"});
+        body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        body
+    };
+    let tags = json!([{"tagKey": "team", "tagValue": "recs"}]);
+    let batch = |extra: Value| {
+        let mut body = json!({"jobName": "refused", "solutionVersionArn": version, "roleArn": ROLE,
+                              "jobInput": {"s3DataSource": {"path": "s3://data/x.json"}},
+                              "jobOutput": {"s3DataDestination": {"path": "s3://data/out/"}}});
+        body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        body
+    };
+    let cases = [
+        ("CreateDatasetGroup", json!({"name": "refused", "tags": tags}), "'tags'"),
+        ("CreateSolution", solution(json!({"performHPO": true})), "'performHPO'"),
+        ("CreateSolution", solution(json!({"performIncrementalUpdate": true})), "'performIncrementalUpdate'"),
+        ("CreateSolution", solution(json!({"eventType": "click"})), "'eventType'"),
+        (
+            "CreateSolution",
+            solution(json!({"solutionConfig": {"algorithmHyperParameters": {"hidden_dimension": "64"}}})),
+            "'solutionConfig.algorithmHyperParameters'",
+        ),
+        (
+            "CreateSolution",
+            solution(
+                json!({"solutionConfig": {"autoTrainingConfig": {"schedulingExpression": "rate(31 days)"}}}),
+            ),
+            "schedulingExpression",
+        ),
+        (
+            "CreateSolution",
+            solution(json!({"recipeArn": "arn:aws:personalize:::recipe/aws-trending-now"})),
+            "aws-trending-now is not supported",
+        ),
+        (
+            "CreateSolution",
+            solution(json!({"recipeArn": "arn:aws:personalize:::recipe/aws-vod-top-picks"})),
+            "aws-vod-top-picks is not supported",
+        ),
+        (
+            "CreateDatasetImportJob",
+            json!({"jobName": "refused", "datasetArn": g.dataset, "dataSource": {"dataLocation": "s3://data/x.csv"},
+                   "publishAttributionMetricsToS3": true}),
+            "'publishAttributionMetricsToS3'",
+        ),
+        ("CreateSolutionVersion", json!({"solutionArn": g.solution, "tags": tags}), "'tags'"),
+        (
+            "CreateBatchInferenceJob",
+            batch(
+                json!({"batchInferenceJobConfig": {"itemExplorationConfig": {"explorationWeight": "0.3"}}}),
+            ),
+            "'batchInferenceJobConfig'",
+        ),
+        (
+            "CreateBatchInferenceJob",
+            batch(json!({"themeGenerationConfig": {"fieldsForThemeGeneration": {"itemName": "TITLE"}}})),
+            "'themeGenerationConfig'",
+        ),
+        ("CreateCampaign", json!({"name": "refused", "solutionVersionArn": version, "tags": tags}), "'tags'"),
+    ];
+    for (op, body, named) in cases {
+        let (kind, message) = call_err(&handle, op, body.clone()).await;
+        assert_eq!(kind, "InvalidInputException", "{op} {body}");
+        assert!(message.contains(named), "{op}: {message}");
+    }
+    // What is harmless passes: empty tags, false flags, an automatic-training rate.
+    call(
+        &handle,
+        "CreateSolution",
+        solution(json!({"tags": [], "performHPO": false,
+        "solutionConfig": {"autoTrainingConfig": {"schedulingExpression": "rate(3 days)"}}})),
+    )
+    .await;
+    // A filter must exist, and this emulator keeps none.
+    let filter = "arn:aws:personalize:us-east-1:000000000000:filter/recent";
+    let (kind, _) = call_err(&handle, "CreateBatchInferenceJob", batch(json!({"filterArn": filter}))).await;
+    assert_eq!(kind, "ResourceNotFoundException");
+    let (kind, _) = call_err(&handle, "CreateBatchInferenceJob", batch(json!({"filterArn": "recent"}))).await;
+    assert_eq!(kind, "InvalidInputException");
+    handle.shutdown().await;
+}
+
+/// Polls a deleted resource's Describe until it answers ResourceNotFoundException; returns the
+/// statuses seen on the way.
+async fn wait_gone(handle: &PersonalizeHandle, op: &str, member: &str, arn: &str) -> Vec<String> {
+    let mut seen: Vec<String> = Vec::new();
+    for _ in 0..2000 {
+        let body = json!({ member: arn }).to_string();
+        let (status, _, text) =
+            raw(handle, "POST", "/", Some(&format!("AmazonPersonalize.{op}")), &body).await.unwrap();
+        let answer: Value = serde_json::from_str(&text).unwrap();
+        if status == 400 {
+            assert_eq!(answer["__type"], "ResourceNotFoundException", "{op}: {text}");
+            return seen;
+        }
+        let described = answer.as_object().unwrap().values().next().unwrap();
+        let current = described["status"].as_str().unwrap_or("none").to_string();
+        if seen.last() != Some(&current) {
+            seen.push(current);
+        }
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    panic!("{arn} was never gone: {seen:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_notebooks_cleanup_deletes_the_whole_chain_in_dependency_order() {
+    use aws_sdk_personalize::operation::delete_dataset_group::DeleteDatasetGroupError;
+    use aws_sdk_personalize::operation::delete_schema::DeleteSchemaError;
+    use aws_sdk_personalize::operation::delete_solution::DeleteSolutionError;
+
+    let dir = data_dir();
+    let handle = serve_observable(dir.path()).await;
+    let client = client(&handle, false);
+    let (g, version) = trained(&client, dir.path(), "chain").await;
+    let campaign =
+        client.create_campaign().name("chain-campaign").solution_version_arn(&version).send().await;
+    let campaign = campaign.unwrap().campaign_arn.unwrap();
+    let schema = client.describe_dataset().dataset_arn(&g.dataset).send().await.unwrap();
+    let schema = schema.dataset.unwrap().schema_arn.unwrap();
+
+    // Refusals while dependants exist (or the campaign is still being created).
+    let err = client.delete_campaign().campaign_arn(&campaign).send().await.unwrap_err().into_service_error();
+    assert_eq!(err.code(), Some("ResourceInUseException"), "{err:?}");
+    wait_active(&client, Res::Campaign, &campaign).await;
+    let err =
+        client.delete_solution().solution_arn(&g.solution).send().await.unwrap_err().into_service_error();
+    assert!(matches!(err, DeleteSolutionError::ResourceInUseException(_)), "{err:?}");
+    assert!(err.message().unwrap().contains(&campaign));
+    let err = client.delete_schema().schema_arn(&schema).send().await.unwrap_err().into_service_error();
+    assert!(matches!(err, DeleteSchemaError::ResourceInUseException(_)), "{err:?}");
+    let err = client.delete_dataset_group().dataset_group_arn(&g.group).send().await.unwrap_err();
+    assert!(matches!(err.into_service_error(), DeleteDatasetGroupError::ResourceInUseException(_)));
+
+    // The notebooks' order: campaign, solution, dataset, schema, dataset group.
+    client.delete_campaign().campaign_arn(&campaign).send().await.unwrap();
+    let seen = wait_gone(&handle, "DescribeCampaign", "campaignArn", &campaign).await;
+    assert_eq!(seen, ["DELETE PENDING", "DELETE IN_PROGRESS"]);
+    let listed = client.list_campaigns().solution_arn(&g.solution).send().await.unwrap();
+    assert!(listed.campaigns().is_empty(), "{listed:?}");
+
+    client.delete_solution().solution_arn(&g.solution).send().await.unwrap();
+    let err =
+        client.delete_solution().solution_arn(&g.solution).send().await.unwrap_err().into_service_error();
+    assert!(matches!(err, DeleteSolutionError::ResourceInUseException(_)), "deleted twice: {err:?}");
+    let seen = wait_gone(&handle, "DescribeSolution", "solutionArn", &g.solution).await;
+    assert_eq!(seen, ["DELETE PENDING", "DELETE IN_PROGRESS"]);
+    let err = client.describe_solution_version().solution_version_arn(&version).send().await.unwrap_err();
+    assert!(matches!(err.into_service_error(), DescribeSolutionVersionError::ResourceNotFoundException(_)));
+
+    // The group still holds its dataset.
+    let err = client.delete_dataset_group().dataset_group_arn(&g.group).send().await.unwrap_err();
+    let err = err.into_service_error();
+    assert!(err.message().unwrap().contains(&g.dataset), "{err:?}");
+    client.delete_dataset().dataset_arn(&g.dataset).send().await.unwrap();
+    let seen = wait_gone(&handle, "DescribeDataset", "datasetArn", &g.dataset).await;
+    assert_eq!(seen, ["DELETE PENDING", "DELETE IN_PROGRESS"]);
+    let imports = client.list_dataset_import_jobs().dataset_arn(&g.dataset).send().await.unwrap();
+    assert!(imports.dataset_import_jobs().is_empty(), "{imports:?}");
+
+    client.delete_schema().schema_arn(&schema).send().await.unwrap();
+    wait_gone(&handle, "DescribeSchema", "schemaArn", &schema).await;
+
+    client.delete_dataset_group().dataset_group_arn(&g.group).send().await.unwrap();
+    let seen = wait_gone(&handle, "DescribeDatasetGroup", "datasetGroupArn", &g.group).await;
+    assert_eq!(seen, ["DELETE PENDING"]);
+    assert!(client.list_dataset_groups().send().await.unwrap().dataset_groups().is_empty());
+
+    // Names are free again, and the new dataset starts without the old data.
+    let again = group(&client, "chain", "aws-user-personalization").await;
+    assert_eq!(again.dataset, g.dataset);
+    let version = train(&client, &again.solution).await;
+    let (seen, reason) = wait(&client, Res::Version, &version).await;
+    assert_eq!(seen.last().unwrap(), "CREATE FAILED", "{reason:?}");
+    handle.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn solutions_train_by_themselves_an_hour_after_turning_active_unless_told_otherwise() {
+    let dir = data_dir();
+    // An emulated hour is 2 real seconds.
+    let handle = serve(dir.path(), 1800.0).await;
+    let client = client(&handle, false);
+    put_object(dir.path(), "data", "auto.csv", &interactions_csv(40, 30));
+    put_object(dir.path(), "data", "more.csv", &interactions_csv(40, 31));
+    let g = group(&client, "auto", "aws-sims").await;
+    let solution = |name: &str| json!({"name": name, "datasetGroupArn": g.group, "recipeArn": "arn:aws:personalize:::recipe/aws-user-personalization"});
+    // Created before the watched solution, so their first slots come no later than its own.
+    let manual = call(&handle, "CreateSolution", solution("auto-manual")).await["solutionArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let off = call(&handle, "CreateSolution", solution("auto-off")).await["solutionArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_active(
+        &client,
+        Res::Import,
+        &import(&client, "auto-import", &g.dataset, "s3://data/auto.csv").await,
+    )
+    .await;
+
+    // Turned off by UpdateSolution, whose status and settings Describe shows.
+    for _ in 0..2000 {
+        let described = client.describe_solution().solution_arn(&off).send().await.unwrap();
+        if described.solution().unwrap().status() == Some("ACTIVE") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let (kind, _) = call_err(
+        &handle,
+        "UpdateSolution",
+        json!({"solutionArn": off, "solutionUpdateConfig": {"autoTrainingConfig": {"schedulingExpression": "rate(0 days)"}}}),
+    )
+    .await;
+    assert_eq!(kind, "InvalidInputException");
+    client.update_solution().solution_arn(&off).perform_auto_training(false).send().await.unwrap();
+    // A manual version within the hour takes the first automatic training's place, even with
+    // interactions imported after it.
+    let manual_version = train(&client, &manual).await;
+    wait_active(&client, Res::Version, &manual_version).await;
+    wait_active(&client, Res::Import, &import(&client, "auto-more", &g.dataset, "s3://data/more.csv").await)
+        .await;
+
+    let watched = call(&handle, "CreateSolution", solution("auto-watched")).await["solutionArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut automatic = None;
+    for _ in 0..3000 {
+        let listed = client.list_solution_versions().solution_arn(&watched).send().await.unwrap();
+        if let Some(version) = listed.solution_versions().first() {
+            assert_eq!(version.training_type().map(|t| t.as_str()), Some("AUTOMATIC"), "{version:?}");
+            automatic = version.solution_version_arn().map(str::to_string);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let automatic = automatic.expect("no automatic version within 15 s (7.5 emulated hours)");
+    wait_active(&client, Res::Version, &automatic).await;
+    let described = client.describe_solution_version().solution_version_arn(&automatic).send().await.unwrap();
+    let version = described.solution_version().unwrap();
+    assert_eq!(version.training_type().map(|t| t.as_str()), Some("AUTOMATIC"));
+    assert_eq!(version.training_mode().map(|t| t.as_str()), Some("AUTOTRAIN"));
+
+    let versions_of = |arn: String| {
+        let client = client.clone();
+        async move {
+            client
+                .list_solution_versions()
+                .solution_arn(arn)
+                .send()
+                .await
+                .unwrap()
+                .solution_versions()
+                .to_vec()
+        }
+    };
+    let manual_versions = versions_of(manual.clone()).await;
+    assert_eq!(manual_versions.len(), 1, "{manual_versions:?}");
+    assert_eq!(manual_versions[0].training_type().map(|t| t.as_str()), Some("MANUAL"));
+    assert!(versions_of(off.clone()).await.is_empty());
+    let described = client.describe_solution().solution_arn(&off).send().await.unwrap();
+    let described = described.solution().unwrap();
+    assert_eq!(described.perform_auto_training(), Some(false));
+    let update = described.latest_solution_update().unwrap();
+    assert_eq!((update.status(), update.perform_auto_training()), (Some("ACTIVE"), Some(false)));
+    // The group's first solution was created with performAutoTraining false: never trained.
+    assert!(versions_of(g.solution.clone()).await.is_empty());
+    handle.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_listed_recipe_works_end_to_end_or_is_refused_at_create_solution() {
+    let dir = data_dir();
+    let handle = serve(dir.path(), 50.0).await;
+    let client = client(&handle, false);
+    let (g, _) = trained(&client, dir.path(), "recipes").await;
+    let recipes = client.list_recipes().send().await.unwrap();
+    let mut trained_recipes = Vec::new();
+    for recipe in recipes.recipes() {
+        let (name, arn) = (recipe.name().unwrap(), recipe.recipe_arn().unwrap());
+        let body = json!({"name": format!("r-{name}"), "datasetGroupArn": g.group, "recipeArn": arn,
+                          "performAutoTraining": false});
+        let (status, _, text) =
+            raw(&handle, "POST", "/", Some("AmazonPersonalize.CreateSolution"), &body.to_string())
+                .await
+                .unwrap();
+        let answer: Value = serde_json::from_str(&text).unwrap();
+        if status != 200 {
+            assert_eq!(answer["__type"], "InvalidInputException", "{name}: {text}");
+            assert!(
+                answer["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("is not supported by the local Personalize emulator")
+            );
+            continue;
+        }
+        let version = train(&client, answer["solutionArn"].as_str().unwrap()).await;
+        trained_recipes.push((name.to_string(), version));
+    }
+    let names: Vec<&str> = trained_recipes.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "aws-personalized-ranking",
+            "aws-personalized-ranking-v2",
+            "aws-popularity-count",
+            "aws-sims",
+            "aws-user-personalization",
+            "aws-user-personalization-v2"
+        ]
+    );
+    for (name, version) in &trained_recipes {
+        wait_active(&client, Res::Version, version).await;
+        // Each recipe's batch input (Personalize's "Preparing input data for batch recommendations").
+        let line = match name.as_str() {
+            "aws-sims" => json!({"itemId": "i1"}),
+            n if n.starts_with("aws-personalized-ranking") => {
+                json!({"userId": "u1", "itemList": ["i1", "i2", "i3"]})
+            }
+            _ => json!({"userId": "u1"}),
+        };
+        put_object(dir.path(), "data", &format!("{name}/in.json"), &format!("{line}\n"));
+        let job = batch_inference(
+            &client,
+            name,
+            version,
+            &format!("s3://data/{name}/in.json"),
+            &format!("s3://data/{name}/out/"),
+        )
+        .await;
+        wait_active(&client, Res::Inference, &job).await;
+        let out =
+            std::fs::read_to_string(dir.path().join(format!("s3/data/{name}/out/in.json.out"))).unwrap();
+        let out: Value = serde_json::from_str(out.trim()).unwrap();
+        assert_eq!(out["error"], Value::Null, "{name}: {out}");
+        assert!(!out["output"]["recommendedItems"].as_array().unwrap().is_empty(), "{name}: {out}");
+    }
     handle.shutdown().await;
 }

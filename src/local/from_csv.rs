@@ -2,8 +2,12 @@
 //! reads any CSV with a header (a Personalize export, MovieLens' `ratings.csv`
 //! `userId,movieId,rating,timestamp`, ...), maps its columns onto Personalize's interactions
 //! schema, and writes the same two objects the synthetic seed writes: the interactions CSV
-//! (`USER_ID,ITEM_ID,TIMESTAMP[,EVENT_TYPE]`) and the batch input (one `{"userId"}` line per
+//! (`USER_ID,ITEM_ID,TIMESTAMP,EVENT_TYPE`) and the batch input (one `{"userId"}` line per
 //! distinct user, in first-seen order). Streams rows; holds only the set of user ids.
+//!
+//! The demo dataset's schema declares EVENT_TYPE a plain (non-null) string, and Personalize fails
+//! an import whose CSV lacks a non-null column or leaves it empty; so a source without event
+//! types (or a row with an empty one) gets [`DEFAULT_EVENT_TYPE`].
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -11,6 +15,9 @@ use std::path::Path;
 
 use super::s3::BucketName;
 use super::seed::{INTERACTIONS_KEY, SeedSummary, USERS_KEY, write_atomically};
+
+/// The event type of rows whose source has none.
+pub const DEFAULT_EVENT_TYPE: &str = "interaction";
 
 /// Personalize's interactions columns and the header names recognised for each, case-insensitive.
 const COLUMNS: &[(&str, &[&str])] = &[
@@ -127,11 +134,7 @@ pub fn load(
     };
     write_atomically(&bucket_dir.join(INTERACTIONS_KEY), |w| {
         let mut out = csv::Writer::from_writer(w);
-        let mut head = vec!["USER_ID", "ITEM_ID", "TIMESTAMP"];
-        if map.event_type.is_some() {
-            head.push("EVENT_TYPE");
-        }
-        out.write_record(&head)?;
+        out.write_record(["USER_ID", "ITEM_ID", "TIMESTAMP", "EVENT_TYPE"])?;
         let mut record = csv::StringRecord::new();
         loop {
             match reader.read_record(&mut record) {
@@ -166,11 +169,8 @@ pub fn load(
                 });
                 return Err(std::io::Error::other("bad row"));
             }
-            let mut row = vec![user, item, ts];
-            if let Some(e) = map.event_type {
-                row.push(record.get(e).unwrap_or_default());
-            }
-            out.write_record(&row)?;
+            let event = map.event_type.and_then(field).unwrap_or(DEFAULT_EVENT_TYPE);
+            out.write_record([user, item, ts, event])?;
             if !seen.contains(user) {
                 seen.insert(user.to_string());
                 users.push(user.to_string());
@@ -220,7 +220,11 @@ mod tests {
         let summary = load(&src, &dir.path().join("s3"), "bkt", &[]).unwrap();
         assert_eq!((summary.users, summary.items, summary.interactions), (2, 2, 3));
         let csv = std::fs::read_to_string(dir.path().join("s3/bkt").join(INTERACTIONS_KEY)).unwrap();
-        assert_eq!(csv, "USER_ID,ITEM_ID,TIMESTAMP\n1,31,1260759144\n1,1029,1260759179\n7,31,1260759185\n");
+        assert_eq!(
+            csv,
+            "USER_ID,ITEM_ID,TIMESTAMP,EVENT_TYPE\n1,31,1260759144,interaction\n1,1029,1260759179,interaction\n\
+             7,31,1260759185,interaction\n"
+        );
         let users = std::fs::read_to_string(dir.path().join("s3/bkt").join(USERS_KEY)).unwrap();
         assert_eq!(users, "{\"userId\":\"1\"}\n{\"userId\":\"7\"}\n");
     }
@@ -240,6 +244,10 @@ mod tests {
         let err = load(&src, &dir.path().join("s3"), "bkt", &[]).unwrap_err().to_string();
         assert!(err.contains("no column for USER_ID"), "{err}");
         assert!(parse_columns("USER_ID").is_err());
+        std::fs::write(&src, "who,what,when,kind\na,x,10,click\nb,y,11,\n").unwrap();
+        load(&src, &dir.path().join("s3"), "bkt", &cols).unwrap();
+        let csv = std::fs::read_to_string(dir.path().join("s3/bkt").join(INTERACTIONS_KEY)).unwrap();
+        assert_eq!(csv, "USER_ID,ITEM_ID,TIMESTAMP,EVENT_TYPE\na,x,10,click\nb,y,11,interaction\n");
         std::fs::write(&src, "user_id,item_id,timestamp\na,x,1764000000000\n").unwrap();
         let err = load(&src, &dir.path().join("s3"), "bkt", &[]).unwrap_err().to_string();
         assert!(err.contains("(milliseconds?)"), "{err}");

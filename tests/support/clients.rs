@@ -61,7 +61,10 @@ where
     panic!("{what} never finished");
 }
 
-/// A dataset group with its interactions dataset and a solution, the group ACTIVE.
+/// A dataset group with its interactions dataset and a solution, the group ACTIVE. Automatic
+/// training is off, as in the demo's solution: the workflows retrain themselves, and with
+/// Personalize's automatic training on, a run slower than an emulated hour would find an extra
+/// version in the group.
 pub struct Group {
     pub group: String,
     pub dataset: String,
@@ -94,6 +97,16 @@ pub async fn assert_one_job_of_each(pz: &aws_sdk_personalize::Client, group: &Gr
 }
 
 pub async fn dataset_group(pz: &aws_sdk_personalize::Client, name: &str, recipe: &str) -> Group {
+    dataset_group_training(pz, name, recipe, false).await
+}
+
+/// [`dataset_group`] with the solution's `performAutoTraining` as given.
+pub async fn dataset_group_training(
+    pz: &aws_sdk_personalize::Client,
+    name: &str,
+    recipe: &str,
+    auto_training: bool,
+) -> Group {
     let group = pz.create_dataset_group().name(name).send().await.unwrap().dataset_group_arn.unwrap();
     let schema = pz
         .create_schema()
@@ -120,6 +133,7 @@ pub async fn dataset_group(pz: &aws_sdk_personalize::Client, name: &str, recipe:
         .name(format!("{name}-solution"))
         .dataset_group_arn(&group)
         .recipe_arn(format!("arn:aws:personalize:::recipe/{recipe}"))
+        .perform_auto_training(auto_training)
         .send()
         .await
         .unwrap()

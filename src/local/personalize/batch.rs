@@ -1,4 +1,22 @@
 //! Batch inference jobs and batch segment jobs: a trained solution version run over JSON Lines.
+//!
+//! What CreateBatchInferenceJob and CreateBatchSegmentJob do with each member (service model
+//! `personalize.json` and the two API references):
+//!
+//! | Member | Decision |
+//! |---|---|
+//! | jobName | validated (Name pattern), names the ARN |
+//! | solutionVersionArn | validated (Arn pattern), must exist and be ACTIVE |
+//! | filterArn | validated (Arn pattern), must name an ACTIVE filter of the same dataset group (ResourceNotFound, ResourceInUse, InvalidInput); applied per line with its filterValues; refused on batch segment jobs |
+//! | numResults | validated (1-500 for inference, up to 5,000,000 for segments), applied |
+//! | jobInput.s3DataSource.path | validated (s3:// path), applied; a missing object or empty prefix fails the job |
+//! | jobOutput.s3DataDestination.path | validated, applied; a bucket that does not exist fails the job (Personalize never creates it) |
+//! | s3DataSource/s3DataDestination.kmsKeyArn | echoed; nothing is encrypted locally |
+//! | roleArn | required, validated (RoleArn pattern), echoed |
+//! | batchInferenceJobConfig | refused unless empty: exploration weights and ranking influence have no local model |
+//! | batchInferenceJobMode | BATCH_INFERENCE applied; THEME_GENERATION refused |
+//! | themeGenerationConfig | refused |
+//! | tags | refused unless empty |
 
 use std::sync::Arc;
 
@@ -6,6 +24,7 @@ use serde_json::{Map, Value, json};
 
 use super::Shared;
 use super::arn::{validate_name, validate_s3};
+use super::datasets::no_tags;
 use super::filters;
 use super::lifecycle::{self, Lifecycle};
 use super::protocol::{ApiError, Input};
@@ -43,12 +62,16 @@ fn create_job(shared: &Arc<Shared>, input: &Input, kind: Kind) -> Result<Value, 
     };
     let name = input.req_str("jobName")?;
     validate_name("jobName", name)?;
-    let version_arn = input.req_str("solutionVersionArn")?;
+    let version_arn = input.req_arn("solutionVersionArn")?;
     let input_path = input.req_path(&["jobInput", "s3DataSource", "path"])?;
     validate_s3("jobInput.s3DataSource.path", input_path)?;
     let output_path = input.req_path(&["jobOutput", "s3DataDestination", "path"])?;
     validate_s3("jobOutput.s3DataDestination.path", output_path)?;
-    input.req_str("roleArn")?;
+    super::arn::validate_role_arn("roleArn", input.req_str("roleArn")?)?;
+    input.refuse("tags", no_tags)?;
+    input.refuse("batchInferenceJobConfig", |v| v.as_object().is_some_and(Map::is_empty))?;
+    input.refuse("themeGenerationConfig", |_| false)?;
+    let filter_arn = input.opt_arn("filterArn")?;
     let num_results = input.opt_i64("numResults")?.unwrap_or(DEFAULT_NUM_RESULTS);
     if !(1..=max_results).contains(&num_results) {
         return Err(ApiError::invalid_input(format!(
@@ -70,7 +93,7 @@ fn create_job(shared: &Arc<Shared>, input: &Input, kind: Kind) -> Result<Value, 
         return Err(ApiError::already_exists(&arn));
     }
     require_active_version(&state, version_arn, now)?;
-    if let Some(filter_arn) = input.opt_str("filterArn")? {
+    if let Some(filter_arn) = filter_arn {
         if kind == Kind::BatchSegmentJob {
             // The emulator's filters are ItemID filters; a segment job's filter selects users.
             return Err(ApiError::invalid_input(

@@ -1,4 +1,8 @@
 //! Campaigns: deployed solution versions. No real-time serving here; they follow the lifecycle.
+//!
+//! CreateCampaign's members: name (validated), solutionVersionArn (validated, must be ACTIVE),
+//! minProvisionedTPS (validated, at least 1, echoed: there is no capacity to provision locally),
+//! campaignConfig (echoed for the runtime that serves campaigns), tags (refused unless empty).
 
 use std::sync::Arc;
 
@@ -24,8 +28,9 @@ fn validate_tps(input: &Input) -> Result<Option<i64>, ApiError> {
 pub fn create_campaign(shared: &Arc<Shared>, input: &Input) -> Result<Value, ApiError> {
     let name = input.req_str("name")?;
     validate_name("name", name)?;
-    let version_arn = input.req_str("solutionVersionArn")?;
+    let version_arn = input.req_arn("solutionVersionArn")?;
     let tps = validate_tps(input)?.unwrap_or(1);
+    input.refuse("tags", super::datasets::no_tags)?;
     let arn = shared.arn(Kind::Campaign, name);
     let mut state = shared.store.lock();
     if state.get(&arn).is_some() {
@@ -47,7 +52,7 @@ pub fn describe_campaign(shared: &Arc<Shared>, input: &Input) -> Result<Value, A
 }
 
 pub fn list_campaigns(shared: &Arc<Shared>, input: &Input) -> Result<Value, ApiError> {
-    let Some(solution_arn) = input.opt_str("solutionArn")? else {
+    let Some(solution_arn) = input.opt_arn("solutionArn")? else {
         return list(shared, input, Kind::Campaign, "campaigns", None);
     };
     require(&shared.store.lock(), Kind::Solution, solution_arn)?;
@@ -61,7 +66,7 @@ pub fn list_campaigns(shared: &Arc<Shared>, input: &Input) -> Result<Value, ApiE
 }
 
 pub fn update_campaign(shared: &Arc<Shared>, input: &Input) -> Result<Value, ApiError> {
-    let arn = input.req_str("campaignArn")?;
+    let arn = input.req_arn("campaignArn")?;
     let tps = validate_tps(input)?;
     let mut state = shared.store.lock();
     let now = lifecycle::now();
@@ -87,7 +92,7 @@ pub fn update_campaign(shared: &Arc<Shared>, input: &Input) -> Result<Value, Api
             fields.insert(key.into(), value.clone());
         }
     }
-    if let Some(version_arn) = input.opt_str("solutionVersionArn")? {
+    if let Some(version_arn) = input.opt_arn("solutionVersionArn")? {
         require_active_version(&state, version_arn, now)?;
         fields.insert("solutionVersionArn".into(), json!(version_arn));
     }

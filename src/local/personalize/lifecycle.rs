@@ -17,6 +17,8 @@ pub const ACTIVE: &str = "ACTIVE";
 pub const FAILED: &str = "CREATE FAILED";
 pub const STOPPING: &str = "CREATE STOPPING";
 pub const STOPPED: &str = "CREATE STOPPED";
+pub const DELETE_PENDING: &str = "DELETE PENDING";
+pub const DELETE_IN_PROGRESS: &str = "DELETE IN_PROGRESS";
 
 /// Wall-clock epoch seconds; persisted timestamps must survive a restart, so no monotonic clock.
 pub fn now() -> f64 {

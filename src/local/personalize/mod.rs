@@ -4,9 +4,11 @@
 //! shared data directory. State survives restarts; unfinished jobs resume.
 
 mod arn;
+mod auto_training;
 mod batch;
 mod campaigns;
 mod datasets;
+mod deletes;
 mod filters;
 
 mod lifecycle;
@@ -14,6 +16,7 @@ mod protocol;
 mod recipes;
 mod resources;
 mod runtime;
+mod schema;
 mod solutions;
 mod store;
 mod work;
@@ -121,6 +124,7 @@ fn handler(operation: &str) -> Option<Handler> {
         "ListDatasetImportJobs" => datasets::list_dataset_import_jobs,
         "CreateSolution" => solutions::create_solution,
         "DescribeSolution" => solutions::describe_solution,
+        "UpdateSolution" => auto_training::update_solution,
         "ListSolutions" => solutions::list_solutions,
         "CreateSolutionVersion" => solutions::create_solution_version,
         "DescribeSolutionVersion" => solutions::describe_solution_version,
@@ -142,6 +146,11 @@ fn handler(operation: &str) -> Option<Handler> {
         "DescribeFilter" => filters::describe_filter,
         "ListFilters" => filters::list_filters,
         "DeleteFilter" => filters::delete_filter,
+        "DeleteDatasetGroup" => deletes::delete_dataset_group,
+        "DeleteDataset" => deletes::delete_dataset,
+        "DeleteSchema" => deletes::delete_schema,
+        "DeleteSolution" => deletes::delete_solution,
+        "DeleteCampaign" => deletes::delete_campaign,
         _ => return None,
     })
 }
@@ -225,6 +234,10 @@ pub async fn start(
     for arn in unfinished {
         tracing::info!(%arn, "resuming unfinished personalize job");
         lifecycle::spawn_job(&shared, arn);
+    }
+    {
+        let mut tasks = shared.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        tasks.spawn(auto_training::run(Arc::clone(&shared)));
     }
     let server = tokio::spawn(protocol::serve(Arc::clone(&shared), listener, protocol::handle));
     tracing::info!(%addr, "personalize emulator listening");

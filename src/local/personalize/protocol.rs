@@ -90,6 +90,31 @@ impl<'a> Input<'a> {
             ))
         })
     }
+    /// A required member of the model's `Arn` shape, its pattern checked (InvalidInputException).
+    pub fn req_arn(&self, key: &str) -> Result<&'a str, ApiError> {
+        let arn = self.req_str(key)?;
+        super::arn::validate_arn(key, arn)?;
+        Ok(arn)
+    }
+    /// An optional member of the model's `Arn` shape, its pattern checked when present.
+    pub fn opt_arn(&self, key: &str) -> Result<Option<&'a str>, ApiError> {
+        let arn = self.opt_str(key)?;
+        if let Some(arn) = arn {
+            super::arn::validate_arn(key, arn)?;
+        }
+        Ok(arn)
+    }
+    /// Refuses a member the emulator cannot apply, naming it, instead of ignoring it. `unused`
+    /// says which values are harmless to accept (e.g. an empty list).
+    pub fn refuse(&self, key: &str, unused: impl Fn(&Value) -> bool) -> Result<(), ApiError> {
+        match self.0.get(key) {
+            None | Some(Value::Null) => Ok(()),
+            Some(value) if unused(value) => Ok(()),
+            Some(_) => Err(ApiError::invalid_input(format!(
+                "'{key}' is not supported by the local Personalize emulator; leave it out."
+            ))),
+        }
+    }
     pub fn opt_i64(&self, key: &str) -> Result<Option<i64>, ApiError> {
         match self.0.get(key) {
             None | Some(Value::Null) => Ok(None),

@@ -16,8 +16,21 @@ pub fn timestamp(t: f64) -> Value {
     json!((t * 1000.0).round() / 1000.0)
 }
 
-/// The record's status now; resources without a lifecycle (schemas) have none.
+/// The record's status now; resources without a lifecycle (schemas) have none. A deletion
+/// overrides the lifecycle: DELETE PENDING, then DELETE IN_PROGRESS (a dataset group has only
+/// DELETE PENDING, as its Status documentation lists).
 pub fn status(record: &Record, now: f64) -> Option<Status> {
+    if let Some(deletion) = record.deletion
+        && record.life.is_some()
+    {
+        let pending = now < deletion.pending_until || record.kind == Kind::DatasetGroup;
+        let (name, updated) = if pending {
+            (lifecycle::DELETE_PENDING, deletion.requested)
+        } else {
+            (lifecycle::DELETE_IN_PROGRESS, deletion.pending_until)
+        };
+        return Some(Status { name, updated, failure: None });
+    }
     record.life.as_ref().map(|life| life.status(now))
 }
 
@@ -56,6 +69,12 @@ pub fn view(state: &State, record: &Record, now: f64) -> Map<String, Value> {
     }
     match record.kind {
         Kind::Solution => {
+            if let Some(update) = &record.update {
+                out.insert(
+                    "latestSolutionUpdate".into(),
+                    Value::Object(super::auto_training::latest_update(update, now)),
+                );
+            }
             let latest = state
                 .of_kind(Kind::SolutionVersion)
                 .filter(|v| v.field_str("solutionArn") == Some(record.arn.as_str()))
@@ -166,7 +185,7 @@ pub fn summary(kind: Kind, full: &Map<String, Value>) -> Map<String, Value> {
 
 /// `Describe<Kind>`: `{"<wrapper>": view}`.
 pub fn describe(shared: &Shared, input: &Input, kind: Kind, wrapper: &str) -> Result<Value, ApiError> {
-    let arn = input.req_str(kind.arn_key())?;
+    let arn = input.req_arn(kind.arn_key())?;
     let state = shared.store.lock();
     let record = state.get(arn).filter(|r| r.kind == kind).ok_or_else(|| ApiError::not_found(arn))?;
     Ok(json!({ wrapper: view(&state, record, lifecycle::now()) }))
@@ -181,7 +200,7 @@ pub fn list(
     filter_key: Option<&str>,
 ) -> Result<Value, ApiError> {
     let filter = match filter_key {
-        Some(key) => input.opt_str(key)?.map(|value| (key, value)),
+        Some(key) => input.opt_arn(key)?.map(|value| (key, value)),
         None => None,
     };
     list_where(shared, input, kind, list_key, |_, record| {
@@ -259,7 +278,18 @@ pub fn new_record(
     life: Option<Lifecycle>,
 ) -> Record {
     let created = life.as_ref().map(|l| l.created).unwrap_or_else(lifecycle::now);
-    Record { kind, arn, name: name.to_string(), seq: 0, created, fields, life, update: None }
+    Record {
+        kind,
+        arn,
+        name: name.to_string(),
+        seq: 0,
+        created,
+        fields,
+        life,
+        update: None,
+        deletion: None,
+        auto: None,
+    }
 }
 
 /// Inserts, persists, and starts the job's runner if it has work; undoes the insert if the

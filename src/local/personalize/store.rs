@@ -78,9 +78,25 @@ pub struct Record {
     pub created: f64,
     pub fields: Map<String, Value>,
     pub life: Option<Lifecycle>,
-    /// A campaign's pending or applied update (`latestCampaignUpdate`).
+    /// A campaign's or solution's pending or applied update (`latestCampaignUpdate`,
+    /// `latestSolutionUpdate`).
     #[serde(default)]
     pub update: Option<CampaignUpdate>,
+    /// A solution's automatic-training schedule.
+    #[serde(default)]
+    pub auto: Option<super::auto_training::Schedule>,
+    /// Set by a Delete*: the record shows DELETE PENDING, then DELETE IN_PROGRESS, and is gone
+    /// (with what the deletion takes along) from `until` on.
+    #[serde(default)]
+    pub deletion: Option<Deletion>,
+}
+
+/// The epoch seconds of a deletion's phases.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Deletion {
+    pub requested: f64,
+    pub pending_until: f64,
+    pub until: f64,
 }
 
 impl Record {
@@ -110,6 +126,29 @@ impl State {
         self.records.values().filter(move |r| r.kind == kind)
     }
 
+    /// Removes the records whose deletion has ended, and what each takes along: a solution its
+    /// versions, a dataset its import jobs. True if anything was removed.
+    pub fn purge_deleted(&mut self, now: f64) -> bool {
+        let gone: Vec<(Kind, String)> = self
+            .records
+            .values()
+            .filter(|r| r.deletion.is_some_and(|d| now >= d.until))
+            .map(|r| (r.kind, r.arn.clone()))
+            .collect();
+        for (kind, arn) in &gone {
+            let parent_key = match kind {
+                Kind::Solution => Some(("solutionArn", Kind::SolutionVersion)),
+                Kind::Dataset => Some(("datasetArn", Kind::DatasetImportJob)),
+                _ => None,
+            };
+            if let Some((key, child)) = parent_key {
+                self.records.retain(|_, r| !(r.kind == child && r.field_str(key) == Some(arn.as_str())));
+            }
+            self.records.remove(arn);
+        }
+        !gone.is_empty()
+    }
+
     pub fn insert(&mut self, mut record: Record) {
         record.seq = self.next_seq;
         self.next_seq += 1;
@@ -134,10 +173,18 @@ impl Store {
         Ok(Store { path, state: Mutex::new(state) })
     }
 
-    /// The state lock. A panic while holding it cannot leave a half-applied change on disk
-    /// (writes are atomic), so a poisoned lock is taken over rather than propagated.
+    /// The state lock, with finished deletions removed first. A panic while holding it cannot
+    /// leave a half-applied change on disk (writes are atomic), so a poisoned lock is taken over
+    /// rather than propagated.
     pub fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if state.purge_deleted(super::lifecycle::now())
+            && let Err(e) = self.persist(&state)
+        {
+            // The removal is redone from the deletion's time after a restart.
+            tracing::warn!(error = %e, "cannot persist the removal of deleted personalize resources");
+        }
+        state
     }
 
     /// Writes the state atomically; call with the lock held so writes follow changes in order.

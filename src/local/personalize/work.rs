@@ -18,6 +18,8 @@ use super::store::{Kind, State, write_atomically};
 pub enum Job {
     Import {
         files: Result<Vec<PathBuf>, String>,
+        /// The dataset's schema fields, which the CSV must satisfy.
+        schema: Vec<super::schema::Field>,
         location: String,
         target: PathBuf,
         interactions: bool,
@@ -75,8 +77,15 @@ pub fn plan(shared: &Shared, state: &State, arn: &str) -> Option<Job> {
         Kind::DatasetImportJob => {
             let dataset = record.field_str("datasetArn")?.to_string();
             let location = str_at(&["dataSource", "dataLocation"])?;
+            let schema_text = state
+                .get(&dataset)
+                .and_then(|d| d.field_str("schemaArn"))
+                .and_then(|arn| state.get(arn))
+                .and_then(|schema| schema.field_str("schema"))?;
             Some(Job::Import {
                 files: list_files(shared, &location),
+                // CreateSchema refused what does not parse.
+                schema: super::schema::parse(schema_text).ok()?,
                 location,
                 target: dataset_dir(shared, &dataset).join(format!("{}.csv", record.name)),
                 interactions: dataset.ends_with("/INTERACTIONS"),
@@ -159,9 +168,11 @@ fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) {
 impl Job {
     pub fn run(self) -> Result<(), String> {
         match self {
-            Job::Import { files, location, target, interactions, full, lock } => {
+            Job::Import { files, schema, location, target, interactions, full, lock } => {
+                let files = files?;
+                super::schema::check_csv(&schema, &files)?;
                 let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
-                import(files?, &location, &target, interactions, full)
+                import(files, &location, &target, interactions, full)
             }
             Job::Train { interactions, recipe_arn, model } => train(&interactions, &recipe_arn, &model),
             Job::Batch { model, inputs, input_path, output, output_bucket, num_results, segment, filter } => {
