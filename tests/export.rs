@@ -7,24 +7,24 @@
 //! or RECFLOW_ASL_VALIDATOR=path/to/asl-validator. Without it the validator test says so and
 //! passes, unless RECFLOW_ASL_VALIDATOR_TESTS=1 (set by `.ci/run`): then it fails.
 
+#[path = "support/demo_local.rs"]
+mod demo_local;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
 
+use demo_local::{Local, SCALE};
 use recflow::asl::StateMachine;
 use recflow::checkpoint::MemoryStore;
 use recflow::engine::clock::{Clock, ScaledClock};
 use recflow::engine::task::TaskFuture;
 use recflow::engine::{Execution, Status, TaskCall, TaskRunner};
-use recflow::local::demo::{self, Demo};
-use recflow::local::emulator::{Emulator, LocalConfig};
 use recflow::local::seed::SeedOptions;
-use recflow::tasks::aws::Clients;
 use recflow::tasks::picks_runner::PicksRunner;
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_recflow");
-const SCALE: f64 = 600.0;
 /// The Lambda function that publishes today's picks in the exports.
 const PICKS_LAMBDA: &str = "arn:aws:lambda:eu-west-1:123456789012:function:recflow-picks";
 const WORKFLOWS: [&str; 6] = [
@@ -361,26 +361,12 @@ fn iam_policy_narrows_resources_the_definition_fixes() {
 
 // ---- The exports run on recflow against the emulator ----
 
-struct Local {
-    _dir: tempfile::TempDir,
-    emulator: Emulator,
-    clients: Clients,
-    demo: Demo,
-}
-
 async fn local() -> Local {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = LocalConfig::new(dir.path().join("local"));
-    config.time_scale = SCALE;
-    config.pending_seconds = 60.0;
-    config.in_progress_seconds = 240.0;
-    let emulator = Emulator::start(&config).await.unwrap();
-    let clients = Clients::local(&emulator.endpoints());
-    let seed = SeedOptions { users: 200, items: 100, interactions: 6000, days: 60, clusters: 4, seed: 11 };
-    let demo = demo::prepare(&emulator, &clients.personalize, &seed, std::time::Duration::from_secs(60))
-        .await
-        .unwrap();
-    Local { _dir: dir, emulator, clients, demo }
+    demo_local::local(
+        SeedOptions { users: 200, items: 100, interactions: 6000, days: 60, clusters: 4, seed: 11 },
+        std::time::Duration::from_secs(60),
+    )
+    .await
 }
 
 /// The Lambda function of `--picks-lambda` as recflow's picks task would run inside it: the

@@ -2,41 +2,27 @@
 //! the embedded emulator on loopback, with the emulator's faults switched on where a test needs
 //! them. Emulated jobs and the engine's clock run at the same time scale.
 
+#[path = "support/demo_local.rs"]
+mod demo_local;
+
 use std::path::Path;
 
+use demo_local::{Local, SCALE};
 use recflow::asl::StateMachine;
 use recflow::checkpoint::MemoryStore;
 use recflow::engine::clock::ScaledClock;
 use recflow::engine::{Detail, Driver, Execution, HistoryEvent, Status};
-use recflow::local::demo::{self, Demo};
-use recflow::local::emulator::{Emulator, LocalConfig};
+use recflow::local::demo;
 use recflow::local::faults::{Fault, JobKind, OperationFault};
 use recflow::local::seed::SeedOptions;
-use recflow::tasks::aws::Clients;
 use serde_json::{Value, json};
 
-const SCALE: f64 = 600.0;
-
-struct Local {
-    _dir: tempfile::TempDir,
-    emulator: Emulator,
-    clients: Clients,
-    demo: Demo,
-}
-
 async fn local() -> Local {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = LocalConfig::new(dir.path().join("local"));
-    config.time_scale = SCALE;
-    config.pending_seconds = 60.0;
-    config.in_progress_seconds = 240.0;
-    let emulator = Emulator::start(&config).await.unwrap();
-    let clients = Clients::local(&emulator.endpoints());
-    let seed = SeedOptions { users: 300, items: 120, interactions: 9000, days: 90, clusters: 4, seed: 7 };
-    let demo = demo::prepare(&emulator, &clients.personalize, &seed, std::time::Duration::from_secs(30))
-        .await
-        .unwrap();
-    Local { _dir: dir, emulator, clients, demo }
+    demo_local::local(
+        SeedOptions { users: 300, items: 120, interactions: 9000, days: 90, clusters: 4, seed: 7 },
+        std::time::Duration::from_secs(30),
+    )
+    .await
 }
 
 fn definition(file: &str) -> Value {

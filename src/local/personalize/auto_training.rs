@@ -35,7 +35,7 @@ use serde_json::{Map, Value, json};
 use super::Shared;
 use super::lifecycle::{self, Lifecycle};
 use super::protocol::{ApiError, Input};
-use super::resources::{require, status};
+use super::resources::{require_updatable, status};
 use super::store::{CampaignUpdate, Kind, Record, State};
 
 /// Emulated seconds from a solution turning ACTIVE to its first automatic training.
@@ -244,19 +244,7 @@ pub fn update_solution(shared: &Arc<Shared>, input: &Input) -> Result<Value, Api
     };
     let mut state = shared.store.lock();
     let now = lifecycle::now();
-    let solution = require(&state, Kind::Solution, arn)?;
-    let current = status(solution, now);
-    if current.as_ref().is_none_or(|s| s.name != lifecycle::ACTIVE) {
-        let name = current.map(|s| s.name).unwrap_or("unknown");
-        return Err(ApiError::in_use(format!(
-            "The solution {arn} is {name}; only ACTIVE solutions can be updated."
-        )));
-    }
-    if let Some(update) = &solution.update
-        && update.life.status(now).is_busy()
-    {
-        return Err(ApiError::in_use(format!("The solution {arn} has an update in progress.")));
-    }
+    let solution = require_updatable(&state, Kind::Solution, "solution", arn, now)?;
     let mut fields = Map::new();
     let on = auto.or_else(|| effective(solution, "performAutoTraining", now).and_then(Value::as_bool));
     fields.insert("performAutoTraining".into(), json!(on.unwrap_or(true)));

@@ -1,4 +1,4 @@
-//! Campaigns: deployed solution versions. No real-time serving here; they follow the lifecycle.
+//! Campaigns: deployed solution versions, which the runtime (`runtime.rs`) answers from once ACTIVE.
 //!
 //! CreateCampaign's members: name (validated), solutionVersionArn (validated, must be ACTIVE),
 //! minProvisionedTPS (validated, at least 1, echoed: there is no capacity to provision locally),
@@ -13,7 +13,9 @@ use super::arn::validate_name;
 use super::batch::require_active_version;
 use super::lifecycle::{self, Lifecycle};
 use super::protocol::{ApiError, Input};
-use super::resources::{commit, copy_members, describe, list, list_where, new_record, require, status};
+use super::resources::{
+    commit, copy_members, describe, list, list_where, new_record, require, require_updatable,
+};
 use super::store::{CampaignUpdate, Kind};
 use crate::local::faults::JobKind;
 
@@ -70,19 +72,7 @@ pub fn update_campaign(shared: &Arc<Shared>, input: &Input) -> Result<Value, Api
     let tps = validate_tps(input)?;
     let mut state = shared.store.lock();
     let now = lifecycle::now();
-    let campaign = require(&state, Kind::Campaign, arn)?;
-    let current = status(campaign, now);
-    if current.as_ref().is_none_or(|s| s.name != lifecycle::ACTIVE) {
-        let name = current.map(|s| s.name).unwrap_or("unknown");
-        return Err(ApiError::in_use(format!(
-            "The campaign {arn} is {name}; only ACTIVE campaigns can be updated."
-        )));
-    }
-    if let Some(update) = &campaign.update
-        && update.life.status(now).is_busy()
-    {
-        return Err(ApiError::in_use(format!("The campaign {arn} has an update in progress.")));
-    }
+    let campaign = require_updatable(&state, Kind::Campaign, "campaign", arn, now)?;
     // The update starts from the campaign's current configuration.
     let mut fields = Map::new();
     for key in ["solutionVersionArn", "minProvisionedTPS", "campaignConfig"] {

@@ -264,6 +264,32 @@ pub fn require<'s>(state: &'s State, kind: Kind, arn: &str) -> Result<&'s Record
     state.get(arn).filter(|r| r.kind == kind).ok_or_else(|| ApiError::not_found(arn))
 }
 
+/// The record an Update* changes: it must be ACTIVE and have no update in progress
+/// (ResourceInUseException otherwise, as UpdateCampaign and UpdateSolution answer). `what` names
+/// the kind in the message ("campaign", "solution").
+pub fn require_updatable<'s>(
+    state: &'s State,
+    kind: Kind,
+    what: &str,
+    arn: &str,
+    now: f64,
+) -> Result<&'s Record, ApiError> {
+    let record = require(state, kind, arn)?;
+    let current = status(record, now);
+    if current.as_ref().is_none_or(|s| s.name != lifecycle::ACTIVE) {
+        let name = current.map(|s| s.name).unwrap_or("unknown");
+        return Err(ApiError::in_use(format!(
+            "The {what} {arn} is {name}; only ACTIVE {what}s can be updated."
+        )));
+    }
+    if let Some(update) = &record.update
+        && update.life.status(now).is_busy()
+    {
+        return Err(ApiError::in_use(format!("The {what} {arn} has an update in progress.")));
+    }
+    Ok(record)
+}
+
 /// How many records of `kind` are pending or in progress now (the service's quotas count these).
 pub fn busy_count(state: &State, kind: Kind, now: f64) -> usize {
     state.of_kind(kind).filter(|r| status(r, now).is_some_and(|s| s.is_busy())).count()
