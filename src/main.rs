@@ -66,15 +66,16 @@ enum Command {
 
 #[derive(Subcommand)]
 enum LocalCommand {
-    /// Serve Personalize on --port, S3 on --port + 1, EventBridge on --port + 2 and SQS on
-    /// --port + 3 (loopback), and print the environment that points AWS SDKs and the AWS CLI at
-    /// them. Ctrl-C stops.
+    /// Serve Personalize on --port, S3 on --port + 1, EventBridge on --port + 2, SQS on
+    /// --port + 3 and the Personalize runtime on --port + 4 (loopback), and print the environment
+    /// that points AWS SDKs and the AWS CLI at them. Ctrl-C stops.
     Serve {
         /// recflow's folder: the emulator's state, models, S3 objects and recorded events live in
         /// <DIR>/local (the same place `recflow run --local` uses) and survive restarts.
         #[arg(long, env = "RECFLOW_DATA_DIR", default_value = ".recflow", value_name = "DIR")]
         data_dir: PathBuf,
-        /// Personalize's port; S3, EventBridge and SQS take the next three. 0 picks free ports.
+        /// Personalize's port; S3, EventBridge, SQS and the Personalize runtime take the next four.
+        /// 0 picks free ports.
         #[arg(long, default_value_t = 7300)]
         port: u16,
         /// Run job lifecycles this many times faster (a job takes a few seconds at 1).

@@ -198,3 +198,22 @@ async fn deleting_the_lock_file_under_a_holder_lets_nobody_in() {
     drop(holder);
     FileStore::new(dir.path(), Durability::Fsync).load("held").await.unwrap();
 }
+
+/// A folder copied under another name is refused untouched: it would advance the original
+/// execution (and call services as it).
+#[tokio::test(start_paused = true)]
+async fn a_checkpoint_in_a_folder_of_another_name_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    partial_run(dir.path(), "original", 2).await;
+    let copy = dir.path().join("copy");
+    std::fs::create_dir_all(&copy).unwrap();
+    for file in ["checkpoint.json", "history.jsonl", "definition.json"] {
+        std::fs::copy(dir.path().join("original").join(file), copy.join(file)).unwrap();
+    }
+    let err = FileStore::new(dir.path(), Durability::Fsync).load("copy").await.expect_err("refused");
+    assert!(matches!(err, CheckpointError::Corrupt { .. }), "{err}");
+    assert!(
+        err.to_string().contains("holds the execution 'original', but its folder is named 'copy'"),
+        "{err}"
+    );
+}

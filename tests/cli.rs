@@ -613,6 +613,8 @@ fn every_positional_argument_is_described_in_help() {
         &["daemon"],
         &["local", "serve"],
         &["local", "seed"],
+        &["export"],
+        &["iam-policy"],
     ];
     for command in commands {
         let out = Command::new(BIN).args(*command).arg("-h").output().expect("runs");

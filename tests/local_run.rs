@@ -98,3 +98,22 @@ fn train_compare_labels_each_solutions_metrics() {
         assert_eq!(lines.iter().filter(|l| l.starts_with(&label)).count(), 1, "{state}: {stdout}");
     }
 }
+
+/// A name in use is refused before the emulator starts (which would resume the jobs it holds).
+#[test]
+fn a_local_run_with_a_name_in_use_is_refused_before_the_emulator_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let wf = "workflows/nightly-refresh-portable.asl.json";
+    let mock = "workflows/nightly-refresh-portable.mock.json";
+    let out = recflow(dir.path(), &["run", wf, "--mock", mock, "--name", "taken", "--time-scale", "100000"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out =
+        recflow(dir.path(), &["run", "workflows/nightly-refresh.asl.json", "--local", "--name", "taken"])
+            .output()
+            .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("already exists"), "{}", text(&out));
+    assert!(!dir.path().join("local").exists(), "the emulator was started: {}", text(&out));
+}

@@ -299,6 +299,8 @@ enum Kind {
     Json,
     /// `false`: States.JsonMerge supports only a shallow merge.
     False,
+    /// A hash algorithm States.Hash knows (MD5, SHA-1, SHA-256, SHA-384, SHA-512).
+    Algorithm,
 }
 
 impl Kind {
@@ -310,6 +312,7 @@ impl Kind {
             Kind::Number => v.is_number(),
             Kind::Json => false,
             Kind::False => v == &Value::Bool(false),
+            Kind::Algorithm => v.as_str().is_some_and(|a| hash(a, b"").is_some()),
         }
     }
 
@@ -321,6 +324,7 @@ impl Kind {
             Kind::Number => "a number",
             Kind::Json => "an array or object (from a path or a call; a literal cannot be one)",
             Kind::False => "false (only a shallow merge is supported)",
+            Kind::Algorithm => "one of MD5, SHA-1, SHA-256, SHA-384 and SHA-512",
         }
     }
 }
@@ -336,7 +340,7 @@ fn kinds(func: Func) -> &'static [Kind] {
         Func::ArrayContains => &[Json, Any],
         Func::ArrayRange => &[Integer, Integer, Integer],
         Func::ArrayLength | Func::ArrayUnique => &[Json],
-        Func::Hash => &[String, String],
+        Func::Hash => &[String, Algorithm],
         Func::JsonMerge => &[Json, Json, False],
         Func::MathRandom | Func::MathAdd => &[Number, Number, Number],
         Func::StringSplit => &[String, String],
@@ -796,8 +800,11 @@ mod tests {
         assert!(refused("States.ArrayLength('abc')").contains("must be an array or object"));
         assert!(refused("States.MathAdd('1', 2)").contains("argument 1 of States.MathAdd must be a number"));
         assert!(refused("States.MathRandom(5, 1)").contains("must be less than the end"));
-        assert!(refused("States.Hash('x', 'SHA-3')").contains("unknown algorithm 'SHA-3'"));
-        assert!(refused("States.Hash('x', 1)").contains("argument 2 of States.Hash must be a string"));
+        assert!(
+            refused("States.Hash('x', 'SHA-3')").contains("argument 2 of States.Hash must be one of MD5")
+        );
+        assert!(refused("States.Hash('x', 1)").contains("argument 2 of States.Hash must be one of MD5"));
+        assert!(refused("States.Hash($.x, 'MD6')").contains("argument 2 of States.Hash must be one of MD5"));
         assert!(refused("States.JsonMerge($.a, $.b, true)").contains("must be false"));
         assert!(refused("States.StringToJson('{')").contains("not JSON"));
         assert!(refused("States.Base64Decode('***')").contains("not base64"));

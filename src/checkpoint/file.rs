@@ -369,6 +369,17 @@ fn open(
     let dir = existing(root, name)?;
     let lock = lock(&dir, name)?;
     let (doc, definition, definition_sha256) = read_document(&dir)?;
+    if doc.execution.name != name {
+        // A folder copied under another name would advance (and call services as) the original.
+        return Err(CheckpointError::Corrupt {
+            path: dir.join(CHECKPOINT),
+            reason: format!(
+                "it holds the execution '{}', but its folder is named '{name}': an execution lives in the folder \
+                 of its own name (start a new execution instead of copying one)",
+                doc.execution.name
+            ),
+        });
+    }
     if let Some(pinned) = doc.definition_sha256.as_deref().filter(|p| *p != definition_sha256) {
         let path = dir.join(DEFINITION);
         return Err(CheckpointError::Corrupt {

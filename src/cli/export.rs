@@ -33,8 +33,11 @@ pub enum ExportFormat {
 pub struct ExportArgs {
     /// The workflow (ASL JSON).
     pub file: PathBuf,
+    /// The engine to export for (AWS Step Functions is the one there is)
     #[arg(long, value_enum)]
     pub target: Target,
+    /// The definition alone (json), or wrapped in an AWS::StepFunctions::StateMachine with its
+    /// IAM role (cloudformation)
     #[arg(long, value_enum, default_value_t = ExportFormat::Json)]
     pub format: ExportFormat,
     /// A Lambda function ARN that publishes today's picks in Step Functions (it takes the picks

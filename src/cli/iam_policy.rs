@@ -19,6 +19,7 @@ pub enum For {
 /// `recflow iam-policy`'s arguments.
 #[derive(clap::Args)]
 pub struct IamPolicyArgs {
+    /// The workflows (ASL JSON) whose calls the policy allows, one or more
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
     #[arg(long = "for", value_enum, default_value_t = For::Recflow)]

@@ -36,6 +36,10 @@ pub async fn serve(opts: ServeOptions) -> Result<ExitCode> {
         emulator.sqs.endpoint(),
         emulator.events.rules().len()
     );
+    println!(
+        "  Personalize runtime  {}  (GetRecommendations, GetPersonalizedRanking on ACTIVE campaigns)",
+        emulator.personalize_runtime.endpoint()
+    );
     println!("Point an AWS SDK or the AWS CLI at it:");
     for (key, value) in emulator.environment() {
         println!("export {key}={value}");

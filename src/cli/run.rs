@@ -14,7 +14,7 @@ use super::common::{
 };
 use super::integrations::{LaunchRecord, TaskOptions, integrations};
 use super::summary;
-use crate::checkpoint::{Durability, ExecutionStore, NullStore};
+use crate::checkpoint::{CheckpointError, Durability, ExecutionStore, NullStore};
 use crate::engine::{Launch, Stop};
 
 /// `recflow run`'s arguments, as clap reads them.
@@ -181,6 +181,12 @@ pub async fn run(opts: RunOptions) -> Result<ExitCode> {
     let checkpoints = (!opts.no_checkpoint).then_some(opts.checkpoint_dir.as_path());
     // Job durations, launch.json and the summary live beside file checkpoints only.
     let local_dir = checkpoints.filter(|d| s3_checkpoints(d).is_none());
+    // Before the emulator starts (and resumes the jobs it holds): a name in use is refused now.
+    if let Some(dir) = local_dir
+        && dir.join(&name).join("checkpoint.json").exists()
+    {
+        return Err(CheckpointError::Exists { name, dir: dir.to_path_buf() }.into());
+    }
     let integrations = integrations(&opts.tasks, &machine, &source, local_dir).await?;
     // After the integrations: a sped-up clock must not count the emulator's setup, or the
     // execution would start in the future.

@@ -118,7 +118,7 @@ fn arn_shape(resource: &str) -> Result<(), String> {
         )),
         _ => Err(format!(
             "'{resource}' is not a valid resource ARN (arn:<partition>:<service>:<region>:<account>:<resource>, \
-             such as arn:aws:states:::personalize:createSolutionVersion.sync); AWS refuses it when the state \
+             such as arn:aws:states:::aws-sdk:personalize:createSolutionVersion.sync); AWS refuses it when the state \
              machine is created"
         )),
     }

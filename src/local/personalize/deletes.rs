@@ -36,7 +36,12 @@ pub fn delete_dataset_group(shared: &Arc<Shared>, input: &Input) -> Result<Value
         let member = |kind: Kind| {
             state.of_kind(kind).find(|r| r.field_str("datasetGroupArn") == Some(group.arn.as_str()))
         };
-        for (kind, what) in [(Kind::Dataset, "dataset"), (Kind::Solution, "solution")] {
+        // Filters too: they read the group's datasets, and one left behind would attach itself
+        // to a new group of the same name (the API reference names only datasets, solutions and
+        // event trackers; this is the emulator's call).
+        for (kind, what) in
+            [(Kind::Dataset, "dataset"), (Kind::Solution, "solution"), (Kind::Filter, "filter")]
+        {
             if let Some(dependant) = member(kind) {
                 return Err(ApiError::in_use(format!(
                     "The dataset group {} still has the {what} {}; delete it first.",
