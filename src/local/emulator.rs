@@ -266,10 +266,21 @@ impl Emulator {
 
     /// Stops every service; waiting SQS long polls answer with no messages.
     pub async fn shutdown(self) {
-        self.personalize.shutdown().await;
-        self.personalize_runtime.stopped().await;
-        self.s3.shutdown().await;
-        self.events.shutdown().await;
-        self.sqs.shutdown().await;
+        bounded("Personalize", self.personalize.shutdown()).await;
+        bounded("the Personalize runtime", self.personalize_runtime.stopped()).await;
+        bounded("S3", self.s3.shutdown()).await;
+        bounded("EventBridge", self.events.shutdown()).await;
+        bounded("SQS", self.sqs.shutdown()).await;
+    }
+}
+
+/// How long one service may take to stop before the emulator stops waiting for it: a stop must
+/// end (a supervisor's SIGTERM, a test's), and every write is atomic, so what is cut short is
+/// redone by the next emulator on the same data directory.
+const SHUTDOWN_LIMIT: std::time::Duration = std::time::Duration::from_secs(15);
+
+async fn bounded(service: &str, stop: impl std::future::Future<Output = ()>) {
+    if tokio::time::timeout(SHUTDOWN_LIMIT, stop).await.is_err() {
+        tracing::warn!("local {service} did not stop within {SHUTDOWN_LIMIT:?}; leaving it");
     }
 }

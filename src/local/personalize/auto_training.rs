@@ -117,7 +117,8 @@ pub async fn run(shared: Arc<Shared>) {
             .map_or(RECHECK, |d| d.min(RECHECK));
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
-            _ = shutdown.changed() => return,
+            // wait_for sees a stop sent before this loop first looked, which changed() would miss.
+            _ = shutdown.wait_for(|stop| *stop) => return,
         }
     }
 }
