@@ -193,3 +193,28 @@ fn a_resource_that_is_not_an_arn_is_refused() {
         assert_eq!(check(good), Vec::<String>::new(), "{good}");
     }
 }
+
+/// A state named twice (or any key given twice in one object) is refused: a JSON parser keeps
+/// only one of them, and validate used to report the survivor as valid.
+#[test]
+fn a_key_given_twice_is_refused_where_it_repeats() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("twice.asl.json");
+    std::fs::write(
+        &file,
+        r#"{"StartAt":"A","States":{"A":{"Type":"Pass","End":true},"A":{"Type":"Succeed"}}}"#,
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_recflow")).arg("validate").arg(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("error: States: the key 'A' appears twice"), "{stdout}");
+    let out = Command::new(env!("CARGO_BIN_EXE_recflow"))
+        .args(["run", "--no-checkpoint"])
+        .arg(&file)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the key 'A' appears twice"));
+}

@@ -196,9 +196,19 @@ impl State {
 
 impl StateMachine {
     /// Reads a definition from JSON text; `Err` holds every problem found.
+    /// Parses and checks a definition's text: JSON, no key twice in one object (a parser would
+    /// keep only one of them), then [`StateMachine::from_json`]'s checks.
     pub fn parse(text: &str) -> Result<StateMachine, Vec<DefinitionError>> {
         let value: Value = serde_json::from_str(text)
             .map_err(|e| vec![DefinitionError::new("", format!("not valid JSON: {e}"))])?;
+        if let Some((at, key)) = super::duplicate_keys::first_duplicate(text) {
+            return Err(vec![DefinitionError::new(
+                at,
+                format!(
+                    "the key '{key}' appears twice; JSON keeps only one of them, so the other would be lost"
+                ),
+            )]);
+        }
         Self::from_json(&value)
     }
 

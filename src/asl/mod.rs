@@ -3,6 +3,7 @@
 
 pub mod choice;
 pub mod definition;
+pub mod duplicate_keys;
 pub mod env;
 pub mod errors;
 pub(crate) mod fields;

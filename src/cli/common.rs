@@ -43,7 +43,7 @@ pub fn load_definition(path: &Path) -> Result<(StateMachine, Value)> {
     let text = std::fs::read_to_string(path).map_err(|e| usage(format!("{}: {e}", path.display())))?;
     let value: Value =
         serde_json::from_str(&text).map_err(|e| usage(format!("{}: not valid JSON: {e}", path.display())))?;
-    let machine = StateMachine::from_json(&value).map_err(|errors| {
+    let machine = StateMachine::parse(&text).map_err(|errors| {
         let lines: Vec<String> = errors.iter().map(|e| format!("{}: {e}", path.display())).collect();
         usage(lines.join("\n"))
     })?;
