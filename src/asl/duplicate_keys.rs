@@ -12,10 +12,7 @@ use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 /// JSON parser reports that). Nesting is bounded by serde_json's recursion limit (128).
 pub fn first_duplicate(text: &str) -> Option<(String, String)> {
     let mut de = serde_json::Deserializer::from_str(text);
-    match (Checker { at: String::new() }).deserialize(&mut de) {
-        Ok(found) => found,
-        Err(_) => None,
-    }
+    (Checker { at: String::new() }).deserialize(&mut de).unwrap_or_default()
 }
 
 /// Walks one value at `at`; gives the first duplicate below it.
