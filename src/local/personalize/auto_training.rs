@@ -33,9 +33,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::Shared;
-use super::lifecycle::{self, Lifecycle};
+use super::lifecycle;
 use super::protocol::{ApiError, Input};
-use super::resources::{require_updatable, status};
+use super::resources::{begin_update, require_updatable, status};
 use super::store::{CampaignUpdate, Kind, Record, State};
 
 /// Emulated seconds from a solution turning ACTIVE to its first automatic training.
@@ -255,15 +255,7 @@ pub fn update_solution(shared: &Arc<Shared>, input: &Input) -> Result<Value, Api
         target.insert("autoTrainingConfig".into(), auto_config);
     }
     fields.insert("solutionConfig".into(), solution_config);
-    let life = Lifecycle::begin(shared, false, 0.0, None);
-    let Some(record) = state.records.get_mut(arn) else { return Err(ApiError::not_found(arn)) };
-    let previous = record.update.replace(CampaignUpdate { fields, life });
-    if let Err(e) = shared.store.persist(&state) {
-        if let Some(record) = state.records.get_mut(arn) {
-            record.update = previous;
-        }
-        return Err(ApiError::internal(format!("cannot persist the state: {e}")));
-    }
+    begin_update(shared, &mut state, arn, fields)?;
     Ok(json!({ "solutionArn": arn }))
 }
 

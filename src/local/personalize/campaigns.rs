@@ -14,9 +14,9 @@ use super::batch::require_active_version;
 use super::lifecycle::{self, Lifecycle};
 use super::protocol::{ApiError, Input};
 use super::resources::{
-    commit, copy_members, describe, list, list_where, new_record, require, require_updatable,
+    begin_update, commit, copy_members, describe, list, list_where, new_record, require, require_updatable,
 };
-use super::store::{CampaignUpdate, Kind};
+use super::store::Kind;
 use crate::local::faults::JobKind;
 
 fn validate_tps(input: &Input) -> Result<Option<i64>, ApiError> {
@@ -90,14 +90,6 @@ pub fn update_campaign(shared: &Arc<Shared>, input: &Input) -> Result<Value, Api
         fields.insert("minProvisionedTPS".into(), json!(tps));
     }
     copy_members(input, &mut fields, &["campaignConfig"]);
-    let life = Lifecycle::begin(shared, false, 0.0, None);
-    let Some(record) = state.records.get_mut(arn) else { return Err(ApiError::not_found(arn)) };
-    let previous = record.update.replace(CampaignUpdate { fields, life });
-    if let Err(e) = shared.store.persist(&state) {
-        if let Some(record) = state.records.get_mut(arn) {
-            record.update = previous;
-        }
-        return Err(ApiError::internal(format!("cannot persist the state: {e}")));
-    }
+    begin_update(shared, &mut state, arn, fields)?;
     Ok(json!({ "campaignArn": arn }))
 }

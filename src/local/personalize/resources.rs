@@ -290,6 +290,26 @@ pub fn require_updatable<'s>(
     Ok(record)
 }
 
+/// Starts an Update*'s change of `arn` to `fields`; the change goes through its own lifecycle
+/// and applies once ACTIVE. The state is persisted, or left as it was when that fails.
+pub fn begin_update(
+    shared: &Arc<Shared>,
+    state: &mut State,
+    arn: &str,
+    fields: Map<String, Value>,
+) -> Result<(), ApiError> {
+    let life = Lifecycle::begin(shared, false, 0.0, None);
+    let Some(record) = state.records.get_mut(arn) else { return Err(ApiError::not_found(arn)) };
+    let previous = record.update.replace(super::store::CampaignUpdate { fields, life });
+    if let Err(e) = shared.store.persist(state) {
+        if let Some(record) = state.records.get_mut(arn) {
+            record.update = previous;
+        }
+        return Err(ApiError::internal(format!("cannot persist the state: {e}")));
+    }
+    Ok(())
+}
+
 /// How many records of `kind` are pending or in progress now (the service's quotas count these).
 pub fn busy_count(state: &State, kind: Kind, now: f64) -> usize {
     state.of_kind(kind).filter(|r| status(r, now).is_some_and(|s| s.is_busy())).count()
