@@ -731,20 +731,7 @@ async fn publishes_the_output_of_a_local_batch_inference_job() {
     let group = clients::dataset_group(&pz, "picks", "aws-user-personalization").await;
     let location = format!("s3://{BUCKET}/{}", summary.interactions_key);
     clients::import_and_wait(&pz, "picks-import", &group.dataset, &location, 10, 3000).await;
-    let version = pz
-        .create_solution_version()
-        .solution_arn(&group.solution)
-        .send()
-        .await
-        .unwrap()
-        .solution_version_arn
-        .unwrap();
-    let status = clients::wait_for("training", 10, 3000, || async {
-        let v = pz.describe_solution_version().solution_version_arn(&version).send().await.unwrap();
-        v.solution_version.unwrap().status.unwrap()
-    })
-    .await;
-    assert_eq!(status, "ACTIVE");
+    let version = clients::train_and_wait(&pz, &group.solution).await;
     let job = pz
         .create_batch_inference_job()
         .job_name("picks-batch")

@@ -155,6 +155,25 @@ pub async fn dataset_group_training(
     Group { group, dataset, solution }
 }
 
+/// Trains a version of `solution` and waits until it is ACTIVE; gives its ARN.
+pub async fn train_and_wait(pz: &aws_sdk_personalize::Client, solution: &str) -> String {
+    let version = pz
+        .create_solution_version()
+        .solution_arn(solution)
+        .send()
+        .await
+        .unwrap()
+        .solution_version_arn
+        .unwrap();
+    let status = wait_for("training", 10, 3000, || async {
+        let v = pz.describe_solution_version().solution_version_arn(&version).send().await.unwrap();
+        v.solution_version.unwrap().status.unwrap()
+    })
+    .await;
+    assert_eq!(status, "ACTIVE");
+    version
+}
+
 /// Imports `location` into `dataset` as the job `name` and waits until the job is ACTIVE.
 pub async fn import_and_wait(
     pz: &aws_sdk_personalize::Client,

@@ -35,22 +35,7 @@ pub async fn demo_imported(dir: &Path) -> Trained {
 impl Trained {
     /// Trains a version of `solution` and waits until it is ACTIVE.
     pub async fn train(&self, solution: &str) -> String {
-        let version = self
-            .pz
-            .create_solution_version()
-            .solution_arn(solution)
-            .send()
-            .await
-            .unwrap()
-            .solution_version_arn
-            .unwrap();
-        let status = clients::wait_for("training", 10, 3000, || async {
-            let v = self.pz.describe_solution_version().solution_version_arn(&version).send().await.unwrap();
-            v.solution_version.unwrap().status.unwrap()
-        })
-        .await;
-        assert_eq!(status, "ACTIVE");
-        version
+        clients::train_and_wait(&self.pz, solution).await
     }
 
     /// Writes `lines` as the JSON Lines object `key` of the demo bucket.
