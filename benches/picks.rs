@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use aws_sdk_s3::primitives::ByteStream;
 use recflow::local::emulator::{Emulator, LocalConfig};
+use recflow::local::s3::{BucketName, objects};
 use recflow::tasks::picks::{self, PublishPicks};
 use serde_json::json;
 
@@ -118,13 +119,15 @@ async fn main() {
     let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-tmp");
     std::fs::create_dir_all(&base).unwrap();
     let dir = tempfile::tempdir_in(&base).unwrap();
-    let root = dir.path().join("s3").join(BUCKET);
+    let s3_root = dir.path().join("s3");
+    let bucket = BucketName::parse(BUCKET).unwrap();
+    let generated = dir.path().join("generated");
 
     let mut inputs = Vec::new();
     for &users in &sizes {
         let started = Instant::now();
         let key = format!("batch-{users}/users.json.out");
-        let bytes = generate(&root.join(&key), users);
+        let bytes = generate(&generated.join(&key), users);
         println!(
             "picks: generated {users} users x {ITEMS} items, {:.0} MB, in {:.2} s",
             bytes as f64 / 1e6,
@@ -135,11 +138,10 @@ async fn main() {
 
     let emulator = Emulator::start(&LocalConfig::new(dir.path())).await.unwrap();
     let s3 = clients::s3(&emulator);
-    // Uploaded over the generated file, so that the local S3 knows its ETag as real S3 would:
-    // a file it never stored is hashed whole on every GET.
+    // Uploaded through the local S3, as a batch job's output would be stored.
     for (_, key, _) in &inputs {
         let started = Instant::now();
-        let body = ByteStream::from_path(root.join(key)).await.unwrap();
+        let body = ByteStream::from_path(generated.join(key)).await.unwrap();
         s3.put_object().bucket(BUCKET).key(key).body(body).send().await.unwrap();
         println!("picks: uploaded {key} in {:.2} s", started.elapsed().as_secs_f64());
     }
@@ -165,13 +167,15 @@ async fn main() {
             assert_eq!(result["Users"], *users);
             assert_eq!(result["Items"], users * top_n);
 
-            let cat = time_cat(&root.join(key));
+            let cat = time_cat(&objects::object_path(&s3_root, &bucket, key));
             let get = time_get(&s3, key).await;
             let mb = *bytes as f64 / 1e6;
-            let output: u64 = std::fs::read_dir(root.join(format!("picks-{users}-top{top_n}/2026-11-29")))
-                .unwrap()
-                .map(|e| e.unwrap().metadata().unwrap().len())
-                .sum();
+            let output: u64 =
+                objects::list(&s3_root, &bucket, &format!("picks-{users}-top{top_n}/2026-11-29/"))
+                    .unwrap()
+                    .iter()
+                    .map(|o| o.size)
+                    .sum();
             println!(
                 "picks: {users} users, TopN {top_n}: input {mb:.0} MB in {secs:.2} s = {:.0} MB/s \
                  (CPU {cpu:.1} s, {:.2} cores; output {:.0} MB in {} parts)\n  \

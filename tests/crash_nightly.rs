@@ -63,17 +63,16 @@ fn checkpoints(dir: &Path) -> PathBuf {
 
 /// The picks part files of the day, as (name, bytes), in name order.
 fn picks(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let root = dir.join("local/s3/recflow-demo/picks");
-    let days: Vec<PathBuf> =
-        std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
+    let bucket = recflow::local::s3::BucketName::parse("recflow-demo").unwrap();
+    let stored = recflow::local::s3::objects::list(&dir.join("local/s3"), &bucket, "picks/").unwrap();
+    let days: std::collections::BTreeSet<&str> =
+        stored.iter().filter_map(|o| o.key.split('/').nth(1)).filter(|d| *d != "latest.json").collect();
     assert_eq!(days.len(), 1, "{days:?}");
-    let mut parts: Vec<(String, Vec<u8>)> = std::fs::read_dir(&days[0])
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("part-"))
-        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()))
+    let parts: Vec<(String, Vec<u8>)> = stored
+        .iter()
+        .filter(|o| o.file_name().starts_with("part-"))
+        .map(|o| (o.file_name().to_owned(), std::fs::read(&o.path).unwrap()))
         .collect();
-    parts.sort();
     assert!(!parts.is_empty());
     parts
 }

@@ -243,7 +243,9 @@ fn two_starts_at_once_with_s3_checkpoints_one_advances_the_other_stops_cleanly()
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let parked: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(parked["status"], "RUNNING");
-    assert!(dir.path().join("local/s3/checkpoints/team").is_dir(), "the checkpoint is in the bucket");
+    let bucket = recflow::local::s3::BucketName::parse("checkpoints").unwrap();
+    let stored = recflow::local::s3::objects::list(&dir.path().join("local/s3"), &bucket, "team/").unwrap();
+    assert!(!stored.is_empty(), "the checkpoint is in the bucket");
 
     let spawn = || {
         emulator

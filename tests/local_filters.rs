@@ -132,9 +132,11 @@ async fn item_metadata_filters_with_placeholders_apply_per_line() {
         genres.insert(item.clone(), g);
         prices.insert(item.clone(), price);
     }
-    let items_path = t.emulator.s3_root().join(BUCKET).join("items/items.csv");
-    std::fs::create_dir_all(items_path.parent().unwrap()).unwrap();
-    std::fs::write(&items_path, csv).unwrap();
+    let bucket = recflow::local::s3::BucketName::parse(BUCKET).unwrap();
+    recflow::local::s3::objects::write_object_with(&t.emulator.s3_root(), &bucket, "items/items.csv", |w| {
+        w.write_all(csv.as_bytes())
+    })
+    .unwrap();
     let schema = t
         .pz
         .create_schema()
@@ -234,7 +236,12 @@ impl trained::Trained {
     /// A trained version and the catalogue it knows (every item any user was recommended or had).
     async fn batch_free_version(&self) -> (String, Vec<String>) {
         let version = self.train(&self.demo.solution_arn).await;
-        let path = self.emulator.s3_root().join(BUCKET).join(recflow::local::seed::INTERACTIONS_KEY);
+        let bucket = recflow::local::s3::BucketName::parse(BUCKET).unwrap();
+        let path = recflow::local::s3::objects::object_path(
+            &self.emulator.s3_root(),
+            &bucket,
+            recflow::local::seed::INTERACTIONS_KEY,
+        );
         let mut reader = csv::Reader::from_path(path).unwrap();
         let mut catalogue: Vec<String> = reader.records().map(|r| r.unwrap()[1].to_string()).collect();
         catalogue.sort();

@@ -78,12 +78,19 @@ fn client(handle: &PersonalizeHandle, retries: bool) -> Client {
     Client::from_conf(conf)
 }
 
-/// Writes `<data_dir>/s3/<bucket>/<key>`.
+/// The file of `bucket`/`key` in the local S3 of `dir` (`<data_dir>`).
+fn stored(dir: &Path, bucket: &str, key: &str) -> PathBuf {
+    let bucket = recflow::local::s3::BucketName::parse(bucket).unwrap();
+    recflow::local::s3::objects::object_path(&dir.join("s3"), &bucket, key)
+}
+
+/// Stores `body` as `bucket`/`key` in the local S3 of `dir` (`<data_dir>`); returns its file.
 fn put_object(dir: &Path, bucket: &str, key: &str, body: &str) -> PathBuf {
-    let path = dir.join("s3").join(bucket).join(key);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(&path, body).unwrap();
-    path
+    let root = dir.join("s3");
+    let bucket = recflow::local::s3::BucketName::parse(bucket).unwrap();
+    recflow::local::s3::objects::write_object_with(&root, &bucket, key, |w| w.write_all(body.as_bytes()))
+        .unwrap();
+    recflow::local::s3::objects::object_path(&root, &bucket, key)
 }
 
 /// `users` users with `per_user` interactions each over a catalogue of 60 items.
@@ -326,17 +333,21 @@ async fn import_train_and_batch_by_hand_with_each_status_in_order() {
     assert_eq!(bij, format!("{arn_prefix}:batch-inference-job/shop-batch"));
     let (seen, _) = wait(&client, Res::Inference, &bij).await;
     assert_eq!(seen, ["CREATE PENDING", "CREATE IN_PROGRESS", "ACTIVE"]);
-    let out = std::fs::read_to_string(dir.path().join("s3/data/out/users.json.out")).unwrap();
+    let out = std::fs::read_to_string(stored(dir.path(), "data", "out/users.json.out")).unwrap();
     assert_eq!(out.lines().count(), 30);
     let first: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
     assert_eq!(first["input"], json!({"userId": "u0"}));
     assert_eq!(first["output"]["recommendedItems"].as_array().unwrap().len(), 5);
-    // Only the finished file is in the output folder: the temporary name was renamed.
-    let names: Vec<String> = std::fs::read_dir(dir.path().join("s3/data/out"))
+    // Only the finished object is under the output path, and no temporary file is left.
+    let data = recflow::local::s3::BucketName::parse("data").unwrap();
+    let listed = recflow::local::s3::objects::list(&dir.path().join("s3"), &data, "out/").unwrap();
+    assert_eq!(listed.iter().map(|o| o.key.as_str()).collect::<Vec<_>>(), ["out/users.json.out"]);
+    let temporaries: Vec<String> = std::fs::read_dir(dir.path().join("s3/data"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
         .collect();
-    assert_eq!(names, ["users.json.out"]);
+    assert!(temporaries.is_empty(), "{temporaries:?}");
 
     let bsj = client
         .create_batch_segment_job()
@@ -352,7 +363,7 @@ async fn import_train_and_batch_by_hand_with_each_status_in_order() {
         .unwrap();
     let (seen, _) = wait(&client, Res::Segment, &bsj).await;
     assert_eq!(seen, ["CREATE PENDING", "CREATE IN_PROGRESS", "ACTIVE"]);
-    assert!(dir.path().join("s3/data/segments/users.json.out").is_file());
+    assert!(stored(dir.path(), "data", "segments/users.json.out").is_file());
 
     let campaign = client
         .create_campaign()
@@ -1625,7 +1636,7 @@ async fn every_listed_recipe_works_end_to_end_or_is_refused_at_create_solution()
         .await;
         wait_active(&client, Res::Inference, &job).await;
         let out =
-            std::fs::read_to_string(dir.path().join(format!("s3/data/{name}/out/in.json.out"))).unwrap();
+            std::fs::read_to_string(stored(dir.path(), "data", &format!("{name}/out/in.json.out"))).unwrap();
         let out: Value = serde_json::from_str(out.trim()).unwrap();
         assert_eq!(out["error"], Value::Null, "{name}: {out}");
         assert!(!out["output"]["recommendedItems"].as_array().unwrap().is_empty(), "{name}: {out}");

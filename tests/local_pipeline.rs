@@ -37,7 +37,12 @@ async fn import_train_batch_and_announce_through_the_emulator() {
     let summary = write_demo_data(staging.path(), "staging", &opts).unwrap();
     s3.create_bucket().bucket("demo").send().await.unwrap();
     for key in [&summary.interactions_key, &summary.users_key] {
-        let body = std::fs::read(staging.path().join("staging").join(key)).unwrap();
+        let staged = recflow::local::s3::objects::object_path(
+            staging.path(),
+            &recflow::local::s3::BucketName::parse("staging").unwrap(),
+            key,
+        );
+        let body = std::fs::read(staged).unwrap();
         s3.put_object().bucket("demo").key(key).body(body.into()).send().await.unwrap();
     }
 

@@ -28,7 +28,11 @@ fn fixture() -> &'static Fixture {
         let opts = SeedOptions::default();
         let dir = tempfile::tempdir().unwrap();
         let summary = write_demo_data(dir.path(), "demo", &opts).unwrap();
-        let csv = dir.path().join("demo").join(&summary.interactions_key);
+        let csv = recflow::local::s3::objects::object_path(
+            dir.path(),
+            &recflow::local::s3::BucketName::parse("demo").unwrap(),
+            &summary.interactions_key,
+        );
         let interactions = read_interactions(BufReader::new(std::fs::File::open(csv).unwrap())).unwrap();
         assert_eq!(interactions.len(), opts.interactions);
         let personalization = train(Recipe::UserPersonalization, &interactions).unwrap();
@@ -388,7 +392,10 @@ fn demo_data_is_repeatable_and_well_formed() {
     assert_eq!(summary.interactions_key, "interactions/interactions.csv");
     assert_eq!(summary.users_key, "batch/users.jsonl");
     assert_eq!((summary.users, summary.items, summary.interactions), (300, 120, 5_000));
-    let read = |d: &tempfile::TempDir, key: &str| std::fs::read(d.path().join("bkt").join(key)).unwrap();
+    let bucket = recflow::local::s3::BucketName::parse("bkt").unwrap();
+    let read = |d: &tempfile::TempDir, key: &str| {
+        std::fs::read(recflow::local::s3::objects::object_path(d.path(), &bucket, key)).unwrap()
+    };
     for key in [&summary.interactions_key, &summary.users_key] {
         assert!(read(&a, key) == read(&b, key), "{key} differs between runs");
     }

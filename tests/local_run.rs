@@ -34,7 +34,7 @@ fn run_local_killed_then_resumed_without_flags_then_run_again() {
         .output()
         .unwrap();
     assert_eq!(killed.status.code(), None, "killed by its signal: {}", text(&killed));
-    let csv = dir.path().join("local/s3/recflow-demo/interactions/interactions.csv");
+    let csv = dir.path().join("local/s3/recflow-demo/interactions%2Finteractions.csv");
     assert!(csv.exists(), "the demo data was seeded under --data-dir");
     let seeded_at = std::fs::metadata(&csv).unwrap().modified().unwrap();
 

@@ -150,7 +150,14 @@ async fn basic_object_operations_round_trip() {
     local.client.delete_object().bucket("data").key("in/a.json").send().await.expect("delete");
     let (code, status) = failure(local.client.get_object().bucket("data").key("in/a.json").send().await);
     assert_eq!((code.as_str(), status), ("NoSuchKey", 404));
-    assert!(local.root().join("data/in/b.json").is_file(), "objects live at <root>/<bucket>/<key>");
+    let data = recflow::local::s3::BucketName::parse("data").unwrap();
+    let stored = recflow::local::s3::objects::object_path(&local.root(), &data, "in/b.json");
+    assert_eq!(
+        stored,
+        local.root().join("data/in%2Fb.json"),
+        "objects live at <root>/<bucket>/<name of key>"
+    );
+    assert!(stored.is_file());
 
     // The client still holds a pooled keep-alive connection; shutdown closes it and the port.
     let addr = local.server.addr();
@@ -209,50 +216,159 @@ async fn large_object_and_three_part_multipart_upload_round_trip() {
     local.server.shutdown().await;
 }
 
+/// Every key S3 allows is stored as itself (issue 8: `a` beside `a/b`, `a//b`, `./x`, `../x`,
+/// a trailing `/` with a body, 1,024 bytes), read back, listed in UTF-8 binary order, rolled up
+/// at the delimiter, paged, copied and deleted; none touches anything outside its bucket.
 #[tokio::test]
-async fn dot_dot_keys_are_refused_and_touch_nothing_outside_the_bucket() {
+async fn every_key_s3_allows_is_stored_as_itself_inside_its_bucket() {
     let local = Local::start().await;
     local.bucket("data").await;
     local.bucket("secret").await;
     local.put("secret", "k", b"private").await;
-    let before = tree(&local.root());
+    let longest = format!("long/{}", "k".repeat(1019));
+    let keys: Vec<String> = [
+        "a",
+        "a/b",
+        "a//b",
+        "./x",
+        "../x",
+        "x/../../other/k",
+        "x/../../secret/k",
+        "../secret/k",
+        "a/./b",
+        "/abs",
+        "dir/",
+        "100%/done",
+        "plus+sign .csv",
+        "é/ü",
+        ".hidden",
+        "..",
+    ]
+    .iter()
+    .map(|k| k.to_string())
+    .chain([longest.clone()])
+    .collect();
+    let outside = |root: &Path| -> BTreeSet<PathBuf> {
+        tree(root).into_iter().filter(|p| !p.starts_with("data")).collect()
+    };
+    let before = outside(&local.root());
 
-    for key in ["x/../../other/k", "x/../../secret/k", "../secret/k", "a/./b", "/abs"] {
-        let put =
-            local.client.put_object().bucket("data").key(key).body(ByteStream::from_static(b"evil")).send();
-        let (code, status) = failure(put.await);
-        assert_eq!((code.as_str(), status), ("InvalidArgument", 400), "put {key}");
-
-        let get = local.client.get_object().bucket("data").key(key).send().await;
-        assert_eq!(failure(get).0, "InvalidArgument", "get {key}");
-
-        let delete = local.client.delete_object().bucket("data").key(key).send().await;
-        assert_eq!(failure(delete).0, "InvalidArgument", "delete {key}");
-
-        let create = local.client.create_multipart_upload().bucket("data").key(key).send().await;
-        assert_eq!(failure(create).0, "InvalidArgument", "multipart {key}");
+    for key in &keys {
+        local.put("data", key, key.as_bytes()).await;
     }
-    // A refused copy source is not read, and a refused destination not written.
-    let copy_out =
-        local.client.copy_object().bucket("data").key("stolen").copy_source("data/x/../../secret/k");
-    assert_eq!(failure(copy_out.send().await).0, "InvalidArgument");
-    let copy_in = local.client.copy_object().bucket("data").key("x/../../secret/k").copy_source("secret/k");
-    assert_eq!(failure(copy_in.send().await).0, "InvalidArgument");
+    for key in &keys {
+        assert_eq!(local.get("data", key).await, key.as_bytes(), "get {key:?}");
+        let head = local.client.head_object().bucket("data").key(key).send().await.expect("head");
+        assert_eq!(head.content_length(), Some(key.len() as i64), "head {key:?}");
+    }
+    assert_eq!(outside(&local.root()), before, "nothing outside the bucket was created or changed");
+    assert!(!local.root().join("other").exists());
+    assert_eq!(local.get("secret", "k").await, b"private");
 
-    // A batch delete refuses such keys one by one and still deletes the plain ones.
+    // One listing, in UTF-8 binary order, then pages of three that resume where they stopped.
+    let mut sorted = keys.clone();
+    sorted.sort();
+    let all = local.client.list_objects_v2().bucket("data").send().await.expect("list");
+    let listed: Vec<&str> = all.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(listed, sorted);
+    assert!(all.contents().iter().all(|o| o.e_tag().is_some() && o.size().is_some()));
+    let mut paged = Vec::new();
+    let mut token = None;
+    loop {
+        let page = local
+            .client
+            .list_objects_v2()
+            .bucket("data")
+            .max_keys(3)
+            .set_continuation_token(token)
+            .send()
+            .await
+            .expect("page");
+        assert!(page.key_count().unwrap_or(0) <= 3);
+        paged.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_owned)));
+        token = page.next_continuation_token().map(str::to_owned);
+        if !page.is_truncated().unwrap_or(false) {
+            break;
+        }
+    }
+    assert_eq!(paged, sorted);
+
+    // The delimiter rolls keys up after the prefix: `a` and `a/` side by side.
+    let rolled = local.client.list_objects_v2().bucket("data").delimiter("/").send().await.expect("rolled");
+    let objects: Vec<&str> = rolled.contents().iter().filter_map(|o| o.key()).collect();
+    let prefixes: Vec<&str> = rolled.common_prefixes().iter().filter_map(|p| p.prefix()).collect();
+    assert_eq!(objects, ["..", ".hidden", "a", "plus+sign .csv"]);
+    assert_eq!(prefixes, ["../", "./", "/", "100%/", "a/", "dir/", "long/", "x/", "é/"]);
+    let under_a =
+        local.client.list_objects_v2().bucket("data").prefix("a/").delimiter("/").send().await.expect("a/");
+    let objects: Vec<&str> = under_a.contents().iter().filter_map(|o| o.key()).collect();
+    let prefixes: Vec<&str> = under_a.common_prefixes().iter().filter_map(|p| p.prefix()).collect();
+    assert_eq!((objects, prefixes), (vec!["a/b"], vec!["a/./", "a//"]));
+
+    // Copies and multipart uploads take such keys on both sides.
+    local
+        .client
+        .copy_object()
+        .bucket("data")
+        .key("../copied")
+        .copy_source("data/a//b")
+        .send()
+        .await
+        .expect("copy");
+    assert_eq!(local.get("data", "../copied").await, b"a//b");
+    let upload =
+        local.client.create_multipart_upload().bucket("data").key("./multi/").send().await.expect("mpu");
+    let part = local
+        .client
+        .upload_part()
+        .bucket("data")
+        .key("./multi/")
+        .upload_id(upload.upload_id().unwrap())
+        .part_number(1)
+        .body(ByteStream::from_static(b"one part"))
+        .send()
+        .await
+        .expect("part");
+    local
+        .client
+        .complete_multipart_upload()
+        .bucket("data")
+        .key("./multi/")
+        .upload_id(upload.upload_id().unwrap())
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .parts(CompletedPart::builder().part_number(1).e_tag(part.e_tag().unwrap()).build())
+                .build(),
+        )
+        .send()
+        .await
+        .expect("complete");
+    assert_eq!(local.get("data", "./multi/").await, b"one part");
+
+    // A key over 1,024 bytes is S3's KeyTooLongError; nothing is stored.
+    let too_long = format!("{longest}x");
+    let put =
+        local.client.put_object().bucket("data").key(&too_long).body(ByteStream::from_static(b"x")).send();
+    let (code, status) = failure(put.await);
+    assert_eq!((code.as_str(), status), ("KeyTooLongError", 400));
+
+    // Deleting `a` leaves `a/b`, and the other way round.
+    local.client.delete_object().bucket("data").key("a").send().await.expect("delete a");
+    assert_eq!(local.get("data", "a/b").await, b"a/b");
     let batch = Delete::builder()
-        .objects(ObjectIdentifier::builder().key("x/../../secret/k").build().expect("identifier"))
-        .objects(ObjectIdentifier::builder().key("never-stored").build().expect("identifier"))
+        .set_objects(Some(
+            keys.iter()
+                .chain(["../copied".to_string(), "./multi/".to_string()].iter())
+                .map(|k| ObjectIdentifier::builder().key(k).build().expect("identifier"))
+                .collect(),
+        ))
         .build()
         .expect("delete request");
     let out = local.client.delete_objects().bucket("data").delete(batch).send().await.expect("batch delete");
-    let refused: Vec<_> = out.errors().iter().map(|e| (e.key(), e.code())).collect();
-    assert_eq!(refused, [(Some("x/../../secret/k"), Some("InvalidArgument"))]);
-    let deleted: Vec<_> = out.deleted().iter().filter_map(|d| d.key()).collect();
-    assert_eq!(deleted, ["never-stored"]);
-
-    assert_eq!(tree(&local.root()), before, "nothing was created, moved or deleted");
-    assert!(!local.root().join("other").exists());
+    assert!(out.errors().is_empty(), "{:?}", out.errors());
+    let left = local.client.list_objects_v2().bucket("data").send().await.expect("list");
+    assert!(left.contents().is_empty(), "{:?}", left.contents());
+    local.client.delete_bucket().bucket("data").send().await.expect("the emptied bucket deletes");
     assert_eq!(local.get("secret", "k").await, b"private");
     local.server.shutdown().await;
 }

@@ -46,11 +46,13 @@ fn seed_writes_the_demo_data_into_the_local_bucket() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let csv = std::fs::read_to_string(dir.path().join("local/s3/recflow-demo/interactions/interactions.csv"))
-        .unwrap();
+    let csv =
+        std::fs::read_to_string(dir.path().join("local/s3/recflow-demo/interactions%2Finteractions.csv"))
+            .unwrap();
     assert_eq!(csv.lines().count(), 1 + 1200);
     assert!(csv.starts_with("USER_ID,ITEM_ID,TIMESTAMP"));
-    let users = std::fs::read_to_string(dir.path().join("local/s3/recflow-demo/batch/users.jsonl")).unwrap();
+    let users =
+        std::fs::read_to_string(dir.path().join("local/s3/recflow-demo/batch%2Fusers.jsonl")).unwrap();
     assert_eq!(users.lines().count(), 50);
 }
 

@@ -508,11 +508,13 @@ async fn a_failed_run_leaves_latest_json_as_it_was() {
     assert_eq!(local.get("picks/latest.json").await, latest);
 
     // The manifest stored, latest.json last: a destination bucket without room for
-    // latest.json is not to be had, but a read-only latest.json is: make it a directory in the
-    // local store, so that its PutObject fails after the manifest went in.
+    // latest.json is not to be had, but a file that cannot be replaced is: put a folder where
+    // the local store keeps latest.json, so that its PutObject fails after the manifest went in.
     local.put("out/users.json.out", line("u1", &["i1"], Some(&[0.5]))).await;
     let other = request("2026-11-30", json!({"PicksPath": "s3://data/other/"}));
-    std::fs::create_dir_all(local.root().join(BUCKET).join("other/latest.json/blocker")).unwrap();
+    let bucket = recflow::local::s3::BucketName::parse(BUCKET).unwrap();
+    let latest = recflow::local::s3::objects::object_path(&local.root(), &bucket, "other/latest.json");
+    std::fs::create_dir_all(latest.join("blocker")).unwrap();
     let err = picks::publish(&local.s3, &other).await.unwrap_err();
     assert_eq!(err.error_name(), "States.TaskFailed", "{err}");
     assert!(err.to_string().contains("PutObject s3://data/other/latest.json"), "{err}");

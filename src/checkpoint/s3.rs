@@ -118,7 +118,8 @@ impl S3Store {
     }
 
     /// A conditional PUT: `If-None-Match: *` without `if_match`, else `If-Match`. Gives the new
-    /// ETag; a failed condition is a Conflict.
+    /// ETag; a failed condition (412, 409, or 404 for an `If-Match` on a missing key) is a
+    /// Conflict.
     async fn put(
         &self,
         name: &str,
@@ -136,7 +137,14 @@ impl S3Store {
             Err(e) => {
                 let code = e.as_service_error().and_then(|s| s.meta().code()).unwrap_or_default().to_string();
                 let status = e.raw_response().map(|r| r.status().as_u16());
-                if code == "PreconditionFailed" || code == "ConditionalRequestConflict" || status == Some(412)
+                // An `If-Match` on a key that is gone is answered 404 NoSuchKey (S3 user guide,
+                // "How to prevent object overwrites with conditional writes"): another writer
+                // deleted what this one expected, a conflict like any other.
+                let gone = if_match.is_some() && (code == "NoSuchKey" || status == Some(404));
+                if code == "PreconditionFailed"
+                    || code == "ConditionalRequestConflict"
+                    || status == Some(412)
+                    || gone
                 {
                     let found =
                         self.get(key).await.ok().flatten().map(|(_, etag)| etag).unwrap_or("none".into());

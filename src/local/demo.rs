@@ -5,7 +5,7 @@
 //! the emulator, reused when they already exist.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::time::Duration;
 
@@ -15,7 +15,8 @@ use serde_json::{Value, json};
 
 use super::emulator::Emulator;
 use super::s3::BucketName;
-use super::seed::{INTERACTIONS_KEY, SeedOptions, USERS_KEY, write_atomically, write_demo_data};
+use super::s3::objects::{object_path, write_object_with};
+use super::seed::{INTERACTIONS_KEY, SeedOptions, USERS_KEY, write_demo_data};
 
 /// The demo's local bucket.
 pub const BUCKET: &str = "recflow-demo";
@@ -104,11 +105,11 @@ pub async fn prepare(
     let s3_root = emulator.s3_root();
     let bucket = BucketName::parse(BUCKET)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
-    let seeded = !bucket.dir(&s3_root).join(INTERACTIONS_KEY).exists();
+    let seeded = !object_path(&s3_root, &bucket, INTERACTIONS_KEY).exists();
     if seeded {
         write_demo_data(&s3_root, bucket.as_str(), seed)?;
     }
-    write_compare_inputs(&bucket.dir(&s3_root))?;
+    write_compare_inputs(&s3_root, &bucket)?;
     let group = existing_or(
         client.create_dataset_group().name(NAME).send().await.map(|o| o.dataset_group_arn),
         || emulator.personalize_arn("dataset-group", NAME),
@@ -210,12 +211,14 @@ async fn create_solution(
 
 /// Writes [`ITEMS_KEY`] and [`RANKING_KEY`] from the bucket's interactions and users batch input
 /// (the synthetic seed's or `local seed --from-csv`'s), unless both are newer than those.
-fn write_compare_inputs(bucket_dir: &Path) -> std::io::Result<()> {
-    let interactions = bucket_dir.join(INTERACTIONS_KEY);
-    let users = bucket_dir.join(USERS_KEY);
+fn write_compare_inputs(s3_root: &Path, bucket: &BucketName) -> std::io::Result<()> {
+    let interactions = object_path(s3_root, bucket, INTERACTIONS_KEY);
+    let users = object_path(s3_root, bucket, USERS_KEY);
     let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     let (Some(a), Some(b)) = (modified(&interactions), modified(&users)) else { return Ok(()) };
-    let fresh = [ITEMS_KEY, RANKING_KEY].iter().all(|key| modified(&bucket_dir.join(key)) >= Some(a.max(b)));
+    let fresh = [ITEMS_KEY, RANKING_KEY]
+        .iter()
+        .all(|key| modified(&object_path(s3_root, bucket, key)) >= Some(a.max(b)));
     if fresh {
         return Ok(());
     }
@@ -236,7 +239,7 @@ fn write_compare_inputs(bucket_dir: &Path) -> std::io::Result<()> {
     }
     let mut items: Vec<(String, u64)> = counts.into_iter().collect();
     items.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    write_atomically(&bucket_dir.join(ITEMS_KEY), |w| {
+    write_object_with(s3_root, bucket, ITEMS_KEY, |w| {
         for (item, _) in &items {
             serde_json::to_writer(&mut *w, &json!({ "itemId": item }))?;
             w.write_all(b"\n")?;
@@ -245,7 +248,7 @@ fn write_compare_inputs(bucket_dir: &Path) -> std::io::Result<()> {
     })?;
     let candidates: Vec<&str> = items.iter().take(RANKING_CANDIDATES).map(|(i, _)| i.as_str()).collect();
     let users = BufReader::new(std::fs::File::open(&users)?);
-    write_atomically(&bucket_dir.join(RANKING_KEY), |w| {
+    write_object_with(s3_root, bucket, RANKING_KEY, |w| {
         for line in users.lines() {
             let line = line?;
             let user = serde_json::from_str::<Value>(&line).ok().and_then(|v| v.get("userId").cloned());

@@ -225,7 +225,8 @@ impl Emulator {
         })
     }
 
-    /// Where the local S3 keeps buckets: `<root>/<bucket>/<key>` as files.
+    /// Where the local S3 keeps buckets: `<root>/<bucket>/`, one file per object (layout in
+    /// [`crate::local::s3::objects`]).
     pub fn s3_root(&self) -> PathBuf {
         self.data_dir.join("s3")
     }

@@ -10,11 +10,11 @@
 //! types (or a row with an empty one) gets [`DEFAULT_EVENT_TYPE`].
 
 use std::collections::HashSet;
-use std::io::Write;
 use std::path::Path;
 
 use super::s3::BucketName;
-use super::seed::{INTERACTIONS_KEY, SeedSummary, USERS_KEY, write_atomically};
+use super::s3::objects::{object_path, write_object_with};
+use super::seed::{INTERACTIONS_KEY, SeedSummary, USERS_KEY};
 
 /// The event type of rows whose source has none.
 pub const DEFAULT_EVENT_TYPE: &str = "interaction";
@@ -122,17 +122,16 @@ pub fn load(
     let header = reader.headers().map_err(csv_err)?.clone();
     let map = ColumnMap::from_header(&header, explicit)
         .map_err(|message| FromCsvError::Columns { path: path.clone(), message })?;
-    let bucket_dir = bucket.dir(s3_root);
     let mut users: Vec<String> = Vec::new();
     let mut seen: HashSet<String> = HashSet::new();
     let mut items: HashSet<String> = HashSet::new();
     let mut rows = 0usize;
     let mut failure: Option<FromCsvError> = None;
     let io_err = |e: std::io::Error| FromCsvError::Io {
-        path: bucket_dir.join(INTERACTIONS_KEY).display().to_string(),
+        path: object_path(s3_root, &bucket, INTERACTIONS_KEY).display().to_string(),
         source: e,
     };
-    write_atomically(&bucket_dir.join(INTERACTIONS_KEY), |w| {
+    write_object_with(s3_root, &bucket, INTERACTIONS_KEY, |w| {
         let mut out = csv::Writer::from_writer(w);
         out.write_record(["USER_ID", "ITEM_ID", "TIMESTAMP", "EVENT_TYPE"])?;
         let mut record = csv::StringRecord::new();
@@ -192,13 +191,16 @@ pub fn load(
         Ok(())
     })
     .map_err(|e| failure.take().unwrap_or_else(|| io_err(e)))?;
-    write_atomically(&bucket_dir.join(USERS_KEY), |w| {
+    write_object_with(s3_root, &bucket, USERS_KEY, |w| {
         for user in &users {
             writeln!(w, "{}", serde_json::json!({ "userId": user }))?;
         }
         Ok(())
     })
-    .map_err(|e| FromCsvError::Io { path: bucket_dir.join(USERS_KEY).display().to_string(), source: e })?;
+    .map_err(|e| FromCsvError::Io {
+        path: object_path(s3_root, &bucket, USERS_KEY).display().to_string(),
+        source: e,
+    })?;
     Ok(SeedSummary {
         interactions_key: INTERACTIONS_KEY.to_owned(),
         users_key: USERS_KEY.to_owned(),
@@ -212,6 +214,11 @@ pub fn load(
 mod tests {
     use super::*;
 
+    /// The file of `key` in the test's bucket `bkt`.
+    fn stored(dir: &Path, key: &str) -> std::path::PathBuf {
+        object_path(&dir.join("s3"), &BucketName::parse("bkt").unwrap(), key)
+    }
+
     #[test]
     fn movielens_ratings_load_with_recognised_columns() {
         let dir = tempfile::tempdir().unwrap();
@@ -219,13 +226,13 @@ mod tests {
         std::fs::write(&src, "userId,movieId,rating,timestamp\n1,31,2.5,1260759144\n1,1029,3.0,1260759179\n7,31,4.0,1260759185\n").unwrap();
         let summary = load(&src, &dir.path().join("s3"), "bkt", &[]).unwrap();
         assert_eq!((summary.users, summary.items, summary.interactions), (2, 2, 3));
-        let csv = std::fs::read_to_string(dir.path().join("s3/bkt").join(INTERACTIONS_KEY)).unwrap();
+        let csv = std::fs::read_to_string(stored(dir.path(), INTERACTIONS_KEY)).unwrap();
         assert_eq!(
             csv,
             "USER_ID,ITEM_ID,TIMESTAMP,EVENT_TYPE\n1,31,1260759144,interaction\n1,1029,1260759179,interaction\n\
              7,31,1260759185,interaction\n"
         );
-        let users = std::fs::read_to_string(dir.path().join("s3/bkt").join(USERS_KEY)).unwrap();
+        let users = std::fs::read_to_string(stored(dir.path(), USERS_KEY)).unwrap();
         assert_eq!(users, "{\"userId\":\"1\"}\n{\"userId\":\"7\"}\n");
     }
 
@@ -240,13 +247,13 @@ mod tests {
             err.ends_with("line 3: timestamp 'soon' is not whole epoch seconds, as Personalize requires"),
             "{err}"
         );
-        assert!(!dir.path().join("s3/bkt").join(INTERACTIONS_KEY).exists(), "nothing written");
+        assert!(!stored(dir.path(), INTERACTIONS_KEY).exists(), "nothing written");
         let err = load(&src, &dir.path().join("s3"), "bkt", &[]).unwrap_err().to_string();
         assert!(err.contains("no column for USER_ID"), "{err}");
         assert!(parse_columns("USER_ID").is_err());
         std::fs::write(&src, "who,what,when,kind\na,x,10,click\nb,y,11,\n").unwrap();
         load(&src, &dir.path().join("s3"), "bkt", &cols).unwrap();
-        let csv = std::fs::read_to_string(dir.path().join("s3/bkt").join(INTERACTIONS_KEY)).unwrap();
+        let csv = std::fs::read_to_string(stored(dir.path(), INTERACTIONS_KEY)).unwrap();
         assert_eq!(csv, "USER_ID,ITEM_ID,TIMESTAMP,EVENT_TYPE\na,x,10,click\nb,y,11,interaction\n");
         std::fs::write(&src, "user_id,item_id,timestamp\na,x,1764000000000\n").unwrap();
         let err = load(&src, &dir.path().join("s3"), "bkt", &[]).unwrap_err().to_string();

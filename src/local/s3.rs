@@ -1,14 +1,16 @@
-//! The local emulator's S3: path-style addressing, SigV4 with static test credentials, objects
-//! kept as files under `<data_dir>/s3/<bucket>/<key>` (s3s-fs, with the fixes in
-//! `guarded_store`).
+//! The local emulator's S3: path-style addressing, SigV4 with static test credentials (s3s's
+//! HTTP front), objects kept as files under `<data_dir>/s3/<bucket>/` (see [`objects`] for the
+//! layout and `store` for the operations).
 
 pub mod bucket_name;
-mod guarded_store;
 mod key_locks;
 mod list_encoding;
+mod listing;
 mod messages;
-mod object_key;
-mod uploads;
+mod multipart;
+pub mod object_names;
+pub mod objects;
+mod store;
 mod verified_body;
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -23,7 +25,7 @@ use tokio::task::JoinHandle;
 use super::http_server::{self, ConnectionLimits};
 
 pub use bucket_name::{BucketName, InvalidBucketName};
-use guarded_store::GuardedStore;
+use store::LocalStore;
 
 /// Access key every local client signs with.
 pub const ACCESS_KEY: &str = "recflow";
@@ -34,9 +36,8 @@ pub const SECRET_KEY: &str = "recflow-local-secret";
 pub enum S3Error {
     #[error("cannot create the local S3 root {path}: {source}")]
     CreateRoot { path: PathBuf, source: std::io::Error },
-    /// s3s-fs's error type implements neither Display nor Error, hence the text.
-    #[error("cannot open the local S3 store at {path}: {message}")]
-    OpenStore { path: PathBuf, message: String },
+    #[error("cannot open the local S3 store at {path}: {source}")]
+    OpenStore { path: PathBuf, source: std::io::Error },
     #[error("cannot read the local S3 listener's address: {0}")]
     ListenerAddress(#[source] std::io::Error),
 }
@@ -140,12 +141,12 @@ impl S3Auth for StaticCredentials {
     }
 }
 
-fn open_store(root: &Path) -> Result<GuardedStore, S3Error> {
-    let fs = s3s_fs::FileSystem::new(root)
-        .map_err(|err| S3Error::OpenStore { path: root.to_owned(), message: format!("{err:?}") })?;
-    // The same canonical path s3s-fs resolves keys under.
-    let canonical = root
-        .canonicalize()
-        .map_err(|err| S3Error::OpenStore { path: root.to_owned(), message: err.to_string() })?;
-    Ok(GuardedStore::new(fs, canonical))
+fn open_store(root: &Path) -> Result<LocalStore, S3Error> {
+    let open_error = |source| S3Error::OpenStore { path: root.to_owned(), source };
+    let canonical = root.canonicalize().map_err(open_error)?;
+    let moved = objects::migrate_nested(&canonical).map_err(open_error)?;
+    if moved > 0 {
+        tracing::info!(objects = moved, root = %canonical.display(), "moved objects of the earlier nested layout to flat names");
+    }
+    Ok(LocalStore::new(canonical))
 }

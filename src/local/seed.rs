@@ -1,11 +1,11 @@
 //! The demo data set local mode seeds into an empty bucket: synthetic interactions with planted
 //! structure (users with latent tastes, power-law item popularity), repeatable byte for byte.
 
-use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io;
 use std::path::Path;
 
 use super::s3::BucketName;
+use super::s3::objects::write_object_with;
 
 /// The end of the generated time range (2026-01-01T00:00:00Z): fixed so output is repeatable.
 const END_TIMESTAMP: i64 = 1_767_225_600;
@@ -68,8 +68,8 @@ pub fn planted_clusters(opts: &SeedOptions) -> (Vec<usize>, Vec<usize>) {
 }
 
 /// Writes a realistic synthetic data set into the local bucket:
-/// `<s3_root>/<bucket>/interactions/interactions.csv` (USER_ID,ITEM_ID,TIMESTAMP,EVENT_TYPE) and
-/// `<s3_root>/<bucket>/batch/users.jsonl` (`{"userId": ...}` per user); a `bucket` that breaks
+/// `s3://<bucket>/interactions/interactions.csv` (USER_ID,ITEM_ID,TIMESTAMP,EVENT_TYPE) and
+/// `s3://<bucket>/batch/users.jsonl` (`{"userId": ...}` per user) in the local S3 at `s3_root`; a `bucket` that breaks
 /// S3's naming rules is refused with `InvalidInput` before anything is written. Every user has at least two
 /// interactions when there are enough; a user's rows are written together, oldest first. Same
 /// options give byte-identical files. Streams: holds per-user and per-item tables, never the rows.
@@ -100,12 +100,11 @@ pub fn write_demo_data(s3_root: &Path, bucket: &str, opts: &SeedOptions) -> io::
     }
 
     let bucket = BucketName::parse(bucket).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    let bucket_dir = bucket.dir(s3_root);
     let span = i64::from(opts.days.max(1)) * 86_400;
     let start = END_TIMESTAMP - span;
     let item_ids: Vec<String> = (0..opts.items).map(|n| item_id(n, opts.items)).collect();
     let mut times: Vec<i64> = Vec::new();
-    write_atomically(&bucket_dir.join(INTERACTIONS_KEY), |w| {
+    write_object_with(s3_root, &bucket, INTERACTIONS_KEY, |w| {
         w.write_all(b"USER_ID,ITEM_ID,TIMESTAMP,EVENT_TYPE\n")?;
         for (u, &count) in counts.iter().enumerate() {
             let uid = user_id(u, opts.users);
@@ -122,7 +121,7 @@ pub fn write_demo_data(s3_root: &Path, bucket: &str, opts: &SeedOptions) -> io::
         }
         Ok(())
     })?;
-    write_atomically(&bucket_dir.join(USERS_KEY), |w| {
+    write_object_with(s3_root, &bucket, USERS_KEY, |w| {
         for u in 0..opts.users {
             writeln!(w, "{{\"userId\": \"{}\"}}", user_id(u, opts.users))?;
         }
@@ -135,18 +134,6 @@ pub fn write_demo_data(s3_root: &Path, bucket: &str, opts: &SeedOptions) -> io::
         items: opts.items,
         interactions: opts.interactions.max(base * opts.users),
     })
-}
-
-/// Writes through a BufWriter to a hidden temporary file beside `path` (creating its folder),
-/// then renames it over `path`, so readers never see half a file.
-pub(crate) fn write_atomically(
-    path: &Path,
-    body: impl FnOnce(&mut BufWriter<File>) -> io::Result<()>,
-) -> io::Result<()> {
-    let dir =
-        path.parent().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no parent directory"))?;
-    std::fs::create_dir_all(dir)?;
-    crate::atomic_file::write_atomic_with(path, crate::atomic_file::Durability::Fsync, body)
 }
 
 /// Sampling by weight: cumulative sums and a binary search.

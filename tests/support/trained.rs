@@ -9,6 +9,7 @@ use std::time::Duration;
 use aws_sdk_personalize::types::{BatchInferenceJobInput, BatchInferenceJobOutput, S3DataConfig};
 use recflow::local::demo::{self, BUCKET, Demo};
 use recflow::local::emulator::{Emulator, LocalConfig};
+use recflow::local::s3::{BucketName, objects};
 use recflow::local::seed::{INTERACTIONS_KEY, SeedOptions};
 use serde_json::Value;
 
@@ -40,10 +41,10 @@ impl Trained {
 
     /// Writes `lines` as the JSON Lines object `key` of the demo bucket.
     pub fn put_lines(&self, key: &str, lines: &[Value]) {
-        let path = self.emulator.s3_root().join(BUCKET).join(key);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
-        std::fs::write(path, text).unwrap();
+        let bucket = BucketName::parse(BUCKET).unwrap();
+        objects::write_object_with(&self.emulator.s3_root(), &bucket, key, |w| w.write_all(text.as_bytes()))
+            .unwrap();
     }
 
     /// Runs a batch inference job over `input_key` with `filter`, waits for it and gives the
@@ -91,7 +92,8 @@ impl Trained {
             return Err(describe().await.failure_reason.unwrap_or(status));
         }
         let file = Path::new(input_key).file_name().unwrap().to_string_lossy().into_owned();
-        let out = self.emulator.s3_root().join(BUCKET).join("out").join(name).join(format!("{file}.out"));
+        let bucket = BucketName::parse(BUCKET).unwrap();
+        let out = objects::object_path(&self.emulator.s3_root(), &bucket, &format!("out/{name}/{file}.out"));
         let text = std::fs::read_to_string(out).unwrap();
         Ok(text.lines().map(|l| serde_json::from_str(l).unwrap()).collect())
     }
@@ -101,7 +103,8 @@ impl Trained {
         &self,
         event: &str,
     ) -> std::collections::HashMap<String, std::collections::HashSet<String>> {
-        let path = self.emulator.s3_root().join(BUCKET).join(INTERACTIONS_KEY);
+        let bucket = BucketName::parse(BUCKET).unwrap();
+        let path = objects::object_path(&self.emulator.s3_root(), &bucket, INTERACTIONS_KEY);
         let mut out: std::collections::HashMap<String, std::collections::HashSet<String>> =
             Default::default();
         let mut reader = csv::Reader::from_path(path).unwrap();

@@ -1,7 +1,5 @@
 //! ARNs in the service's format, name validation, and `s3://` paths mapped onto the local store.
 
-use std::path::{Path, PathBuf};
-
 use super::protocol::ApiError;
 use super::store::Kind;
 use crate::local::s3::BucketName;
@@ -123,10 +121,8 @@ impl S3Path {
         let bad = || BadS3Path(location.to_string());
         let rest = location.strip_prefix("s3://").ok_or_else(bad)?;
         let (bucket, key) = rest.split_once('/').ok_or_else(bad)?;
-        let bucket_ok = BucketName::parse(bucket).is_ok();
-        // Keys map onto files, so no component may climb out of the bucket.
-        let key_ok = key.split('/').all(|part| part != ".." && part != ".");
-        if !bucket_ok || !key_ok {
+        // Any key is fine: the local S3 gives every key a flat name inside its bucket.
+        if BucketName::parse(bucket).is_err() || key.len() > crate::local::s3::objects::MAX_KEY_BYTES {
             return Err(bad());
         }
         Ok(S3Path { bucket: bucket.to_string(), key: key.to_string() })
@@ -134,20 +130,6 @@ impl S3Path {
 
     pub fn is_prefix(&self) -> bool {
         self.key.is_empty() || self.key.ends_with('/')
-    }
-
-    /// The object's file (or the prefix's directory) under the S3 root `<data_dir>/s3`; the
-    /// bucket was checked by [`S3Path::parse`] and is checked again here, as the fields are public.
-    pub fn local_path(&self, s3_root: &Path) -> Result<PathBuf, BadS3Path> {
-        let bucket = BucketName::parse(&self.bucket).map_err(|e| BadS3Path(e.to_string()))?;
-        let mut path = bucket.dir(s3_root);
-        for part in self.key.split('/').filter(|p| !p.is_empty()) {
-            if part == "." || part == ".." {
-                return Err(BadS3Path(format!("s3://{}/{}", self.bucket, self.key)));
-            }
-            path.push(part);
-        }
-        Ok(path)
     }
 }
 
@@ -204,12 +186,8 @@ mod tests {
         assert!(S3Path::parse("https://bucket/x").is_err());
         assert!(S3Path::parse("s3://bucket").is_err());
         assert!(S3Path::parse("s3:///key").is_err());
-        assert!(S3Path::parse("s3://bucket/../x").is_err());
+        assert_eq!(S3Path::parse("s3://bucket/../x").unwrap().key, "../x");
         assert!(S3Path::parse("s3://../x").is_err());
         assert!(S3Path::parse("s3://xn--bucket/x").is_err());
-        let local = S3Path::parse("s3://bkt/k/x.csv").unwrap().local_path(Path::new("/d/s3")).unwrap();
-        assert_eq!(local, Path::new("/d/s3/bkt/k/x.csv"));
-        let forged = S3Path { bucket: "..".into(), key: "x".into() };
-        assert!(forged.local_path(Path::new("/d/s3")).is_err());
     }
 }

@@ -37,7 +37,8 @@ use store::{Kind, Store};
 #[derive(Debug, Clone)]
 pub struct PersonalizeConfig {
     /// The emulator's root data dir: Personalize owns `<data_dir>/personalize/` and reads and
-    /// writes S3 objects as files under `<data_dir>/s3/<bucket>/<key>`.
+    /// writes S3 objects through the local S3's files under `<data_dir>/s3`
+    /// ([`crate::local::s3::objects`]).
     pub data_dir: PathBuf,
     pub region: String,
     pub account: String,

@@ -19,11 +19,11 @@
 //!   the following columns: [EVENT_TYPE]"), the others are the emulator's own.
 
 use std::io::Read;
-use std::path::PathBuf;
 
 use serde_json::Value;
 
 use super::protocol::ApiError;
+use crate::local::s3::objects::StoredObject;
 
 /// One schema field: its name, its primitive type, and whether `null` is allowed.
 #[derive(Debug, Clone, PartialEq)]
@@ -164,10 +164,10 @@ pub fn check_dataset(
 }
 
 /// Checks every file of an import against the schema; the failure reason on the first problem.
-pub fn check_csv(fields: &[Field], files: &[PathBuf]) -> Result<(), String> {
+pub fn check_csv(fields: &[Field], files: &[StoredObject]) -> Result<(), String> {
     for file in files {
-        let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let reader = std::fs::File::open(file).map_err(|e| format!("Cannot read {name}: {e}"))?;
+        let name = file.file_name();
+        let reader = std::fs::File::open(&file.path).map_err(|e| format!("Cannot read {name}: {e}"))?;
         check_reader(fields, reader).map_err(|why| format!("{name}: {why}"))?;
     }
     Ok(())

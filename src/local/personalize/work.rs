@@ -10,6 +10,9 @@ use std::sync::{Arc, Mutex};
 use crate::local::recommender::filter::ItemFilter;
 use crate::local::recommender::{self, Dataset, Model, Recipe};
 
+use crate::local::s3::BucketName;
+use crate::local::s3::objects::{self, StoredObject};
+
 use super::Shared;
 use super::arn::S3Path;
 use super::filters::FilterSource;
@@ -17,7 +20,7 @@ use super::store::{Kind, State, write_atomically};
 
 pub enum Job {
     Import {
-        files: Result<Vec<PathBuf>, String>,
+        files: Result<Vec<StoredObject>, String>,
         /// The dataset's schema fields, which the CSV must satisfy.
         schema: Vec<super::schema::Field>,
         location: String,
@@ -33,16 +36,33 @@ pub enum Job {
     },
     Batch {
         model: PathBuf,
-        inputs: Result<Vec<PathBuf>, String>,
+        inputs: Result<Vec<StoredObject>, String>,
         input_path: String,
-        output: PathBuf,
-        /// The output bucket's name and its folder in the local S3.
-        output_bucket: (String, PathBuf),
+        output: BatchOutput,
         num_results: usize,
         segment: bool,
         /// The job's filter (`filterArn`), or why it cannot be used.
         filter: Option<Result<FilterSource, String>>,
     },
+}
+
+/// Where a batch job writes: `<prefix><input file name>.out` in `bucket`, for each input file.
+pub struct BatchOutput {
+    s3_root: PathBuf,
+    bucket: BucketName,
+    /// The output path's key, ending in `/` unless empty.
+    prefix: String,
+}
+
+impl BatchOutput {
+    fn new(s3_root: PathBuf, destination: &S3Path) -> Option<BatchOutput> {
+        let bucket = BucketName::parse(&destination.bucket).ok()?;
+        let mut prefix = destination.key.clone();
+        if !prefix.is_empty() && !prefix.ends_with('/') {
+            prefix.push('/');
+        }
+        Some(BatchOutput { s3_root, bucket, prefix })
+    }
 }
 
 /// Where a dataset's imported data lives: `<personalize>/datasets/<group>/<TYPE>/`, one CSV per
@@ -106,12 +126,8 @@ pub fn plan(shared: &Shared, state: &State, arn: &str) -> Option<Job> {
         Kind::BatchInferenceJob | Kind::BatchSegmentJob => {
             let input_path = str_at(&["jobInput", "s3DataSource", "path"])?;
             let output_path = str_at(&["jobOutput", "s3DataDestination", "path"])?;
-            let destination = S3Path::parse(&output_path).ok()?;
-            let output = destination.local_path(&shared.s3_dir()).ok()?;
-            let bucket_dir =
-                S3Path { key: String::new(), ..destination.clone() }.local_path(&shared.s3_dir()).ok()?;
+            let output = BatchOutput::new(shared.s3_dir(), &S3Path::parse(&output_path).ok()?)?;
             Some(Job::Batch {
-                output_bucket: (destination.bucket.clone(), bucket_dir),
                 model: model_file(shared, record.field_str("solutionVersionArn")?),
                 inputs: list_files(shared, &input_path),
                 input_path,
@@ -130,38 +146,21 @@ pub fn plan(shared: &Shared, state: &State, arn: &str) -> Option<Job> {
     }
 }
 
-/// The files an S3 location names: the object itself, or for a key ending in `/` every object
-/// under it, sorted. Hidden files (s3s-fs temporaries) are not objects.
-fn list_files(shared: &Shared, location: &str) -> Result<Vec<PathBuf>, String> {
+/// The objects an S3 location names: the object itself, or for a key ending in `/` (or an
+/// empty one) every object whose key starts with it, in key order.
+fn list_files(shared: &Shared, location: &str) -> Result<Vec<StoredObject>, String> {
     let s3 = S3Path::parse(location).map_err(|e| e.to_string())?;
-    let local = s3.local_path(&shared.s3_dir()).map_err(|e| e.to_string())?;
+    let bucket = BucketName::parse(&s3.bucket).map_err(|e| e.to_string())?;
+    let missing = || format!("Input file {location} does not exist or is not readable.");
     if s3.is_prefix() {
-        let mut files = Vec::new();
-        collect_files(&local, &mut files);
-        files.sort();
+        let files = objects::list(&shared.s3_dir(), &bucket, &s3.key).map_err(|_| missing())?;
         if files.is_empty() {
             return Err(format!("No files found under {location}."));
         }
         Ok(files)
-    } else if local.is_file() {
-        Ok(vec![local])
     } else {
-        Err(format!("Input file {location} does not exist or is not readable."))
-    }
-}
-
-fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if entry.file_name().to_string_lossy().starts_with('.') {
-            continue;
-        }
-        if path.is_dir() {
-            collect_files(&path, out);
-        } else if path.is_file() {
-            out.push(path);
-        }
+        let files = objects::list(&shared.s3_dir(), &bucket, &s3.key).map_err(|_| missing())?;
+        files.into_iter().find(|o| o.key == s3.key).map(|o| vec![o]).ok_or_else(missing)
     }
 }
 
@@ -175,12 +174,12 @@ impl Job {
                 import(files, &location, &target, interactions, full)
             }
             Job::Train { interactions, recipe_arn, model } => train(&interactions, &recipe_arn, &model),
-            Job::Batch { model, inputs, input_path, output, output_bucket, num_results, segment, filter } => {
+            Job::Batch { model, inputs, input_path, output, num_results, segment, filter } => {
                 // Personalize writes into the bucket it is given; it never creates one.
-                if !output_bucket.1.is_dir() {
+                if !output.bucket.dir(&output.s3_root).is_dir() {
                     return Err(format!(
                         "Cannot write the output: the bucket s3://{}/ does not exist. Create it, or give a jobOutput path in an existing bucket.",
-                        output_bucket.0
+                        output.bucket.as_str()
                     ));
                 }
                 let filter = filter.transpose()?.map(|source| source.load()).transpose()?;
@@ -191,7 +190,7 @@ impl Job {
 }
 
 fn import(
-    files: Vec<PathBuf>,
+    files: Vec<StoredObject>,
     location: &str,
     target: &Path,
     interactions: bool,
@@ -208,8 +207,7 @@ fn import(
         // job as a whole.
         let mut data = Dataset::new();
         for file in &files {
-            let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            data.append_csv(open(file)?).map_err(|e| format!("{name}: {e}"))?;
+            data.append_csv(open(&file.path)?).map_err(|e| format!("{}: {e}", file.file_name()))?;
         }
         crate::atomic_file::write_atomic_with(target, crate::atomic_file::Durability::Fsync, |out| {
             data.write_csv(out)
@@ -221,7 +219,7 @@ fn import(
         let mut bytes = Vec::new();
         for file in &files {
             let skip = usize::from(!bytes.is_empty());
-            for line in open(file)?.lines().skip(skip) {
+            for line in open(&file.path)?.lines().skip(skip) {
                 bytes.extend_from_slice(line.map_err(|e| format!("Cannot read {location}: {e}"))?.as_bytes());
                 bytes.push(b'\n');
             }
@@ -281,32 +279,28 @@ fn train(interactions: &Path, recipe_arn: &str, model_path: &Path) -> Result<(),
 
 fn batch(
     model_path: &Path,
-    inputs: Vec<PathBuf>,
+    inputs: Vec<StoredObject>,
     input_path: &str,
-    output: &Path,
+    output: &BatchOutput,
     num_results: usize,
     segment: bool,
     filter: Option<&ItemFilter>,
 ) -> Result<(), String> {
     let model = Model::load(model_path).map_err(|e| format!("internal error: cannot load the model: {e}"))?;
-    std::fs::create_dir_all(output).map_err(|e| format!("Cannot write the output: {e}"))?;
     for input in inputs {
-        let name = input.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = input.file_name();
         let reader =
-            BufReader::new(File::open(&input).map_err(|e| format!("Cannot read {input_path}: {e}"))?);
-        let target = output.join(format!("{name}.out"));
-        let write =
-            crate::atomic_file::write_atomic_with(&target, crate::atomic_file::Durability::Fsync, |writer| {
-                match (segment, filter) {
-                    (true, _) => {
-                        recommender::run_batch_segment(&model, reader, writer, num_results).map(drop)
-                    }
-                    (false, Some(filter)) => {
-                        recommender::run_batch_filtered(&model, reader, writer, num_results, filter).map(drop)
-                    }
-                    (false, None) => recommender::run_batch(&model, reader, writer, num_results).map(drop),
+            BufReader::new(File::open(&input.path).map_err(|e| format!("Cannot read {input_path}: {e}"))?);
+        let key = format!("{}{name}.out", output.prefix);
+        let write = objects::write_object_with(&output.s3_root, &output.bucket, &key, |writer| {
+            match (segment, filter) {
+                (true, _) => recommender::run_batch_segment(&model, reader, writer, num_results).map(drop),
+                (false, Some(filter)) => {
+                    recommender::run_batch_filtered(&model, reader, writer, num_results, filter).map(drop)
                 }
-            });
+                (false, None) => recommender::run_batch(&model, reader, writer, num_results).map(drop),
+            }
+        });
         if let Err(e) = write {
             return Err(format!("Batch job failed on {name}: {e}"));
         }

@@ -1,10 +1,8 @@
 //! Checks an upload's Content-MD5 and `x-amz-checksum-*` values while the body streams, and
 //! fails the stream's last read when they do not match.
 //!
-//! s3s-fs writes the body to a temporary file and renames it over the object before it
-//! compares digests, so a corrupt upload replaced the stored object and was only then answered
-//! with BadDigest. Failing the stream instead makes s3s-fs abandon (and delete) its temporary
-//! file before the rename: the stored object stays as it was.
+//! The store receives a body into a temporary file and renames it over the object only when
+//! the stream ends cleanly, so a failed stream leaves the stored object as it was.
 
 use std::fmt;
 use std::pin::Pin;
@@ -38,7 +36,7 @@ impl Verdict {
         *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(message);
     }
 
-    /// Replaces the error s3s-fs made of the failed stream (an InternalError) by BadDigest.
+    /// Replaces the error the store made of the failed stream (an InternalError) by BadDigest.
     pub(super) fn explain(&self, err: S3Error) -> S3Error {
         match self.0.lock().unwrap_or_else(PoisonError::into_inner).take() {
             Some(message) => S3Error::with_message(S3ErrorCode::BadDigest, message),
@@ -79,6 +77,14 @@ fn decode_content_md5(text: &str) -> Result<[u8; 16], S3Error> {
             "The Content-MD5 you specified is not a base64-encoded 128-bit digest.",
         )
     })
+}
+
+/// A hasher for the checksums `declared` names (by value or by algorithm): the ones the store
+/// keeps with the object and returns on reads.
+pub(super) fn hasher_for(declared: &DeclaredDigests) -> ChecksumHasher {
+    let mut hasher = ChecksumHasher::default();
+    enable_hashers(&mut hasher, declared);
+    hasher
 }
 
 fn enable_hashers(hasher: &mut ChecksumHasher, declared: &DeclaredDigests) {
@@ -142,8 +148,8 @@ impl VerifiedBody {
             ("SHA256", &expected.checksum_sha256, &received.checksum_sha256),
             ("CRC64NVME", &expected.checksum_crc64nvme, &received.checksum_crc64nvme),
         ];
-        // Only declared values are compared: an algorithm named without a value is left to
-        // s3s-fs, as before.
+        // Only declared values are compared: an algorithm named without a value is computed
+        // and stored, with nothing to compare it to.
         pairs.into_iter().find_map(|(name, expected, received)| match (expected, received) {
             (Some(expected), Some(received)) if expected != received => Some(format!(
                 "The {name} checksum you specified did not match what we received \
@@ -156,7 +162,7 @@ impl VerifiedBody {
     fn expected_checksums(&self) -> Checksum {
         let mut expected = self.header_checksums.clone();
         let Some(trailers) = &self.trailers else { return expected };
-        // `read`, not `take`: s3s-fs reads the same trailers after the stream ends.
+        // `read`, not `take`: the trailers stay readable for anyone after the stream ends.
         trailers.read(|headers| {
             let value = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
             let slots = [

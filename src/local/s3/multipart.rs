@@ -1,0 +1,128 @@
+//! Multipart uploads in progress, each a folder `<root>/.uploads/<upload id>/` holding
+//! `upload.json` (the bucket, key and attributes given to CreateMultipartUpload) and its parts
+//! (`<n>.part` with `<n>.json` holding the part's ETag and size), so an upload survives a
+//! restart.
+//!
+//! An upload id belongs to one bucket and key: any other pair is answered NoSuchUpload, as S3
+//! does (UploadPart API reference: "NoSuchUpload: The specified multipart upload does not
+//! exist").
+
+use std::path::{Path, PathBuf};
+
+use s3s::{S3Error, S3ErrorCode, S3Result};
+use serde::{Deserialize, Serialize};
+
+use super::messages::NO_SUCH_UPLOAD;
+use super::objects::Attributes;
+
+/// What CreateMultipartUpload was given.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct Upload {
+    pub bucket: String,
+    pub key: String,
+    #[serde(default)]
+    pub attributes: Attributes,
+    /// Seconds since the Unix epoch.
+    pub initiated: u64,
+}
+
+/// One uploaded part.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct Part {
+    pub number: i32,
+    /// MD5 in hex.
+    pub e_tag: String,
+    pub size: u64,
+    /// Nanoseconds since the Unix epoch.
+    pub modified_ns: u128,
+}
+
+#[derive(Debug)]
+pub(super) struct Uploads {
+    dir: PathBuf,
+}
+
+impl Uploads {
+    /// Uploads kept under `<s3_root>/.uploads`.
+    pub(super) fn new(s3_root: &Path) -> Self {
+        Uploads { dir: s3_root.join(".uploads") }
+    }
+
+    /// The upload's folder; None for an id that is not a UUID (the store makes only UUIDs), so
+    /// no other text ever becomes part of a path.
+    fn folder(&self, upload_id: &str) -> Option<PathBuf> {
+        let id = uuid::Uuid::parse_str(upload_id).ok()?;
+        Some(self.dir.join(id.hyphenated().to_string()))
+    }
+
+    /// Starts an upload; returns its id.
+    pub(super) async fn create(&self, upload: &Upload) -> S3Result<String> {
+        let id = uuid::Uuid::new_v4().hyphenated().to_string();
+        let folder = self.dir.join(&id);
+        tokio::fs::create_dir_all(&folder).await.map_err(S3Error::internal_error)?;
+        let text = serde_json::to_vec(upload).map_err(S3Error::internal_error)?;
+        tokio::fs::write(folder.join("upload.json"), text).await.map_err(S3Error::internal_error)?;
+        Ok(id)
+    }
+
+    /// The upload `upload_id` of `bucket`/`key`, with its folder; NoSuchUpload otherwise.
+    pub(super) async fn open(&self, upload_id: &str, bucket: &str, key: &str) -> S3Result<(Upload, PathBuf)> {
+        let folder = self.folder(upload_id).ok_or_else(no_such_upload)?;
+        let text = match tokio::fs::read(folder.join("upload.json")).await {
+            Ok(text) => text,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Err(no_such_upload()),
+            Err(err) => return Err(S3Error::internal_error(err)),
+        };
+        let upload: Upload = serde_json::from_slice(&text).map_err(S3Error::internal_error)?;
+        if upload.bucket == bucket && upload.key == key {
+            Ok((upload, folder))
+        } else {
+            Err(no_such_upload())
+        }
+    }
+
+    /// The parts uploaded so far, by part number.
+    pub(super) async fn parts(&self, folder: &Path) -> S3Result<Vec<Part>> {
+        let mut parts = Vec::new();
+        let mut entries = tokio::fs::read_dir(folder).await.map_err(S3Error::internal_error)?;
+        while let Some(entry) = entries.next_entry().await.map_err(S3Error::internal_error)? {
+            let name = entry.file_name();
+            let Some(number) = name.to_str().and_then(|n| n.strip_suffix(".json")) else { continue };
+            if number.parse::<i32>().is_err() {
+                continue;
+            }
+            let text = tokio::fs::read(entry.path()).await.map_err(S3Error::internal_error)?;
+            parts.push(serde_json::from_slice::<Part>(&text).map_err(S3Error::internal_error)?);
+        }
+        parts.sort_by_key(|p| p.number);
+        Ok(parts)
+    }
+
+    /// Where part `number`'s bytes go.
+    pub(super) fn part_path(folder: &Path, number: i32) -> PathBuf {
+        folder.join(format!("{number}.part"))
+    }
+
+    /// Records part `part` whose bytes are already at [`Uploads::part_path`].
+    pub(super) async fn record_part(folder: &Path, part: &Part) -> S3Result<()> {
+        let text = serde_json::to_vec(part).map_err(S3Error::internal_error)?;
+        let path = folder.join(format!("{}.json", part.number));
+        let write = tokio::task::spawn_blocking(move || {
+            crate::atomic_file::write_atomic(&path, &text, crate::atomic_file::Durability::NoFsync)
+        });
+        write.await.map_err(S3Error::internal_error)?.map_err(S3Error::internal_error)
+    }
+
+    /// Forgets a completed or aborted upload and its parts.
+    pub(super) async fn remove(folder: &Path) {
+        if let Err(err) = tokio::fs::remove_dir_all(folder).await
+            && err.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(error = %err, path = %folder.display(), "cannot remove a finished upload");
+        }
+    }
+}
+
+fn no_such_upload() -> S3Error {
+    S3Error::with_message(S3ErrorCode::NoSuchUpload, NO_SUCH_UPLOAD)
+}

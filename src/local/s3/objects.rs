@@ -1,0 +1,473 @@
+//! The local S3's files: where each object's bytes and record live, and the calls that the
+//! S3 server and the emulator's own readers and writers (Personalize imports and batch jobs,
+//! `local seed`, the demo) share, so they all see one store.
+//!
+//! Layout under the S3 root (`<data_dir>/s3`):
+//! - `<bucket>/` — a bucket is a folder named by a checked [`BucketName`];
+//! - `<bucket>/<name>` — an object's bytes, `<name>` from [`object_names::file_name`];
+//! - `<bucket>/.records/<name>.json` — its [`Record`]: the key, the ETag and checksums, and the
+//!   attributes given when it was written (Content-Type, user metadata, ...);
+//! - `.uploads/<upload id>/` — multipart uploads in progress (see `multipart`).
+//!
+//! A record describes the bytes it was written with: it holds their size and modification
+//! time, and a record that no longer matches (the bytes replaced by hand, or a crash between
+//! the two renames) is read as absent, so the ETag is computed again from the bytes rather
+//! than served stale. An object without a record (a file copied into the bucket's folder) is
+//! an object all the same, with its ETag computed on first use.
+//!
+//! Data directories written by recflow before this layout held objects as nested folders
+//! (`<bucket>/a/b.csv`); [`migrate_nested`] moves them into place when the server starts.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use md5::{Digest as _, Md5};
+use serde::{Deserialize, Serialize};
+
+use super::bucket_name::BucketName;
+use super::object_names::{self, Decoded};
+use crate::atomic_file::{self, Durability};
+
+/// The longest key S3 accepts, in UTF-8 bytes (S3 user guide, "Naming Amazon S3 objects").
+pub const MAX_KEY_BYTES: usize = 1024;
+
+const RECORDS_DIR: &str = ".records";
+
+/// Attributes given when an object is written and returned when it is read.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Attributes {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_encoding: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_disposition: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_language: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_control: Option<String>,
+    /// The `Expires` header as S3 returns it (RFC 7231 date).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub website_redirect_location: Option<String>,
+    /// `x-amz-meta-*` values, by name without the prefix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_metadata: Option<HashMap<String, String>>,
+}
+
+/// The checksums stored with an object, base64 as S3 sends them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Checksums {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crc32: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crc32c: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha1: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crc64nvme: Option<String>,
+}
+
+/// What the store knows of an object beyond its bytes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub key: String,
+    /// Size of the bytes this record describes.
+    pub size: u64,
+    /// Their modification time, nanoseconds since the Unix epoch.
+    pub modified_ns: u128,
+    /// The ETag without quotes: the MD5 in hex, or `<md5 of part md5s>-<parts>` for a
+    /// multipart upload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e_tag: Option<String>,
+    #[serde(default)]
+    pub checksums: Checksums,
+    #[serde(default)]
+    pub attributes: Attributes,
+}
+
+/// One object as a listing sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredObject {
+    pub key: String,
+    /// The file holding its bytes.
+    pub path: PathBuf,
+    pub size: u64,
+    pub last_modified: SystemTime,
+}
+
+impl StoredObject {
+    /// The key's last `/`-separated segment, as Personalize names a file of a prefix.
+    pub fn file_name(&self) -> &str {
+        self.key.rsplit('/').next().unwrap_or(&self.key)
+    }
+}
+
+/// Why a key cannot be stored: S3's own limits, nothing stricter.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidKey {
+    #[error("the key is empty")]
+    Empty,
+    #[error("the key is {0} bytes long; S3 keys are at most {MAX_KEY_BYTES} bytes")]
+    TooLong(usize),
+}
+
+/// Checks `key` against S3's limits: 1 to 1,024 bytes of UTF-8.
+pub fn check_key(key: &str) -> Result<(), InvalidKey> {
+    match key.len() {
+        0 => Err(InvalidKey::Empty),
+        n if n > MAX_KEY_BYTES => Err(InvalidKey::TooLong(n)),
+        _ => Ok(()),
+    }
+}
+
+/// The file holding the bytes of `bucket`/`key`.
+pub fn object_path(s3_root: &Path, bucket: &BucketName, key: &str) -> PathBuf {
+    bucket.dir(s3_root).join(object_names::file_name(key))
+}
+
+/// The record of the object stored at `path`.
+pub(super) fn record_path(object_path: &Path) -> PathBuf {
+    let name = object_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let bucket_dir = object_path.parent().unwrap_or(Path::new("."));
+    bucket_dir.join(RECORDS_DIR).join(format!("{name}.json"))
+}
+
+/// Nanoseconds since the epoch of `meta`'s modification time (0 when the platform has none).
+pub(super) fn modified_ns(meta: &std::fs::Metadata) -> u128 {
+    meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos())
+}
+
+/// The record of the object at `path`, when there is one that describes its current bytes
+/// (`meta`); a record that no longer does keeps only its key.
+pub(super) fn read_record(path: &Path, meta: &std::fs::Metadata) -> io::Result<Option<Record>> {
+    let text = match std::fs::read(record_path(path)) {
+        Ok(text) => text,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(err),
+    };
+    let Ok(record) = serde_json::from_slice::<Record>(&text) else { return Ok(None) };
+    if record.size == meta.len() && record.modified_ns == modified_ns(meta) {
+        Ok(Some(record))
+    } else {
+        Ok(Some(Record::bare(record.key, meta)))
+    }
+}
+
+impl Record {
+    /// A record of `key` for the bytes `meta` describes, with nothing known of them yet.
+    pub(super) fn bare(key: String, meta: &std::fs::Metadata) -> Record {
+        Record {
+            key,
+            size: meta.len(),
+            modified_ns: modified_ns(meta),
+            e_tag: None,
+            checksums: Checksums::default(),
+            attributes: Attributes::default(),
+        }
+    }
+}
+
+/// An object found in the store, its record complete with an ETag.
+#[derive(Debug)]
+pub(super) struct Found {
+    pub path: PathBuf,
+    pub meta: std::fs::Metadata,
+    pub record: Record,
+}
+
+/// The object `key` stored at `path` (from [`object_path`]), if there is one. An ETag missing
+/// from its record is computed from the bytes and kept for next time.
+pub(super) fn find(path: &Path, key: &str) -> io::Result<Option<Found>> {
+    let meta = match std::fs::metadata(path) {
+        Ok(meta) if meta.is_file() => meta,
+        Ok(_) => return Ok(None),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(err),
+    };
+    let mut record = match read_record(path, &meta)? {
+        Some(record) if record.key == key => record,
+        // Only a hashed name can hold another key: two keys with one SHA-256.
+        Some(_) => return Ok(None),
+        None => Record::bare(key.to_owned(), &meta),
+    };
+    if record.e_tag.is_none() {
+        record.e_tag = Some(md5_of_file(path)?);
+        // Kept only if the bytes did not change while they were hashed.
+        let now = std::fs::metadata(path)?;
+        if now.len() == meta.len() && modified_ns(&now) == modified_ns(&meta) {
+            write_record(path, &record)?;
+        }
+    }
+    Ok(Some(Found { path: path.to_owned(), meta, record }))
+}
+
+/// Writes `record` for the object at `path` (its folder created as needed).
+pub(super) fn write_record(path: &Path, record: &Record) -> io::Result<()> {
+    let target = record_path(path);
+    if let Some(dir) = target.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let bytes = serde_json::to_vec(record).map_err(io::Error::other)?;
+    atomic_file::write_atomic(&target, &bytes, Durability::NoFsync)
+}
+
+/// Removes the object at `path` and its record; absent ones are not an error.
+pub(super) fn remove_object(path: &Path) -> io::Result<()> {
+    for file in [path.to_owned(), record_path(path)] {
+        match std::fs::remove_file(&file) {
+            Ok(()) => {}
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(())
+}
+
+/// The MD5 of the file at `path`, in hex.
+pub(super) fn md5_of_file(path: &Path) -> io::Result<String> {
+    let mut file = File::open(path)?;
+    let mut md5 = Md5::new();
+    let mut buf = vec![0; 1 << 16];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            return Ok(hex::encode(md5.finalize()));
+        }
+        md5.update(&buf[..n]);
+    }
+}
+
+/// The key of the file named `name` in `bucket_dir`; None for the store's own files and for a
+/// hashed name whose record is lost.
+fn key_of(bucket_dir: &Path, name: &str, meta: &std::fs::Metadata) -> io::Result<Option<String>> {
+    match object_names::decode(name) {
+        Decoded::Key(key) => Ok(Some(key)),
+        Decoded::NotAnObject => Ok(None),
+        Decoded::Hashed => Ok(read_record(&bucket_dir.join(name), meta)?.map(|r| r.key)),
+    }
+}
+
+/// Every object of `bucket` whose key starts with `prefix`, in S3's listing order (the keys'
+/// UTF-8 bytes, ascending).
+///
+/// # Errors
+/// The file system's; a missing bucket folder is `NotFound`.
+pub fn list(s3_root: &Path, bucket: &BucketName, prefix: &str) -> io::Result<Vec<StoredObject>> {
+    let dir = bucket.dir(s3_root);
+    let mut objects = Vec::new();
+    for entry in std::fs::read_dir(&dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with('.') {
+            continue;
+        }
+        let meta = match entry.metadata() {
+            Ok(meta) => meta,
+            // Deleted between the listing and now.
+            Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+            Err(err) => return Err(err),
+        };
+        if !meta.is_file() {
+            continue;
+        }
+        let Some(key) = key_of(&dir, name, &meta)? else { continue };
+        if key.starts_with(prefix) {
+            objects.push(StoredObject {
+                key,
+                path: entry.path(),
+                size: meta.len(),
+                last_modified: meta.modified().unwrap_or(UNIX_EPOCH),
+            });
+        }
+    }
+    objects.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+    Ok(objects)
+}
+
+/// Whether `bucket` holds any object.
+pub(super) fn holds_objects(bucket_dir: &Path) -> io::Result<bool> {
+    for entry in std::fs::read_dir(bucket_dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if !name.starts_with('.') && entry.file_type()?.is_file() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// A writer that hashes what passes through it.
+struct Md5Writer<'a, W: Write> {
+    inner: &'a mut W,
+    md5: Md5,
+}
+
+impl<W: Write> Write for Md5Writer<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.md5.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Stores what `body` writes as `bucket`/`key`, replacing any object of that key at once
+/// (readers see the old bytes or the new), with a record holding its ETag; the bucket's
+/// folder is created if missing. For the emulator's own writers: Personalize's batch output,
+/// `local seed`, the demo.
+///
+/// # Errors
+/// [`InvalidKey`] (as `InvalidInput`) or the file system's.
+pub fn write_object_with(
+    s3_root: &Path,
+    bucket: &BucketName,
+    key: &str,
+    body: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> io::Result<()> {
+    check_key(key).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let path = object_path(s3_root, bucket, key);
+    std::fs::create_dir_all(bucket.dir(s3_root))?;
+    let mut md5 = None;
+    atomic_file::write_atomic_with(&path, Durability::Fsync, |w: &mut BufWriter<File>| {
+        let mut hashing = Md5Writer { inner: w, md5: Md5::new() };
+        body(&mut hashing)?;
+        md5 = Some(hashing.md5.finalize());
+        Ok(())
+    })?;
+    let meta = std::fs::metadata(&path)?;
+    let record = Record { e_tag: md5.map(hex::encode), ..Record::bare(key.to_owned(), &meta) };
+    write_record(&path, &record)
+}
+
+/// Moves objects kept as nested folders (`<bucket>/a/b.csv`, the layout of recflow's earlier
+/// S3 store) to their flat names, so that a data directory written before keeps its objects.
+/// Their ETags are computed again from the bytes on first use.
+pub(super) fn migrate_nested(s3_root: &Path) -> io::Result<usize> {
+    let mut moved = 0;
+    let Ok(buckets) = std::fs::read_dir(s3_root) else { return Ok(0) };
+    for bucket in buckets {
+        let bucket = bucket?;
+        let Some(name) = bucket.file_name().to_str().map(str::to_owned) else { continue };
+        if !bucket.file_type()?.is_dir() || BucketName::parse(&name).is_err() {
+            continue;
+        }
+        let dir = bucket.path();
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            let Some(top) = entry.file_name().to_str().map(str::to_owned) else { continue };
+            if top.starts_with('.') || !entry.file_type()?.is_dir() {
+                continue;
+            }
+            moved += move_tree(&dir, &entry.path(), &top)?;
+            // Empty folders left behind are removed; a folder still holding something is kept.
+            let _ = remove_empty_dirs(&entry.path());
+        }
+    }
+    Ok(moved)
+}
+
+fn move_tree(bucket_dir: &Path, dir: &Path, key_prefix: &str) -> io::Result<usize> {
+    let mut moved = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else { continue };
+        // The earlier store kept its temporaries in the S3 root, so a dot-file here is a user's.
+        let key = format!("{key_prefix}/{name}");
+        if entry.file_type()?.is_dir() {
+            moved += move_tree(bucket_dir, &entry.path(), &key)?;
+        } else if check_key(&key).is_ok() {
+            let target = bucket_dir.join(object_names::file_name(&key));
+            if !target.exists() {
+                std::fs::rename(entry.path(), &target)?;
+                if object_names::decode(&object_names::file_name(&key)) == Decoded::Hashed {
+                    write_record(&target, &Record::bare(key.clone(), &std::fs::metadata(&target)?))?;
+                }
+                moved += 1;
+            }
+        }
+    }
+    Ok(moved)
+}
+
+fn remove_empty_dirs(dir: &Path) -> io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            remove_empty_dirs(&entry.path())?;
+        }
+    }
+    std::fs::remove_dir(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bucket() -> BucketName {
+        BucketName::parse("bkt").unwrap()
+    }
+
+    #[test]
+    fn written_objects_list_in_key_order_with_their_etag() {
+        let root = tempfile::tempdir().unwrap();
+        let long = "k".repeat(1024);
+        for key in ["b", "a/b", "a", "a//b", "./x", "dir/", &long] {
+            write_object_with(root.path(), &bucket(), key, |w| w.write_all(key.as_bytes())).unwrap();
+        }
+        let listed: Vec<String> =
+            list(root.path(), &bucket(), "").unwrap().into_iter().map(|o| o.key).collect();
+        let mut expected = vec!["./x", "a", "a//b", "a/b", "b", "dir/"];
+        expected.push(&long);
+        assert_eq!(listed, expected.iter().map(|k| k.to_string()).collect::<Vec<_>>());
+        let path = object_path(root.path(), &bucket(), "a/b");
+        assert_eq!(std::fs::read(&path).unwrap(), b"a/b");
+        let record = read_record(&path, &std::fs::metadata(&path).unwrap()).unwrap().unwrap();
+        assert_eq!(record.e_tag.as_deref(), Some(md5_of_file(&path).unwrap().as_str()));
+        let under_a: Vec<String> =
+            list(root.path(), &bucket(), "a/").unwrap().into_iter().map(|o| o.key).collect();
+        assert_eq!(under_a, ["a//b", "a/b"]);
+    }
+
+    #[test]
+    fn a_record_that_no_longer_describes_the_bytes_keeps_only_its_key() {
+        let root = tempfile::tempdir().unwrap();
+        write_object_with(root.path(), &bucket(), "k", |w| w.write_all(b"old")).unwrap();
+        let path = object_path(root.path(), &bucket(), "k");
+        std::fs::write(&path, b"replaced by hand").unwrap();
+        let record = read_record(&path, &std::fs::metadata(&path).unwrap()).unwrap().unwrap();
+        assert_eq!((record.key.as_str(), record.e_tag), ("k", None));
+    }
+
+    #[test]
+    fn nested_folders_of_the_earlier_layout_become_flat_objects() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("bkt/interactions/daily");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("x.csv"), b"1").unwrap();
+        std::fs::write(root.path().join("bkt/top.csv"), b"2").unwrap();
+        assert_eq!(migrate_nested(root.path()).unwrap(), 1);
+        let listed: Vec<String> =
+            list(root.path(), &bucket(), "").unwrap().into_iter().map(|o| o.key).collect();
+        assert_eq!(listed, ["interactions/daily/x.csv", "top.csv"]);
+        assert!(!root.path().join("bkt/interactions").exists());
+    }
+
+    #[test]
+    fn keys_are_checked_against_s3s_limits_only() {
+        assert_eq!(check_key(""), Err(InvalidKey::Empty));
+        assert!(check_key(&"x".repeat(1024)).is_ok());
+        assert_eq!(check_key(&"x".repeat(1025)), Err(InvalidKey::TooLong(1025)));
+    }
+}

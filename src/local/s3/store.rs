@@ -1,0 +1,1074 @@
+//! The S3 operations the local store serves, over the files of [`objects`]: buckets, objects
+//! (with ranged reads, conditional writes and copies), listings (v1 and v2, with prefix,
+//! delimiter, pagination and `EncodingType=url`) and multipart uploads. Other operations answer
+//! NotImplemented.
+//!
+//! An upload is received into a temporary file while its digests are computed and checked;
+//! only a body whose Content-MD5 and checksums match replaces the object, by a rename taken
+//! under the key's lock together with the `If-None-Match`/`If-Match` check, so of racing
+//! conditional writers exactly one wins.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use futures_util::StreamExt as _;
+use md5::{Digest as _, Md5};
+use s3s::checksum::ChecksumHasher;
+use s3s::dto::*;
+use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
+use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _, AsyncWriteExt as _};
+
+use super::bucket_name::BucketName;
+use super::key_locks::KeyLocks;
+use super::list_encoding;
+use super::listing::{self, Listing};
+use super::messages;
+use super::multipart::{Part as StoredPart, Upload, Uploads};
+use super::objects::{self, Attributes, Checksums, Found, Record};
+use super::verified_body::{self, DeclaredDigests, Verdict};
+
+/// Smallest part but the last that CompleteMultipartUpload accepts (S3 user guide, "Amazon S3
+/// multipart upload limits": 5 MiB).
+const MIN_PART_BYTES: u64 = 5 * 1024 * 1024;
+
+pub(super) struct LocalStore {
+    /// The S3 root: `<root>/<bucket>` is that bucket's folder.
+    root: PathBuf,
+    writes: KeyLocks,
+    uploads: Uploads,
+}
+
+impl LocalStore {
+    pub(super) fn new(root: PathBuf) -> Self {
+        let uploads = Uploads::new(&root);
+        Self { root, writes: KeyLocks::default(), uploads }
+    }
+
+    /// The bucket's folder, which must exist.
+    async fn bucket_dir(&self, bucket: &str) -> S3Result<(BucketName, PathBuf)> {
+        let name = checked_bucket(bucket)?;
+        let dir = name.dir(&self.root);
+        match tokio::fs::metadata(&dir).await {
+            Ok(meta) if meta.is_dir() => Ok((name, dir)),
+            Ok(_) => Err(no_such_bucket()),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Err(no_such_bucket()),
+            Err(err) => Err(S3Error::internal_error(err)),
+        }
+    }
+
+    /// The object `bucket`/`key` (both checked); NoSuchBucket or NoSuchKey when absent.
+    async fn existing(&self, bucket: &str, key: &str) -> S3Result<Found> {
+        self.find(bucket, key).await?.ok_or_else(no_such_key)
+    }
+
+    /// The object `bucket`/`key` if there is one; NoSuchBucket when the bucket is missing.
+    async fn find(&self, bucket: &str, key: &str) -> S3Result<Option<Found>> {
+        checked_key(key)?;
+        let (name, _) = self.bucket_dir(bucket).await?;
+        let path = objects::object_path(&self.root, &name, key);
+        let key = key.to_owned();
+        blocking(move || objects::find(&path, &key)).await
+    }
+
+    /// Replaces `bucket`/`key` by the bytes at `tmp` (in the bucket's folder) under the key's
+    /// lock, after checking the write's conditions against the object it replaces. `tmp` is
+    /// removed whatever happens.
+    async fn commit(
+        &self,
+        target: &Target<'_>,
+        tmp: PathBuf,
+        record: impl FnOnce(&std::fs::Metadata) -> Record,
+    ) -> S3Result<Record> {
+        let _write = self.writes.lock(target.bucket, target.key).await;
+        let outcome = async {
+            let current = self.find(target.bucket, target.key).await?;
+            target.conditions.check(current.as_ref())?;
+            let path = objects::object_path(&self.root, &checked_bucket(target.bucket)?, target.key);
+            let (path_, tmp_) = (path.clone(), tmp.clone());
+            let meta = blocking(move || {
+                std::fs::rename(&tmp_, &path_)?;
+                std::fs::metadata(&path_)
+            })
+            .await?;
+            let record = record(&meta);
+            let stored = record.clone();
+            blocking(move || objects::write_record(&path, &stored)).await?;
+            Ok(record)
+        }
+        .await;
+        if outcome.is_err() {
+            let _ = tokio::fs::remove_file(&tmp).await;
+        }
+        outcome
+    }
+}
+
+/// The object a write replaces, and the conditions it was given.
+struct Target<'a> {
+    bucket: &'a str,
+    key: &'a str,
+    conditions: WriteConditions,
+}
+
+/// `If-None-Match` and `If-Match` on a write (PutObject, CompleteMultipartUpload).
+#[derive(Default)]
+struct WriteConditions {
+    if_none_match: Option<ETagCondition>,
+    if_match: Option<ETagCondition>,
+}
+
+impl WriteConditions {
+    /// PreconditionFailed when `current` (the object the write would replace) fails them
+    /// (PutObject API reference: `If-None-Match: *` writes only a new key, `If-Match` only over
+    /// the given ETag).
+    fn check(&self, current: Option<&Found>) -> S3Result<()> {
+        let failed = || {
+            S3Error::with_message(
+                S3ErrorCode::PreconditionFailed,
+                "At least one of the pre-conditions you specified did not hold",
+            )
+        };
+        if let Some(condition) = &self.if_none_match
+            && let Some(found) = current
+            && (condition.is_any() || condition.as_etag().is_some_and(|e| etag_matches(found, e)))
+        {
+            return Err(failed());
+        }
+        if let Some(condition) = &self.if_match {
+            let Some(found) = current else {
+                return Err(S3Error::with_message(S3ErrorCode::NoSuchKey, messages::NO_SUCH_KEY));
+            };
+            if condition.as_etag().is_some_and(|e| !etag_matches(found, e)) {
+                return Err(failed());
+            }
+        }
+        Ok(())
+    }
+}
+
+fn etag_matches(found: &Found, given: &ETag) -> bool {
+    found.record.e_tag.as_deref() == Some(given.value())
+}
+
+/// S3 answers InvalidBucketName ("The specified bucket is not valid.") for a name that breaks
+/// its naming rules; the local store also says which rule.
+fn checked_bucket(bucket: &str) -> S3Result<BucketName> {
+    BucketName::parse(bucket).map_err(|err| {
+        S3Error::with_message(
+            S3ErrorCode::InvalidBucketName,
+            format!("The specified bucket is not valid. {err}"),
+        )
+    })
+}
+
+/// S3's own key limits (1 to 1,024 bytes), nothing stricter: every such key has a file.
+fn checked_key(key: &str) -> S3Result<()> {
+    objects::check_key(key).map_err(|err| match err {
+        objects::InvalidKey::TooLong(_) => {
+            S3Error::with_message(S3ErrorCode::KeyTooLongError, format!("Your key is too long: {err}"))
+        }
+        objects::InvalidKey::Empty => S3Error::with_message(S3ErrorCode::InvalidArgument, err.to_string()),
+    })
+}
+
+fn no_such_bucket() -> S3Error {
+    S3Error::with_message(S3ErrorCode::NoSuchBucket, messages::NO_SUCH_BUCKET)
+}
+
+fn no_such_key() -> S3Error {
+    S3Error::with_message(S3ErrorCode::NoSuchKey, messages::NO_SUCH_KEY)
+}
+
+/// Runs blocking file work off the async threads.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> io::Result<T> + Send + 'static) -> S3Result<T> {
+    tokio::task::spawn_blocking(work).await.map_err(S3Error::internal_error)?.map_err(S3Error::internal_error)
+}
+
+fn timestamp(meta: &std::fs::Metadata) -> Timestamp {
+    Timestamp::from(meta.modified().unwrap_or(UNIX_EPOCH))
+}
+
+fn content_length(len: u64) -> S3Result<i64> {
+    i64::try_from(len).map_err(S3Error::internal_error)
+}
+
+fn format_expires(expires: Option<Timestamp>) -> Option<String> {
+    let mut text = Vec::new();
+    expires?.format(TimestampFormat::DateTime, &mut text).ok()?;
+    String::from_utf8(text).ok()
+}
+
+fn parse_expires(text: Option<&String>) -> Option<Timestamp> {
+    Timestamp::parse(TimestampFormat::DateTime, text?).ok()
+}
+
+fn declared_checksums(
+    crc32: &Option<String>,
+    crc32c: &Option<String>,
+    sha1: &Option<String>,
+    sha256: &Option<String>,
+    crc64nvme: &Option<String>,
+) -> Checksum {
+    Checksum {
+        checksum_crc32: crc32.clone(),
+        checksum_crc32c: crc32c.clone(),
+        checksum_sha1: sha1.clone(),
+        checksum_sha256: sha256.clone(),
+        checksum_crc64nvme: crc64nvme.clone(),
+        ..Default::default()
+    }
+}
+
+fn stored_checksums(sums: Checksum) -> Checksums {
+    Checksums {
+        crc32: sums.checksum_crc32,
+        crc32c: sums.checksum_crc32c,
+        sha1: sums.checksum_sha1,
+        sha256: sums.checksum_sha256,
+        crc64nvme: sums.checksum_crc64nvme,
+    }
+}
+
+/// A body received into a file.
+struct Received {
+    size: u64,
+    md5: [u8; 16],
+    checksums: Checksum,
+}
+
+/// Streams `body` into a new file at `tmp`, hashing it as it goes. `verdict` turns the stream's
+/// failure on a digest mismatch into BadDigest. On any error `tmp` is removed.
+async fn receive(
+    body: Option<StreamingBlob>,
+    tmp: &Path,
+    mut hasher: ChecksumHasher,
+    verdict: Option<&Verdict>,
+) -> S3Result<Received> {
+    let outcome = async {
+        let file = tokio::fs::File::create(tmp).await?;
+        let mut writer = tokio::io::BufWriter::with_capacity(1 << 20, file);
+        let mut md5 = Md5::new();
+        let mut size = 0u64;
+        if let Some(mut body) = body {
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(io::Error::other)?;
+                md5.update(&chunk);
+                hasher.update(&chunk);
+                writer.write_all(&chunk).await?;
+                size += chunk.len() as u64;
+            }
+        }
+        writer.flush().await?;
+        Ok::<_, io::Error>(Received { size, md5: md5.finalize().into(), checksums: hasher.finalize() })
+    }
+    .await;
+    match outcome {
+        Ok(received) => Ok(received),
+        Err(err) => {
+            let _ = tokio::fs::remove_file(tmp).await;
+            let err = S3Error::internal_error(err);
+            Err(match verdict {
+                Some(verdict) => verdict.explain(err),
+                None => err,
+            })
+        }
+    }
+}
+
+/// Wraps `body` in the digest check of `declared`, and a hasher for the checksums to store.
+fn checked_body(
+    body: &mut Option<StreamingBlob>,
+    declared: DeclaredDigests,
+) -> S3Result<(ChecksumHasher, Option<Verdict>)> {
+    let hasher = verified_body::hasher_for(&declared);
+    let Some(blob) = body.take() else { return Ok((hasher, None)) };
+    let (checked, verdict) = verified_body::verify(blob, declared)?;
+    *body = Some(checked);
+    Ok((hasher, Some(verdict)))
+}
+
+/// Copies `len` bytes from `source` at `start` into a new file at `tmp`; returns their MD5.
+fn copy_range(source: &Path, start: u64, len: u64, tmp: &Path) -> io::Result<[u8; 16]> {
+    use std::io::{Read as _, Seek as _, Write as _};
+    let result = (|| {
+        let mut input = std::fs::File::open(source)?;
+        input.seek(io::SeekFrom::Start(start))?;
+        let mut input = input.take(len);
+        let mut output = io::BufWriter::with_capacity(1 << 20, std::fs::File::create(tmp)?);
+        let mut md5 = Md5::new();
+        let mut buf = vec![0; 1 << 16];
+        loop {
+            let n = input.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            md5.update(&buf[..n]);
+            output.write_all(&buf[..n])?;
+        }
+        output.flush()?;
+        Ok(md5.finalize().into())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(tmp);
+    }
+    result
+}
+
+/// The source of a copy: its bucket and key, checked.
+fn copy_source(source: &CopySource) -> S3Result<(&str, &str)> {
+    match source {
+        CopySource::Bucket { bucket, key, .. } => Ok((bucket, key)),
+        CopySource::AccessPoint { .. } | CopySource::Outpost { .. } => Err(S3Error::with_message(
+            S3ErrorCode::NotImplemented,
+            "local S3 copies only from bucket/key sources",
+        )),
+    }
+}
+
+/// `x-amz-copy-source-range: bytes=first-last` against a source of `len` bytes.
+fn copy_source_range(range: Option<&str>, len: u64) -> S3Result<(u64, u64)> {
+    let Some(range) = range else { return Ok((0, len)) };
+    let invalid = || {
+        S3Error::with_message(
+            S3ErrorCode::InvalidArgument,
+            format!(
+                "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy, not {range:?}"
+            ),
+        )
+    };
+    let (first, last) = range.strip_prefix("bytes=").and_then(|r| r.split_once('-')).ok_or_else(invalid)?;
+    let first: u64 = first.parse().map_err(|_| invalid())?;
+    let last: u64 = last.parse().map_err(|_| invalid())?;
+    if first > last || last >= len {
+        return Err(S3Error::with_message(
+            S3ErrorCode::InvalidRange,
+            "The requested range is not satisfiable",
+        ));
+    }
+    Ok((first, last - first + 1))
+}
+
+/// CopyObject's and UploadPartCopy's `x-amz-copy-source-if-*` against the source.
+fn check_copy_conditions(
+    source: &Found,
+    if_match: Option<&ETagCondition>,
+    if_none_match: Option<&ETagCondition>,
+    if_modified_since: Option<&Timestamp>,
+    if_unmodified_since: Option<&Timestamp>,
+) -> S3Result<()> {
+    let modified = timestamp(&source.meta);
+    let failed = || {
+        S3Error::with_message(
+            S3ErrorCode::PreconditionFailed,
+            "At least one of the pre-conditions you specified did not hold",
+        )
+    };
+    // S3: If-Match overrides If-Unmodified-Since, If-None-Match overrides If-Modified-Since.
+    match if_match {
+        Some(condition)
+            if !condition.is_any() && !condition.as_etag().is_some_and(|e| etag_matches(source, e)) =>
+        {
+            return Err(failed());
+        }
+        Some(_) => {}
+        None if if_unmodified_since.is_some_and(|since| modified > *since) => return Err(failed()),
+        None => {}
+    }
+    match if_none_match {
+        Some(condition)
+            if condition.is_any() || condition.as_etag().is_some_and(|e| etag_matches(source, e)) =>
+        {
+            Err(failed())
+        }
+        Some(_) => Ok(()),
+        None if if_modified_since.is_some_and(|since| modified <= *since) => Err(failed()),
+        None => Ok(()),
+    }
+}
+
+#[async_trait::async_trait]
+impl S3 for LocalStore {
+    /// S3 in us-east-1 answers a second CreateBucket of one's own bucket with
+    /// BucketAlreadyOwnedByYou (CreateBucket API reference).
+    async fn create_bucket(
+        &self,
+        req: S3Request<CreateBucketInput>,
+    ) -> S3Result<S3Response<CreateBucketOutput>> {
+        let name = checked_bucket(&req.input.bucket)?;
+        match tokio::fs::create_dir(name.dir(&self.root)).await {
+            Ok(()) => Ok(S3Response::new(CreateBucketOutput::default())),
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => Err(S3Error::with_message(
+                S3ErrorCode::BucketAlreadyOwnedByYou,
+                "Your previous request to create the named bucket succeeded and you already own it.",
+            )),
+            Err(err) => Err(S3Error::internal_error(err)),
+        }
+    }
+
+    /// S3 deletes only empty buckets (DeleteBucket API reference: "All objects ... must be
+    /// deleted before the bucket itself can be deleted"), answering 409 BucketNotEmpty.
+    async fn delete_bucket(
+        &self,
+        req: S3Request<DeleteBucketInput>,
+    ) -> S3Result<S3Response<DeleteBucketOutput>> {
+        let (_, dir) = self.bucket_dir(&req.input.bucket).await?;
+        let check = dir.clone();
+        if blocking(move || objects::holds_objects(&check)).await? {
+            return Err(S3Error::with_message(S3ErrorCode::BucketNotEmpty, messages::BUCKET_NOT_EMPTY));
+        }
+        tokio::fs::remove_dir_all(&dir).await.map_err(S3Error::internal_error)?;
+        Ok(S3Response::new(DeleteBucketOutput {}))
+    }
+
+    async fn head_bucket(&self, req: S3Request<HeadBucketInput>) -> S3Result<S3Response<HeadBucketOutput>> {
+        self.bucket_dir(&req.input.bucket).await?;
+        Ok(S3Response::new(HeadBucketOutput::default()))
+    }
+
+    async fn get_bucket_location(
+        &self,
+        req: S3Request<GetBucketLocationInput>,
+    ) -> S3Result<S3Response<GetBucketLocationOutput>> {
+        self.bucket_dir(&req.input.bucket).await?;
+        Ok(S3Response::new(GetBucketLocationOutput::default()))
+    }
+
+    async fn list_buckets(
+        &self,
+        _req: S3Request<ListBucketsInput>,
+    ) -> S3Result<S3Response<ListBucketsOutput>> {
+        let root = self.root.clone();
+        let buckets = blocking(move || {
+            let mut buckets = Vec::new();
+            for entry in std::fs::read_dir(&root)? {
+                let entry = entry?;
+                let Some(name) = entry.file_name().to_str().map(str::to_owned) else { continue };
+                if !entry.file_type()?.is_dir() || BucketName::parse(&name).is_err() {
+                    continue;
+                }
+                let meta = entry.metadata()?;
+                let created = meta.created().or_else(|_| meta.modified()).unwrap_or(UNIX_EPOCH);
+                buckets.push(Bucket {
+                    creation_date: Some(Timestamp::from(created)),
+                    name: Some(name),
+                    bucket_region: None,
+                });
+            }
+            buckets.sort_by(|a, b| a.name.cmp(&b.name));
+            Ok(buckets)
+        })
+        .await?;
+        Ok(S3Response::new(ListBucketsOutput { buckets: Some(buckets), ..Default::default() }))
+    }
+
+    async fn list_objects(
+        &self,
+        req: S3Request<ListObjectsInput>,
+    ) -> S3Result<S3Response<ListObjectsOutput>> {
+        let input = req.input;
+        let (name, _) = self.bucket_dir(&input.bucket).await?;
+        let request = Listing {
+            prefix: input.prefix.clone().unwrap_or_default(),
+            delimiter: input.delimiter.clone().filter(|d| !d.is_empty()),
+            after: input.marker.clone().filter(|m| !m.is_empty()),
+            max_keys: input.max_keys,
+        };
+        let page = listing::list(&self.root, name, request).await?;
+        let mut output = ListObjectsOutput {
+            name: Some(input.bucket),
+            prefix: input.prefix,
+            delimiter: input.delimiter,
+            marker: input.marker,
+            max_keys: Some(page.max_keys),
+            is_truncated: Some(page.truncated),
+            next_marker: page.next,
+            contents: page.contents,
+            common_prefixes: page.common_prefixes,
+            ..Default::default()
+        };
+        if list_encoding::wants_url(input.encoding_type.as_ref()) {
+            list_encoding::encode_v1(&mut output);
+        }
+        Ok(S3Response::new(output))
+    }
+
+    async fn list_objects_v2(
+        &self,
+        req: S3Request<ListObjectsV2Input>,
+    ) -> S3Result<S3Response<ListObjectsV2Output>> {
+        let input = req.input;
+        let (name, _) = self.bucket_dir(&input.bucket).await?;
+        // The continuation token is the last name of the previous page; it takes over from
+        // StartAfter, which S3 applies to the first page only.
+        let after =
+            input.continuation_token.clone().or_else(|| input.start_after.clone()).filter(|a| !a.is_empty());
+        let request = Listing {
+            prefix: input.prefix.clone().unwrap_or_default(),
+            delimiter: input.delimiter.clone().filter(|d| !d.is_empty()),
+            after,
+            max_keys: input.max_keys,
+        };
+        let page = listing::list(&self.root, name, request).await?;
+        let mut output = ListObjectsV2Output {
+            name: Some(input.bucket),
+            prefix: input.prefix,
+            delimiter: input.delimiter,
+            start_after: input.start_after,
+            continuation_token: input.continuation_token,
+            max_keys: Some(page.max_keys),
+            key_count: Some(page.key_count),
+            is_truncated: Some(page.truncated),
+            next_continuation_token: page.next,
+            contents: page.contents,
+            common_prefixes: page.common_prefixes,
+            ..Default::default()
+        };
+        if list_encoding::wants_url(input.encoding_type.as_ref()) {
+            list_encoding::encode_v2(&mut output);
+        }
+        Ok(S3Response::new(output))
+    }
+
+    async fn get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
+        let input = req.input;
+        let found = self.existing(&input.bucket, &input.key).await?;
+        let len = found.meta.len();
+        let (start, count, content_range) = match &input.range {
+            None => (0, len, None),
+            Some(range) => {
+                let span = range.check(len).map_err(|_| {
+                    S3Error::with_message(S3ErrorCode::InvalidRange, "The requested range is not satisfiable")
+                })?;
+                let count = span.end - span.start;
+                (span.start, count, Some(format!("bytes {}-{}/{len}", span.start, span.end - 1)))
+            }
+        };
+        let mut file = tokio::fs::File::open(&found.path).await.map_err(|err| match err.kind() {
+            io::ErrorKind::NotFound => no_such_key(),
+            _ => S3Error::internal_error(err),
+        })?;
+        file.seek(io::SeekFrom::Start(start)).await.map_err(S3Error::internal_error)?;
+        let stream = tokio_util::io::ReaderStream::with_capacity(file.take(count), 1 << 16);
+        let record = found.record;
+        // S3 returns an object's checksums only for the whole object.
+        let sums = if count == len { record.checksums } else { Checksums::default() };
+        let attrs = record.attributes;
+        let output = GetObjectOutput {
+            body: Some(StreamingBlob::wrap(stream)),
+            content_length: Some(content_length(count)?),
+            content_range,
+            accept_ranges: Some("bytes".to_owned()),
+            last_modified: Some(timestamp(&found.meta)),
+            e_tag: record.e_tag.map(ETag::Strong),
+            metadata: attrs.user_metadata,
+            content_type: Some(attrs.content_type.unwrap_or_else(|| "binary/octet-stream".to_owned())),
+            content_encoding: attrs.content_encoding,
+            content_disposition: attrs.content_disposition,
+            content_language: attrs.content_language,
+            cache_control: attrs.cache_control,
+            expires: parse_expires(attrs.expires.as_ref()),
+            website_redirect_location: attrs.website_redirect_location,
+            checksum_crc32: sums.crc32,
+            checksum_crc32c: sums.crc32c,
+            checksum_sha1: sums.sha1,
+            checksum_sha256: sums.sha256,
+            checksum_crc64nvme: sums.crc64nvme,
+            ..Default::default()
+        };
+        Ok(S3Response::new(output))
+    }
+
+    async fn head_object(&self, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
+        let input = req.input;
+        let found = self.existing(&input.bucket, &input.key).await?;
+        let record = found.record;
+        let (sums, attrs) = (record.checksums, record.attributes);
+        let output = HeadObjectOutput {
+            content_length: Some(content_length(found.meta.len())?),
+            accept_ranges: Some("bytes".to_owned()),
+            last_modified: Some(timestamp(&found.meta)),
+            e_tag: record.e_tag.map(ETag::Strong),
+            metadata: attrs.user_metadata,
+            content_type: Some(attrs.content_type.unwrap_or_else(|| "binary/octet-stream".to_owned())),
+            content_encoding: attrs.content_encoding,
+            content_disposition: attrs.content_disposition,
+            content_language: attrs.content_language,
+            cache_control: attrs.cache_control,
+            expires: parse_expires(attrs.expires.as_ref()),
+            website_redirect_location: attrs.website_redirect_location,
+            checksum_crc32: sums.crc32,
+            checksum_crc32c: sums.crc32c,
+            checksum_sha1: sums.sha1,
+            checksum_sha256: sums.sha256,
+            checksum_crc64nvme: sums.crc64nvme,
+            ..Default::default()
+        };
+        Ok(S3Response::new(output))
+    }
+
+    async fn put_object(&self, mut req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
+        let input = &mut req.input;
+        checked_key(&input.key)?;
+        let (name, _) = self.bucket_dir(&input.bucket).await?;
+        let declared = DeclaredDigests {
+            content_md5: input.content_md5.clone(),
+            algorithm: input.checksum_algorithm.clone(),
+            checksums: declared_checksums(
+                &input.checksum_crc32,
+                &input.checksum_crc32c,
+                &input.checksum_sha1,
+                &input.checksum_sha256,
+                &input.checksum_crc64nvme,
+            ),
+            trailers: req.trailing_headers.clone(),
+        };
+        let (hasher, verdict) = checked_body(&mut input.body, declared)?;
+        let tmp = crate::atomic_file::temp_sibling(&objects::object_path(&self.root, &name, &input.key));
+        let received = receive(input.body.take(), &tmp, hasher, verdict.as_ref()).await?;
+        let attributes = Attributes {
+            content_type: input.content_type.take(),
+            content_encoding: input.content_encoding.take(),
+            content_disposition: input.content_disposition.take(),
+            content_language: input.content_language.take(),
+            cache_control: input.cache_control.take(),
+            expires: format_expires(input.expires.take()),
+            website_redirect_location: input.website_redirect_location.take(),
+            user_metadata: input.metadata.take(),
+        };
+        let target = Target {
+            bucket: &input.bucket,
+            key: &input.key,
+            conditions: WriteConditions {
+                if_none_match: input.if_none_match.take(),
+                if_match: input.if_match.take(),
+            },
+        };
+        let e_tag = hex::encode(received.md5);
+        let checksums = stored_checksums(received.checksums);
+        let record = self
+            .commit(&target, tmp, |meta| Record {
+                e_tag: Some(e_tag),
+                checksums,
+                attributes,
+                ..Record::bare(input.key.clone(), meta)
+            })
+            .await?;
+        let sums = record.checksums;
+        let output = PutObjectOutput {
+            e_tag: record.e_tag.map(ETag::Strong),
+            checksum_crc32: sums.crc32,
+            checksum_crc32c: sums.crc32c,
+            checksum_sha1: sums.sha1,
+            checksum_sha256: sums.sha256,
+            checksum_crc64nvme: sums.crc64nvme,
+            ..Default::default()
+        };
+        Ok(S3Response::new(output))
+    }
+
+    /// MetadataDirective COPY (the default) keeps the source's attributes; REPLACE takes the
+    /// request's (CopyObject API reference).
+    async fn copy_object(&self, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
+        let input = req.input;
+        checked_key(&input.key)?;
+        let (src_bucket, src_key) = copy_source(&input.copy_source)?;
+        let source = self.existing(src_bucket, src_key).await?;
+        let (name, _) = self.bucket_dir(&input.bucket).await?;
+        check_copy_conditions(
+            &source,
+            input.copy_source_if_match.as_ref(),
+            input.copy_source_if_none_match.as_ref(),
+            input.copy_source_if_modified_since.as_ref(),
+            input.copy_source_if_unmodified_since.as_ref(),
+        )?;
+        let tmp = crate::atomic_file::temp_sibling(&objects::object_path(&self.root, &name, &input.key));
+        let (from, to, len) = (source.path.clone(), tmp.clone(), source.meta.len());
+        blocking(move || copy_range(&from, 0, len, &to)).await?;
+        let replace =
+            input.metadata_directive.as_ref().is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
+        let attributes = if replace {
+            Attributes {
+                content_type: input.content_type,
+                content_encoding: input.content_encoding,
+                content_disposition: input.content_disposition,
+                content_language: input.content_language,
+                cache_control: input.cache_control,
+                expires: format_expires(input.expires),
+                website_redirect_location: input.website_redirect_location,
+                user_metadata: input.metadata,
+            }
+        } else {
+            source.record.attributes.clone()
+        };
+        let target =
+            Target { bucket: &input.bucket, key: &input.key, conditions: WriteConditions::default() };
+        let copied = source.record;
+        let record = self
+            .commit(&target, tmp, |meta| Record {
+                e_tag: copied.e_tag,
+                checksums: copied.checksums,
+                attributes,
+                ..Record::bare(input.key.clone(), meta)
+            })
+            .await?;
+        let modified = Timestamp::from(
+            UNIX_EPOCH
+                + std::time::Duration::from_nanos(u64::try_from(record.modified_ns).unwrap_or(u64::MAX)),
+        );
+        let sums = record.checksums;
+        let result = CopyObjectResult {
+            e_tag: record.e_tag.map(ETag::Strong),
+            last_modified: Some(modified),
+            checksum_crc32: sums.crc32,
+            checksum_crc32c: sums.crc32c,
+            checksum_sha1: sums.sha1,
+            checksum_sha256: sums.sha256,
+            checksum_crc64nvme: sums.crc64nvme,
+            ..Default::default()
+        };
+        Ok(S3Response::new(CopyObjectOutput { copy_object_result: Some(result), ..Default::default() }))
+    }
+
+    /// S3 answers 204 whether or not the key existed.
+    async fn delete_object(
+        &self,
+        req: S3Request<DeleteObjectInput>,
+    ) -> S3Result<S3Response<DeleteObjectOutput>> {
+        let input = &req.input;
+        checked_key(&input.key)?;
+        let (name, _) = self.bucket_dir(&input.bucket).await?;
+        let _write = self.writes.lock(&input.bucket, &input.key).await;
+        let path = objects::object_path(&self.root, &name, &input.key);
+        blocking(move || objects::remove_object(&path)).await?;
+        Ok(S3Response::new(DeleteObjectOutput::default()))
+    }
+
+    async fn delete_objects(
+        &self,
+        req: S3Request<DeleteObjectsInput>,
+    ) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        let input = req.input;
+        let (name, _) = self.bucket_dir(&input.bucket).await?;
+        let quiet = input.delete.quiet.unwrap_or(false);
+        let mut deleted = Vec::new();
+        let mut errors = Vec::new();
+        // One key at a time, each under its own lock: no two locks are ever held together.
+        for object in input.delete.objects {
+            let outcome = match checked_key(&object.key) {
+                Err(err) => Err(err),
+                Ok(()) => {
+                    let _write = self.writes.lock(&input.bucket, &object.key).await;
+                    let path = objects::object_path(&self.root, &name, &object.key);
+                    blocking(move || objects::remove_object(&path)).await
+                }
+            };
+            match outcome {
+                Ok(()) if quiet => {}
+                Ok(()) => deleted.push(DeletedObject {
+                    key: Some(object.key),
+                    version_id: object.version_id,
+                    ..Default::default()
+                }),
+                Err(err) => errors.push(Error {
+                    code: Some(err.code().as_str().to_owned()),
+                    message: err.message().map(str::to_owned),
+                    key: Some(object.key),
+                    version_id: object.version_id,
+                }),
+            }
+        }
+        let output = DeleteObjectsOutput {
+            deleted: Some(deleted),
+            errors: (!errors.is_empty()).then_some(errors),
+            ..Default::default()
+        };
+        Ok(S3Response::new(output))
+    }
+
+    async fn create_multipart_upload(
+        &self,
+        req: S3Request<CreateMultipartUploadInput>,
+    ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        let input = req.input;
+        checked_key(&input.key)?;
+        self.bucket_dir(&input.bucket).await?;
+        let upload = Upload {
+            bucket: input.bucket.clone(),
+            key: input.key.clone(),
+            attributes: Attributes {
+                content_type: input.content_type,
+                content_encoding: input.content_encoding,
+                content_disposition: input.content_disposition,
+                content_language: input.content_language,
+                cache_control: input.cache_control,
+                expires: format_expires(input.expires),
+                website_redirect_location: input.website_redirect_location,
+                user_metadata: input.metadata,
+            },
+            initiated: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        };
+        let upload_id = self.uploads.create(&upload).await?;
+        let output = CreateMultipartUploadOutput {
+            bucket: Some(input.bucket),
+            key: Some(input.key),
+            upload_id: Some(upload_id),
+            ..Default::default()
+        };
+        Ok(S3Response::new(output))
+    }
+
+    async fn upload_part(
+        &self,
+        mut req: S3Request<UploadPartInput>,
+    ) -> S3Result<S3Response<UploadPartOutput>> {
+        let input = &mut req.input;
+        checked_key(&input.key)?;
+        self.bucket_dir(&input.bucket).await?;
+        let number = checked_part_number(input.part_number)?;
+        let (_, folder) = self.uploads.open(&input.upload_id, &input.bucket, &input.key).await?;
+        let declared = DeclaredDigests {
+            content_md5: input.content_md5.clone(),
+            algorithm: input.checksum_algorithm.clone(),
+            checksums: declared_checksums(
+                &input.checksum_crc32,
+                &input.checksum_crc32c,
+                &input.checksum_sha1,
+                &input.checksum_sha256,
+                &input.checksum_crc64nvme,
+            ),
+            trailers: req.trailing_headers.clone(),
+        };
+        let (hasher, verdict) = checked_body(&mut input.body, declared)?;
+        let part_path = Uploads::part_path(&folder, number);
+        let tmp = crate::atomic_file::temp_sibling(&part_path);
+        let received = receive(input.body.take(), &tmp, hasher, verdict.as_ref()).await?;
+        let e_tag = hex::encode(received.md5);
+        self.store_part(&folder, number, tmp, &part_path, e_tag.clone(), received.size).await?;
+        let sums = received.checksums;
+        let output = UploadPartOutput {
+            e_tag: Some(ETag::Strong(e_tag)),
+            checksum_crc32: sums.checksum_crc32,
+            checksum_crc32c: sums.checksum_crc32c,
+            checksum_sha1: sums.checksum_sha1,
+            checksum_sha256: sums.checksum_sha256,
+            checksum_crc64nvme: sums.checksum_crc64nvme,
+            ..Default::default()
+        };
+        Ok(S3Response::new(output))
+    }
+
+    async fn upload_part_copy(
+        &self,
+        req: S3Request<UploadPartCopyInput>,
+    ) -> S3Result<S3Response<UploadPartCopyOutput>> {
+        let input = req.input;
+        checked_key(&input.key)?;
+        let number = checked_part_number(input.part_number)?;
+        let (src_bucket, src_key) = copy_source(&input.copy_source)?;
+        let source = self.existing(src_bucket, src_key).await?;
+        self.bucket_dir(&input.bucket).await?;
+        let (_, folder) = self.uploads.open(&input.upload_id, &input.bucket, &input.key).await?;
+        check_copy_conditions(
+            &source,
+            input.copy_source_if_match.as_ref(),
+            input.copy_source_if_none_match.as_ref(),
+            input.copy_source_if_modified_since.as_ref(),
+            input.copy_source_if_unmodified_since.as_ref(),
+        )?;
+        let (start, len) = copy_source_range(input.copy_source_range.as_deref(), source.meta.len())?;
+        let part_path = Uploads::part_path(&folder, number);
+        let tmp = crate::atomic_file::temp_sibling(&part_path);
+        let (from, to) = (source.path.clone(), tmp.clone());
+        let md5 = blocking(move || copy_range(&from, start, len, &to)).await?;
+        let e_tag = hex::encode(md5);
+        self.store_part(&folder, number, tmp, &part_path, e_tag.clone(), len).await?;
+        let result = CopyPartResult {
+            e_tag: Some(ETag::Strong(e_tag)),
+            last_modified: Some(Timestamp::from(SystemTime::now())),
+            ..Default::default()
+        };
+        Ok(S3Response::new(UploadPartCopyOutput { copy_part_result: Some(result), ..Default::default() }))
+    }
+
+    async fn list_parts(&self, req: S3Request<ListPartsInput>) -> S3Result<S3Response<ListPartsOutput>> {
+        let input = req.input;
+        checked_key(&input.key)?;
+        let (_, folder) = self.uploads.open(&input.upload_id, &input.bucket, &input.key).await?;
+        let max_parts = input.max_parts.unwrap_or(1000).clamp(0, 1000);
+        let marker = input.part_number_marker.unwrap_or(0);
+        let after: Vec<StoredPart> =
+            self.uploads.parts(&folder).await?.into_iter().filter(|p| p.number > marker).collect();
+        let shown = usize::try_from(max_parts).unwrap_or(0).min(after.len());
+        let truncated = shown < after.len();
+        let parts: Vec<Part> = after[..shown]
+            .iter()
+            .map(|p| Part {
+                part_number: Some(p.number),
+                e_tag: Some(ETag::Strong(p.e_tag.clone())),
+                size: i64::try_from(p.size).ok(),
+                last_modified: Some(Timestamp::from(
+                    UNIX_EPOCH + std::time::Duration::from_nanos(u64::try_from(p.modified_ns).unwrap_or(0)),
+                )),
+                ..Default::default()
+            })
+            .collect();
+        let output = ListPartsOutput {
+            bucket: Some(input.bucket),
+            key: Some(input.key),
+            upload_id: Some(input.upload_id),
+            max_parts: Some(max_parts),
+            part_number_marker: input.part_number_marker,
+            next_part_number_marker: parts.last().and_then(|p| p.part_number).filter(|_| truncated),
+            is_truncated: Some(truncated),
+            parts: Some(parts),
+            ..Default::default()
+        };
+        Ok(S3Response::new(output))
+    }
+
+    /// The parts named must have been uploaded with the ETags given, in ascending order, each
+    /// but the last at least 5 MiB (CompleteMultipartUpload API reference: InvalidPart,
+    /// InvalidPartOrder, EntityTooSmall). The ETag is the MD5 of the parts' MD5s, a dash and
+    /// the number of parts.
+    async fn complete_multipart_upload(
+        &self,
+        req: S3Request<CompleteMultipartUploadInput>,
+    ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        let input = req.input;
+        checked_key(&input.key)?;
+        let (name, _) = self.bucket_dir(&input.bucket).await?;
+        let (upload, folder) = self.uploads.open(&input.upload_id, &input.bucket, &input.key).await?;
+        let uploaded = self.uploads.parts(&folder).await?;
+        let named = input.multipart_upload.and_then(|m| m.parts).unwrap_or_default();
+        let chosen = chosen_parts(&named, &uploaded)?;
+        let mut md5s = Md5::new();
+        for part in &chosen {
+            md5s.update(hex::decode(&part.e_tag).map_err(S3Error::internal_error)?);
+        }
+        let e_tag = format!("{}-{}", hex::encode(md5s.finalize()), chosen.len());
+        let tmp = crate::atomic_file::temp_sibling(&objects::object_path(&self.root, &name, &input.key));
+        let sources: Vec<PathBuf> = chosen.iter().map(|p| Uploads::part_path(&folder, p.number)).collect();
+        let to = tmp.clone();
+        blocking(move || concatenate(&sources, &to)).await?;
+        let target = Target {
+            bucket: &input.bucket,
+            key: &input.key,
+            conditions: WriteConditions { if_none_match: input.if_none_match, if_match: input.if_match },
+        };
+        let attributes = upload.attributes;
+        let tag = e_tag.clone();
+        self.commit(&target, tmp, |meta| Record {
+            e_tag: Some(tag),
+            attributes,
+            ..Record::bare(input.key.clone(), meta)
+        })
+        .await?;
+        Uploads::remove(&folder).await;
+        let output = CompleteMultipartUploadOutput {
+            bucket: Some(input.bucket),
+            key: Some(input.key),
+            e_tag: Some(ETag::Strong(e_tag)),
+            ..Default::default()
+        };
+        Ok(S3Response::new(output))
+    }
+
+    async fn abort_multipart_upload(
+        &self,
+        req: S3Request<AbortMultipartUploadInput>,
+    ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+        let input = req.input;
+        checked_key(&input.key)?;
+        let (_, folder) = self.uploads.open(&input.upload_id, &input.bucket, &input.key).await?;
+        Uploads::remove(&folder).await;
+        Ok(S3Response::new(AbortMultipartUploadOutput::default()))
+    }
+}
+
+impl LocalStore {
+    /// Moves a received part into place and records it.
+    async fn store_part(
+        &self,
+        folder: &Path,
+        number: i32,
+        tmp: PathBuf,
+        part_path: &Path,
+        e_tag: String,
+        size: u64,
+    ) -> S3Result<()> {
+        if let Err(err) = tokio::fs::rename(&tmp, part_path).await {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(S3Error::internal_error(err));
+        }
+        let meta = tokio::fs::metadata(part_path).await.map_err(S3Error::internal_error)?;
+        let part = StoredPart { number, e_tag, size, modified_ns: objects::modified_ns(&meta) };
+        Uploads::record_part(folder, &part).await
+    }
+}
+
+/// Part numbers run from 1 to 10,000 (UploadPart API reference).
+fn checked_part_number(number: i32) -> S3Result<i32> {
+    if (1..=10_000).contains(&number) {
+        Ok(number)
+    } else {
+        Err(S3Error::with_message(
+            S3ErrorCode::InvalidArgument,
+            "Part number must be an integer between 1 and 10000, inclusive",
+        ))
+    }
+}
+
+/// The uploaded parts that CompleteMultipartUpload names, checked against S3's rules.
+fn chosen_parts(named: &[CompletedPart], uploaded: &[StoredPart]) -> S3Result<Vec<StoredPart>> {
+    if named.is_empty() {
+        return Err(S3Error::with_message(
+            S3ErrorCode::MalformedXML,
+            "The XML you provided was not well-formed or did not validate against our published schema",
+        ));
+    }
+    let invalid_part = || {
+        S3Error::with_message(
+            S3ErrorCode::InvalidPart,
+            "One or more of the specified parts could not be found. The part may not have been uploaded, \
+             or the specified entity tag may not have matched the part's entity tag.",
+        )
+    };
+    let mut chosen: Vec<StoredPart> = Vec::with_capacity(named.len());
+    for given in named {
+        let number = given.part_number.ok_or_else(invalid_part)?;
+        if chosen.last().is_some_and(|last| last.number >= number) {
+            return Err(S3Error::with_message(
+                S3ErrorCode::InvalidPartOrder,
+                "The list of parts was not in ascending order. The parts list must be specified in order by part number.",
+            ));
+        }
+        let part = uploaded.iter().find(|p| p.number == number).ok_or_else(invalid_part)?;
+        if given.e_tag.as_ref().is_some_and(|e| e.value() != part.e_tag) {
+            return Err(invalid_part());
+        }
+        chosen.push(part.clone());
+    }
+    if chosen[..chosen.len() - 1].iter().any(|p| p.size < MIN_PART_BYTES) {
+        return Err(S3Error::with_message(
+            S3ErrorCode::EntityTooSmall,
+            "Your proposed upload is smaller than the minimum allowed object size.",
+        ));
+    }
+    Ok(chosen)
+}
+
+/// Writes the files `sources`, one after the other, into a new file at `tmp`.
+fn concatenate(sources: &[PathBuf], tmp: &Path) -> io::Result<()> {
+    let result = (|| {
+        let mut output = io::BufWriter::with_capacity(1 << 20, std::fs::File::create(tmp)?);
+        for source in sources {
+            io::copy(&mut std::fs::File::open(source)?, &mut output)?;
+        }
+        io::Write::flush(&mut output)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(tmp);
+    }
+    result
+}
