@@ -138,6 +138,7 @@ async fn main() {
 
     let emulator = Emulator::start(&LocalConfig::new(dir.path())).await.unwrap();
     let s3 = clients::s3(&emulator);
+    s3.create_bucket().bucket(BUCKET).send().await.unwrap();
     // Uploaded through the local S3, as a batch job's output would be stored.
     for (_, key, _) in &inputs {
         let started = Instant::now();

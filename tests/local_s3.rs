@@ -848,3 +848,29 @@ async fn a_body_over_the_limit_gets_a_4xx_answer_not_a_reset() {
     assert!((400..500).contains(&status), "{text}");
     sender.abort();
 }
+
+/// GetObject and HeadObject honour If-Match, If-None-Match, If-Modified-Since and
+/// If-Unmodified-Since as S3 does (GetObject API reference): 412 for a failed If-Match or
+/// If-Unmodified-Since, 304 for a matching If-None-Match or a failed If-Modified-Since.
+#[tokio::test]
+async fn conditional_reads_answer_304_and_412_as_s3_does() {
+    use aws_sdk_s3::primitives::DateTime;
+    let local = Local::start().await;
+    local.bucket("cond").await;
+    let etag = local.put("cond", "k", b"body").await;
+    let past = DateTime::from_secs(946_684_800);
+    let future = DateTime::from_secs(4_102_444_800);
+    let get = || local.client.get_object().bucket("cond").key("k");
+
+    assert_eq!(failure(get().if_none_match(&etag).send().await).1, 304);
+    assert_eq!(failure(get().if_match("\"other\"").send().await), ("PreconditionFailed".to_owned(), 412));
+    assert_eq!(failure(get().if_modified_since(future).send().await).1, 304);
+    assert_eq!(failure(get().if_unmodified_since(past).send().await).1, 412);
+    let head = local.client.head_object().bucket("cond").key("k");
+    assert_eq!(failure(head.if_none_match(&etag).send().await).1, 304);
+
+    let ok = get().if_match(&etag).if_none_match("\"other\"").if_modified_since(past).send().await;
+    let body = ok.expect("every condition holds").body.collect().await.expect("body").into_bytes();
+    assert_eq!(&body[..], b"body");
+    local.server.shutdown().await;
+}

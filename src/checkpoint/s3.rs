@@ -140,7 +140,7 @@ impl S3Store {
                 // An `If-Match` on a key that is gone is answered 404 NoSuchKey (S3 user guide,
                 // "How to prevent object overwrites with conditional writes"): another writer
                 // deleted what this one expected, a conflict like any other.
-                let gone = if_match.is_some() && (code == "NoSuchKey" || status == Some(404));
+                let gone = if_match.is_some() && code == "NoSuchKey";
                 if code == "PreconditionFailed"
                     || code == "ConditionalRequestConflict"
                     || status == Some(412)

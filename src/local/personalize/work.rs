@@ -153,7 +153,9 @@ fn list_files(shared: &Shared, location: &str) -> Result<Vec<StoredObject>, Stri
     let bucket = BucketName::parse(&s3.bucket).map_err(|e| e.to_string())?;
     let missing = || format!("Input file {location} does not exist or is not readable.");
     if s3.is_prefix() {
-        let files = objects::list(&shared.s3_dir(), &bucket, &s3.key).map_err(|_| missing())?;
+        let mut files = objects::list(&shared.s3_dir(), &bucket, &s3.key).map_err(|_| missing())?;
+        // Folder markers (`in/`, zero bytes) are not data files.
+        files.retain(|o| !o.key.ends_with('/'));
         if files.is_empty() {
             return Err(format!("No files found under {location}."));
         }

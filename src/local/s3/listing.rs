@@ -5,8 +5,10 @@
 
 use std::path::Path;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use s3s::dto::{CommonPrefix, ETag, Object, ObjectStorageClass, Timestamp};
-use s3s::{S3Error, S3Result};
+use s3s::{S3Error, S3ErrorCode, S3Result};
 
 use super::bucket_name::BucketName;
 use super::objects::{self, StoredObject};
@@ -33,6 +35,18 @@ pub(super) struct Page {
     pub next: Option<String>,
     pub max_keys: i32,
     pub key_count: i32,
+}
+
+/// A ListObjectsV2 continuation token for a page that ends at `name`.
+pub(super) fn encode_token(name: &str) -> String {
+    URL_SAFE_NO_PAD.encode(name)
+}
+
+/// The name a continuation token resumes after; S3's InvalidArgument for a token it never gave.
+pub(super) fn decode_token(token: &str) -> S3Result<String> {
+    URL_SAFE_NO_PAD.decode(token).ok().and_then(|bytes| String::from_utf8(bytes).ok()).ok_or_else(|| {
+        S3Error::with_message(S3ErrorCode::InvalidArgument, "The continuation token provided is incorrect")
+    })
 }
 
 /// An entry of a page: an object, or a common prefix standing for every key under it.
@@ -112,7 +126,12 @@ fn rolled_up(key: &str, prefix: &str, delimiter: Option<&str>) -> Option<String>
 }
 
 fn listed(object: StoredObject) -> std::io::Result<Object> {
-    let e_tag = objects::find(&object.path, &object.key)?.and_then(|found| found.record.e_tag);
+    let e_tag = match objects::find(&object.path, &object.key) {
+        Ok(found) => found.and_then(|found| found.record.e_tag),
+        // Deleted while the listing was made: S3 may list it or not; it keeps its place.
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
+        Err(err) => return Err(err),
+    };
     Ok(Object {
         key: Some(object.key),
         size: i64::try_from(object.size).ok(),
@@ -126,6 +145,16 @@ fn listed(object: StoredObject) -> std::io::Result<Object> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tokens_are_opaque_and_read_back() {
+        for name in ["a/b", "x\u{1}y", "é", ""] {
+            let token = encode_token(name);
+            assert!(token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'), "{token}");
+            assert_eq!(decode_token(&token).unwrap(), name);
+        }
+        assert_eq!(*decode_token("not base64!").unwrap_err().code(), S3ErrorCode::InvalidArgument);
+    }
 
     #[test]
     fn keys_roll_up_at_the_first_delimiter_after_the_prefix() {

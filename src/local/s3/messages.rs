@@ -1,5 +1,6 @@
-//! The messages S3 puts beside its error codes. S3 always says what went wrong, and clients print it ("An error occurred (NoSuchKey) when
-//! calling the GetObject operation: The specified key does not exist.").
+//! The messages S3 puts beside its error codes: S3 always says what went wrong, and clients
+//! print it ("An error occurred (NoSuchKey) when calling the GetObject operation: The
+//! specified key does not exist.").
 //!
 //! Texts from the S3 API reference's error code list
 //! (<https://docs.aws.amazon.com/AmazonS3/latest/API/ErrorResponses.html#ErrorCodeList>).

@@ -82,6 +82,10 @@ pub struct Record {
     pub size: u64,
     /// Their modification time, nanoseconds since the Unix epoch.
     pub modified_ns: u128,
+    /// The inode of their file: every write renames a new file into place, so a record written
+    /// for other bytes of the same size and time still does not match.
+    #[serde(default)]
+    pub inode: u64,
     /// The ETag without quotes: the MD5 in hex, or `<md5 of part md5s>-<parts>` for a
     /// multipart upload.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -139,6 +143,12 @@ pub(super) fn record_path(object_path: &Path) -> PathBuf {
     bucket_dir.join(RECORDS_DIR).join(format!("{name}.json"))
 }
 
+/// Whether `record` describes the bytes whose metadata is `meta`.
+fn describes(record: &Record, meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    record.size == meta.len() && record.modified_ns == modified_ns(meta) && record.inode == meta.ino()
+}
+
 /// Nanoseconds since the epoch of `meta`'s modification time (0 when the platform has none).
 pub(super) fn modified_ns(meta: &std::fs::Metadata) -> u128 {
     meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos())
@@ -153,20 +163,18 @@ pub(super) fn read_record(path: &Path, meta: &std::fs::Metadata) -> io::Result<O
         Err(err) => return Err(err),
     };
     let Ok(record) = serde_json::from_slice::<Record>(&text) else { return Ok(None) };
-    if record.size == meta.len() && record.modified_ns == modified_ns(meta) {
-        Ok(Some(record))
-    } else {
-        Ok(Some(Record::bare(record.key, meta)))
-    }
+    if describes(&record, meta) { Ok(Some(record)) } else { Ok(Some(Record::bare(record.key, meta))) }
 }
 
 impl Record {
     /// A record of `key` for the bytes `meta` describes, with nothing known of them yet.
     pub(super) fn bare(key: String, meta: &std::fs::Metadata) -> Record {
+        use std::os::unix::fs::MetadataExt as _;
         Record {
             key,
             size: meta.len(),
             modified_ns: modified_ns(meta),
+            inode: meta.ino(),
             e_tag: None,
             checksums: Checksums::default(),
             attributes: Attributes::default(),
@@ -174,38 +182,61 @@ impl Record {
     }
 }
 
-/// An object found in the store, its record complete with an ETag.
+/// An object found in the store, its record complete with an ETag, and its file open: the
+/// bytes read through `file` are the ones `meta` and `record` describe, even if the object is
+/// replaced meanwhile.
 #[derive(Debug)]
 pub(super) struct Found {
-    pub path: PathBuf,
+    pub file: File,
     pub meta: std::fs::Metadata,
     pub record: Record,
 }
 
 /// The object `key` stored at `path` (from [`object_path`]), if there is one. An ETag missing
-/// from its record is computed from the bytes and kept for next time.
+/// from its record is computed from the bytes; it is kept for next time only where no record
+/// exists yet, so that it never replaces a record a writer has just put in place.
 pub(super) fn find(path: &Path, key: &str) -> io::Result<Option<Found>> {
-    let meta = match std::fs::metadata(path) {
-        Ok(meta) if meta.is_file() => meta,
-        Ok(_) => return Ok(None),
+    let file = match File::open(path) {
+        Ok(file) => file,
         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(err) => return Err(err),
     };
-    let mut record = match read_record(path, &meta)? {
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Ok(None);
+    }
+    let stored = read_record(path, &meta)?;
+    let unrecorded = stored.is_none();
+    let mut record = match stored {
         Some(record) if record.key == key => record,
         // Only a hashed name can hold another key: two keys with one SHA-256.
         Some(_) => return Ok(None),
         None => Record::bare(key.to_owned(), &meta),
     };
     if record.e_tag.is_none() {
-        record.e_tag = Some(md5_of_file(path)?);
-        // Kept only if the bytes did not change while they were hashed.
-        let now = std::fs::metadata(path)?;
-        if now.len() == meta.len() && modified_ns(&now) == modified_ns(&meta) {
-            write_record(path, &record)?;
+        record.e_tag = Some(md5_of(&mut &file)?);
+        if unrecorded {
+            add_record(path, &record)?;
         }
     }
-    Ok(Some(Found { path: path.to_owned(), meta, record }))
+    Ok(Some(Found { file, meta, record }))
+}
+
+/// Writes `record` for the object at `path` unless one exists (a hard link of a complete
+/// temporary file, which fails rather than replaces).
+fn add_record(path: &Path, record: &Record) -> io::Result<()> {
+    let target = record_path(path);
+    if let Some(dir) = target.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = atomic_file::temp_sibling(&target);
+    std::fs::write(&tmp, serde_json::to_vec(record).map_err(io::Error::other)?)?;
+    let linked = std::fs::hard_link(&tmp, &target);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Err(err) if err.kind() != io::ErrorKind::AlreadyExists => Err(err),
+        _ => Ok(()),
+    }
 }
 
 /// Writes `record` for the object at `path` (its folder created as needed).
@@ -231,8 +262,14 @@ pub(super) fn remove_object(path: &Path) -> io::Result<()> {
 }
 
 /// The MD5 of the file at `path`, in hex.
-pub(super) fn md5_of_file(path: &Path) -> io::Result<String> {
-    let mut file = File::open(path)?;
+#[cfg(test)]
+fn md5_of_file(path: &Path) -> io::Result<String> {
+    md5_of(&mut File::open(path)?)
+}
+
+/// The MD5 of what `file` holds from its start, in hex.
+fn md5_of(mut file: impl Read + std::io::Seek) -> io::Result<String> {
+    file.seek(io::SeekFrom::Start(0))?;
     let mut md5 = Md5::new();
     let mut buf = vec![0; 1 << 16];
     loop {
@@ -292,13 +329,12 @@ pub fn list(s3_root: &Path, bucket: &BucketName, prefix: &str) -> io::Result<Vec
     Ok(objects)
 }
 
-/// Whether `bucket` holds any object.
+/// Whether the bucket's folder holds anything but the store's own files: an object, or a file
+/// or folder put there by hand, which deleting the bucket would destroy.
 pub(super) fn holds_objects(bucket_dir: &Path) -> io::Result<bool> {
     for entry in std::fs::read_dir(bucket_dir)? {
-        let entry = entry?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if !name.starts_with('.') && entry.file_type()?.is_file() {
+        let name = entry?.file_name();
+        if !name.to_string_lossy().starts_with('.') {
             return Ok(true);
         }
     }

@@ -72,35 +72,28 @@ impl LocalStore {
     }
 
     /// Replaces `bucket`/`key` by the bytes at `tmp` (in the bucket's folder) under the key's
-    /// lock, after checking the write's conditions against the object it replaces. `tmp` is
-    /// removed whatever happens.
+    /// lock, after checking the write's conditions against the object it replaces.
     async fn commit(
         &self,
         target: &Target<'_>,
-        tmp: PathBuf,
+        tmp: TempFile,
         record: impl FnOnce(&std::fs::Metadata) -> Record,
     ) -> S3Result<Record> {
         let _write = self.writes.lock(target.bucket, target.key).await;
-        let outcome = async {
-            let current = self.find(target.bucket, target.key).await?;
-            target.conditions.check(current.as_ref())?;
-            let path = objects::object_path(&self.root, &checked_bucket(target.bucket)?, target.key);
-            let (path_, tmp_) = (path.clone(), tmp.clone());
-            let meta = blocking(move || {
-                std::fs::rename(&tmp_, &path_)?;
-                std::fs::metadata(&path_)
-            })
-            .await?;
-            let record = record(&meta);
-            let stored = record.clone();
-            blocking(move || objects::write_record(&path, &stored)).await?;
-            Ok(record)
-        }
-        .await;
-        if outcome.is_err() {
-            let _ = tokio::fs::remove_file(&tmp).await;
-        }
-        outcome
+        let current = self.find(target.bucket, target.key).await?;
+        target.conditions.check(current.as_ref())?;
+        drop(current);
+        let path = objects::object_path(&self.root, &checked_bucket(target.bucket)?, target.key);
+        let placed = path.clone();
+        let meta = blocking(move || {
+            tmp.rename_to(&placed)?;
+            std::fs::metadata(&placed)
+        })
+        .await?;
+        let record = record(&meta);
+        let stored = record.clone();
+        blocking(move || objects::write_record(&path, &stored)).await?;
+        Ok(record)
     }
 }
 
@@ -123,6 +116,12 @@ impl WriteConditions {
     /// (PutObject API reference: `If-None-Match: *` writes only a new key, `If-Match` only over
     /// the given ETag).
     fn check(&self, current: Option<&Found>) -> S3Result<()> {
+        if self.if_none_match.as_ref().is_some_and(|c| !c.is_any()) {
+            return Err(S3Error::with_message(
+                S3ErrorCode::NotImplemented,
+                "A header you provided implies functionality that is not implemented: If-None-Match on a write takes only '*'",
+            ));
+        }
         let failed = || {
             S3Error::with_message(
                 S3ErrorCode::PreconditionFailed,
@@ -237,16 +236,48 @@ struct Received {
     checksums: Checksum,
 }
 
+/// A temporary file, removed when dropped unless it was moved into place: also when the
+/// request that made it is dropped half-way (a client gone, a server stopping).
+struct TempFile(Option<PathBuf>);
+
+impl TempFile {
+    fn new(path: PathBuf) -> Self {
+        TempFile(Some(path))
+    }
+
+    fn path(&self) -> &Path {
+        self.0.as_deref().unwrap_or(Path::new(""))
+    }
+
+    /// Moves the file to `target`.
+    fn rename_to(mut self, target: &Path) -> io::Result<()> {
+        let path = self.0.take().unwrap_or_default();
+        let renamed = std::fs::rename(&path, target);
+        if renamed.is_err() {
+            self.0 = Some(path);
+        }
+        renamed
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
 /// Streams `body` into a new file at `tmp`, hashing it as it goes. `verdict` turns the stream's
-/// failure on a digest mismatch into BadDigest. On any error `tmp` is removed.
+/// failure on a digest mismatch into BadDigest.
 async fn receive(
     body: Option<StreamingBlob>,
-    tmp: &Path,
+    tmp: &TempFile,
     mut hasher: ChecksumHasher,
     verdict: Option<&Verdict>,
 ) -> S3Result<Received> {
     let outcome = async {
-        let file = tokio::fs::File::create(tmp).await?;
+        let file = tokio::fs::File::create(tmp.path()).await?;
         let mut writer = tokio::io::BufWriter::with_capacity(1 << 20, file);
         let mut md5 = Md5::new();
         let mut size = 0u64;
@@ -266,7 +297,6 @@ async fn receive(
     match outcome {
         Ok(received) => Ok(received),
         Err(err) => {
-            let _ = tokio::fs::remove_file(tmp).await;
             let err = S3Error::internal_error(err);
             Err(match verdict {
                 Some(verdict) => verdict.explain(err),
@@ -289,12 +319,11 @@ fn checked_body(
 }
 
 /// Copies `len` bytes from `source` at `start` into a new file at `tmp`; returns their MD5.
-fn copy_range(source: &Path, start: u64, len: u64, tmp: &Path) -> io::Result<[u8; 16]> {
+fn copy_range(mut source: std::fs::File, start: u64, len: u64, tmp: &Path) -> io::Result<[u8; 16]> {
     use std::io::{Read as _, Seek as _, Write as _};
     let result = (|| {
-        let mut input = std::fs::File::open(source)?;
-        input.seek(io::SeekFrom::Start(start))?;
-        let mut input = input.take(len);
+        source.seek(io::SeekFrom::Start(start))?;
+        let mut input = source.take(len);
         let mut output = io::BufWriter::with_capacity(1 << 20, std::fs::File::create(tmp)?);
         let mut md5 = Md5::new();
         let mut buf = vec![0; 1 << 16];
@@ -349,21 +378,52 @@ fn copy_source_range(range: Option<&str>, len: u64) -> S3Result<(u64, u64)> {
     Ok((first, last - first + 1))
 }
 
-/// CopyObject's and UploadPartCopy's `x-amz-copy-source-if-*` against the source.
-fn check_copy_conditions(
+/// The `If-*` preconditions of a read (RFC 7232 as S3 applies them, GetObject API reference).
+struct ReadConditions<'a> {
+    if_match: Option<&'a ETagCondition>,
+    if_none_match: Option<&'a ETagCondition>,
+    if_modified_since: Option<&'a Timestamp>,
+    if_unmodified_since: Option<&'a Timestamp>,
+}
+
+/// GetObject's and HeadObject's conditions: a failed If-Match or If-Unmodified-Since is 412
+/// PreconditionFailed, a matching If-None-Match or a failed If-Modified-Since is 304 Not
+/// Modified.
+fn check_read_conditions(found: &Found, conditions: ReadConditions<'_>) -> S3Result<()> {
+    let not_modified = || S3Error::with_message(S3ErrorCode::NotModified, "Not Modified");
+    check_conditions(found, conditions, not_modified)
+}
+
+/// CopyObject's and UploadPartCopy's `x-amz-copy-source-if-*` against the source: every
+/// failure is 412 PreconditionFailed (CopyObject API reference).
+fn check_copy_conditions(source: &Found, conditions: ReadConditions<'_>) -> S3Result<()> {
+    check_conditions(source, conditions, precondition_failed)
+}
+
+fn precondition_failed() -> S3Error {
+    S3Error::with_message(
+        S3ErrorCode::PreconditionFailed,
+        "At least one of the pre-conditions you specified did not hold",
+    )
+}
+
+/// Applies `conditions` to `source`; `unchanged` is the error when the object is unchanged
+/// where the request wanted a change (If-None-Match, If-Modified-Since).
+fn check_conditions(
     source: &Found,
-    if_match: Option<&ETagCondition>,
-    if_none_match: Option<&ETagCondition>,
-    if_modified_since: Option<&Timestamp>,
-    if_unmodified_since: Option<&Timestamp>,
+    conditions: ReadConditions<'_>,
+    unchanged: fn() -> S3Error,
 ) -> S3Result<()> {
-    let modified = timestamp(&source.meta);
-    let failed = || {
-        S3Error::with_message(
-            S3ErrorCode::PreconditionFailed,
-            "At least one of the pre-conditions you specified did not hold",
-        )
-    };
+    let ReadConditions { if_match, if_none_match, if_modified_since, if_unmodified_since } = conditions;
+    // HTTP dates carry whole seconds: an object's own Last-Modified must compare equal.
+    let secs = source
+        .meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs());
+    let modified = Timestamp::from(UNIX_EPOCH + std::time::Duration::from_secs(secs));
+    let failed = precondition_failed;
     // S3: If-Match overrides If-Unmodified-Since, If-None-Match overrides If-Modified-Since.
     match if_match {
         Some(condition)
@@ -379,10 +439,10 @@ fn check_copy_conditions(
         Some(condition)
             if condition.is_any() || condition.as_etag().is_some_and(|e| etag_matches(source, e)) =>
         {
-            Err(failed())
+            Err(unchanged())
         }
         Some(_) => Ok(()),
-        None if if_modified_since.is_some_and(|since| modified <= *since) => Err(failed()),
+        None if if_modified_since.is_some_and(|since| modified <= *since) => Err(unchanged()),
         None => Ok(()),
     }
 }
@@ -499,10 +559,11 @@ impl S3 for LocalStore {
     ) -> S3Result<S3Response<ListObjectsV2Output>> {
         let input = req.input;
         let (name, _) = self.bucket_dir(&input.bucket).await?;
-        // The continuation token is the last name of the previous page; it takes over from
+        // The continuation token is the last name of the previous page, base64url-encoded so
+        // that it is opaque and safe in XML whatever the key holds; it takes over from
         // StartAfter, which S3 applies to the first page only.
-        let after =
-            input.continuation_token.clone().or_else(|| input.start_after.clone()).filter(|a| !a.is_empty());
+        let token = input.continuation_token.as_deref().map(listing::decode_token).transpose()?;
+        let after = token.or_else(|| input.start_after.clone()).filter(|a| !a.is_empty());
         let request = Listing {
             prefix: input.prefix.clone().unwrap_or_default(),
             delimiter: input.delimiter.clone().filter(|d| !d.is_empty()),
@@ -519,7 +580,7 @@ impl S3 for LocalStore {
             max_keys: Some(page.max_keys),
             key_count: Some(page.key_count),
             is_truncated: Some(page.truncated),
-            next_continuation_token: page.next,
+            next_continuation_token: page.next.as_deref().map(listing::encode_token),
             contents: page.contents,
             common_prefixes: page.common_prefixes,
             ..Default::default()
@@ -533,21 +594,32 @@ impl S3 for LocalStore {
     async fn get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
         let input = req.input;
         let found = self.existing(&input.bucket, &input.key).await?;
+        check_read_conditions(
+            &found,
+            ReadConditions {
+                if_match: input.if_match.as_ref(),
+                if_none_match: input.if_none_match.as_ref(),
+                if_modified_since: input.if_modified_since.as_ref(),
+                if_unmodified_since: input.if_unmodified_since.as_ref(),
+            },
+        )?;
         let len = found.meta.len();
         let (start, count, content_range) = match &input.range {
             None => (0, len, None),
             Some(range) => {
-                let span = range.check(len).map_err(|_| {
+                let unsatisfiable = || {
                     S3Error::with_message(S3ErrorCode::InvalidRange, "The requested range is not satisfiable")
-                })?;
+                };
+                let span = range.check(len).map_err(|_| unsatisfiable())?;
+                if span.is_empty() {
+                    return Err(unsatisfiable());
+                }
                 let count = span.end - span.start;
                 (span.start, count, Some(format!("bytes {}-{}/{len}", span.start, span.end - 1)))
             }
         };
-        let mut file = tokio::fs::File::open(&found.path).await.map_err(|err| match err.kind() {
-            io::ErrorKind::NotFound => no_such_key(),
-            _ => S3Error::internal_error(err),
-        })?;
+        // The file `find` opened: its bytes are the ones the record describes.
+        let mut file = tokio::fs::File::from_std(found.file);
         file.seek(io::SeekFrom::Start(start)).await.map_err(S3Error::internal_error)?;
         let stream = tokio_util::io::ReaderStream::with_capacity(file.take(count), 1 << 16);
         let record = found.record;
@@ -582,6 +654,15 @@ impl S3 for LocalStore {
     async fn head_object(&self, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
         let input = req.input;
         let found = self.existing(&input.bucket, &input.key).await?;
+        check_read_conditions(
+            &found,
+            ReadConditions {
+                if_match: input.if_match.as_ref(),
+                if_none_match: input.if_none_match.as_ref(),
+                if_modified_since: input.if_modified_since.as_ref(),
+                if_unmodified_since: input.if_unmodified_since.as_ref(),
+            },
+        )?;
         let record = found.record;
         let (sums, attrs) = (record.checksums, record.attributes);
         let output = HeadObjectOutput {
@@ -624,7 +705,9 @@ impl S3 for LocalStore {
             trailers: req.trailing_headers.clone(),
         };
         let (hasher, verdict) = checked_body(&mut input.body, declared)?;
-        let tmp = crate::atomic_file::temp_sibling(&objects::object_path(&self.root, &name, &input.key));
+        let tmp = TempFile::new(crate::atomic_file::temp_sibling(&objects::object_path(
+            &self.root, &name, &input.key,
+        )));
         let received = receive(input.body.take(), &tmp, hasher, verdict.as_ref()).await?;
         let attributes = Attributes {
             content_type: input.content_type.take(),
@@ -677,14 +760,18 @@ impl S3 for LocalStore {
         let (name, _) = self.bucket_dir(&input.bucket).await?;
         check_copy_conditions(
             &source,
-            input.copy_source_if_match.as_ref(),
-            input.copy_source_if_none_match.as_ref(),
-            input.copy_source_if_modified_since.as_ref(),
-            input.copy_source_if_unmodified_since.as_ref(),
+            ReadConditions {
+                if_match: input.copy_source_if_match.as_ref(),
+                if_none_match: input.copy_source_if_none_match.as_ref(),
+                if_modified_since: input.copy_source_if_modified_since.as_ref(),
+                if_unmodified_since: input.copy_source_if_unmodified_since.as_ref(),
+            },
         )?;
-        let tmp = crate::atomic_file::temp_sibling(&objects::object_path(&self.root, &name, &input.key));
-        let (from, to, len) = (source.path.clone(), tmp.clone(), source.meta.len());
-        blocking(move || copy_range(&from, 0, len, &to)).await?;
+        let tmp = TempFile::new(crate::atomic_file::temp_sibling(&objects::object_path(
+            &self.root, &name, &input.key,
+        )));
+        let (from, to, len) = (source.file, tmp.path().to_owned(), source.meta.len());
+        let md5 = blocking(move || copy_range(from, 0, len, &to)).await?;
         let replace =
             input.metadata_directive.as_ref().is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
         let attributes = if replace {
@@ -703,11 +790,12 @@ impl S3 for LocalStore {
         };
         let target =
             Target { bucket: &input.bucket, key: &input.key, conditions: WriteConditions::default() };
-        let copied = source.record;
+        let checksums = source.record.checksums;
+        // A copy's ETag is the MD5 of its bytes, also when the source was a multipart upload.
         let record = self
             .commit(&target, tmp, |meta| Record {
-                e_tag: copied.e_tag,
-                checksums: copied.checksums,
+                e_tag: Some(hex::encode(md5)),
+                checksums,
                 attributes,
                 ..Record::bare(input.key.clone(), meta)
             })
@@ -841,7 +929,7 @@ impl S3 for LocalStore {
         };
         let (hasher, verdict) = checked_body(&mut input.body, declared)?;
         let part_path = Uploads::part_path(&folder, number);
-        let tmp = crate::atomic_file::temp_sibling(&part_path);
+        let tmp = TempFile::new(crate::atomic_file::temp_sibling(&part_path));
         let received = receive(input.body.take(), &tmp, hasher, verdict.as_ref()).await?;
         let e_tag = hex::encode(received.md5);
         self.store_part(&folder, number, tmp, &part_path, e_tag.clone(), received.size).await?;
@@ -871,16 +959,18 @@ impl S3 for LocalStore {
         let (_, folder) = self.uploads.open(&input.upload_id, &input.bucket, &input.key).await?;
         check_copy_conditions(
             &source,
-            input.copy_source_if_match.as_ref(),
-            input.copy_source_if_none_match.as_ref(),
-            input.copy_source_if_modified_since.as_ref(),
-            input.copy_source_if_unmodified_since.as_ref(),
+            ReadConditions {
+                if_match: input.copy_source_if_match.as_ref(),
+                if_none_match: input.copy_source_if_none_match.as_ref(),
+                if_modified_since: input.copy_source_if_modified_since.as_ref(),
+                if_unmodified_since: input.copy_source_if_unmodified_since.as_ref(),
+            },
         )?;
         let (start, len) = copy_source_range(input.copy_source_range.as_deref(), source.meta.len())?;
         let part_path = Uploads::part_path(&folder, number);
-        let tmp = crate::atomic_file::temp_sibling(&part_path);
-        let (from, to) = (source.path.clone(), tmp.clone());
-        let md5 = blocking(move || copy_range(&from, start, len, &to)).await?;
+        let tmp = TempFile::new(crate::atomic_file::temp_sibling(&part_path));
+        let (from, to) = (source.file, tmp.path().to_owned());
+        let md5 = blocking(move || copy_range(from, start, len, &to)).await?;
         let e_tag = hex::encode(md5);
         self.store_part(&folder, number, tmp, &part_path, e_tag.clone(), len).await?;
         let result = CopyPartResult {
@@ -947,9 +1037,11 @@ impl S3 for LocalStore {
             md5s.update(hex::decode(&part.e_tag).map_err(S3Error::internal_error)?);
         }
         let e_tag = format!("{}-{}", hex::encode(md5s.finalize()), chosen.len());
-        let tmp = crate::atomic_file::temp_sibling(&objects::object_path(&self.root, &name, &input.key));
+        let tmp = TempFile::new(crate::atomic_file::temp_sibling(&objects::object_path(
+            &self.root, &name, &input.key,
+        )));
         let sources: Vec<PathBuf> = chosen.iter().map(|p| Uploads::part_path(&folder, p.number)).collect();
-        let to = tmp.clone();
+        let to = tmp.path().to_owned();
         blocking(move || concatenate(&sources, &to)).await?;
         let target = Target {
             bucket: &input.bucket,
@@ -992,15 +1084,13 @@ impl LocalStore {
         &self,
         folder: &Path,
         number: i32,
-        tmp: PathBuf,
+        tmp: TempFile,
         part_path: &Path,
         e_tag: String,
         size: u64,
     ) -> S3Result<()> {
-        if let Err(err) = tokio::fs::rename(&tmp, part_path).await {
-            let _ = tokio::fs::remove_file(&tmp).await;
-            return Err(S3Error::internal_error(err));
-        }
+        let placed = part_path.to_owned();
+        blocking(move || tmp.rename_to(&placed)).await?;
         let meta = tokio::fs::metadata(part_path).await.map_err(S3Error::internal_error)?;
         let part = StoredPart { number, e_tag, size, modified_ns: objects::modified_ns(&meta) };
         Uploads::record_part(folder, &part).await
