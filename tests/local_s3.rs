@@ -213,6 +213,23 @@ async fn large_object_and_three_part_multipart_upload_round_trip() {
     assert!(done.e_tag().expect("etag").ends_with("-3\""), "multipart ETag names its part count");
     assert_same_bytes(&local.get("big", "multi.bin").await, &parts.concat(), "multipart object");
 
+    // partNumber reads one part of it, as S3 does: its bytes, its range, the part count.
+    let second = local.client.get_object().bucket("big").key("multi.bin").part_number(2).send().await;
+    let second = second.expect("part 2");
+    assert_eq!(second.parts_count(), Some(3));
+    assert_eq!(
+        second.content_range(),
+        Some(format!("bytes {}-{}/{}", 5 * MIB, 10 * MIB - 1, 10 * MIB + 1000).as_str())
+    );
+    let bytes = second.body.collect().await.expect("body").into_bytes();
+    assert_same_bytes(&bytes, &parts[1], "part 2");
+    let head = local.client.head_object().bucket("big").key("multi.bin").part_number(3).send().await;
+    assert_eq!(head.expect("head part 3").content_length(), Some(1000));
+    let beyond = local.client.get_object().bucket("big").key("multi.bin").part_number(4).send().await;
+    assert_eq!(failure(beyond), ("InvalidPartNumber".to_owned(), 416));
+    let whole = local.client.get_object().bucket("big").key("single.bin").part_number(1).send().await;
+    assert_eq!(whole.expect("part 1 of a single upload").content_length(), Some(blob.len() as i64));
+
     local.server.shutdown().await;
 }
 
@@ -661,8 +678,11 @@ async fn wrong_credentials_are_refused() {
     local.bucket("auth").await;
 
     let wrong_secret = client(&local.server, s3::ACCESS_KEY, "not-the-secret");
-    let (code, status) = failure(wrong_secret.list_objects_v2().bucket("auth").send().await);
+    let refused = wrong_secret.list_objects_v2().bucket("auth").send().await;
+    let message = refused.as_ref().err().and_then(|e| e.message()).map(str::to_owned);
+    let (code, status) = failure(refused);
     assert_eq!((code.as_str(), status), ("SignatureDoesNotMatch", 403));
+    assert!(message.is_some_and(|m| m.starts_with("The request signature we calculated")), "S3's message");
 
     let unknown_key = client(&local.server, "somebody-else", s3::SECRET_KEY);
     let put = unknown_key.put_object().bucket("auth").key("k").body(ByteStream::from_static(b"x")).send();
@@ -678,6 +698,13 @@ async fn create_bucket_refuses_names_that_break_s3s_naming_rules() {
     for name in ["xn--bucket", "192.168.5.4", "amzn-s3-demo-bucket", "bucket-s3alias", "bucket.mrap"] {
         let refused = local.client.create_bucket().bucket(name).send().await;
         assert_eq!(failure(refused), ("InvalidBucketName".to_owned(), 400), "{name}");
+    }
+    // Names s3s refuses before the store sees them carry S3's message too.
+    for name in ["ab", "Upper-Case", "under_score"] {
+        let refused = local.client.create_bucket().bucket(name).send().await;
+        let message = refused.as_ref().err().and_then(|e| e.message()).map(str::to_owned);
+        assert_eq!(failure(refused).0, "InvalidBucketName", "{name}");
+        assert!(message.is_some_and(|m| m.starts_with("The specified bucket is not valid.")), "{name}");
     }
     assert!(tree(&local.root()).iter().all(|p| !p.to_string_lossy().contains("bucket")));
 }
@@ -872,5 +899,192 @@ async fn conditional_reads_answer_304_and_412_as_s3_does() {
     let ok = get().if_match(&etag).if_none_match("\"other\"").if_modified_since(past).send().await;
     let body = ok.expect("every condition holds").body.collect().await.expect("body").into_bytes();
     assert_eq!(&body[..], b"body");
+    local.server.shutdown().await;
+}
+
+/// CopyObject onto itself without REPLACE is S3's InvalidRequest; a copy's ETag is the MD5 of
+/// its bytes even from a multipart source; stored checksums come back only with
+/// `x-amz-checksum-mode: ENABLED`; ListObjects (v1) gives NextMarker only with a delimiter.
+#[tokio::test]
+async fn copies_checksum_mode_and_v1_markers_follow_s3() {
+    use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, MetadataDirective};
+    let local = Local::start().await;
+    local.bucket("cpy").await;
+    local.put("cpy", "k", b"body").await;
+    let onto_itself = local.client.copy_object().bucket("cpy").key("k").copy_source("cpy/k").send().await;
+    assert_eq!(failure(onto_itself), ("InvalidRequest".to_owned(), 400));
+    local
+        .client
+        .copy_object()
+        .bucket("cpy")
+        .key("k")
+        .copy_source("cpy/k")
+        .metadata_directive(MetadataDirective::Replace)
+        .content_type("text/plain")
+        .send()
+        .await
+        .expect("a copy onto itself that replaces the metadata");
+    let head = local.client.head_object().bucket("cpy").key("k").send().await.expect("head");
+    assert_eq!(head.content_type(), Some("text/plain"));
+
+    let upload = local.client.create_multipart_upload().bucket("cpy").key("m").send().await.expect("mpu");
+    let id = upload.upload_id().unwrap();
+    let part = local
+        .client
+        .upload_part()
+        .bucket("cpy")
+        .key("m")
+        .upload_id(id)
+        .part_number(1)
+        .body(ByteStream::from_static(b"multi"))
+        .send()
+        .await
+        .expect("part");
+    let done = local
+        .client
+        .complete_multipart_upload()
+        .bucket("cpy")
+        .key("m")
+        .upload_id(id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .parts(CompletedPart::builder().part_number(1).e_tag(part.e_tag().unwrap()).build())
+                .build(),
+        )
+        .send()
+        .await
+        .expect("complete");
+    assert!(done.e_tag().unwrap().ends_with("-1\""));
+    let copy =
+        local.client.copy_object().bucket("cpy").key("m2").copy_source("cpy/m").send().await.expect("copy");
+    let plain = format!("\"{}\"", hex::encode(Md5::digest(b"multi")));
+    assert_eq!(copy.copy_object_result().and_then(|r| r.e_tag()), Some(plain.as_str()));
+
+    local
+        .client
+        .put_object()
+        .bucket("cpy")
+        .key("sum")
+        .checksum_algorithm(ChecksumAlgorithm::Sha256)
+        .body(ByteStream::from_static(b"summed"))
+        .send()
+        .await
+        .expect("put with a checksum");
+    let asked = local.client.head_object().bucket("cpy").key("sum").checksum_mode(ChecksumMode::Enabled);
+    assert!(asked.send().await.expect("head").checksum_sha256().is_some());
+    let raw = local.client.head_object().bucket("cpy").key("sum").send().await.expect("head");
+    assert_eq!(raw.checksum_sha256(), None);
+
+    let v1 = local.client.list_objects().bucket("cpy").max_keys(1).send().await.expect("v1");
+    assert_eq!((v1.is_truncated(), v1.next_marker()), (Some(true), None));
+    let v1 = local.client.list_objects().bucket("cpy").max_keys(1).delimiter("/").send().await.expect("v1");
+    assert_eq!(v1.next_marker(), Some("k"));
+    local.server.shutdown().await;
+}
+
+/// ListMultipartUploads finds uploads in progress (so abandoned ones can be aborted), by key,
+/// with markers and a delimiter.
+#[tokio::test]
+async fn list_multipart_uploads_pages_by_key_and_upload_id() {
+    let local = Local::start().await;
+    local.bucket("ups").await;
+    local.bucket("other").await;
+    let mut ids = Vec::new();
+    for key in ["a", "b/1", "b/2", "c", "c"] {
+        let upload = local.client.create_multipart_upload().bucket("ups").key(key).send().await.expect("mpu");
+        ids.push((key, upload.upload_id().unwrap().to_owned()));
+    }
+    local.client.create_multipart_upload().bucket("other").key("a").send().await.expect("mpu elsewhere");
+
+    let all = local.client.list_multipart_uploads().bucket("ups").send().await.expect("list");
+    let keys: Vec<&str> = all.uploads().iter().filter_map(|u| u.key()).collect();
+    assert_eq!(keys, ["a", "b/1", "b/2", "c", "c"]);
+    assert_eq!(all.is_truncated(), Some(false));
+
+    let rolled =
+        local.client.list_multipart_uploads().bucket("ups").delimiter("/").send().await.expect("list");
+    let keys: Vec<&str> = rolled.uploads().iter().filter_map(|u| u.key()).collect();
+    let prefixes: Vec<&str> = rolled.common_prefixes().iter().filter_map(|p| p.prefix()).collect();
+    assert_eq!((keys, prefixes), (vec!["a", "c", "c"], vec!["b/"]));
+
+    let mut seen = Vec::new();
+    let (mut key_marker, mut id_marker) = (None, None);
+    loop {
+        let page = local
+            .client
+            .list_multipart_uploads()
+            .bucket("ups")
+            .max_uploads(2)
+            .set_key_marker(key_marker)
+            .set_upload_id_marker(id_marker)
+            .send()
+            .await
+            .expect("page");
+        seen.extend(page.uploads().iter().map(|u| u.upload_id().unwrap().to_owned()));
+        if page.is_truncated() != Some(true) {
+            break;
+        }
+        key_marker = page.next_key_marker().map(str::to_owned);
+        id_marker = page.next_upload_id_marker().map(str::to_owned);
+    }
+    assert_eq!(seen.len(), 5, "{seen:?}");
+    let mut expected: Vec<String> = ids.iter().map(|(_, id)| id.clone()).collect();
+    expected.sort();
+    seen.sort();
+    assert_eq!(seen, expected);
+
+    for (key, id) in &ids {
+        local
+            .client
+            .abort_multipart_upload()
+            .bucket("ups")
+            .key(*key)
+            .upload_id(id)
+            .send()
+            .await
+            .expect("abort");
+    }
+    let none = local.client.list_multipart_uploads().bucket("ups").send().await.expect("list");
+    assert!(none.uploads().is_empty());
+    local.server.shutdown().await;
+}
+
+/// A storage class given on a write is kept and shown by HeadObject and listings (STANDARD is
+/// not named in headers, as S3 does); the archive classes, whose objects S3 cannot read until
+/// restored, are refused rather than ignored; every object reports S3's default encryption.
+#[tokio::test]
+async fn storage_classes_are_kept_or_refused_and_encryption_is_reported() {
+    use aws_sdk_s3::types::{ObjectStorageClass, ServerSideEncryption, StorageClass};
+    let local = Local::start().await;
+    local.bucket("classes").await;
+    let put = |key: &'static str, class: StorageClass| {
+        local
+            .client
+            .put_object()
+            .bucket("classes")
+            .key(key)
+            .storage_class(class)
+            .body(ByteStream::from_static(b"x"))
+            .send()
+    };
+    let out = put("ia", StorageClass::StandardIa).await.expect("STANDARD_IA");
+    assert_eq!(out.server_side_encryption(), Some(&ServerSideEncryption::Aes256));
+    put("std", StorageClass::Standard).await.expect("STANDARD");
+    assert_eq!(failure(put("cold", StorageClass::Glacier).await), ("NotImplemented".to_owned(), 501));
+
+    let head = local.client.head_object().bucket("classes").key("ia").send().await.expect("head");
+    assert_eq!(head.storage_class(), Some(&StorageClass::StandardIa));
+    let head = local.client.head_object().bucket("classes").key("std").send().await.expect("head");
+    assert_eq!(
+        (head.storage_class(), head.server_side_encryption()),
+        (None, Some(&ServerSideEncryption::Aes256))
+    );
+    let listed = local.client.list_objects_v2().bucket("classes").send().await.expect("list");
+    let classes: Vec<_> =
+        listed.contents().iter().map(|o| (o.key().unwrap(), o.storage_class().cloned())).collect();
+    assert_eq!(
+        classes,
+        [("ia", Some(ObjectStorageClass::StandardIa)), ("std", Some(ObjectStorageClass::Standard))]
+    );
     local.server.shutdown().await;
 }

@@ -3,10 +3,12 @@
 //! layout and `store` for the operations).
 
 pub mod bucket_name;
+mod error_messages;
 mod key_locks;
 mod list_encoding;
 mod listing;
 mod messages;
+mod migration;
 mod multipart;
 pub mod object_names;
 pub mod objects;
@@ -113,7 +115,7 @@ pub async fn start_with(
 
     let mut builder = S3ServiceBuilder::new(store);
     builder.set_auth(StaticCredentials(SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY)));
-    let service = builder.build();
+    let service = error_messages::WithMessages(builder.build());
 
     let (stop_tx, stop_rx) = oneshot::channel();
     let stopped = async {
@@ -144,9 +146,13 @@ impl S3Auth for StaticCredentials {
 fn open_store(root: &Path) -> Result<LocalStore, S3Error> {
     let open_error = |source| S3Error::OpenStore { path: root.to_owned(), source };
     let canonical = root.canonicalize().map_err(open_error)?;
-    let moved = objects::migrate_nested(&canonical).map_err(open_error)?;
+    let moved = migration::ensure_layout(&canonical).map_err(open_error)?;
     if moved > 0 {
-        tracing::info!(objects = moved, root = %canonical.display(), "moved objects of the earlier nested layout to flat names");
+        tracing::info!(objects = moved, root = %canonical.display(), "moved the objects of the earlier S3 layout to their names");
+    }
+    let swept = migration::sweep_temporaries(&canonical).map_err(open_error)?;
+    if swept > 0 {
+        tracing::info!(files = swept, "removed temporary files of writers that ended mid-write");
     }
     Ok(LocalStore::new(canonical))
 }

@@ -119,25 +119,29 @@ fn page(root: &Path, bucket: &BucketName, request: &Listing) -> std::io::Result<
 
 /// The common prefix `key` rolls up into: the prefix, then what follows up to and including
 /// the first delimiter after it.
-fn rolled_up(key: &str, prefix: &str, delimiter: Option<&str>) -> Option<String> {
+pub(super) fn rolled_up(key: &str, prefix: &str, delimiter: Option<&str>) -> Option<String> {
     let rest = &key[prefix.len()..];
     let at = rest.find(delimiter?)?;
     Some(key[..prefix.len() + at + delimiter?.len()].to_owned())
 }
 
 fn listed(object: StoredObject) -> std::io::Result<Object> {
-    let e_tag = match objects::find(&object.path, &object.key) {
-        Ok(found) => found.and_then(|found| found.record.e_tag),
+    let record = match objects::find(&object.path, &object.key) {
+        Ok(found) => found.map(|found| found.record),
         // Deleted while the listing was made: S3 may list it or not; it keeps its place.
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
         Err(err) => return Err(err),
     };
+    let (e_tag, class) = record.map_or((None, None), |r| (r.e_tag, r.attributes.storage_class));
     Ok(Object {
         key: Some(object.key),
         size: i64::try_from(object.size).ok(),
         last_modified: Some(Timestamp::from(object.last_modified)),
         e_tag: e_tag.map(ETag::Strong),
-        storage_class: Some(ObjectStorageClass::from_static(ObjectStorageClass::STANDARD)),
+        storage_class: Some(class.map_or_else(
+            || ObjectStorageClass::from_static(ObjectStorageClass::STANDARD),
+            ObjectStorageClass::from,
+        )),
         ..Default::default()
     })
 }

@@ -81,6 +81,28 @@ impl Uploads {
         }
     }
 
+    /// The uploads in progress in `bucket` whose key starts with `prefix`, as (upload id,
+    /// upload), ordered by key, then by initiation, then by id.
+    pub(super) async fn in_progress(&self, bucket: &str, prefix: &str) -> S3Result<Vec<(String, Upload)>> {
+        let mut found = Vec::new();
+        let mut entries = match tokio::fs::read_dir(&self.dir).await {
+            Ok(entries) => entries,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(found),
+            Err(err) => return Err(S3Error::internal_error(err)),
+        };
+        while let Some(entry) = entries.next_entry().await.map_err(S3Error::internal_error)? {
+            let id = entry.file_name().to_string_lossy().into_owned();
+            // An upload being created or removed meanwhile has no readable upload.json.
+            let Ok(text) = tokio::fs::read(entry.path().join("upload.json")).await else { continue };
+            let Ok(upload) = serde_json::from_slice::<Upload>(&text) else { continue };
+            if upload.bucket == bucket && upload.key.starts_with(prefix) {
+                found.push((id, upload));
+            }
+        }
+        found.sort_by(|(a_id, a), (b_id, b)| (&a.key, a.initiated, a_id).cmp(&(&b.key, b.initiated, b_id)));
+        Ok(found)
+    }
+
     /// The parts uploaded so far, by part number.
     pub(super) async fn parts(&self, folder: &Path) -> S3Result<Vec<Part>> {
         let mut parts = Vec::new();

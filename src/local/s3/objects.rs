@@ -16,7 +16,7 @@
 //! an object all the same, with its ETag computed on first use.
 //!
 //! Data directories written by recflow before this layout held objects as nested folders
-//! (`<bucket>/a/b.csv`); [`migrate_nested`] moves them into place when the server starts.
+//! (`<bucket>/a/b.csv`); `migration` moves them into place before the store is first used.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -57,6 +57,13 @@ pub struct Attributes {
     /// `x-amz-meta-*` values, by name without the prefix.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_metadata: Option<HashMap<String, String>>,
+    /// The storage class given, None for STANDARD (which S3 does not name in its headers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class: Option<String>,
+    /// The server-side encryption asked for (`AES256`, `aws:kms`, ...); None for S3's default,
+    /// SSE-S3 (`AES256`), which S3 applies to every object since January 2023.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_side_encryption: Option<String>,
 }
 
 /// The checksums stored with an object, base64 as S3 sends them.
@@ -94,6 +101,9 @@ pub struct Record {
     pub checksums: Checksums,
     #[serde(default)]
     pub attributes: Attributes,
+    /// The sizes of the parts of a multipart upload, in order; empty for a single upload.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<u64>,
 }
 
 /// One object as a listing sees it.
@@ -178,7 +188,24 @@ impl Record {
             e_tag: None,
             checksums: Checksums::default(),
             attributes: Attributes::default(),
+            parts: Vec::new(),
         }
+    }
+
+    /// The byte range (start, length) of part `number` (1-based), as GetObject's `partNumber`
+    /// reads it: an object stored in one piece has one part, itself.
+    pub(super) fn part_range(&self, number: i32) -> Option<(u64, u64)> {
+        let index = usize::try_from(number).ok()?.checked_sub(1)?;
+        if self.parts.is_empty() {
+            return (index == 0).then_some((0, self.size));
+        }
+        let len = *self.parts.get(index)?;
+        Some((self.parts[..index].iter().sum(), len))
+    }
+
+    /// How many parts the object was uploaded in.
+    pub(super) fn parts_count(&self) -> usize {
+        self.parts.len().max(1)
     }
 }
 
@@ -373,6 +400,7 @@ pub fn write_object_with(
     body: impl FnOnce(&mut dyn Write) -> io::Result<()>,
 ) -> io::Result<()> {
     check_key(key).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    super::migration::ensure_layout(s3_root)?;
     let path = object_path(s3_root, bucket, key);
     std::fs::create_dir_all(bucket.dir(s3_root))?;
     let mut md5 = None;
@@ -385,66 +413,6 @@ pub fn write_object_with(
     let meta = std::fs::metadata(&path)?;
     let record = Record { e_tag: md5.map(hex::encode), ..Record::bare(key.to_owned(), &meta) };
     write_record(&path, &record)
-}
-
-/// Moves objects kept as nested folders (`<bucket>/a/b.csv`, the layout of recflow's earlier
-/// S3 store) to their flat names, so that a data directory written before keeps its objects.
-/// Their ETags are computed again from the bytes on first use.
-pub(super) fn migrate_nested(s3_root: &Path) -> io::Result<usize> {
-    let mut moved = 0;
-    let Ok(buckets) = std::fs::read_dir(s3_root) else { return Ok(0) };
-    for bucket in buckets {
-        let bucket = bucket?;
-        let Some(name) = bucket.file_name().to_str().map(str::to_owned) else { continue };
-        if !bucket.file_type()?.is_dir() || BucketName::parse(&name).is_err() {
-            continue;
-        }
-        let dir = bucket.path();
-        for entry in std::fs::read_dir(&dir)? {
-            let entry = entry?;
-            let Some(top) = entry.file_name().to_str().map(str::to_owned) else { continue };
-            if top.starts_with('.') || !entry.file_type()?.is_dir() {
-                continue;
-            }
-            moved += move_tree(&dir, &entry.path(), &top)?;
-            // Empty folders left behind are removed; a folder still holding something is kept.
-            let _ = remove_empty_dirs(&entry.path());
-        }
-    }
-    Ok(moved)
-}
-
-fn move_tree(bucket_dir: &Path, dir: &Path, key_prefix: &str) -> io::Result<usize> {
-    let mut moved = 0;
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let Some(name) = entry.file_name().to_str().map(str::to_owned) else { continue };
-        // The earlier store kept its temporaries in the S3 root, so a dot-file here is a user's.
-        let key = format!("{key_prefix}/{name}");
-        if entry.file_type()?.is_dir() {
-            moved += move_tree(bucket_dir, &entry.path(), &key)?;
-        } else if check_key(&key).is_ok() {
-            let target = bucket_dir.join(object_names::file_name(&key));
-            if !target.exists() {
-                std::fs::rename(entry.path(), &target)?;
-                if object_names::decode(&object_names::file_name(&key)) == Decoded::Hashed {
-                    write_record(&target, &Record::bare(key.clone(), &std::fs::metadata(&target)?))?;
-                }
-                moved += 1;
-            }
-        }
-    }
-    Ok(moved)
-}
-
-fn remove_empty_dirs(dir: &Path) -> io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        if entry.file_type()?.is_dir() {
-            remove_empty_dirs(&entry.path())?;
-        }
-    }
-    std::fs::remove_dir(dir)
 }
 
 #[cfg(test)]
@@ -484,20 +452,6 @@ mod tests {
         std::fs::write(&path, b"replaced by hand").unwrap();
         let record = read_record(&path, &std::fs::metadata(&path).unwrap()).unwrap().unwrap();
         assert_eq!((record.key.as_str(), record.e_tag), ("k", None));
-    }
-
-    #[test]
-    fn nested_folders_of_the_earlier_layout_become_flat_objects() {
-        let root = tempfile::tempdir().unwrap();
-        let dir = root.path().join("bkt/interactions/daily");
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("x.csv"), b"1").unwrap();
-        std::fs::write(root.path().join("bkt/top.csv"), b"2").unwrap();
-        assert_eq!(migrate_nested(root.path()).unwrap(), 1);
-        let listed: Vec<String> =
-            list(root.path(), &bucket(), "").unwrap().into_iter().map(|o| o.key).collect();
-        assert_eq!(listed, ["interactions/daily/x.csv", "top.csv"]);
-        assert!(!root.path().join("bkt/interactions").exists());
     }
 
     #[test]

@@ -184,6 +184,112 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> io::Result<T> + Send
     tokio::task::spawn_blocking(work).await.map_err(S3Error::internal_error)?.map_err(S3Error::internal_error)
 }
 
+/// The attributes a write (PutObject, CopyObject with REPLACE, CreateMultipartUpload) gives
+/// its object, taken from `$input`; an error for a storage class the store cannot keep.
+macro_rules! attributes_of {
+    ($input:expr) => {
+        Attributes {
+            content_type: $input.content_type.take(),
+            content_encoding: $input.content_encoding.take(),
+            content_disposition: $input.content_disposition.take(),
+            content_language: $input.content_language.take(),
+            cache_control: $input.cache_control.take(),
+            expires: format_expires($input.expires.take()),
+            website_redirect_location: $input.website_redirect_location.take(),
+            user_metadata: $input.metadata.take(),
+            storage_class: stored_class($input.storage_class.take())?,
+            server_side_encryption: $input.server_side_encryption.take().map(|e| e.as_str().to_owned()),
+        }
+    };
+}
+
+/// The storage class to keep: None for STANDARD. Objects of every class the store keeps stay
+/// readable, as S3's are; the archive classes (GLACIER, DEEP_ARCHIVE), whose objects S3 refuses
+/// to read until restored, are not emulated and are refused rather than ignored.
+fn stored_class(class: Option<StorageClass>) -> S3Result<Option<String>> {
+    const READABLE: [&str; 5] =
+        ["REDUCED_REDUNDANCY", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER_IR"];
+    match class.as_ref().map(StorageClass::as_str) {
+        None | Some(StorageClass::STANDARD) => Ok(None),
+        Some(name) if READABLE.contains(&name) => Ok(Some(name.to_owned())),
+        Some(name @ (StorageClass::GLACIER | StorageClass::DEEP_ARCHIVE)) => Err(S3Error::with_message(
+            S3ErrorCode::NotImplemented,
+            format!(
+                "local S3 does not emulate the archive storage class {name}: its objects cannot be read until restored"
+            ),
+        )),
+        Some(_) => Err(S3Error::with_message(
+            S3ErrorCode::InvalidStorageClass,
+            "The storage class you specified is not valid",
+        )),
+    }
+}
+
+/// A GetObject or HeadObject answer (`$output`, a struct with the fields `$field`s given and
+/// the object headers both operations share) for the object whose record is `$record` and
+/// whose file's metadata is `$meta`; `$sums` are the checksums to return.
+macro_rules! object_output {
+    ($output:ident { $($field:ident: $value:expr),* $(,)? }, $meta:expr, $record:expr, $sums:expr) => {{
+        let record: Record = $record;
+        let sums: Checksums = $sums;
+        let attrs = record.attributes;
+        $output {
+            $($field: $value,)*
+            accept_ranges: Some("bytes".to_owned()),
+            last_modified: Some(timestamp($meta)),
+            e_tag: record.e_tag.map(ETag::Strong),
+            metadata: attrs.user_metadata,
+            content_type: Some(attrs.content_type.unwrap_or_else(|| "binary/octet-stream".to_owned())),
+            content_encoding: attrs.content_encoding,
+            content_disposition: attrs.content_disposition,
+            content_language: attrs.content_language,
+            cache_control: attrs.cache_control,
+            expires: parse_expires(attrs.expires.as_ref()),
+            website_redirect_location: attrs.website_redirect_location,
+            storage_class: attrs.storage_class.map(StorageClass::from),
+            server_side_encryption: Some(encryption(attrs.server_side_encryption)),
+            checksum_crc32: sums.crc32,
+            checksum_crc32c: sums.crc32c,
+            checksum_sha1: sums.sha1,
+            checksum_sha256: sums.sha256,
+            checksum_crc64nvme: sums.crc64nvme,
+            ..Default::default()
+        }
+    }};
+}
+
+/// What a read with `partNumber` returns of an object of `len` bytes: the part's start, length
+/// and Content-Range; None without a part number. A part the object does not have is 416
+/// InvalidPartNumber (GetObject API reference).
+fn part_of(record: &Record, number: Option<i32>, len: u64) -> S3Result<Option<(u64, u64, Option<String>)>> {
+    let Some(number) = number else { return Ok(None) };
+    let (start, count) = record.part_range(number).ok_or_else(|| {
+        let mut err = S3Error::with_message(
+            S3ErrorCode::Custom("InvalidPartNumber".into()),
+            "The requested partnumber is not satisfiable",
+        );
+        err.set_status_code(hyper::StatusCode::RANGE_NOT_SATISFIABLE);
+        err
+    })?;
+    let range = format!("bytes {start}-{}/{len}", (start + count).saturating_sub(1));
+    Ok(Some((start, count, Some(range))))
+}
+
+/// The server-side encryption an answer names: the one asked for, else S3's default, AES256.
+fn encryption(asked: Option<String>) -> ServerSideEncryption {
+    asked.map_or_else(
+        || ServerSideEncryption::from_static(ServerSideEncryption::AES256),
+        ServerSideEncryption::from,
+    )
+}
+
+/// The checksums a read returns: the stored ones, when the client sent `x-amz-checksum-mode:
+/// ENABLED` and reads the whole object (GetObject API reference, "ChecksumMode").
+fn checksums_asked(record: &Record, mode: Option<&ChecksumMode>, whole: bool) -> Checksums {
+    let enabled = mode.is_some_and(|m| m.as_str() == ChecksumMode::ENABLED);
+    if enabled && whole { record.checksums.clone() } else { Checksums::default() }
+}
+
 fn timestamp(meta: &std::fs::Metadata) -> Timestamp {
     Timestamp::from(meta.modified().unwrap_or(UNIX_EPOCH))
 }
@@ -378,6 +484,38 @@ fn copy_source_range(range: Option<&str>, len: u64) -> S3Result<(u64, u64)> {
     Ok((first, last - first + 1))
 }
 
+/// What the client declared about an upload's body (`$input`, a PutObject or UploadPart
+/// input, of the request `$req`).
+macro_rules! declared_digests {
+    ($input:expr, $req:expr) => {
+        DeclaredDigests {
+            content_md5: $input.content_md5.clone(),
+            algorithm: $input.checksum_algorithm.clone(),
+            checksums: declared_checksums(
+                &$input.checksum_crc32,
+                &$input.checksum_crc32c,
+                &$input.checksum_sha1,
+                &$input.checksum_sha256,
+                &$input.checksum_crc64nvme,
+            ),
+            trailers: $req.trailing_headers.clone(),
+        }
+    };
+}
+
+/// The [`ReadConditions`] of `$input`, from its fields for If-Match, If-None-Match,
+/// If-Modified-Since and If-Unmodified-Since, in that order.
+macro_rules! conditions {
+    ($input:expr, $if_match:ident, $if_none_match:ident, $modified:ident, $unmodified:ident) => {
+        ReadConditions {
+            if_match: $input.$if_match.as_ref(),
+            if_none_match: $input.$if_none_match.as_ref(),
+            if_modified_since: $input.$modified.as_ref(),
+            if_unmodified_since: $input.$unmodified.as_ref(),
+        }
+    };
+}
+
 /// The `If-*` preconditions of a read (RFC 7232 as S3 applies them, GetObject API reference).
 struct ReadConditions<'a> {
     if_match: Option<&'a ETagCondition>,
@@ -534,6 +672,7 @@ impl S3 for LocalStore {
             after: input.marker.clone().filter(|m| !m.is_empty()),
             max_keys: input.max_keys,
         };
+        let delimited = request.delimiter.is_some();
         let page = listing::list(&self.root, name, request).await?;
         let mut output = ListObjectsOutput {
             name: Some(input.bucket),
@@ -542,7 +681,9 @@ impl S3 for LocalStore {
             marker: input.marker,
             max_keys: Some(page.max_keys),
             is_truncated: Some(page.truncated),
-            next_marker: page.next,
+            // S3 gives NextMarker only with a delimiter; without one, clients resume after the
+            // last key listed (ListObjects API reference, "NextMarker").
+            next_marker: page.next.filter(|_| delimited),
             contents: page.contents,
             common_prefixes: page.common_prefixes,
             ..Default::default()
@@ -596,15 +737,18 @@ impl S3 for LocalStore {
         let found = self.existing(&input.bucket, &input.key).await?;
         check_read_conditions(
             &found,
-            ReadConditions {
-                if_match: input.if_match.as_ref(),
-                if_none_match: input.if_none_match.as_ref(),
-                if_modified_since: input.if_modified_since.as_ref(),
-                if_unmodified_since: input.if_unmodified_since.as_ref(),
-            },
+            conditions!(input, if_match, if_none_match, if_modified_since, if_unmodified_since),
         )?;
         let len = found.meta.len();
+        if input.part_number.is_some() && input.range.is_some() {
+            return Err(S3Error::with_message(
+                S3ErrorCode::InvalidRequest,
+                "Cannot specify both Range header and partNumber query parameter",
+            ));
+        }
+        let part = part_of(&found.record, input.part_number, len)?;
         let (start, count, content_range) = match &input.range {
+            None if part.is_some() => part.clone().unwrap_or_default(),
             None => (0, len, None),
             Some(range) => {
                 let unsatisfiable = || {
@@ -622,32 +766,20 @@ impl S3 for LocalStore {
         let mut file = tokio::fs::File::from_std(found.file);
         file.seek(io::SeekFrom::Start(start)).await.map_err(S3Error::internal_error)?;
         let stream = tokio_util::io::ReaderStream::with_capacity(file.take(count), 1 << 16);
-        let record = found.record;
-        // S3 returns an object's checksums only for the whole object.
-        let sums = if count == len { record.checksums } else { Checksums::default() };
-        let attrs = record.attributes;
-        let output = GetObjectOutput {
-            body: Some(StreamingBlob::wrap(stream)),
-            content_length: Some(content_length(count)?),
-            content_range,
-            accept_ranges: Some("bytes".to_owned()),
-            last_modified: Some(timestamp(&found.meta)),
-            e_tag: record.e_tag.map(ETag::Strong),
-            metadata: attrs.user_metadata,
-            content_type: Some(attrs.content_type.unwrap_or_else(|| "binary/octet-stream".to_owned())),
-            content_encoding: attrs.content_encoding,
-            content_disposition: attrs.content_disposition,
-            content_language: attrs.content_language,
-            cache_control: attrs.cache_control,
-            expires: parse_expires(attrs.expires.as_ref()),
-            website_redirect_location: attrs.website_redirect_location,
-            checksum_crc32: sums.crc32,
-            checksum_crc32c: sums.crc32c,
-            checksum_sha1: sums.sha1,
-            checksum_sha256: sums.sha256,
-            checksum_crc64nvme: sums.crc64nvme,
-            ..Default::default()
-        };
+        // S3 returns an object's checksums only for the whole object, and when asked.
+        let sums = checksums_asked(&found.record, input.checksum_mode.as_ref(), count == len);
+        let parts_count = part.as_ref().and(i32::try_from(found.record.parts_count()).ok());
+        let output = object_output!(
+            GetObjectOutput {
+                body: Some(StreamingBlob::wrap(stream)),
+                content_length: Some(content_length(count)?),
+                content_range: content_range,
+                parts_count: parts_count,
+            },
+            &found.meta,
+            found.record,
+            sums
+        );
         Ok(S3Response::new(output))
     }
 
@@ -656,35 +788,23 @@ impl S3 for LocalStore {
         let found = self.existing(&input.bucket, &input.key).await?;
         check_read_conditions(
             &found,
-            ReadConditions {
-                if_match: input.if_match.as_ref(),
-                if_none_match: input.if_none_match.as_ref(),
-                if_modified_since: input.if_modified_since.as_ref(),
-                if_unmodified_since: input.if_unmodified_since.as_ref(),
-            },
+            conditions!(input, if_match, if_none_match, if_modified_since, if_unmodified_since),
         )?;
-        let record = found.record;
-        let (sums, attrs) = (record.checksums, record.attributes);
-        let output = HeadObjectOutput {
-            content_length: Some(content_length(found.meta.len())?),
-            accept_ranges: Some("bytes".to_owned()),
-            last_modified: Some(timestamp(&found.meta)),
-            e_tag: record.e_tag.map(ETag::Strong),
-            metadata: attrs.user_metadata,
-            content_type: Some(attrs.content_type.unwrap_or_else(|| "binary/octet-stream".to_owned())),
-            content_encoding: attrs.content_encoding,
-            content_disposition: attrs.content_disposition,
-            content_language: attrs.content_language,
-            cache_control: attrs.cache_control,
-            expires: parse_expires(attrs.expires.as_ref()),
-            website_redirect_location: attrs.website_redirect_location,
-            checksum_crc32: sums.crc32,
-            checksum_crc32c: sums.crc32c,
-            checksum_sha1: sums.sha1,
-            checksum_sha256: sums.sha256,
-            checksum_crc64nvme: sums.crc64nvme,
-            ..Default::default()
-        };
+        let len = found.meta.len();
+        let part = part_of(&found.record, input.part_number, len)?;
+        let parts_count = part.as_ref().and(i32::try_from(found.record.parts_count()).ok());
+        let (_, count, content_range) = part.unwrap_or((0, len, None));
+        let sums = checksums_asked(&found.record, input.checksum_mode.as_ref(), count == len);
+        let output = object_output!(
+            HeadObjectOutput {
+                content_length: Some(content_length(count)?),
+                content_range: content_range,
+                parts_count: parts_count,
+            },
+            &found.meta,
+            found.record,
+            sums
+        );
         Ok(S3Response::new(output))
     }
 
@@ -692,33 +812,12 @@ impl S3 for LocalStore {
         let input = &mut req.input;
         checked_key(&input.key)?;
         let (name, _) = self.bucket_dir(&input.bucket).await?;
-        let declared = DeclaredDigests {
-            content_md5: input.content_md5.clone(),
-            algorithm: input.checksum_algorithm.clone(),
-            checksums: declared_checksums(
-                &input.checksum_crc32,
-                &input.checksum_crc32c,
-                &input.checksum_sha1,
-                &input.checksum_sha256,
-                &input.checksum_crc64nvme,
-            ),
-            trailers: req.trailing_headers.clone(),
-        };
-        let (hasher, verdict) = checked_body(&mut input.body, declared)?;
+        let (hasher, verdict) = checked_body(&mut input.body, declared_digests!(input, req))?;
         let tmp = TempFile::new(crate::atomic_file::temp_sibling(&objects::object_path(
             &self.root, &name, &input.key,
         )));
         let received = receive(input.body.take(), &tmp, hasher, verdict.as_ref()).await?;
-        let attributes = Attributes {
-            content_type: input.content_type.take(),
-            content_encoding: input.content_encoding.take(),
-            content_disposition: input.content_disposition.take(),
-            content_language: input.content_language.take(),
-            cache_control: input.cache_control.take(),
-            expires: format_expires(input.expires.take()),
-            website_redirect_location: input.website_redirect_location.take(),
-            user_metadata: input.metadata.take(),
-        };
+        let attributes = attributes_of!(input);
         let target = Target {
             bucket: &input.bucket,
             key: &input.key,
@@ -740,6 +839,7 @@ impl S3 for LocalStore {
         let sums = record.checksums;
         let output = PutObjectOutput {
             e_tag: record.e_tag.map(ETag::Strong),
+            server_side_encryption: Some(encryption(record.attributes.server_side_encryption)),
             checksum_crc32: sums.crc32,
             checksum_crc32c: sums.crc32c,
             checksum_sha1: sums.sha1,
@@ -753,41 +853,36 @@ impl S3 for LocalStore {
     /// MetadataDirective COPY (the default) keeps the source's attributes; REPLACE takes the
     /// request's (CopyObject API reference).
     async fn copy_object(&self, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
-        let input = req.input;
+        let mut input = req.input;
         checked_key(&input.key)?;
         let (src_bucket, src_key) = copy_source(&input.copy_source)?;
+        let replace =
+            input.metadata_directive.as_ref().is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
+        if (src_bucket, src_key) == (input.bucket.as_str(), input.key.as_str()) && !replace {
+            return Err(S3Error::with_message(
+                S3ErrorCode::InvalidRequest,
+                "This copy request is illegal because it is trying to copy an object to itself without \
+                 changing the object's metadata, storage class, website redirect location or encryption attributes.",
+            ));
+        }
         let source = self.existing(src_bucket, src_key).await?;
         let (name, _) = self.bucket_dir(&input.bucket).await?;
         check_copy_conditions(
             &source,
-            ReadConditions {
-                if_match: input.copy_source_if_match.as_ref(),
-                if_none_match: input.copy_source_if_none_match.as_ref(),
-                if_modified_since: input.copy_source_if_modified_since.as_ref(),
-                if_unmodified_since: input.copy_source_if_unmodified_since.as_ref(),
-            },
+            conditions!(
+                input,
+                copy_source_if_match,
+                copy_source_if_none_match,
+                copy_source_if_modified_since,
+                copy_source_if_unmodified_since
+            ),
         )?;
         let tmp = TempFile::new(crate::atomic_file::temp_sibling(&objects::object_path(
             &self.root, &name, &input.key,
         )));
         let (from, to, len) = (source.file, tmp.path().to_owned(), source.meta.len());
         let md5 = blocking(move || copy_range(from, 0, len, &to)).await?;
-        let replace =
-            input.metadata_directive.as_ref().is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
-        let attributes = if replace {
-            Attributes {
-                content_type: input.content_type,
-                content_encoding: input.content_encoding,
-                content_disposition: input.content_disposition,
-                content_language: input.content_language,
-                cache_control: input.cache_control,
-                expires: format_expires(input.expires),
-                website_redirect_location: input.website_redirect_location,
-                user_metadata: input.metadata,
-            }
-        } else {
-            source.record.attributes.clone()
-        };
+        let attributes = if replace { attributes_of!(input) } else { source.record.attributes.clone() };
         let target =
             Target { bucket: &input.bucket, key: &input.key, conditions: WriteConditions::default() };
         let checksums = source.record.checksums;
@@ -878,22 +973,13 @@ impl S3 for LocalStore {
         &self,
         req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
-        let input = req.input;
+        let mut input = req.input;
         checked_key(&input.key)?;
         self.bucket_dir(&input.bucket).await?;
         let upload = Upload {
             bucket: input.bucket.clone(),
             key: input.key.clone(),
-            attributes: Attributes {
-                content_type: input.content_type,
-                content_encoding: input.content_encoding,
-                content_disposition: input.content_disposition,
-                content_language: input.content_language,
-                cache_control: input.cache_control,
-                expires: format_expires(input.expires),
-                website_redirect_location: input.website_redirect_location,
-                user_metadata: input.metadata,
-            },
+            attributes: attributes_of!(input),
             initiated: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
         };
         let upload_id = self.uploads.create(&upload).await?;
@@ -915,19 +1001,7 @@ impl S3 for LocalStore {
         self.bucket_dir(&input.bucket).await?;
         let number = checked_part_number(input.part_number)?;
         let (_, folder) = self.uploads.open(&input.upload_id, &input.bucket, &input.key).await?;
-        let declared = DeclaredDigests {
-            content_md5: input.content_md5.clone(),
-            algorithm: input.checksum_algorithm.clone(),
-            checksums: declared_checksums(
-                &input.checksum_crc32,
-                &input.checksum_crc32c,
-                &input.checksum_sha1,
-                &input.checksum_sha256,
-                &input.checksum_crc64nvme,
-            ),
-            trailers: req.trailing_headers.clone(),
-        };
-        let (hasher, verdict) = checked_body(&mut input.body, declared)?;
+        let (hasher, verdict) = checked_body(&mut input.body, declared_digests!(input, req))?;
         let part_path = Uploads::part_path(&folder, number);
         let tmp = TempFile::new(crate::atomic_file::temp_sibling(&part_path));
         let received = receive(input.body.take(), &tmp, hasher, verdict.as_ref()).await?;
@@ -959,12 +1033,13 @@ impl S3 for LocalStore {
         let (_, folder) = self.uploads.open(&input.upload_id, &input.bucket, &input.key).await?;
         check_copy_conditions(
             &source,
-            ReadConditions {
-                if_match: input.copy_source_if_match.as_ref(),
-                if_none_match: input.copy_source_if_none_match.as_ref(),
-                if_modified_since: input.copy_source_if_modified_since.as_ref(),
-                if_unmodified_since: input.copy_source_if_unmodified_since.as_ref(),
-            },
+            conditions!(
+                input,
+                copy_source_if_match,
+                copy_source_if_none_match,
+                copy_source_if_modified_since,
+                copy_source_if_unmodified_since
+            ),
         )?;
         let (start, len) = copy_source_range(input.copy_source_range.as_deref(), source.meta.len())?;
         let part_path = Uploads::part_path(&folder, number);
@@ -1050,9 +1125,11 @@ impl S3 for LocalStore {
         };
         let attributes = upload.attributes;
         let tag = e_tag.clone();
+        let sizes: Vec<u64> = chosen.iter().map(|p| p.size).collect();
         self.commit(&target, tmp, |meta| Record {
             e_tag: Some(tag),
             attributes,
+            parts: sizes,
             ..Record::bare(input.key.clone(), meta)
         })
         .await?;
@@ -1061,6 +1138,82 @@ impl S3 for LocalStore {
             bucket: Some(input.bucket),
             key: Some(input.key),
             e_tag: Some(ETag::Strong(e_tag)),
+            ..Default::default()
+        };
+        Ok(S3Response::new(output))
+    }
+
+    /// Uploads in progress, by key and initiation, with S3's key and upload-id markers and
+    /// delimiter (ListMultipartUploads API reference).
+    async fn list_multipart_uploads(
+        &self,
+        req: S3Request<ListMultipartUploadsInput>,
+    ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+        let input = req.input;
+        self.bucket_dir(&input.bucket).await?;
+        let prefix = input.prefix.clone().unwrap_or_default();
+        let delimiter = input.delimiter.clone().filter(|d| !d.is_empty());
+        let max = usize::try_from(input.max_uploads.unwrap_or(1000).clamp(0, 1000)).unwrap_or(0);
+        let key_marker = input.key_marker.clone().filter(|m| !m.is_empty());
+        let mut uploads = Vec::new();
+        let mut prefixes: Vec<String> = Vec::new();
+        let mut truncated = false;
+        let mut next = None;
+        // Without an upload-id marker, every upload of the key marker's key is behind it.
+        let mut past_id_marker = false;
+        for (id, upload) in self.uploads.in_progress(&input.bucket, &prefix).await? {
+            if let Some(marker) = &key_marker {
+                // After the key marker; for the marker's own key, only uploads after the
+                // upload-id marker.
+                if upload.key < *marker || (upload.key == *marker && !past_id_marker) {
+                    past_id_marker |= upload.key == *marker && input.upload_id_marker.as_deref() == Some(&id);
+                    continue;
+                }
+            }
+            let rolled = listing::rolled_up(&upload.key, &prefix, delimiter.as_deref());
+            if let Some(common) = &rolled
+                && prefixes.last() == Some(common)
+            {
+                continue;
+            }
+            if uploads.len() + prefixes.len() == max {
+                truncated = max > 0;
+                break;
+            }
+            match rolled {
+                Some(common) => {
+                    next = Some((common.clone(), None));
+                    prefixes.push(common);
+                }
+                None => {
+                    next = Some((upload.key.clone(), Some(id.clone())));
+                    uploads.push(MultipartUpload {
+                        key: Some(upload.key),
+                        upload_id: Some(id),
+                        initiated: Some(Timestamp::from(
+                            UNIX_EPOCH + std::time::Duration::from_secs(upload.initiated),
+                        )),
+                        storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
+                        ..Default::default()
+                    });
+                }
+            }
+        }
+        let (next_key, next_id) = next.filter(|_| truncated).unzip();
+        let next_id = next_id.flatten();
+        let output = ListMultipartUploadsOutput {
+            bucket: Some(input.bucket),
+            prefix: input.prefix,
+            delimiter: input.delimiter,
+            key_marker: input.key_marker,
+            upload_id_marker: input.upload_id_marker,
+            max_uploads: i32::try_from(max).ok(),
+            is_truncated: Some(truncated),
+            next_key_marker: next_key,
+            next_upload_id_marker: next_id,
+            uploads: Some(uploads),
+            common_prefixes: (!prefixes.is_empty())
+                .then(|| prefixes.into_iter().map(|p| CommonPrefix { prefix: Some(p) }).collect()),
             ..Default::default()
         };
         Ok(S3Response::new(output))
