@@ -121,6 +121,28 @@ fn metrics_are_in_range_and_beat_popularity() {
     assert!(p["precision_at_25"] > 0.0 && p["mean_reciprocal_rank_at_25"] > 0.0);
 }
 
+/// Each recipe is measured on its own answers (SIMS for the user's last item, ranking over a
+/// candidate list), so a comparison of solutions shows different figures, each in range.
+#[test]
+fn each_recipe_is_measured_on_its_own_answers() {
+    let f = fixture();
+    let sims = train(Recipe::Sims, &f.interactions).unwrap();
+    let ranking = train(Recipe::PersonalizedRanking, &f.interactions).unwrap();
+    let (p, s, r) = (f.personalization.metrics(), sims.metrics(), ranking.metrics());
+    eprintln!("user-personalization: {p:?}\nsims: {s:?}\npersonalized-ranking: {r:?}");
+    for m in [s, r] {
+        assert_eq!(m.keys().collect::<Vec<_>>(), p.keys().collect::<Vec<_>>());
+        assert!(m.values().all(|v| (0.0..=1.0).contains(v)), "{m:?}");
+        assert!(m["precision_at_25"] > 0.0, "{m:?}");
+    }
+    assert_ne!(p, s);
+    assert_ne!(p, r);
+    assert_ne!(s, r);
+    // Ranking chooses among each user's 100 most popular new items: it covers far less of the
+    // catalogue than recommendations over all of it.
+    assert!(r["coverage"] < p["coverage"] / 2.0, "{r:?}");
+}
+
 #[test]
 fn history_is_kept_and_every_list_is_full() {
     // Personalize leaves items a user interacted with in its recommendations unless a filter

@@ -1,6 +1,12 @@
 //! Offline metrics as Personalize documents them: hold out 10% of users; for each, the oldest 90%
 //! of their interactions are the input and the newest 10% (at least one) the truth; train on
 //! everything else; recommend 25 items per held-out user and score them against the truth.
+//!
+//! The 25 items are asked of the recipe the way it is used, so each recipe is measured on its
+//! own answers: user-personalization and popularity-count recommend for the user; SIMS answers
+//! for one item, the user's most recent input item; personalized-ranking re-ranks a candidate
+//! list for the user, here the 100 most popular items the user did not have (the developer
+//! guide does not say which list Personalize ranks; this is the emulator's choice).
 
 use std::collections::BTreeMap;
 
@@ -9,6 +15,8 @@ use super::csv::{Dataset, Row};
 use super::model::{Scorer, fit};
 
 const CUTOFF: usize = 25;
+/// How many popular items personalized-ranking re-ranks per held-out user.
+const RANKING_CANDIDATES: usize = 100;
 const KS: [usize; 3] = [5, 10, 25];
 
 /// Metric name -> value, GetSolutionMetrics' keys, all in [0, 1].
@@ -26,7 +34,8 @@ pub(crate) fn evaluate(recipe: Recipe, data: &Dataset) -> BTreeMap<String, f64> 
         }
     }
     // Split each held-out user's interactions by time; the truth rows leave the training set.
-    let mut truth: Vec<(u32, Vec<u32>)> = Vec::with_capacity(held_out.len());
+    // (user, truth items, most recent input item)
+    let mut truth: Vec<(u32, Vec<u32>, Option<u32>)> = Vec::with_capacity(held_out.len());
     let mut truth_rows: Vec<Row> = Vec::new();
     for &u in &held_out {
         let events = &mut per_user[u as usize];
@@ -41,7 +50,7 @@ pub(crate) fn evaluate(recipe: Recipe, data: &Dataset) -> BTreeMap<String, f64> 
         items.retain(|i| !input.iter().any(|&(_, j)| j == *i));
         truth_rows.extend(newest.iter().map(|&(timestamp, item)| Row { user: u, item, timestamp }));
         if !items.is_empty() {
-            truth.push((u, items));
+            truth.push((u, items, input.last().map(|&(_, i)| i)));
         }
     }
     truth_rows.sort_unstable_by_key(|r| (r.user, r.timestamp, r.item));
@@ -64,12 +73,34 @@ pub(crate) fn evaluate(recipe: Recipe, data: &Dataset) -> BTreeMap<String, f64> 
     let mut recs = Vec::with_capacity(CUTOFF);
     let mut recommended = vec![false; data.items()];
     let mut sums = Sums::default();
-    for (u, items) in &truth {
+    let mut ranked = Vec::new();
+    for (u, items, last) in &truth {
         // The holdout measures the discovery of new items: what the user already had (the input)
         // is filtered out, as a pipeline's exclusion filter would, and the truth leaves it out.
         let mut input = core.history.row(*u).0.to_vec();
         input.sort_unstable();
-        scorer.recommend_user(&core, Some(*u), CUTOFF, &|i| input.binary_search(&i).is_err(), &mut recs);
+        let keep = |i: u32| input.binary_search(&i).is_err();
+        match recipe {
+            Recipe::Sims => scorer.similar_items(&core, *last, CUTOFF, &keep, &mut recs),
+            Recipe::PersonalizedRanking => {
+                let candidates: Vec<Option<u32>> = core
+                    .popular
+                    .iter()
+                    .copied()
+                    .filter(|&i| keep(i))
+                    .take(RANKING_CANDIDATES)
+                    .map(Some)
+                    .collect();
+                scorer.rank(&core, Some(*u), &candidates, &mut ranked);
+                recs.clear();
+                recs.extend(
+                    ranked.iter().take(CUTOFF).filter_map(|&(pos, score)| Some((candidates[pos]?, score))),
+                );
+            }
+            Recipe::UserPersonalization | Recipe::PopularityCount => {
+                scorer.recommend_user(&core, Some(*u), CUTOFF, &keep, &mut recs);
+            }
+        }
         let hits: Vec<bool> = recs.iter().map(|(i, _)| items.binary_search(i).is_ok()).collect();
         for (i, _) in &recs {
             recommended[*i as usize] = true;
