@@ -117,3 +117,35 @@ fn a_local_run_with_a_name_in_use_is_refused_before_the_emulator_starts() {
     assert!(text(&out).contains("already exists"), "{}", text(&out));
     assert!(!dir.path().join("local").exists(), "the emulator was started: {}", text(&out));
 }
+
+/// Ctrl-C while `run --local` prepares the demo (before any execution exists) stops the
+/// emulator and says there is nothing to resume, instead of dying without a word.
+#[test]
+fn ctrl_c_while_the_demo_is_prepared_says_nothing_was_started() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let wf = Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows/nightly-refresh.asl.json");
+    // At this time scale the demo's dataset group takes hours of real time to turn ACTIVE.
+    let mut child = recflow(dir.path(), &["run", wf.to_str().unwrap(), "--local", "--time-scale", "0.01"])
+        .arg("--name")
+        .arg("early")
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("preparing the demo") {
+        line.clear();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "stderr ended before the demo was prepared");
+    }
+    // SAFETY: kill sends a signal to the child this test started.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(2), "{rest}");
+    assert!(rest.contains("interrupted while preparing the local demo"), "{rest}");
+    assert!(rest.contains("nothing to resume"), "{rest}");
+    assert!(!dir.path().join("executions/early").exists(), "no execution was started");
+}

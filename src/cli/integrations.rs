@@ -281,6 +281,11 @@ pub async fn start_local(data_dir: &Path, time_scale: f64) -> Result<LocalRun> {
     config.time_scale = time_scale;
     config.pending_seconds = LOCAL_PENDING_SECONDS;
     config.in_progress_seconds = LOCAL_IN_PROGRESS_SECONDS;
+    // Ctrl-C or SIGTERM while the demo is prepared comes before any execution exists: say so,
+    // and stop the emulator cleanly (its state is saved call by call), rather than die without
+    // a word. The handlers are in place before anything is printed.
+    use tokio::signal::unix::{SignalKind, signal};
+    let (mut interrupt, mut term) = (signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?);
     let emulator = Emulator::start(&config).await.context("starting the embedded emulator")?;
     let clients = Clients::local(&emulator.endpoints());
     // The dataset group and the solution each pass CREATE PENDING and CREATE IN_PROGRESS.
@@ -292,8 +297,19 @@ pub async fn start_local(data_dir: &Path, time_scale: f64) -> Result<LocalRun> {
         );
     }
     let max_wait = std::time::Duration::from_secs_f64(30.0 + 2.0 * setup);
-    let demo = demo::prepare(&emulator, &clients.personalize, &SeedOptions::default(), max_wait)
-        .await
-        .context("preparing the demo dataset group")?;
+    let seed = SeedOptions::default();
+    let prepared = tokio::select! {
+        prepared = demo::prepare(&emulator, &clients.personalize, &seed, max_wait) => Some(prepared),
+        _ = interrupt.recv() => None,
+        _ = term.recv() => None,
+    };
+    let Some(prepared) = prepared else {
+        emulator.shutdown().await;
+        anyhow::bail!(
+            "interrupted while preparing the local demo: no execution was started, so there is nothing \
+             to resume; run the same command again (what was prepared so far is kept)"
+        );
+    };
+    let demo = prepared.context("preparing the demo dataset group")?;
     Ok(LocalRun { emulator, clients, demo })
 }
