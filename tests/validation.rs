@@ -137,6 +137,17 @@ fn unreachable_states_and_machines_that_cannot_end_are_refused() {
         "{errors:?}"
     );
 
+    // A broken Next does not hide an unreachable state: both are named, and nothing is said
+    // about ending, which needs every link to hold.
+    let broken = serde_json::json!({"StartAt": "A", "States": {
+        "A": {"Type": "Pass", "Next": "Missing"},
+        "Orphan": {"Type": "Pass", "End": true}}});
+    let errors = recflow::asl::StateMachine::from_json(&broken).unwrap_err();
+    let text: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+    assert_eq!(text.len(), 2, "{text:?}");
+    assert!(text.iter().any(|t| t.starts_with("States.A.Next") && t.contains("Missing")), "{text:?}");
+    assert!(text.contains(&"States.Orphan: cannot be reached from StartAt 'A'".to_string()), "{text:?}");
+
     // A loop with a way out is fine, and so is a state reached only through a Catch or a Choice.
     let fine = serde_json::json!({"StartAt": "Try", "States": {
         "Try": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Handle"}], "Next": "Again?"},

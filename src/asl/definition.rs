@@ -348,10 +348,14 @@ fn parse_machine(
     let index = states.iter().enumerate().map(|(i, s)| (s.name.clone(), i)).collect();
     let machine = StateMachine { comment, start_at, states, index, timeout_seconds };
     let declared: HashSet<&str> = map.keys().map(String::as_str).collect();
-    let before = errors.len();
+    let links_before = errors.len();
     check_links(&machine, &declared, &states_at, at, errors);
-    if errors.len() == before {
-        check_reachability(&machine, &states_at, errors);
+    let links_hold = errors.len() == links_before;
+    // A state that did not parse has unknown transitions: what only it leads to would look
+    // unreachable. A broken link leaves the rest of the graph as it is, so unreachable states
+    // are still named beside it; only whether the machine can end needs every link to hold.
+    if machine.states.len() == map.len() {
+        check_reachability(&machine, &states_at, links_hold, errors);
     }
     Some(machine)
 }
@@ -362,9 +366,14 @@ fn successors(state: &State) -> Vec<&str> {
 }
 
 /// What CreateStateMachine refuses beyond broken links: a state that cannot be reached from
-/// StartAt, and a machine (or branch) whose StartAt can reach no terminal state (End, Succeed or
-/// Fail), which could only loop for ever.
-fn check_reachability(m: &StateMachine, states_at: &str, errors: &mut Vec<DefinitionError>) {
+/// StartAt, and (when `links_hold`) a machine (or branch) whose StartAt can reach no terminal
+/// state (End, Succeed or Fail), which could only loop for ever.
+fn check_reachability(
+    m: &StateMachine,
+    states_at: &str,
+    links_hold: bool,
+    errors: &mut Vec<DefinitionError>,
+) {
     let Some(start) = m.index.get(&m.start_at).copied() else { return };
     let mut reached = vec![false; m.states.len()];
     let mut todo = vec![start];
@@ -379,6 +388,9 @@ fn check_reachability(m: &StateMachine, states_at: &str, errors: &mut Vec<Defini
             format!("{states_at}.{}", state.name),
             format!("cannot be reached from StartAt '{}'", m.start_at),
         ));
+    }
+    if !links_hold {
+        return;
     }
     // Terminal states, then every state that can reach one, until nothing changes.
     let mut ends: Vec<bool> = m
