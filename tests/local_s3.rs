@@ -926,6 +926,21 @@ async fn copies_checksum_mode_and_v1_markers_follow_s3() {
         .expect("a copy onto itself that replaces the metadata");
     let head = local.client.head_object().bucket("cpy").key("k").send().await.expect("head");
     assert_eq!(head.content_type(), Some("text/plain"));
+    // Changing the storage class is a change too (`aws s3 cp s3://b/k s3://b/k --storage-class`);
+    // the class comes from the request, the metadata from the source.
+    local
+        .client
+        .copy_object()
+        .bucket("cpy")
+        .key("k")
+        .copy_source("cpy/k")
+        .storage_class(aws_sdk_s3::types::StorageClass::StandardIa)
+        .send()
+        .await
+        .expect("a copy onto itself that changes the storage class");
+    let head = local.client.head_object().bucket("cpy").key("k").send().await.expect("head");
+    assert_eq!(head.storage_class(), Some(&aws_sdk_s3::types::StorageClass::StandardIa));
+    assert_eq!(head.content_type(), Some("text/plain"));
 
     let upload = local.client.create_multipart_upload().bucket("cpy").key("m").send().await.expect("mpu");
     let id = upload.upload_id().unwrap();
@@ -1006,6 +1021,32 @@ async fn list_multipart_uploads_pages_by_key_and_upload_id() {
     let keys: Vec<&str> = rolled.uploads().iter().filter_map(|u| u.key()).collect();
     let prefixes: Vec<&str> = rolled.common_prefixes().iter().filter_map(|p| p.prefix()).collect();
     assert_eq!((keys, prefixes), (vec!["a", "c", "c"], vec!["b/"]));
+
+    // Pages of one with a delimiter: the common prefix comes once, not again after its page.
+    let mut names = Vec::new();
+    let mut key_marker = None;
+    loop {
+        let page = local
+            .client
+            .list_multipart_uploads()
+            .bucket("ups")
+            .delimiter("/")
+            .max_uploads(1)
+            .set_key_marker(key_marker.clone())
+            .set_upload_id_marker(None)
+            .send()
+            .await
+            .expect("page");
+        names.extend(page.uploads().iter().filter_map(|u| u.key().map(str::to_owned)));
+        names.extend(page.common_prefixes().iter().filter_map(|p| p.prefix().map(str::to_owned)));
+        if page.is_truncated() != Some(true) {
+            break;
+        }
+        assert!(names.len() < 10, "the listing does not end: {names:?}");
+        key_marker = page.next_key_marker().map(str::to_owned);
+    }
+    // The two uploads of `c` share one key: a key marker alone passes both.
+    assert_eq!(names, ["a", "b/", "c"]);
 
     let mut seen = Vec::new();
     let (mut key_marker, mut id_marker) = (None, None);

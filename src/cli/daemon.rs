@@ -67,6 +67,7 @@ pub struct DaemonArgs {
 }
 
 pub async fn daemon(args: DaemonArgs) -> Result<ExitCode> {
+    super::signals::install()?;
     let config = Config::load(&args.config)?;
     let token = token(&args)?;
     let listen: SocketAddr = tokio::net::lookup_host(&args.listen)

@@ -283,9 +283,8 @@ pub async fn start_local(data_dir: &Path, time_scale: f64) -> Result<LocalRun> {
     config.in_progress_seconds = LOCAL_IN_PROGRESS_SECONDS;
     // Ctrl-C or SIGTERM while the demo is prepared comes before any execution exists: say so,
     // and stop the emulator cleanly (its state is saved call by call), rather than die without
-    // a word. The handlers are in place before anything is printed.
-    use tokio::signal::unix::{SignalKind, signal};
-    let (mut interrupt, mut term) = (signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?);
+    // a word. Signals are counted from the command's start, so none is missed.
+    super::signals::install()?;
     let emulator = Emulator::start(&config).await.context("starting the embedded emulator")?;
     let clients = Clients::local(&emulator.endpoints());
     // The dataset group and the solution each pass CREATE PENDING and CREATE IN_PROGRESS.
@@ -300,8 +299,7 @@ pub async fn start_local(data_dir: &Path, time_scale: f64) -> Result<LocalRun> {
     let seed = SeedOptions::default();
     let prepared = tokio::select! {
         prepared = demo::prepare(&emulator, &clients.personalize, &seed, max_wait) => Some(prepared),
-        _ = interrupt.recv() => None,
-        _ = term.recv() => None,
+        _ = super::signals::received(1) => None,
     };
     let Some(prepared) = prepared else {
         emulator.shutdown().await;

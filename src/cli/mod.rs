@@ -13,6 +13,7 @@ mod progress;
 pub mod resume;
 pub mod run;
 pub mod schedule;
+mod signals;
 pub mod status;
 mod summary;
 pub mod validate;

@@ -58,6 +58,7 @@ pub struct ResumeOptions {
 }
 
 pub async fn resume(opts: ResumeOptions) -> Result<ExitCode> {
+    super::signals::install()?;
     check_name(&opts.name)?;
     let durability = if opts.no_fsync { Durability::NoFsync } else { Durability::Fsync };
     let store = open_store(&opts.checkpoint_dir, durability).await?;

@@ -153,6 +153,7 @@ pub struct RunOptions {
 }
 
 pub async fn run(opts: RunOptions) -> Result<ExitCode> {
+    super::signals::install()?;
     super::common::check_checkpoint_dir(&opts.checkpoint_dir)?;
     let source = opts.file.display().to_string();
     let (machine, definition) = load_definition(&opts.file)?;
@@ -322,24 +323,20 @@ fn default_name(state_machine: &str) -> String {
 /// are checkpointed) and stops. A second signal ends the process at once (exit 130 for SIGINT,
 /// 143 for SIGTERM): every
 /// commit is atomic, so the checkpoint still holds the last transition.
+/// Signals count from the command's start ([`super::signals`]), so one sent before the run
+/// began is not lost.
 pub(crate) fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    super::signals::install()?;
     Ok(async move {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
+        super::signals::received(1).await;
         tracing::info!(
             "stopping: in-flight calls may finish and are checkpointed; a second signal exits at once"
         );
         tokio::spawn(async move {
-            // The shell's codes: 128 + the signal's number.
-            let code = tokio::select! {
-                _ = tokio::signal::ctrl_c() => 128 + libc::SIGINT,
-                _ = term.recv() => 128 + libc::SIGTERM,
-            };
+            let number = super::signals::received(2).await;
             eprintln!("recflow: second signal: exiting at once");
-            std::process::exit(code);
+            // The shell's codes: 128 + the signal's number.
+            std::process::exit(128 + number);
         });
     })
 }

@@ -10,7 +10,7 @@
 //! `quux%20ab/`, `foo+1/` as `foo%2B1/`). The API reference does not define the exact character
 //! set; this is the local store's reading of it.
 
-use s3s::dto::{EncodingType, ListObjectsOutput, ListObjectsV2Output};
+use s3s::dto::{EncodingType, ListMultipartUploadsOutput, ListObjectsOutput, ListObjectsV2Output};
 
 /// Whether the request asked for `EncodingType=url` (the only value S3 defines).
 pub(super) fn wants_url(encoding: Option<&EncodingType>) -> bool {
@@ -50,6 +50,16 @@ pub(super) fn encode_v1(output: &mut ListObjectsOutput) {
     let keys = output.contents.iter_mut().flatten().map(|o| &mut o.key);
     let prefixes = output.common_prefixes.iter_mut().flatten().map(|p| &mut p.prefix);
     let own = [&mut output.prefix, &mut output.delimiter, &mut output.marker, &mut output.next_marker];
+    keys.chain(prefixes).chain(own).for_each(encode_in_place);
+    output.encoding_type = Some(EncodingType::from_static(EncodingType::URL));
+}
+
+/// Encodes a ListMultipartUploads answer's names (keys, prefixes, key markers) and says so.
+pub(super) fn encode_uploads(output: &mut ListMultipartUploadsOutput) {
+    let keys = output.uploads.iter_mut().flatten().map(|u| &mut u.key);
+    let prefixes = output.common_prefixes.iter_mut().flatten().map(|p| &mut p.prefix);
+    let own =
+        [&mut output.prefix, &mut output.delimiter, &mut output.key_marker, &mut output.next_key_marker];
     keys.chain(prefixes).chain(own).for_each(encode_in_place);
     output.encoding_type = Some(EncodingType::from_static(EncodingType::URL));
 }

@@ -9,7 +9,7 @@
 //! multipart uploads it had in progress (they cannot be resumed). Then the mark is written.
 //!
 //! Temporary files of writers that died (`.<name>.<pid>.<n>.tmp`, from a process killed
-//! mid-write) are removed at every start.
+//! mid-write, untouched for 15 minutes) are removed at every start.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -29,54 +29,126 @@ const LAYOUT: &str = "flat-1\n";
 /// objects were moved.
 ///
 /// # Errors
-/// The file system's; the mark is written only when every object was moved.
+/// The file system's; the mark is written only when every object was moved, and a move cut
+/// short (a crash, a full disk) is finished by the next call from its journal.
 pub(super) fn ensure_layout(s3_root: &Path) -> io::Result<usize> {
     let mark = s3_root.join(LAYOUT_MARK);
     if mark.exists() {
         return Ok(0);
     }
     std::fs::create_dir_all(s3_root)?;
-    let mut moved = 0;
+    let mut buckets = Vec::new();
     for entry in std::fs::read_dir(s3_root)? {
         let entry = entry?;
         let Some(name) = entry.file_name().to_str().map(str::to_owned) else { continue };
         if let Ok(bucket) = BucketName::parse(&name)
             && entry.file_type()?.is_dir()
         {
-            moved += migrate_bucket(s3_root, &bucket)?;
+            buckets.push(bucket);
         }
     }
-    remove_earlier_store_files(s3_root)?;
+    // Folders this layout keeps (records, uploads) say the root already has it: written by a
+    // recflow of this layout before the mark existed; only the mark is missing then. Unless a
+    // move is under way (its own mark), which made those records.
+    let under_way = s3_root.join(STAGING_DIR);
+    let flat = !under_way.exists()
+        && (s3_root.join(".uploads").exists()
+            || buckets.iter().any(|b| b.dir(s3_root).join(RECORDS_DIR).exists()));
+    let mut moved = 0;
+    if !flat {
+        atomic_file::write_atomic(&under_way, b"", Durability::Fsync)?;
+        for bucket in &buckets {
+            moved += migrate_bucket(s3_root, bucket)?;
+        }
+        remove_earlier_store_files(s3_root)?;
+    }
     atomic_file::write_atomic(&mark, LAYOUT.as_bytes(), Durability::Fsync)?;
-    Ok(moved)
+    match std::fs::remove_file(&under_way) {
+        Err(err) if err.kind() != io::ErrorKind::NotFound => Err(err),
+        _ => Ok(moved),
+    }
 }
 
-/// Moves every file of one bucket folder to the name of its key (its path), in two steps
-/// through staging names, so that no object is overwritten by another on its way.
+const RECORDS_DIR: &str = ".records";
+const STAGING_DIR: &str = ".recflow-migrating";
+
+/// One file to move: its key, where it was, and its staging name.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Move {
+    key: String,
+    from: PathBuf,
+    staged: String,
+}
+
+fn journal_path(s3_root: &Path, bucket: &BucketName) -> PathBuf {
+    bucket.dir(s3_root).join(STAGING_DIR).join("journal.json")
+}
+
+/// Moves every file of one bucket folder to the name of its key (its path). The plan is
+/// written to a journal first; every file then goes to a staging folder, then to its name, so
+/// no object is overwritten by another on its way, and a move cut short is finished from the
+/// journal by the next start.
 fn migrate_bucket(s3_root: &Path, bucket: &BucketName) -> io::Result<usize> {
     let dir = bucket.dir(s3_root);
-    let mut files = Vec::new();
-    collect(&dir, "", &mut files)?;
-    let mut staged = Vec::with_capacity(files.len());
-    for (n, (key, path)) in files.into_iter().enumerate() {
-        if objects::check_key(&key).is_err() {
-            tracing::warn!(path = %path.display(), "left in place: its path is no S3 key");
-            continue;
+    let staging = dir.join(STAGING_DIR);
+    let journal = journal_path(s3_root, bucket);
+    let moves: Vec<Move> = match std::fs::read(&journal) {
+        // Moved already by a start that then stopped before the other buckets: every name is
+        // its key's by now.
+        Err(err) if err.kind() == io::ErrorKind::NotFound && dir.join(RECORDS_DIR).exists() => {
+            return Ok(0);
         }
-        let staging = dir.join(format!(".migrating-{n}"));
-        std::fs::rename(&path, &staging)?;
-        staged.push((key, staging));
+        Ok(text) => serde_json::from_slice(&text).map_err(io::Error::other)?,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {
+            let mut files = Vec::new();
+            collect(&dir, "", &mut files)?;
+            let moves: Vec<Move> = files
+                .into_iter()
+                .filter(|(key, path)| {
+                    let ok = objects::check_key(key).is_ok();
+                    if !ok {
+                        tracing::warn!(path = %path.display(), "left in place: its path is no S3 key");
+                    }
+                    ok
+                })
+                .enumerate()
+                .map(|(n, (key, from))| Move { key, from, staged: n.to_string() })
+                .collect();
+            std::fs::create_dir_all(&staging)?;
+            let plan = serde_json::to_vec(&moves).map_err(io::Error::other)?;
+            atomic_file::write_atomic(&journal, &plan, Durability::Fsync)?;
+            moves
+        }
+        Err(err) => return Err(err),
+    };
+    // Each step looks at what is already done, so running it again after a crash is safe. Once
+    // every file is staged, a file at an old path can be another's new name: the mark
+    // `staged` keeps the first step from running again then.
+    let all_staged = staging.join("staged");
+    if !all_staged.exists() {
+        for step in &moves {
+            let staged = staging.join(&step.staged);
+            if !staged.exists() && step.from.exists() {
+                std::fs::rename(&step.from, &staged)?;
+            }
+        }
+        atomic_file::write_atomic(&all_staged, b"", Durability::Fsync)?;
     }
-    let moved = staged.len();
-    for (key, staging) in staged {
-        let target = dir.join(object_names::file_name(&key));
-        std::fs::rename(&staging, &target)?;
-        let meta = std::fs::metadata(&target)?;
-        let record = earlier_record(s3_root, bucket, &key, Record::bare(key.clone(), &meta));
-        objects::write_record(&target, &record)?;
+    for step in &moves {
+        let staged = staging.join(&step.staged);
+        let target = dir.join(object_names::file_name(&step.key));
+        if staged.exists() {
+            std::fs::rename(&staged, &target)?;
+        }
+        if target.exists() && !objects::record_path(&target).exists() {
+            let meta = std::fs::metadata(&target)?;
+            let record = earlier_record(s3_root, bucket, &step.key, Record::bare(step.key.clone(), &meta));
+            objects::write_record(&target, &record)?;
+        }
     }
+    std::fs::remove_dir_all(&staging)?;
     remove_empty_dirs(&dir)?;
-    Ok(moved)
+    Ok(moves.len())
 }
 
 /// The files under `dir`, each with its path below the bucket folder as a key.
@@ -87,6 +159,9 @@ fn collect(dir: &Path, prefix: &str, out: &mut Vec<(String, PathBuf)>) -> io::Re
             tracing::warn!(path = %entry.path().display(), "left in place: its name is not UTF-8");
             continue;
         };
+        if prefix.is_empty() && name == STAGING_DIR {
+            continue;
+        }
         let key = format!("{prefix}{name}");
         let kind = entry.file_type()?;
         if kind.is_dir() {
@@ -98,8 +173,8 @@ fn collect(dir: &Path, prefix: &str, out: &mut Vec<(String, PathBuf)>) -> io::Re
     Ok(())
 }
 
-/// `record` completed with what the earlier store kept of `bucket`/`key`: its ETag and
-/// checksums, when they still describe the bytes (same size), and its headers.
+/// `record` completed with what the earlier store kept of `bucket`/`key`: its ETag, checksums
+/// and headers (s3s-fs kept no size to check them against).
 fn earlier_record(s3_root: &Path, bucket: &BucketName, key: &str, mut record: Record) -> Record {
     let stem =
         format!(".bucket-{}.object-{}", URL_SAFE_NO_PAD.encode(bucket.as_str()), URL_SAFE_NO_PAD.encode(key));
@@ -195,13 +270,22 @@ pub(super) fn sweep_temporaries(s3_root: &Path) -> io::Result<usize> {
         for entry in entries {
             let entry = entry?;
             let name = entry.file_name();
-            if writer_is_gone(&name.to_string_lossy()) && entry.file_type()?.is_file() {
+            if writer_is_gone(&name.to_string_lossy()) && entry.file_type()?.is_file() && untouched(&entry)? {
                 std::fs::remove_file(entry.path())?;
                 removed += 1;
             }
         }
     }
     Ok(removed)
+}
+
+/// A temporary file is left alone while it was written in the last quarter of an hour: its pid
+/// may belong to a writer in another pid namespace (a second container on the same volume).
+const QUIET_BEFORE_SWEEP: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+fn untouched(entry: &std::fs::DirEntry) -> io::Result<bool> {
+    let modified = entry.metadata()?.modified()?;
+    Ok(modified.elapsed().is_ok_and(|quiet| quiet >= QUIET_BEFORE_SWEEP))
 }
 
 /// Whether `name` is a temporary file of `atomic_file::temp_sibling` whose process has ended.
@@ -265,6 +349,44 @@ mod tests {
     }
 
     #[test]
+    fn a_move_cut_short_is_finished_by_the_next_start() {
+        let root = tempfile::tempdir().unwrap();
+        let bucket = root.path().join("bkt");
+        std::fs::create_dir_all(bucket.join("a")).unwrap();
+        std::fs::write(bucket.join("a/b"), b"nested").unwrap();
+        std::fs::write(bucket.join("a%2Fb"), b"literal").unwrap();
+        // The first start planned and staged everything, moved one file, then died.
+        let name = BucketName::parse("bkt").unwrap();
+        let staging = bucket.join(STAGING_DIR);
+        std::fs::create_dir_all(&staging).unwrap();
+        let moves = vec![
+            Move { key: "a%2Fb".into(), from: bucket.join("a%2Fb"), staged: "0".into() },
+            Move { key: "a/b".into(), from: bucket.join("a/b"), staged: "1".into() },
+        ];
+        std::fs::write(journal_path(root.path(), &name), serde_json::to_vec(&moves).unwrap()).unwrap();
+        std::fs::rename(bucket.join("a%2Fb"), staging.join("0")).unwrap();
+        std::fs::rename(bucket.join("a/b"), staging.join("1")).unwrap();
+        std::fs::write(staging.join("staged"), b"").unwrap();
+        std::fs::rename(staging.join("1"), bucket.join("a%2Fb")).unwrap();
+
+        assert_eq!(ensure_layout(root.path()).unwrap(), 2);
+        assert_eq!(keys(root.path()), ["a%2Fb", "a/b"]);
+        let read = |key: &str| std::fs::read(objects::object_path(root.path(), &name, key)).unwrap();
+        assert_eq!((read("a%2Fb"), read("a/b")), (b"literal".to_vec(), b"nested".to_vec()));
+        assert!(!staging.exists());
+    }
+
+    #[test]
+    fn a_root_of_this_layout_without_the_mark_is_only_marked() {
+        let root = tempfile::tempdir().unwrap();
+        let bucket = BucketName::parse("bkt").unwrap();
+        objects::write_object_with(root.path(), &bucket, "in/x.csv", |w| w.write_all(b"x")).unwrap();
+        std::fs::remove_file(root.path().join(LAYOUT_MARK)).unwrap();
+        assert_eq!(ensure_layout(root.path()).unwrap(), 0);
+        assert_eq!(keys(root.path()), ["in/x.csv"]);
+    }
+
+    #[test]
     fn objects_written_before_the_first_start_are_kept_as_written() {
         let root = tempfile::tempdir().unwrap();
         let bucket = BucketName::parse("bkt").unwrap();
@@ -284,10 +406,15 @@ mod tests {
         let dead = bucket.join(format!(".k.{gone}.0.tmp"));
         let live = bucket.join(format!(".k.{}.0.tmp", std::process::id()));
         let object = bucket.join("k");
-        for file in [&dead, &live, &object] {
+        let fresh = bucket.join(format!(".f.{gone}.1.tmp"));
+        for file in [&dead, &live, &object, &fresh] {
             std::fs::write(file, b"x").unwrap();
         }
+        let old = std::time::SystemTime::now() - QUIET_BEFORE_SWEEP * 2;
+        for file in [&dead, &live, &object] {
+            std::fs::File::options().write(true).open(file).unwrap().set_modified(old).unwrap();
+        }
         assert_eq!(sweep_temporaries(root.path()).unwrap(), 1);
-        assert!(!dead.exists() && live.exists() && object.exists());
+        assert!(!dead.exists() && live.exists() && object.exists() && fresh.exists());
     }
 }

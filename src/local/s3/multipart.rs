@@ -57,7 +57,9 @@ impl Uploads {
 
     /// Starts an upload; returns its id.
     pub(super) async fn create(&self, upload: &Upload) -> S3Result<String> {
-        let id = uuid::Uuid::new_v4().hyphenated().to_string();
+        // Time-ordered ids (UUIDv7): listing uploads by key then id lists them by initiation,
+        // and an upload-id marker keeps its place even when that upload is gone.
+        let id = uuid::Uuid::now_v7().hyphenated().to_string();
         let folder = self.dir.join(&id);
         tokio::fs::create_dir_all(&folder).await.map_err(S3Error::internal_error)?;
         let text = serde_json::to_vec(upload).map_err(S3Error::internal_error)?;
@@ -82,7 +84,7 @@ impl Uploads {
     }
 
     /// The uploads in progress in `bucket` whose key starts with `prefix`, as (upload id,
-    /// upload), ordered by key, then by initiation, then by id.
+    /// upload), ordered by key, then by id (time-ordered).
     pub(super) async fn in_progress(&self, bucket: &str, prefix: &str) -> S3Result<Vec<(String, Upload)>> {
         let mut found = Vec::new();
         let mut entries = match tokio::fs::read_dir(&self.dir).await {
@@ -99,7 +101,7 @@ impl Uploads {
                 found.push((id, upload));
             }
         }
-        found.sort_by(|(a_id, a), (b_id, b)| (&a.key, a.initiated, a_id).cmp(&(&b.key, b.initiated, b_id)));
+        found.sort_by(|(a_id, a), (b_id, b)| (&a.key, a_id).cmp(&(&b.key, b_id)));
         Ok(found)
     }
 

@@ -203,9 +203,10 @@ impl Record {
         Some((self.parts[..index].iter().sum(), len))
     }
 
-    /// How many parts the object was uploaded in.
-    pub(super) fn parts_count(&self) -> usize {
-        self.parts.len().max(1)
+    /// How many parts a multipart upload made the object of; None for a single upload (S3 sends
+    /// `x-amz-mp-parts-count` only for multipart objects).
+    pub(super) fn parts_count(&self) -> Option<i32> {
+        (!self.parts.is_empty()).then(|| i32::try_from(self.parts.len()).unwrap_or(i32::MAX))
     }
 }
 

@@ -263,6 +263,12 @@ macro_rules! object_output {
 /// InvalidPartNumber (GetObject API reference).
 fn part_of(record: &Record, number: Option<i32>, len: u64) -> S3Result<Option<(u64, u64, Option<String>)>> {
     let Some(number) = number else { return Ok(None) };
+    if number < 1 {
+        return Err(S3Error::with_message(
+            S3ErrorCode::InvalidArgument,
+            "Part number must be an integer between 1 and 10000, inclusive",
+        ));
+    }
     let (start, count) = record.part_range(number).ok_or_else(|| {
         let mut err = S3Error::with_message(
             S3ErrorCode::Custom("InvalidPartNumber".into()),
@@ -271,8 +277,8 @@ fn part_of(record: &Record, number: Option<i32>, len: u64) -> S3Result<Option<(u
         err.set_status_code(hyper::StatusCode::RANGE_NOT_SATISFIABLE);
         err
     })?;
-    let range = format!("bytes {start}-{}/{len}", (start + count).saturating_sub(1));
-    Ok(Some((start, count, Some(range))))
+    let range = (count > 0).then(|| format!("bytes {start}-{}/{len}", start + count - 1));
+    Ok(Some((start, count, range)))
 }
 
 /// The server-side encryption an answer names: the one asked for, else S3's default, AES256.
@@ -768,7 +774,7 @@ impl S3 for LocalStore {
         let stream = tokio_util::io::ReaderStream::with_capacity(file.take(count), 1 << 16);
         // S3 returns an object's checksums only for the whole object, and when asked.
         let sums = checksums_asked(&found.record, input.checksum_mode.as_ref(), count == len);
-        let parts_count = part.as_ref().and(i32::try_from(found.record.parts_count()).ok());
+        let parts_count = part.as_ref().and(found.record.parts_count());
         let output = object_output!(
             GetObjectOutput {
                 body: Some(StreamingBlob::wrap(stream)),
@@ -792,7 +798,8 @@ impl S3 for LocalStore {
         )?;
         let len = found.meta.len();
         let part = part_of(&found.record, input.part_number, len)?;
-        let parts_count = part.as_ref().and(i32::try_from(found.record.parts_count()).ok());
+        let partial = part.is_some();
+        let parts_count = part.as_ref().and(found.record.parts_count());
         let (_, count, content_range) = part.unwrap_or((0, len, None));
         let sums = checksums_asked(&found.record, input.checksum_mode.as_ref(), count == len);
         let output = object_output!(
@@ -805,7 +812,12 @@ impl S3 for LocalStore {
             found.record,
             sums
         );
-        Ok(S3Response::new(output))
+        let mut response = S3Response::new(output);
+        if partial {
+            // A part is partial content, for HEAD as for GET.
+            response.status = Some(hyper::StatusCode::PARTIAL_CONTENT);
+        }
+        Ok(response)
     }
 
     async fn put_object(&self, mut req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
@@ -858,7 +870,12 @@ impl S3 for LocalStore {
         let (src_bucket, src_key) = copy_source(&input.copy_source)?;
         let replace =
             input.metadata_directive.as_ref().is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
-        if (src_bucket, src_key) == (input.bucket.as_str(), input.key.as_str()) && !replace {
+        // A copy onto itself must change something S3 keeps apart from the bytes.
+        let changes = replace
+            || input.storage_class.is_some()
+            || input.server_side_encryption.is_some()
+            || input.website_redirect_location.is_some();
+        if (src_bucket, src_key) == (input.bucket.as_str(), input.key.as_str()) && !changes {
             return Err(S3Error::with_message(
                 S3ErrorCode::InvalidRequest,
                 "This copy request is illegal because it is trying to copy an object to itself without \
@@ -882,7 +899,21 @@ impl S3 for LocalStore {
         )));
         let (from, to, len) = (source.file, tmp.path().to_owned(), source.meta.len());
         let md5 = blocking(move || copy_range(from, 0, len, &to)).await?;
-        let attributes = if replace { attributes_of!(input) } else { source.record.attributes.clone() };
+        // The storage class and encryption come from the request whatever the directive (STANDARD
+        // and S3's default when it names none), as S3 copies them (CopyObject API reference).
+        let attributes = if replace {
+            attributes_of!(input)
+        } else {
+            Attributes {
+                storage_class: stored_class(input.storage_class.take())?,
+                server_side_encryption: input.server_side_encryption.take().map(|e| e.as_str().to_owned()),
+                website_redirect_location: input
+                    .website_redirect_location
+                    .take()
+                    .or_else(|| source.record.attributes.website_redirect_location.clone()),
+                ..source.record.attributes.clone()
+            }
+        };
         let target =
             Target { bucket: &input.bucket, key: &input.key, conditions: WriteConditions::default() };
         let checksums = source.record.checksums;
@@ -1159,21 +1190,23 @@ impl S3 for LocalStore {
         let mut prefixes: Vec<String> = Vec::new();
         let mut truncated = false;
         let mut next = None;
-        // Without an upload-id marker, every upload of the key marker's key is behind it.
-        let mut past_id_marker = false;
+        let id_marker = input.upload_id_marker.as_deref().filter(|m| !m.is_empty());
         for (id, upload) in self.uploads.in_progress(&input.bucket, &prefix).await? {
             if let Some(marker) = &key_marker {
                 // After the key marker; for the marker's own key, only uploads after the
-                // upload-id marker.
-                if upload.key < *marker || (upload.key == *marker && !past_id_marker) {
-                    past_id_marker |= upload.key == *marker && input.upload_id_marker.as_deref() == Some(&id);
+                // upload-id marker (none without one). Ids are time-ordered, so the place holds
+                // even if the marker's upload is gone.
+                let behind = upload.key < *marker
+                    || (upload.key == *marker && id_marker.is_none_or(|m| id.as_str() <= m));
+                if behind {
                     continue;
                 }
             }
             let rolled = listing::rolled_up(&upload.key, &prefix, delimiter.as_deref());
             if let Some(common) = &rolled
-                && prefixes.last() == Some(common)
+                && (prefixes.last() == Some(common) || key_marker.as_ref().is_some_and(|m| common <= m))
             {
+                // A common prefix is listed once, and not again on the page after it.
                 continue;
             }
             if uploads.len() + prefixes.len() == max {
@@ -1193,7 +1226,10 @@ impl S3 for LocalStore {
                         initiated: Some(Timestamp::from(
                             UNIX_EPOCH + std::time::Duration::from_secs(upload.initiated),
                         )),
-                        storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
+                        storage_class: Some(upload.attributes.storage_class.map_or_else(
+                            || StorageClass::from_static(StorageClass::STANDARD),
+                            StorageClass::from,
+                        )),
                         ..Default::default()
                     });
                 }
@@ -1201,7 +1237,7 @@ impl S3 for LocalStore {
         }
         let (next_key, next_id) = next.filter(|_| truncated).unzip();
         let next_id = next_id.flatten();
-        let output = ListMultipartUploadsOutput {
+        let mut output = ListMultipartUploadsOutput {
             bucket: Some(input.bucket),
             prefix: input.prefix,
             delimiter: input.delimiter,
@@ -1216,6 +1252,9 @@ impl S3 for LocalStore {
                 .then(|| prefixes.into_iter().map(|p| CommonPrefix { prefix: Some(p) }).collect()),
             ..Default::default()
         };
+        if list_encoding::wants_url(input.encoding_type.as_ref()) {
+            list_encoding::encode_uploads(&mut output);
+        }
         Ok(S3Response::new(output))
     }
 
