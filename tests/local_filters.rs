@@ -133,7 +133,7 @@ async fn item_metadata_filters_with_placeholders_apply_per_line() {
         prices.insert(item.clone(), price);
     }
     let bucket = recflow::local::s3::BucketName::parse(BUCKET).unwrap();
-    recflow::local::s3::objects::write_object_with(&t.emulator.s3_root(), &bucket, "items/items.csv", |w| {
+    recflow::local::s3::write_object_with(&t.emulator.s3_root(), &bucket, "items/items.csv", |w| {
         w.write_all(csv.as_bytes())
     })
     .unwrap();

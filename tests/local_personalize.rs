@@ -88,8 +88,7 @@ fn stored(dir: &Path, bucket: &str, key: &str) -> PathBuf {
 fn put_object(dir: &Path, bucket: &str, key: &str, body: &str) -> PathBuf {
     let root = dir.join("s3");
     let bucket = recflow::local::s3::BucketName::parse(bucket).unwrap();
-    recflow::local::s3::objects::write_object_with(&root, &bucket, key, |w| w.write_all(body.as_bytes()))
-        .unwrap();
+    recflow::local::s3::write_object_with(&root, &bucket, key, |w| w.write_all(body.as_bytes())).unwrap();
     recflow::local::s3::objects::object_path(&root, &bucket, key)
 }
 

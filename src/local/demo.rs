@@ -15,7 +15,8 @@ use serde_json::{Value, json};
 
 use super::emulator::Emulator;
 use super::s3::BucketName;
-use super::s3::objects::{object_path, write_object_with};
+use super::s3::objects::object_path;
+use super::s3::write_object_with;
 use super::seed::{INTERACTIONS_KEY, SeedOptions, USERS_KEY, write_demo_data};
 
 /// The demo's local bucket.

@@ -13,7 +13,8 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use super::s3::BucketName;
-use super::s3::objects::{object_path, write_object_with};
+use super::s3::objects::object_path;
+use super::s3::write_object_with;
 use super::seed::{INTERACTIONS_KEY, SeedSummary, USERS_KEY};
 
 /// The event type of rows whose source has none.

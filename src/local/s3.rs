@@ -29,6 +29,23 @@ use super::http_server::{self, ConnectionLimits};
 pub use bucket_name::{BucketName, InvalidBucketName};
 use store::LocalStore;
 
+/// Stores what `body` writes as `bucket`/`key` in the local S3 at `s3_root`, for the
+/// emulator's own writers (Personalize's batch output, `local seed`, the demo): brings a data
+/// directory of an earlier recflow to this layout first ([`migration`]), then writes atomically
+/// with a record holding the ETag ([`objects`]).
+///
+/// # Errors
+/// An invalid key (`InvalidInput`) or the file system's.
+pub fn write_object_with(
+    s3_root: &Path,
+    bucket: &BucketName,
+    key: &str,
+    body: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    migration::ensure_layout(s3_root)?;
+    objects::write_object_with(s3_root, bucket, key, body)
+}
+
 /// Access key every local client signs with.
 pub const ACCESS_KEY: &str = "recflow";
 /// Secret key every local client signs with.

@@ -5,7 +5,7 @@ use std::io;
 use std::path::Path;
 
 use super::s3::BucketName;
-use super::s3::objects::write_object_with;
+use super::s3::write_object_with;
 
 /// The end of the generated time range (2026-01-01T00:00:00Z): fixed so output is repeatable.
 const END_TIMESTAMP: i64 = 1_767_225_600;

@@ -43,8 +43,10 @@ impl Trained {
     pub fn put_lines(&self, key: &str, lines: &[Value]) {
         let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
         let bucket = BucketName::parse(BUCKET).unwrap();
-        objects::write_object_with(&self.emulator.s3_root(), &bucket, key, |w| w.write_all(text.as_bytes()))
-            .unwrap();
+        recflow::local::s3::write_object_with(&self.emulator.s3_root(), &bucket, key, |w| {
+            w.write_all(text.as_bytes())
+        })
+        .unwrap();
     }
 
     /// Runs a batch inference job over `input_key` with `filter`, waits for it and gives the

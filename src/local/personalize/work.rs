@@ -294,15 +294,18 @@ fn batch(
         let reader =
             BufReader::new(File::open(&input.path).map_err(|e| format!("Cannot read {input_path}: {e}"))?);
         let key = format!("{}{name}.out", output.prefix);
-        let write = objects::write_object_with(&output.s3_root, &output.bucket, &key, |writer| {
-            match (segment, filter) {
-                (true, _) => recommender::run_batch_segment(&model, reader, writer, num_results).map(drop),
-                (false, Some(filter)) => {
-                    recommender::run_batch_filtered(&model, reader, writer, num_results, filter).map(drop)
+        let write =
+            crate::local::s3::write_object_with(&output.s3_root, &output.bucket, &key, |writer| {
+                match (segment, filter) {
+                    (true, _) => {
+                        recommender::run_batch_segment(&model, reader, writer, num_results).map(drop)
+                    }
+                    (false, Some(filter)) => {
+                        recommender::run_batch_filtered(&model, reader, writer, num_results, filter).map(drop)
+                    }
+                    (false, None) => recommender::run_batch(&model, reader, writer, num_results).map(drop),
                 }
-                (false, None) => recommender::run_batch(&model, reader, writer, num_results).map(drop),
-            }
-        });
+            });
         if let Err(e) = write {
             return Err(format!("Batch job failed on {name}: {e}"));
         }

@@ -380,7 +380,7 @@ mod tests {
     fn a_root_of_this_layout_without_the_mark_is_only_marked() {
         let root = tempfile::tempdir().unwrap();
         let bucket = BucketName::parse("bkt").unwrap();
-        objects::write_object_with(root.path(), &bucket, "in/x.csv", |w| w.write_all(b"x")).unwrap();
+        crate::local::s3::write_object_with(root.path(), &bucket, "in/x.csv", |w| w.write_all(b"x")).unwrap();
         std::fs::remove_file(root.path().join(LAYOUT_MARK)).unwrap();
         assert_eq!(ensure_layout(root.path()).unwrap(), 0);
         assert_eq!(keys(root.path()), ["in/x.csv"]);
@@ -390,7 +390,7 @@ mod tests {
     fn objects_written_before_the_first_start_are_kept_as_written() {
         let root = tempfile::tempdir().unwrap();
         let bucket = BucketName::parse("bkt").unwrap();
-        objects::write_object_with(root.path(), &bucket, "in/x.csv", |w| w.write_all(b"x")).unwrap();
+        crate::local::s3::write_object_with(root.path(), &bucket, "in/x.csv", |w| w.write_all(b"x")).unwrap();
         assert_eq!(ensure_layout(root.path()).unwrap(), 0);
         assert_eq!(keys(root.path()), ["in/x.csv"]);
     }

@@ -16,7 +16,8 @@
 //! an object all the same, with its ETag computed on first use.
 //!
 //! Data directories written by recflow before this layout held objects as nested folders
-//! (`<bucket>/a/b.csv`); `migration` moves them into place before the store is first used.
+//! (`<bucket>/a/b.csv`); `migration` moves them into place before the store is first used
+//! (the server's start, or [`super::write_object_with`] for the emulator's own writers).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -389,19 +390,18 @@ impl<W: Write> Write for Md5Writer<'_, W> {
 
 /// Stores what `body` writes as `bucket`/`key`, replacing any object of that key at once
 /// (readers see the old bytes or the new), with a record holding its ETag; the bucket's
-/// folder is created if missing. For the emulator's own writers: Personalize's batch output,
-/// `local seed`, the demo.
+/// folder is created if missing. The root must have this layout: writers outside the server
+/// call [`super::write_object_with`], which sees to that first.
 ///
 /// # Errors
 /// [`InvalidKey`] (as `InvalidInput`) or the file system's.
-pub fn write_object_with(
+pub(super) fn write_object_with(
     s3_root: &Path,
     bucket: &BucketName,
     key: &str,
     body: impl FnOnce(&mut dyn Write) -> io::Result<()>,
 ) -> io::Result<()> {
     check_key(key).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    super::migration::ensure_layout(s3_root)?;
     let path = object_path(s3_root, bucket, key);
     std::fs::create_dir_all(bucket.dir(s3_root))?;
     let mut md5 = None;
