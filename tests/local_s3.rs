@@ -53,6 +53,42 @@ impl Local {
         out.e_tag().expect("etag").to_owned()
     }
 
+    /// Uploads `body` as `bucket`/`key` in one multipart part; gives the object's ETag.
+    async fn put_one_part(&self, bucket: &str, key: &str, body: &'static [u8]) -> String {
+        let upload = self
+            .client
+            .create_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .expect("create upload");
+        let id = upload.upload_id().expect("upload id");
+        let part = self
+            .client
+            .upload_part()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(id)
+            .part_number(1)
+            .body(ByteStream::from_static(body))
+            .send()
+            .await
+            .expect("upload part");
+        let parts = CompletedPart::builder().part_number(1).e_tag(part.e_tag().expect("etag")).build();
+        let done = self
+            .client
+            .complete_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(id)
+            .multipart_upload(CompletedMultipartUpload::builder().parts(parts).build())
+            .send()
+            .await
+            .expect("complete upload");
+        done.e_tag().expect("etag").to_owned()
+    }
+
     async fn get(&self, bucket: &str, key: &str) -> Vec<u8> {
         let out = self.client.get_object().bucket(bucket).key(key).send().await.expect("get object");
         out.body.collect().await.expect("read body").into_bytes().to_vec()
@@ -333,33 +369,7 @@ async fn every_key_s3_allows_is_stored_as_itself_inside_its_bucket() {
         .await
         .expect("copy");
     assert_eq!(local.get("data", "../copied").await, b"a//b");
-    let upload =
-        local.client.create_multipart_upload().bucket("data").key("./multi/").send().await.expect("mpu");
-    let part = local
-        .client
-        .upload_part()
-        .bucket("data")
-        .key("./multi/")
-        .upload_id(upload.upload_id().unwrap())
-        .part_number(1)
-        .body(ByteStream::from_static(b"one part"))
-        .send()
-        .await
-        .expect("part");
-    local
-        .client
-        .complete_multipart_upload()
-        .bucket("data")
-        .key("./multi/")
-        .upload_id(upload.upload_id().unwrap())
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .parts(CompletedPart::builder().part_number(1).e_tag(part.e_tag().unwrap()).build())
-                .build(),
-        )
-        .send()
-        .await
-        .expect("complete");
+    local.put_one_part("data", "./multi/", b"one part").await;
     assert_eq!(local.get("data", "./multi/").await, b"one part");
 
     // A key over 1,024 bytes is S3's KeyTooLongError; nothing is stored.
@@ -942,34 +952,8 @@ async fn copies_checksum_mode_and_v1_markers_follow_s3() {
     assert_eq!(head.storage_class(), Some(&aws_sdk_s3::types::StorageClass::StandardIa));
     assert_eq!(head.content_type(), Some("text/plain"));
 
-    let upload = local.client.create_multipart_upload().bucket("cpy").key("m").send().await.expect("mpu");
-    let id = upload.upload_id().unwrap();
-    let part = local
-        .client
-        .upload_part()
-        .bucket("cpy")
-        .key("m")
-        .upload_id(id)
-        .part_number(1)
-        .body(ByteStream::from_static(b"multi"))
-        .send()
-        .await
-        .expect("part");
-    let done = local
-        .client
-        .complete_multipart_upload()
-        .bucket("cpy")
-        .key("m")
-        .upload_id(id)
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .parts(CompletedPart::builder().part_number(1).e_tag(part.e_tag().unwrap()).build())
-                .build(),
-        )
-        .send()
-        .await
-        .expect("complete");
-    assert!(done.e_tag().unwrap().ends_with("-1\""));
+    let multipart = local.put_one_part("cpy", "m", b"multi").await;
+    assert!(multipart.ends_with("-1\""));
     let copy =
         local.client.copy_object().bucket("cpy").key("m2").copy_source("cpy/m").send().await.expect("copy");
     let plain = format!("\"{}\"", hex::encode(Md5::digest(b"multi")));

@@ -161,8 +161,11 @@ fn list_files(shared: &Shared, location: &str) -> Result<Vec<StoredObject>, Stri
         }
         Ok(files)
     } else {
-        let files = objects::list(&shared.s3_dir(), &bucket, &s3.key).map_err(|_| missing())?;
-        files.into_iter().find(|o| o.key == s3.key).map(|o| vec![o]).ok_or_else(missing)
+        // One object: its own file, not a listing of the bucket.
+        let path = objects::object_path(&shared.s3_dir(), &bucket, &s3.key);
+        let meta = std::fs::metadata(&path).ok().filter(|m| m.is_file()).ok_or_else(missing)?;
+        let last_modified = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
+        Ok(vec![StoredObject { key: s3.key, path, size: meta.len(), last_modified }])
     }
 }
 
