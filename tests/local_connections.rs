@@ -50,7 +50,18 @@ async fn half_sent_requests_beyond_the_cap_do_not_stop_the_emulator() {
         more.push(half_sent(emulator.s3.addr()).await);
         more.push(half_sent(emulator.personalize.addr()).await);
     }
-    clients::s3(&emulator).list_buckets().send().await.expect("S3 answers");
-    clients::personalize(&emulator).list_dataset_groups().send().await.expect("Personalize answers");
+    // The in-cap stalled connections free their slots only after the header-read timeout, and the
+    // SDK's default three attempts with jittered backoff can all come before it (one run in ~50
+    // did). Ten attempts make the retries outlast the timeout on any draw, as an operator
+    // expecting a loaded emulator would configure.
+    let retries = aws_sdk_s3::config::retry::RetryConfig::standard().with_max_attempts(10);
+    let s3 = aws_sdk_s3::Client::from_conf(
+        clients::s3(&emulator).config().to_builder().retry_config(retries.clone()).build(),
+    );
+    let personalize = aws_sdk_personalize::Client::from_conf(
+        clients::personalize(&emulator).config().to_builder().retry_config(retries).build(),
+    );
+    s3.list_buckets().send().await.expect("S3 answers");
+    personalize.list_dataset_groups().send().await.expect("Personalize answers");
     emulator.shutdown().await;
 }
