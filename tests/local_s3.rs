@@ -719,6 +719,52 @@ async fn create_bucket_refuses_names_that_break_s3s_naming_rules() {
     assert!(tree(&local.root()).iter().all(|p| !p.to_string_lossy().contains("bucket")));
 }
 
+/// Every S3 answer names its request (`x-amz-request-id`, `x-amz-id-2`), errors in their body
+/// too, so SDK errors can be traced as on S3.
+#[tokio::test]
+async fn answers_and_errors_carry_request_ids() {
+    use aws_sdk_s3::operation::{RequestId as _, RequestIdExt as _};
+    let local = Local::start().await;
+    local.bucket("ids").await;
+    let put =
+        local.client.put_object().bucket("ids").key("k").body(ByteStream::from_static(b"x")).send().await;
+    let put = put.expect("put");
+    let first = put.request_id().expect("request id").to_owned();
+    assert_eq!(first.len(), 16, "{first}");
+    assert!(put.extended_request_id().is_some_and(|id| !id.is_empty()));
+    let missing = local.client.get_object().bucket("ids").key("absent").send().await.unwrap_err();
+    let id = missing.request_id().expect("an error's request id");
+    assert_eq!(id.len(), 16, "{id}");
+    assert_ne!(id, first, "each request has its own id");
+    let raw = missing.raw_response().expect("a response").body().bytes().expect("buffered");
+    let body = String::from_utf8_lossy(raw);
+    assert!(body.contains(&format!("<RequestId>{id}</RequestId>")), "{body}");
+    assert!(body.contains("<HostId>"), "{body}");
+    local.server.shutdown().await;
+}
+
+/// BucketAlreadyOwnedByYou: "Amazon S3 returns this error in all Amazon Web Services Regions
+/// except in the North Virginia Region", where a repeated CreateBucket answers 200 OK.
+#[tokio::test]
+async fn a_repeated_create_bucket_is_200_in_us_east_1_and_409_elsewhere() {
+    let local = Local::start().await;
+    local.bucket("twice").await;
+    local.put("twice", "kept.csv", b"kept").await;
+    local.client.create_bucket().bucket("twice").send().await.expect("us-east-1 answers 200");
+    assert_eq!(local.get("twice", "kept.csv").await, b"kept");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let limits = recflow::local::http_server::ConnectionLimits::default();
+    let server = s3::start_with(&dir.path().join("s3"), listener, limits, "eu-west-1").await.expect("start");
+    let client = client(&server, s3::ACCESS_KEY, s3::SECRET_KEY);
+    client.create_bucket().bucket("twice").send().await.expect("first create");
+    let refused = client.create_bucket().bucket("twice").send().await;
+    assert_eq!(failure(refused), ("BucketAlreadyOwnedByYou".to_owned(), 409));
+    server.shutdown().await;
+    local.server.shutdown().await;
+}
+
 #[tokio::test]
 async fn delete_bucket_refuses_a_bucket_that_holds_objects() {
     let local = Local::start().await;

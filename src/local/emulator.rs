@@ -137,6 +137,7 @@ impl Emulator {
             &config.data_dir.join("s3"),
             bind(config.host, port(1)).await?,
             config.connections,
+            &config.region,
         )
         .await?;
         // A service that fails to start stops those already started, so none outlives the error.

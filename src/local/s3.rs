@@ -2,8 +2,8 @@
 //! HTTP front), objects kept as files under `<data_dir>/s3/<bucket>/` (see [`objects`] for the
 //! layout and `store` for the operations).
 
+mod answers;
 pub mod bucket_name;
-mod error_messages;
 mod key_locks;
 mod list_encoding;
 mod listing;
@@ -112,27 +112,29 @@ impl Drop for S3Handle {
 }
 
 /// Serves S3 (path-style addressing, SigV4 with the static test credentials) over `root`
-/// (= <data_dir>/s3; created if missing) on an already-bound listener, with the default
-/// connection limits.
+/// (= <data_dir>/s3; created if missing) on an already-bound listener, as us-east-1, with the
+/// default connection limits.
 pub async fn start(root: &Path, listener: TcpListener) -> Result<S3Handle, S3Error> {
-    start_with(root, listener, ConnectionLimits::default()).await
+    start_with(root, listener, ConnectionLimits::default(), "us-east-1").await
 }
 
-/// [`start`] with the given connection limits.
+/// [`start`] with the given connection limits, as the endpoint of `region` (which decides how a
+/// repeated CreateBucket is answered).
 pub async fn start_with(
     root: &Path,
     listener: TcpListener,
     limits: ConnectionLimits,
+    region: &str,
 ) -> Result<S3Handle, S3Error> {
     tokio::fs::create_dir_all(root)
         .await
         .map_err(|source| S3Error::CreateRoot { path: root.to_owned(), source })?;
-    let store = open_store(root)?;
+    let store = open_store(root, region)?;
     let addr = listener.local_addr().map_err(S3Error::ListenerAddress)?;
 
     let mut builder = S3ServiceBuilder::new(store);
     builder.set_auth(StaticCredentials(SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY)));
-    let service = error_messages::WithMessages(builder.build());
+    let service = answers::S3Answers(builder.build());
 
     let (stop_tx, stop_rx) = oneshot::channel();
     let stopped = async {
@@ -160,7 +162,7 @@ impl S3Auth for StaticCredentials {
     }
 }
 
-fn open_store(root: &Path) -> Result<LocalStore, S3Error> {
+fn open_store(root: &Path, region: &str) -> Result<LocalStore, S3Error> {
     let open_error = |source| S3Error::OpenStore { path: root.to_owned(), source };
     let canonical = root.canonicalize().map_err(open_error)?;
     let moved = migration::ensure_layout(&canonical).map_err(open_error)?;
@@ -171,5 +173,5 @@ fn open_store(root: &Path) -> Result<LocalStore, S3Error> {
     if swept > 0 {
         tracing::info!(files = swept, "removed temporary files of writers that ended mid-write");
     }
-    Ok(LocalStore::new(canonical))
+    Ok(LocalStore::new(canonical, region))
 }

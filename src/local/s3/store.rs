@@ -35,14 +35,17 @@ const MIN_PART_BYTES: u64 = 5 * 1024 * 1024;
 pub(super) struct LocalStore {
     /// The S3 root: `<root>/<bucket>` is that bucket's folder.
     root: PathBuf,
+    /// The region the endpoint stands for: us-east-1 answers a repeated CreateBucket as S3 does
+    /// there.
+    region: String,
     writes: KeyLocks,
     uploads: Uploads,
 }
 
 impl LocalStore {
-    pub(super) fn new(root: PathBuf) -> Self {
+    pub(super) fn new(root: PathBuf, region: &str) -> Self {
         let uploads = Uploads::new(&root);
-        Self { root, writes: KeyLocks::default(), uploads }
+        Self { root, region: region.to_owned(), writes: KeyLocks::default(), uploads }
     }
 
     /// The bucket's folder, which must exist.
@@ -593,8 +596,9 @@ fn check_conditions(
 
 #[async_trait::async_trait]
 impl S3 for LocalStore {
-    /// S3 in us-east-1 answers a second CreateBucket of one's own bucket with
-    /// BucketAlreadyOwnedByYou (CreateBucket API reference).
+    /// A second CreateBucket of one's own bucket is 409 BucketAlreadyOwnedByYou in every region
+    /// but us-east-1, which answers 200 "for legacy compatibility" (CreateBucket API reference,
+    /// BucketAlreadyOwnedByYou).
     async fn create_bucket(
         &self,
         req: S3Request<CreateBucketInput>,
@@ -602,6 +606,9 @@ impl S3 for LocalStore {
         let name = checked_bucket(&req.input.bucket)?;
         match tokio::fs::create_dir(name.dir(&self.root)).await {
             Ok(()) => Ok(S3Response::new(CreateBucketOutput::default())),
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists && self.region == "us-east-1" => {
+                Ok(S3Response::new(CreateBucketOutput::default()))
+            }
             Err(err) if err.kind() == io::ErrorKind::AlreadyExists => Err(S3Error::with_message(
                 S3ErrorCode::BucketAlreadyOwnedByYou,
                 "Your previous request to create the named bucket succeeded and you already own it.",
