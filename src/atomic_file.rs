@@ -30,6 +30,19 @@ pub fn write_atomic_with(
     durability: Durability,
     body: impl FnOnce(&mut BufWriter<File>) -> io::Result<()>,
 ) -> io::Result<()> {
+    write_atomic_with_before_rename(path, durability, body, |_| Ok(()))
+}
+
+/// [`write_atomic_with`], calling `before_rename` with the complete temporary file before it
+/// replaces `path`: its metadata is the replacement's (a rename keeps inode, size and times),
+/// so what describes the new contents can be written first. An error there leaves `path` as
+/// it was.
+pub fn write_atomic_with_before_rename(
+    path: &Path,
+    durability: Durability,
+    body: impl FnOnce(&mut BufWriter<File>) -> io::Result<()>,
+    before_rename: impl FnOnce(&File) -> io::Result<()>,
+) -> io::Result<()> {
     let tmp = temp_sibling(path);
     let result = (|| {
         let mut w = BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
@@ -38,6 +51,7 @@ pub fn write_atomic_with(
         if durability == Durability::Fsync {
             file.sync_data()?;
         }
+        before_rename(&file)?;
         drop(file);
         std::fs::rename(&tmp, path)?;
         if durability == Durability::Fsync {

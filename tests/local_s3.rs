@@ -1159,3 +1159,207 @@ async fn storage_classes_are_kept_or_refused_and_encryption_is_reported() {
     );
     local.server.shutdown().await;
 }
+
+/// Sends a presigned request's head and the first `sent` bytes of `body` over a raw connection,
+/// so a test can act while the body is still arriving; [`HalfSent::finish`] sends the rest.
+struct HalfSent {
+    stream: tokio::net::TcpStream,
+    rest: Vec<u8>,
+}
+
+impl HalfSent {
+    async fn start(
+        server: &S3Handle,
+        request: aws_sdk_s3::presigning::PresignedRequest,
+        body: &[u8],
+        sent: usize,
+    ) -> HalfSent {
+        use tokio::io::AsyncWriteExt as _;
+        let uri: hyper::Uri = request.uri().parse().expect("presigned uri");
+        let mut head = format!(
+            "{} {} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\nConnection: close\r\n",
+            request.method(),
+            uri.path_and_query().expect("path"),
+            uri.authority().expect("authority"),
+            body.len()
+        );
+        for (name, value) in request.headers() {
+            if !name.eq_ignore_ascii_case("host") {
+                head.push_str(&format!("{name}: {value}\r\n"));
+            }
+        }
+        head.push_str("\r\n");
+        let mut stream = tokio::net::TcpStream::connect(server.addr()).await.expect("connect");
+        stream.write_all(head.as_bytes()).await.expect("send head");
+        stream.write_all(&body[..sent]).await.expect("send first bytes");
+        stream.flush().await.expect("flush");
+        // The server has the head and is receiving the body once it made its temporary file.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        HalfSent { stream, rest: body[sent..].to_vec() }
+    }
+
+    /// Sends the rest of the body; the status code and the response's body.
+    async fn finish(mut self) -> (u16, String) {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        self.stream.write_all(&self.rest).await.expect("send the rest");
+        let mut answer = Vec::new();
+        self.stream.read_to_end(&mut answer).await.expect("read the answer");
+        let text = String::from_utf8_lossy(&answer).into_owned();
+        let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        (status, text)
+    }
+}
+
+fn presigning() -> aws_sdk_s3::presigning::PresigningConfig {
+    aws_sdk_s3::presigning::PresigningConfig::expires_in(std::time::Duration::from_secs(300)).expect("config")
+}
+
+/// S3: a part that arrives for an aborted upload is NoSuchUpload (UploadPart API reference),
+/// and aborting never leaves part of the upload behind.
+#[tokio::test]
+async fn a_part_still_arriving_when_its_upload_is_aborted_answers_no_such_upload() {
+    let local = Local::start().await;
+    local.bucket("aborts").await;
+    let upload = local.client.create_multipart_upload().bucket("aborts").key("k").send().await;
+    let upload_id = upload.expect("create").upload_id().expect("id").to_owned();
+    let part = local.client.upload_part().bucket("aborts").key("k").upload_id(&upload_id).part_number(1);
+    let body = pattern(64 * 1024, 5);
+    let arriving =
+        HalfSent::start(&local.server, part.presigned(presigning()).await.unwrap(), &body, 1000).await;
+    local
+        .client
+        .abort_multipart_upload()
+        .bucket("aborts")
+        .key("k")
+        .upload_id(&upload_id)
+        .send()
+        .await
+        .unwrap();
+    let (status, text) = arriving.finish().await;
+    assert_eq!(status, 404, "{text}");
+    assert!(text.contains("<Code>NoSuchUpload</Code>"), "{text}");
+    let uploads = Path::new(".uploads");
+    let left: Vec<_> =
+        tree(&local.root()).into_iter().filter(|p| p.starts_with(uploads) && p != uploads).collect();
+    assert!(left.is_empty(), "nothing of the upload is left: {left:?}");
+    local.server.shutdown().await;
+}
+
+/// A bucket deleted while an object's body arrives stays deleted, and the write answers
+/// NoSuchBucket.
+#[tokio::test]
+async fn a_put_still_arriving_when_its_bucket_is_deleted_answers_no_such_bucket() {
+    let local = Local::start().await;
+    local.bucket("brief").await;
+    let put = local.client.put_object().bucket("brief").key("k");
+    let body = pattern(64 * 1024, 6);
+    let arriving =
+        HalfSent::start(&local.server, put.presigned(presigning()).await.unwrap(), &body, 1000).await;
+    local.client.delete_bucket().bucket("brief").send().await.expect("an empty bucket is deleted");
+    let (status, text) = arriving.finish().await;
+    assert_eq!(status, 404, "{text}");
+    assert!(text.contains("<Code>NoSuchBucket</Code>"), "{text}");
+    assert!(!local.root().join("brief").exists(), "the bucket was not brought back");
+    let buckets = local.client.list_buckets().send().await.unwrap();
+    assert!(buckets.buckets().is_empty(), "{buckets:?}");
+    local.server.shutdown().await;
+}
+
+/// A part file that is not the one its record describes (changed on disk) is not put into the
+/// object: CompleteMultipartUpload answers InvalidPart.
+#[tokio::test]
+async fn a_part_changed_on_disk_is_refused_at_completion() {
+    let local = Local::start().await;
+    local.bucket("parts").await;
+    let upload = local.client.create_multipart_upload().bucket("parts").key("k").send().await;
+    let upload_id = upload.expect("create").upload_id().expect("id").to_owned();
+    let out = local
+        .client
+        .upload_part()
+        .bucket("parts")
+        .key("k")
+        .upload_id(&upload_id)
+        .part_number(1)
+        .body(ByteStream::from_static(b"the part"))
+        .send()
+        .await
+        .expect("upload part");
+    let part_file = local.root().join(".uploads").join(&upload_id).join("1.part");
+    std::fs::write(&part_file, b"other bytes").unwrap();
+    let done = CompletedPart::builder().part_number(1).e_tag(out.e_tag().unwrap()).build();
+    let complete = local
+        .client
+        .complete_multipart_upload()
+        .bucket("parts")
+        .key("k")
+        .upload_id(&upload_id)
+        .multipart_upload(CompletedMultipartUpload::builder().parts(done).build())
+        .send()
+        .await;
+    assert_eq!(failure(complete), ("InvalidPart".to_owned(), 400));
+    let get = local.client.get_object().bucket("parts").key("k").send().await;
+    assert_eq!(failure(get).0, "NoSuchKey");
+    local.server.shutdown().await;
+}
+
+/// Copies every file under `from` to `to`: new inodes and modification times, the same bytes, as
+/// a backup restored or a volume copied gives.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// A data directory copied elsewhere keeps every object's ETag (a multipart one too) and
+/// headers: a record whose object has a new inode is kept when the bytes give its ETag again,
+/// and stored again for the new file.
+#[tokio::test]
+async fn a_copied_data_directory_keeps_every_objects_etag_and_headers() {
+    let local = Local::start().await;
+    local.bucket("kept").await;
+    let put = local
+        .client
+        .put_object()
+        .bucket("kept")
+        .key("page.html")
+        .content_type("text/html")
+        .metadata("owner", "recflow")
+        .body(ByteStream::from_static(b"<p>hi</p>"))
+        .send()
+        .await
+        .expect("put");
+    let single_tag = put.e_tag().unwrap().to_owned();
+    let multi_tag = local.put_one_part("kept", "multi.bin", b"one part").await;
+    assert!(multi_tag.ends_with("-1\""), "{multi_tag}");
+    let root = local.root();
+    local.server.shutdown().await;
+
+    let copy = tempfile::tempdir().unwrap();
+    copy_tree(&root, &copy.path().join("s3"));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = s3::start(&copy.path().join("s3"), listener).await.expect("start over the copy");
+    let client = client(&server, s3::ACCESS_KEY, s3::SECRET_KEY);
+    for _ in 0..2 {
+        let head = client.head_object().bucket("kept").key("page.html").send().await.expect("head");
+        assert_eq!(head.e_tag(), Some(single_tag.as_str()));
+        assert_eq!(head.content_type(), Some("text/html"));
+        assert_eq!(head.metadata().and_then(|m| m.get("owner")).map(String::as_str), Some("recflow"));
+        let head = client.head_object().bucket("kept").key("multi.bin").send().await.expect("head");
+        assert_eq!(head.e_tag(), Some(multi_tag.as_str()));
+    }
+    // Stored again for the copied file, so it is not hashed on every read.
+    use std::os::unix::fs::MetadataExt as _;
+    let object = copy.path().join("s3/kept/page.html");
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(copy.path().join("s3/kept/.records/page.html.json")).unwrap())
+            .unwrap();
+    assert_eq!(record["inode"], std::fs::metadata(&object).unwrap().ino());
+    server.shutdown().await;
+}

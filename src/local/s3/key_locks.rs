@@ -1,35 +1,75 @@
-//! One async lock per (bucket, key), so that a conditional write's check and its write form
-//! one step with respect to other writers of the same object, while writes to different
-//! objects still run in parallel.
+//! The store's locks: one async read-write lock per bucket, multipart upload and object, kept in
+//! a table only while someone holds or waits for them.
+//!
+//! Who takes what:
+//! - a write of an object (PutObject, CopyObject, CompleteMultipartUpload, DeleteObject) holds
+//!   its bucket shared and the object exclusive, so that a conditional write's check and its
+//!   rename form one step, and DeleteBucket (the bucket exclusive) never runs between a write's
+//!   check and its rename;
+//! - UploadPart holds its upload shared while it moves a part into place; Complete and Abort
+//!   hold it exclusive, so that Complete reads each part's record and bytes as one, and Abort
+//!   never removes a folder a part is being moved into.
+//!
+//! Locks are always taken in the order upload, bucket, object (DeleteBucket takes no upload's
+//! lock), so no two requests wait on each other. The guards own what they hold ('static), so a blocking task can keep them until its
+//! work is done even when the request that started it is dropped.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use tokio::sync::OwnedMutexGuard;
+use tokio::sync::{OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock};
 
-type ObjectId = (String, String);
-type Table = HashMap<ObjectId, Arc<tokio::sync::Mutex<()>>>;
+/// What one lock guards.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(super) enum Resource {
+    Bucket(String),
+    /// A multipart upload, by id.
+    Upload(String),
+    /// An object, by bucket and key.
+    Object(String, String),
+}
+
+impl Resource {
+    pub(super) fn object(bucket: &str, key: &str) -> Resource {
+        Resource::Object(bucket.to_owned(), key.to_owned())
+    }
+}
+
+type Table = HashMap<Resource, Arc<RwLock<()>>>;
 
 #[derive(Debug, Default)]
-pub(super) struct KeyLocks {
+pub(super) struct Locks {
     table: Mutex<Table>,
 }
 
-/// Holds the write lock of one object; the table entry goes away with its last user.
-pub(super) struct KeyGuard<'a> {
-    locks: &'a KeyLocks,
-    id: ObjectId,
-    held: Option<OwnedMutexGuard<()>>,
+/// Holds one lock, shared or exclusive; the table entry goes away with its last user.
+pub(super) struct Guard {
+    locks: Arc<Locks>,
+    id: Resource,
+    shared: Option<OwnedRwLockReadGuard<()>>,
+    exclusive: Option<OwnedRwLockWriteGuard<()>>,
 }
 
-impl KeyLocks {
-    pub(super) async fn lock(&self, bucket: &str, key: &str) -> KeyGuard<'_> {
-        let id = (bucket.to_owned(), key.to_owned());
-        let cell = Arc::clone(self.table().entry(id.clone()).or_default());
-        // Built before waiting, so that a request dropped while it waits still tidies the table.
-        let mut guard = KeyGuard { locks: self, id, held: None };
-        guard.held = Some(cell.lock_owned().await);
+impl Locks {
+    /// Waits for `id` to be free of exclusive holders and holds it shared.
+    pub(super) async fn shared(self: &Arc<Self>, id: Resource) -> Guard {
+        let (cell, mut guard) = self.enter(id);
+        guard.shared = Some(cell.read_owned().await);
         guard
+    }
+
+    /// Waits for `id` to be free and holds it alone.
+    pub(super) async fn exclusive(self: &Arc<Self>, id: Resource) -> Guard {
+        let (cell, mut guard) = self.enter(id);
+        guard.exclusive = Some(cell.write_owned().await);
+        guard
+    }
+
+    /// The lock of `id`, and a guard built before waiting, so that a request dropped while it
+    /// waits still tidies the table.
+    fn enter(self: &Arc<Self>, id: Resource) -> (Arc<RwLock<()>>, Guard) {
+        let cell = Arc::clone(self.table().entry(id.clone()).or_default());
+        (cell, Guard { locks: Arc::clone(self), id, shared: None, exclusive: None })
     }
 
     fn table(&self) -> MutexGuard<'_, Table> {
@@ -43,10 +83,10 @@ impl KeyLocks {
     }
 }
 
-impl Drop for KeyGuard<'_> {
+impl Drop for Guard {
     fn drop(&mut self) {
         let mut table = self.locks.table();
-        drop(self.held.take());
+        drop((self.shared.take(), self.exclusive.take()));
         // Every waiter holds a clone of the cell, taken under the table lock: a count of one
         // means only the table still refers to it.
         if table.get(&self.id).is_some_and(|cell| Arc::strong_count(cell) == 1) {
@@ -60,19 +100,35 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    async fn waits<T>(lock: impl Future<Output = T>) -> bool {
+        tokio::time::timeout(Duration::from_millis(50), lock).await.is_err()
+    }
+
     #[tokio::test]
-    async fn same_key_is_exclusive_and_other_keys_are_not() {
-        let locks = KeyLocks::default();
-        let first = locks.lock("b", "k").await;
-        let other = tokio::time::timeout(Duration::from_millis(50), locks.lock("b", "other")).await;
-        assert!(other.is_ok(), "a different key must not wait");
-        let same = tokio::time::timeout(Duration::from_millis(50), locks.lock("b", "k")).await;
-        assert!(same.is_err(), "the same key must wait for its holder");
+    async fn same_object_is_exclusive_and_other_objects_are_not() {
+        let locks = Arc::new(Locks::default());
+        let first = locks.exclusive(Resource::object("b", "k")).await;
+        let other = locks.exclusive(Resource::object("b", "other")).await;
+        assert!(
+            waits(locks.exclusive(Resource::object("b", "k"))).await,
+            "the same key waits for its holder"
+        );
         drop(other);
         drop(first);
-        let again = tokio::time::timeout(Duration::from_millis(50), locks.lock("b", "k")).await;
-        assert!(again.is_ok());
-        drop(again);
+        assert!(!waits(locks.exclusive(Resource::object("b", "k"))).await);
         assert_eq!(locks.len(), 0, "entries are removed with their last user");
+    }
+
+    #[tokio::test]
+    async fn shared_holders_share_and_keep_out_an_exclusive_one() {
+        let locks = Arc::new(Locks::default());
+        let write = locks.shared(Resource::Bucket("b".into())).await;
+        let other_write = locks.shared(Resource::Bucket("b".into())).await;
+        assert!(waits(locks.exclusive(Resource::Bucket("b".into()))).await, "a bucket in use is not deleted");
+        drop((write, other_write));
+        let delete = locks.exclusive(Resource::Bucket("b".into())).await;
+        assert!(waits(locks.shared(Resource::Bucket("b".into()))).await, "writes wait for a deletion");
+        drop(delete);
+        assert_eq!(locks.len(), 0);
     }
 }

@@ -246,7 +246,8 @@ fn remove_tree_if_empty(dir: &Path) -> io::Result<()> {
 }
 
 /// Removes temporary files (`.<name>.<pid>.<n>.tmp`) left in bucket folders, their record
-/// folders and upload folders by processes that are gone; returns how many.
+/// folders and the uploads' folders by processes that are gone, and upload folders that lost
+/// their `upload.json` (a removal cut short); returns how many files and folders.
 pub(super) fn sweep_temporaries(s3_root: &Path) -> io::Result<usize> {
     let mut removed = 0;
     let mut folders = Vec::new();
@@ -258,8 +259,18 @@ pub(super) fn sweep_temporaries(s3_root: &Path) -> io::Result<usize> {
         let path = entry.path();
         if entry.file_name() == ".uploads" {
             for upload in std::fs::read_dir(&path)? {
-                folders.push(upload?.path());
+                let upload = upload?;
+                if !upload.file_type()?.is_dir() {
+                    continue;
+                }
+                if upload.path().join(super::multipart::UPLOAD_FILE).exists() {
+                    folders.push(upload.path());
+                } else if untouched(&upload)? {
+                    std::fs::remove_dir_all(upload.path())?;
+                    removed += 1;
+                }
             }
+            folders.push(path);
         } else {
             folders.push(path.join(".records"));
             folders.push(path);
@@ -416,5 +427,28 @@ mod tests {
         }
         assert_eq!(sweep_temporaries(root.path()).unwrap(), 1);
         assert!(!dead.exists() && live.exists() && object.exists() && fresh.exists());
+    }
+
+    #[test]
+    fn upload_folders_without_their_upload_file_and_part_temporaries_are_swept() {
+        let root = tempfile::tempdir().unwrap();
+        let uploads = root.path().join(".uploads");
+        let (open, cut_short) = (uploads.join("open"), uploads.join("cut-short"));
+        for folder in [&open, &cut_short] {
+            std::fs::create_dir_all(folder).unwrap();
+            std::fs::write(folder.join("1.part"), b"x").unwrap();
+        }
+        std::fs::write(open.join(crate::local::s3::multipart::UPLOAD_FILE), b"{}").unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let gone = child.id();
+        child.wait().unwrap();
+        let part_temp = uploads.join(format!(".open.1.part.{gone}.0.tmp"));
+        std::fs::write(&part_temp, b"x").unwrap();
+        let old = std::time::SystemTime::now() - QUIET_BEFORE_SWEEP * 2;
+        for path in [&open, &cut_short, &part_temp] {
+            std::fs::File::open(path).unwrap().set_modified(old).unwrap();
+        }
+        assert_eq!(sweep_temporaries(root.path()).unwrap(), 2);
+        assert!(open.join("1.part").exists() && !cut_short.exists() && !part_temp.exists());
     }
 }

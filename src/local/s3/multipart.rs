@@ -1,7 +1,8 @@
 //! Multipart uploads in progress, each a folder `<root>/.uploads/<upload id>/` holding
 //! `upload.json` (the bucket, key and attributes given to CreateMultipartUpload) and its parts
 //! (`<n>.part` with `<n>.json` holding the part's ETag and size), so an upload survives a
-//! restart.
+//! restart. A part is received into a temporary file beside the folders, not in its upload's,
+//! so that removing an upload never races with a part still arriving.
 //!
 //! An upload id belongs to one bucket and key: any other pair is answered NoSuchUpload, as S3
 //! does (UploadPart API reference: "NoSuchUpload: The specified multipart upload does not
@@ -63,14 +64,19 @@ impl Uploads {
         let folder = self.dir.join(&id);
         tokio::fs::create_dir_all(&folder).await.map_err(S3Error::internal_error)?;
         let text = serde_json::to_vec(upload).map_err(S3Error::internal_error)?;
-        tokio::fs::write(folder.join("upload.json"), text).await.map_err(S3Error::internal_error)?;
+        let path = folder.join(UPLOAD_FILE);
+        // Atomic: an upload.json cut short by a crash would leave an upload nobody can open.
+        let write = tokio::task::spawn_blocking(move || {
+            crate::atomic_file::write_atomic(&path, &text, crate::atomic_file::Durability::NoFsync)
+        });
+        write.await.map_err(S3Error::internal_error)?.map_err(S3Error::internal_error)?;
         Ok(id)
     }
 
     /// The upload `upload_id` of `bucket`/`key`, with its folder; NoSuchUpload otherwise.
     pub(super) async fn open(&self, upload_id: &str, bucket: &str, key: &str) -> S3Result<(Upload, PathBuf)> {
         let folder = self.folder(upload_id).ok_or_else(no_such_upload)?;
-        let text = match tokio::fs::read(folder.join("upload.json")).await {
+        let text = match tokio::fs::read(folder.join(UPLOAD_FILE)).await {
             Ok(text) => text,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Err(no_such_upload()),
             Err(err) => return Err(S3Error::internal_error(err)),
@@ -95,7 +101,7 @@ impl Uploads {
         while let Some(entry) = entries.next_entry().await.map_err(S3Error::internal_error)? {
             let id = entry.file_name().to_string_lossy().into_owned();
             // An upload being created or removed meanwhile has no readable upload.json.
-            let Ok(text) = tokio::fs::read(entry.path().join("upload.json")).await else { continue };
+            let Ok(text) = tokio::fs::read(entry.path().join(UPLOAD_FILE)).await else { continue };
             let Ok(upload) = serde_json::from_slice::<Upload>(&text) else { continue };
             if upload.bucket == bucket && upload.key.starts_with(prefix) {
                 found.push((id, upload));
@@ -127,26 +133,45 @@ impl Uploads {
         folder.join(format!("{number}.part"))
     }
 
-    /// Records part `part` whose bytes are already at [`Uploads::part_path`].
-    pub(super) async fn record_part(folder: &Path, part: &Part) -> S3Result<()> {
-        let text = serde_json::to_vec(part).map_err(S3Error::internal_error)?;
-        let path = folder.join(format!("{}.json", part.number));
-        let write = tokio::task::spawn_blocking(move || {
-            crate::atomic_file::write_atomic(&path, &text, crate::atomic_file::Durability::NoFsync)
-        });
-        write.await.map_err(S3Error::internal_error)?.map_err(S3Error::internal_error)
+    /// A new temporary file for part `number` of the upload in `folder`, outside that folder.
+    pub(super) fn part_temp(&self, folder: &Path, number: i32) -> PathBuf {
+        let id = folder.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        crate::atomic_file::temp_sibling(&self.dir.join(format!("{id}.{number}.part")))
     }
 
-    /// Forgets a completed or aborted upload and its parts.
+    /// Records part `part` of the upload in `folder`, before its bytes move to
+    /// [`Uploads::part_path`]. `NotFound` when the folder is gone.
+    pub(super) fn record_part(folder: &Path, part: &Part) -> std::io::Result<()> {
+        let text = serde_json::to_vec(part).map_err(std::io::Error::other)?;
+        let path = folder.join(format!("{}.json", part.number));
+        crate::atomic_file::write_atomic(&path, &text, crate::atomic_file::Durability::NoFsync)
+    }
+
+    /// Forgets a completed or aborted upload and its parts: its upload.json first, so that it
+    /// cannot be opened any more even if removing the rest fails (the start sweeps such folders).
     pub(super) async fn remove(folder: &Path) {
-        if let Err(err) = tokio::fs::remove_dir_all(folder).await
+        let removed = match tokio::fs::remove_file(folder.join(UPLOAD_FILE)).await {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(err),
+            _ => tokio::fs::remove_dir_all(folder).await,
+        };
+        if let Err(err) = removed
             && err.kind() != std::io::ErrorKind::NotFound
         {
             tracing::warn!(error = %err, path = %folder.display(), "cannot remove a finished upload");
         }
     }
+
+    /// [`Uploads::remove`] by id, whatever its bucket and key.
+    pub(super) async fn discard(&self, upload_id: &str) {
+        if let Some(folder) = self.folder(upload_id) {
+            Uploads::remove(&folder).await;
+        }
+    }
 }
 
-fn no_such_upload() -> S3Error {
+/// The file of an upload's folder that makes it an upload.
+pub(super) const UPLOAD_FILE: &str = "upload.json";
+
+pub(super) fn no_such_upload() -> S3Error {
     S3Error::with_message(S3ErrorCode::NoSuchUpload, NO_SUCH_UPLOAD)
 }

@@ -9,11 +9,15 @@
 //!   attributes given when it was written (Content-Type, user metadata, ...);
 //! - `.uploads/<upload id>/` — multipart uploads in progress (see `multipart`).
 //!
-//! A record describes the bytes it was written with: it holds their size and modification
-//! time, and a record that no longer matches (the bytes replaced by hand, or a crash between
-//! the two renames) is read as absent, so the ETag is computed again from the bytes rather
-//! than served stale. An object without a record (a file copied into the bucket's folder) is
-//! an object all the same, with its ETag computed on first use.
+//! A record describes the bytes it was written with: it holds their size, modification time
+//! and inode. Writers write the record first, from the complete temporary file (a rename keeps
+//! all three), then rename the bytes into place, so a crash between the two leaves a record
+//! that matches no object, never an object whose record describes other bytes. A record that
+//! does not match its object is trusted only when the bytes give its ETag again (a data
+//! directory copied or restored: new inodes, same bytes); otherwise it keeps only its key and
+//! the ETag is computed from the bytes rather than served stale. An object without a record (a
+//! file copied into the bucket's folder) is an object all the same, with its ETag computed on
+//! first use.
 //!
 //! Data directories written by recflow before this layout held objects as nested folders
 //! (`<bucket>/a/b.csv`); `migration` moves them into place before the store is first used
@@ -168,13 +172,22 @@ pub(super) fn modified_ns(meta: &std::fs::Metadata) -> u128 {
 /// The record of the object at `path`, when there is one that describes its current bytes
 /// (`meta`); a record that no longer does keeps only its key.
 pub(super) fn read_record(path: &Path, meta: &std::fs::Metadata) -> io::Result<Option<Record>> {
+    Ok(match stored_record(path)? {
+        Some(record) if describes(&record, meta) => Some(record),
+        Some(record) => Some(Record::bare(record.key, meta)),
+        None => None,
+    })
+}
+
+/// The record stored for the object at `path`, whatever bytes it describes; None when there is
+/// none or it cannot be read as one.
+fn stored_record(path: &Path) -> io::Result<Option<Record>> {
     let text = match std::fs::read(record_path(path)) {
         Ok(text) => text,
         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(err) => return Err(err),
     };
-    let Ok(record) = serde_json::from_slice::<Record>(&text) else { return Ok(None) };
-    if describes(&record, meta) { Ok(Some(record)) } else { Ok(Some(Record::bare(record.key, meta))) }
+    Ok(serde_json::from_slice::<Record>(&text).ok())
 }
 
 impl Record {
@@ -219,11 +232,17 @@ pub(super) struct Found {
     pub file: File,
     pub meta: std::fs::Metadata,
     pub record: Record,
+    /// Whether the stored record already describes these bytes; when not, `record` was
+    /// rebuilt from them and [`repair`] can store it, so the bytes are not hashed again.
+    pub recorded: bool,
 }
 
-/// The object `key` stored at `path` (from [`object_path`]), if there is one. An ETag missing
-/// from its record is computed from the bytes; it is kept for next time only where no record
-/// exists yet, so that it never replaces a record a writer has just put in place.
+/// The object `key` stored at `path` (from [`object_path`]), if there is one.
+///
+/// A record that does not describe the bytes is kept when the bytes give its ETag again (see
+/// the module doc); otherwise the ETag is computed from the bytes. Where no record exists yet,
+/// the computed one is added; a stale one is left for [`repair`], which the caller runs under
+/// the object's lock, so that it never replaces a record a writer has just put in place.
 pub(super) fn find(path: &Path, key: &str) -> io::Result<Option<Found>> {
     let file = match File::open(path) {
         Ok(file) => file,
@@ -234,46 +253,80 @@ pub(super) fn find(path: &Path, key: &str) -> io::Result<Option<Found>> {
     if !meta.is_file() {
         return Ok(None);
     }
-    let stored = read_record(path, &meta)?;
+    let stored = stored_record(path)?;
     let unrecorded = stored.is_none();
-    let mut record = match stored {
-        Some(record) if record.key == key => record,
+    let (mut record, recorded) = match stored {
         // Only a hashed name can hold another key: two keys with one SHA-256.
-        Some(_) => return Ok(None),
-        None => Record::bare(key.to_owned(), &meta),
+        Some(record) if record.key != key => return Ok(None),
+        Some(record) if describes(&record, &meta) => (record, true),
+        Some(record) if record.size == meta.len() && record.e_tag.is_some() => {
+            let again = e_tag_of(&file, &record.parts, meta.len())?;
+            let bare = Record::bare(record.key.clone(), &meta);
+            if again.is_some() && again == record.e_tag {
+                (Record { modified_ns: bare.modified_ns, inode: bare.inode, ..record }, false)
+            } else {
+                (Record { e_tag: again, ..bare }, false)
+            }
+        }
+        Some(record) => (Record::bare(record.key, &meta), false),
+        None => (Record::bare(key.to_owned(), &meta), false),
     };
     if record.e_tag.is_none() {
         record.e_tag = Some(md5_of(&mut &file)?);
-        if unrecorded {
-            add_record(path, &record)?;
-        }
     }
-    Ok(Some(Found { file, meta, record }))
+    if unrecorded {
+        add_record(path, &record)?;
+    }
+    Ok(Some(Found { file, meta, record, recorded: recorded || unrecorded }))
+}
+
+/// Stores `found`'s record when it was rebuilt and the object at `path` is still the one found.
+/// Call it holding the object's lock: writers write their record before their rename, under
+/// that lock, so no record of a write in progress is replaced.
+pub(super) fn repair(path: &Path, found: &Found) -> io::Result<()> {
+    if found.recorded {
+        return Ok(());
+    }
+    // The rebuilt record names the inode found, so it describes only that very file.
+    match std::fs::metadata(path) {
+        Ok(now) if describes(&found.record, &now) => write_record(path, &found.record),
+        Ok(_) => Ok(()),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(err) => Err(err),
+    }
 }
 
 /// Writes `record` for the object at `path` unless one exists (a hard link of a complete
 /// temporary file, which fails rather than replaces).
 fn add_record(path: &Path, record: &Record) -> io::Result<()> {
     let target = record_path(path);
-    if let Some(dir) = target.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
+    records_dir(&target)?;
     let tmp = atomic_file::temp_sibling(&target);
-    std::fs::write(&tmp, serde_json::to_vec(record).map_err(io::Error::other)?)?;
-    let linked = std::fs::hard_link(&tmp, &target);
+    let written = serde_json::to_vec(record)
+        .map_err(io::Error::other)
+        .and_then(|bytes| std::fs::write(&tmp, bytes))
+        .and_then(|()| std::fs::hard_link(&tmp, &target));
     let _ = std::fs::remove_file(&tmp);
-    match linked {
+    match written {
         Err(err) if err.kind() != io::ErrorKind::AlreadyExists => Err(err),
         _ => Ok(()),
     }
 }
 
-/// Writes `record` for the object at `path` (its folder created as needed).
+/// Creates the `.records` folder of `record`'s bucket if missing, but never the bucket's
+/// folder: a bucket deleted meanwhile stays deleted (`NotFound`).
+fn records_dir(record: &Path) -> io::Result<()> {
+    let Some(dir) = record.parent() else { return Ok(()) };
+    match std::fs::create_dir(dir) {
+        Err(err) if err.kind() != io::ErrorKind::AlreadyExists => Err(err),
+        _ => Ok(()),
+    }
+}
+
+/// Writes `record` for the object at `path`. `NotFound` when its bucket's folder is gone.
 pub(super) fn write_record(path: &Path, record: &Record) -> io::Result<()> {
     let target = record_path(path);
-    if let Some(dir) = target.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
+    records_dir(&target)?;
     let bytes = serde_json::to_vec(record).map_err(io::Error::other)?;
     atomic_file::write_atomic(&target, &bytes, Durability::NoFsync)
 }
@@ -300,13 +353,44 @@ fn md5_of_file(path: &Path) -> io::Result<String> {
 fn md5_of(mut file: impl Read + std::io::Seek) -> io::Result<String> {
     file.seek(io::SeekFrom::Start(0))?;
     let mut md5 = Md5::new();
-    let mut buf = vec![0; 1 << 16];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            return Ok(hex::encode(md5.finalize()));
+    io::copy(&mut file, &mut Md5Sink(&mut md5))?;
+    Ok(hex::encode(md5.finalize()))
+}
+
+/// The ETag S3 gives `file`'s bytes (`size` of them) stored as `parts` (sizes in order; empty
+/// for a single upload): their MD5, or the MD5 of the parts' MD5s, a dash and their count. None
+/// when the parts do not add up to the size.
+fn e_tag_of(mut file: &File, parts: &[u64], size: u64) -> io::Result<Option<String>> {
+    use std::io::Seek as _;
+    if parts.is_empty() {
+        return md5_of(file).map(Some);
+    }
+    if parts.iter().sum::<u64>() != size {
+        return Ok(None);
+    }
+    file.seek(io::SeekFrom::Start(0))?;
+    let mut of_parts = Md5::new();
+    for &len in parts {
+        let mut md5 = Md5::new();
+        if io::copy(&mut file.take(len), &mut Md5Sink(&mut md5))? != len {
+            return Ok(None);
         }
-        md5.update(&buf[..n]);
+        of_parts.update(md5.finalize());
+    }
+    Ok(Some(format!("{}-{}", hex::encode(of_parts.finalize()), parts.len())))
+}
+
+/// Hashes what is written to it.
+struct Md5Sink<'a>(&'a mut Md5);
+
+impl Write for Md5Sink<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
@@ -404,16 +488,22 @@ pub(super) fn write_object_with(
     check_key(key).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let path = object_path(s3_root, bucket, key);
     std::fs::create_dir_all(bucket.dir(s3_root))?;
-    let mut md5 = None;
-    atomic_file::write_atomic_with(&path, Durability::Fsync, |w: &mut BufWriter<File>| {
-        let mut hashing = Md5Writer { inner: w, md5: Md5::new() };
-        body(&mut hashing)?;
-        md5 = Some(hashing.md5.finalize());
-        Ok(())
-    })?;
-    let meta = std::fs::metadata(&path)?;
-    let record = Record { e_tag: md5.map(hex::encode), ..Record::bare(key.to_owned(), &meta) };
-    write_record(&path, &record)
+    let md5 = std::cell::Cell::new(None::<[u8; 16]>);
+    atomic_file::write_atomic_with_before_rename(
+        &path,
+        Durability::Fsync,
+        |w: &mut BufWriter<File>| {
+            let mut hashing = Md5Writer { inner: w, md5: Md5::new() };
+            body(&mut hashing)?;
+            md5.set(Some(hashing.md5.finalize().into()));
+            Ok(())
+        },
+        // The record first (see the module doc).
+        |written| {
+            let bare = Record::bare(key.to_owned(), &written.metadata()?);
+            write_record(&path, &Record { e_tag: md5.get().map(hex::encode), ..bare })
+        },
+    )
 }
 
 #[cfg(test)]
@@ -453,6 +543,24 @@ mod tests {
         std::fs::write(&path, b"replaced by hand").unwrap();
         let record = read_record(&path, &std::fs::metadata(&path).unwrap()).unwrap().unwrap();
         assert_eq!((record.key.as_str(), record.e_tag), ("k", None));
+    }
+
+    #[test]
+    fn a_record_whose_bytes_never_arrived_leaves_the_object_as_it_was() {
+        let root = tempfile::tempdir().unwrap();
+        write_object_with(root.path(), &bucket(), "k", |w| w.write_all(b"old")).unwrap();
+        let path = object_path(root.path(), &bucket(), "k");
+        // A writer that wrote its record, then died before its rename.
+        let tmp = path.with_file_name(".k.1.0.tmp");
+        std::fs::write(&tmp, b"new").unwrap();
+        let mut record = Record::bare("k".into(), &std::fs::metadata(&tmp).unwrap());
+        record.e_tag = Some("0".repeat(32));
+        record.attributes.content_type = Some("text/new".into());
+        write_record(&path, &record).unwrap();
+        let found = find(&path, "k").unwrap().unwrap();
+        assert_eq!(found.record.e_tag, Some(md5_of_file(&path).unwrap()));
+        assert_eq!(found.record.attributes, Attributes::default());
+        assert!(!found.recorded, "the rebuilt record is left for repair");
     }
 
     #[test]

@@ -10,6 +10,7 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt as _;
@@ -20,11 +21,11 @@ use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _, AsyncWriteExt as _};
 
 use super::bucket_name::BucketName;
-use super::key_locks::KeyLocks;
+use super::key_locks::{Locks, Resource};
 use super::list_encoding;
 use super::listing::{self, Listing};
 use super::messages;
-use super::multipart::{Part as StoredPart, Upload, Uploads};
+use super::multipart::{self, Part as StoredPart, Upload, Uploads, no_such_upload};
 use super::objects::{self, Attributes, Checksums, Found, Record};
 use super::verified_body::{self, DeclaredDigests, Verdict};
 
@@ -38,14 +39,14 @@ pub(super) struct LocalStore {
     /// The region the endpoint stands for: us-east-1 answers a repeated CreateBucket as S3 does
     /// there.
     region: String,
-    writes: KeyLocks,
+    locks: Arc<Locks>,
     uploads: Uploads,
 }
 
 impl LocalStore {
     pub(super) fn new(root: PathBuf, region: &str) -> Self {
         let uploads = Uploads::new(&root);
-        Self { root, region: region.to_owned(), writes: KeyLocks::default(), uploads }
+        Self { root, region: region.to_owned(), locks: Arc::default(), uploads }
     }
 
     /// The bucket's folder, which must exist.
@@ -65,39 +66,69 @@ impl LocalStore {
         self.find(bucket, key).await?.ok_or_else(no_such_key)
     }
 
-    /// The object `bucket`/`key` if there is one; NoSuchBucket when the bucket is missing.
+    /// The object `bucket`/`key` if there is one; NoSuchBucket when the bucket is missing. A
+    /// record rebuilt from the bytes is stored for next time (under the object's lock).
     async fn find(&self, bucket: &str, key: &str) -> S3Result<Option<Found>> {
         checked_key(key)?;
         let (name, _) = self.bucket_dir(bucket).await?;
         let path = objects::object_path(&self.root, &name, key);
-        let key = key.to_owned();
-        blocking(move || objects::find(&path, &key)).await
+        let owned = key.to_owned();
+        let looked_up = path.clone();
+        let found = blocking(move || objects::find(&looked_up, &owned)).await?;
+        match found {
+            Some(found) if !found.recorded => {
+                let held = self.locks.exclusive(Resource::object(bucket, key)).await;
+                blocking(move || {
+                    let _held = held;
+                    objects::repair(&path, &found)?;
+                    Ok(Some(found))
+                })
+                .await
+            }
+            found => Ok(found),
+        }
     }
 
-    /// Replaces `bucket`/`key` by the bytes at `tmp` (in the bucket's folder) under the key's
-    /// lock, after checking the write's conditions against the object it replaces.
+    /// Replaces `bucket`/`key` by the bytes at `tmp` (in the bucket's folder), after checking
+    /// the write's conditions against the object it replaces: the record first, then the bytes
+    /// (see [`objects`]). NoSuchBucket when the bucket was deleted meanwhile.
+    ///
+    /// The check, the record and the rename run in one blocking task that owns the bucket's and
+    /// the object's locks: a request dropped half-way (a client gone) cannot let another writer
+    /// in between, nor leave the rename without its record.
     async fn commit(
         &self,
-        target: &Target<'_>,
+        target: Target<'_>,
         tmp: TempFile,
-        record: impl FnOnce(&std::fs::Metadata) -> Record,
+        record: impl FnOnce(&std::fs::Metadata) -> Record + Send + 'static,
     ) -> S3Result<Record> {
-        let _write = self.writes.lock(target.bucket, target.key).await;
-        let current = self.find(target.bucket, target.key).await?;
-        target.conditions.check(current.as_ref())?;
-        drop(current);
-        let path = objects::object_path(&self.root, &checked_bucket(target.bucket)?, target.key);
-        let placed = path.clone();
-        let meta = blocking(move || {
-            tmp.rename_to(&placed)?;
-            std::fs::metadata(&placed)
-        })
-        .await?;
-        let record = record(&meta);
-        let stored = record.clone();
-        blocking(move || objects::write_record(&path, &stored)).await?;
-        Ok(record)
+        let name = checked_bucket(target.bucket)?;
+        let held = (
+            self.locks.shared(Resource::Bucket(target.bucket.to_owned())).await,
+            self.locks.exclusive(Resource::object(target.bucket, target.key)).await,
+        );
+        let path = objects::object_path(&self.root, &name, target.key);
+        let (key, conditions) = (target.key.to_owned(), target.conditions);
+        let done = tokio::task::spawn_blocking(move || {
+            let _held = held;
+            if conditions.given() {
+                let current = objects::find(&path, &key).map_err(S3Error::internal_error)?;
+                conditions.check(current.as_ref())?;
+            }
+            let meta = std::fs::metadata(tmp.path()).map_err(bucket_gone)?;
+            let record = record(&meta);
+            objects::write_record(&path, &record).map_err(bucket_gone)?;
+            tmp.rename_to(&path).map_err(bucket_gone)?;
+            Ok(record)
+        });
+        done.await.map_err(S3Error::internal_error)?
     }
+}
+
+/// A write's file error: NotFound means the bucket's folder went away under it (DeleteBucket
+/// while the body was received).
+fn bucket_gone(err: io::Error) -> S3Error {
+    if err.kind() == io::ErrorKind::NotFound { no_such_bucket() } else { S3Error::internal_error(err) }
 }
 
 /// The object a write replaces, and the conditions it was given.
@@ -115,6 +146,10 @@ struct WriteConditions {
 }
 
 impl WriteConditions {
+    fn given(&self) -> bool {
+        self.if_none_match.is_some() || self.if_match.is_some()
+    }
+
     /// PreconditionFailed when `current` (the object the write would replace) fails them
     /// (PutObject API reference: `If-None-Match: *` writes only a new key, `If-Match` only over
     /// the given ETag).
@@ -623,12 +658,25 @@ impl S3 for LocalStore {
         &self,
         req: S3Request<DeleteBucketInput>,
     ) -> S3Result<S3Response<DeleteBucketOutput>> {
-        let (_, dir) = self.bucket_dir(&req.input.bucket).await?;
+        let bucket = &req.input.bucket;
+        let (_, dir) = self.bucket_dir(bucket).await?;
+        // Held across the check and the removal: no write lands in between (see key_locks).
+        let held = self.locks.exclusive(Resource::Bucket(bucket.clone())).await;
         let check = dir.clone();
         if blocking(move || objects::holds_objects(&check)).await? {
             return Err(S3Error::with_message(S3ErrorCode::BucketNotEmpty, messages::BUCKET_NOT_EMPTY));
         }
-        tokio::fs::remove_dir_all(&dir).await.map_err(S3Error::internal_error)?;
+        // Its uploads in progress go with it, so a bucket made again later does not inherit them.
+        // Without their locks (taken before a bucket's, see key_locks): a part moved in meanwhile
+        // finds its upload gone.
+        for (id, _) in self.uploads.in_progress(bucket, "").await? {
+            self.uploads.discard(&id).await;
+        }
+        match tokio::fs::remove_dir_all(&dir).await {
+            Err(err) if err.kind() != io::ErrorKind::NotFound => return Err(S3Error::internal_error(err)),
+            _ => {}
+        }
+        drop(held);
         Ok(S3Response::new(DeleteBucketOutput {}))
     }
 
@@ -847,12 +895,13 @@ impl S3 for LocalStore {
         };
         let e_tag = hex::encode(received.md5);
         let checksums = stored_checksums(received.checksums);
+        let key = input.key.clone();
         let record = self
-            .commit(&target, tmp, |meta| Record {
+            .commit(target, tmp, move |meta| Record {
                 e_tag: Some(e_tag),
                 checksums,
                 attributes,
-                ..Record::bare(input.key.clone(), meta)
+                ..Record::bare(key, meta)
             })
             .await?;
         let sums = record.checksums;
@@ -924,13 +973,14 @@ impl S3 for LocalStore {
         let target =
             Target { bucket: &input.bucket, key: &input.key, conditions: WriteConditions::default() };
         let checksums = source.record.checksums;
+        let key = input.key.clone();
         // A copy's ETag is the MD5 of its bytes, also when the source was a multipart upload.
         let record = self
-            .commit(&target, tmp, |meta| Record {
+            .commit(target, tmp, move |meta| Record {
                 e_tag: Some(hex::encode(md5)),
                 checksums,
                 attributes,
-                ..Record::bare(input.key.clone(), meta)
+                ..Record::bare(key, meta)
             })
             .await?;
         let modified = Timestamp::from(
@@ -959,9 +1009,16 @@ impl S3 for LocalStore {
         let input = &req.input;
         checked_key(&input.key)?;
         let (name, _) = self.bucket_dir(&input.bucket).await?;
-        let _write = self.writes.lock(&input.bucket, &input.key).await;
+        let held = (
+            self.locks.shared(Resource::Bucket(input.bucket.clone())).await,
+            self.locks.exclusive(Resource::object(&input.bucket, &input.key)).await,
+        );
         let path = objects::object_path(&self.root, &name, &input.key);
-        blocking(move || objects::remove_object(&path)).await?;
+        blocking(move || {
+            let _held = held;
+            objects::remove_object(&path)
+        })
+        .await?;
         Ok(S3Response::new(DeleteObjectOutput::default()))
     }
 
@@ -979,9 +1036,16 @@ impl S3 for LocalStore {
             let outcome = match checked_key(&object.key) {
                 Err(err) => Err(err),
                 Ok(()) => {
-                    let _write = self.writes.lock(&input.bucket, &object.key).await;
+                    let held = (
+                        self.locks.shared(Resource::Bucket(input.bucket.clone())).await,
+                        self.locks.exclusive(Resource::object(&input.bucket, &object.key)).await,
+                    );
                     let path = objects::object_path(&self.root, &name, &object.key);
-                    blocking(move || objects::remove_object(&path)).await
+                    blocking(move || {
+                        let _held = held;
+                        objects::remove_object(&path)
+                    })
+                    .await
                 }
             };
             match outcome {
@@ -1040,11 +1104,10 @@ impl S3 for LocalStore {
         let number = checked_part_number(input.part_number)?;
         let (_, folder) = self.uploads.open(&input.upload_id, &input.bucket, &input.key).await?;
         let (hasher, verdict) = checked_body(&mut input.body, declared_digests!(input, req))?;
-        let part_path = Uploads::part_path(&folder, number);
-        let tmp = TempFile::new(crate::atomic_file::temp_sibling(&part_path));
+        let tmp = TempFile::new(self.uploads.part_temp(&folder, number));
         let received = receive(input.body.take(), &tmp, hasher, verdict.as_ref()).await?;
         let e_tag = hex::encode(received.md5);
-        self.store_part(&folder, number, tmp, &part_path, e_tag.clone(), received.size).await?;
+        self.store_part(&input.upload_id, folder, number, tmp, e_tag.clone(), received.size).await?;
         let sums = received.checksums;
         let output = UploadPartOutput {
             e_tag: Some(ETag::Strong(e_tag)),
@@ -1080,12 +1143,11 @@ impl S3 for LocalStore {
             ),
         )?;
         let (start, len) = copy_source_range(input.copy_source_range.as_deref(), source.meta.len())?;
-        let part_path = Uploads::part_path(&folder, number);
-        let tmp = TempFile::new(crate::atomic_file::temp_sibling(&part_path));
+        let tmp = TempFile::new(self.uploads.part_temp(&folder, number));
         let (from, to) = (source.file, tmp.path().to_owned());
         let md5 = blocking(move || copy_range(from, start, len, &to)).await?;
         let e_tag = hex::encode(md5);
-        self.store_part(&folder, number, tmp, &part_path, e_tag.clone(), len).await?;
+        self.store_part(&input.upload_id, folder, number, tmp, e_tag.clone(), len).await?;
         let result = CopyPartResult {
             e_tag: Some(ETag::Strong(e_tag)),
             last_modified: Some(Timestamp::from(SystemTime::now())),
@@ -1141,6 +1203,8 @@ impl S3 for LocalStore {
         let input = req.input;
         checked_key(&input.key)?;
         let (name, _) = self.bucket_dir(&input.bucket).await?;
+        // Alone with the upload from here: no part changes, no abort, no second completion.
+        let _upload = self.locks.exclusive(Resource::Upload(input.upload_id.clone())).await;
         let (upload, folder) = self.uploads.open(&input.upload_id, &input.bucket, &input.key).await?;
         let uploaded = self.uploads.parts(&folder).await?;
         let named = input.multipart_upload.and_then(|m| m.parts).unwrap_or_default();
@@ -1153,9 +1217,14 @@ impl S3 for LocalStore {
         let tmp = TempFile::new(crate::atomic_file::temp_sibling(&objects::object_path(
             &self.root, &name, &input.key,
         )));
-        let sources: Vec<PathBuf> = chosen.iter().map(|p| Uploads::part_path(&folder, p.number)).collect();
+        let sources: Vec<(PathBuf, StoredPart)> =
+            chosen.iter().map(|p| (Uploads::part_path(&folder, p.number), p.clone())).collect();
         let to = tmp.path().to_owned();
-        blocking(move || concatenate(&sources, &to)).await?;
+        let joined = tokio::task::spawn_blocking(move || concatenate(&sources, &to));
+        joined.await.map_err(S3Error::internal_error)?.map_err(|err| match err.kind() {
+            io::ErrorKind::InvalidData | io::ErrorKind::NotFound => invalid_part(),
+            _ => S3Error::internal_error(err),
+        })?;
         let target = Target {
             bucket: &input.bucket,
             key: &input.key,
@@ -1164,11 +1233,12 @@ impl S3 for LocalStore {
         let attributes = upload.attributes;
         let tag = e_tag.clone();
         let sizes: Vec<u64> = chosen.iter().map(|p| p.size).collect();
-        self.commit(&target, tmp, |meta| Record {
+        let key = input.key.clone();
+        self.commit(target, tmp, move |meta| Record {
             e_tag: Some(tag),
             attributes,
             parts: sizes,
-            ..Record::bare(input.key.clone(), meta)
+            ..Record::bare(key, meta)
         })
         .await?;
         Uploads::remove(&folder).await;
@@ -1271,6 +1341,7 @@ impl S3 for LocalStore {
     ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
         let input = req.input;
         checked_key(&input.key)?;
+        let _upload = self.locks.exclusive(Resource::Upload(input.upload_id.clone())).await;
         let (_, folder) = self.uploads.open(&input.upload_id, &input.bucket, &input.key).await?;
         Uploads::remove(&folder).await;
         Ok(S3Response::new(AbortMultipartUploadOutput::default()))
@@ -1278,22 +1349,46 @@ impl S3 for LocalStore {
 }
 
 impl LocalStore {
-    /// Moves a received part into place and records it.
+    /// Records a received part and moves it into the folder of upload `upload_id`, holding the
+    /// upload's lock shared (in one blocking task, as [`LocalStore::commit`]). The record comes
+    /// first, with the part's size and time, so CompleteMultipartUpload can tell a record from
+    /// bytes that did not follow it (a crash in between). NoSuchUpload when the upload was
+    /// completed or aborted meanwhile.
     async fn store_part(
         &self,
-        folder: &Path,
+        upload_id: &str,
+        folder: PathBuf,
         number: i32,
         tmp: TempFile,
-        part_path: &Path,
         e_tag: String,
         size: u64,
     ) -> S3Result<()> {
-        let placed = part_path.to_owned();
-        blocking(move || tmp.rename_to(&placed)).await?;
-        let meta = tokio::fs::metadata(part_path).await.map_err(S3Error::internal_error)?;
-        let part = StoredPart { number, e_tag, size, modified_ns: objects::modified_ns(&meta) };
-        Uploads::record_part(folder, &part).await
+        let held = self.locks.shared(Resource::Upload(upload_id.to_owned())).await;
+        let done = tokio::task::spawn_blocking(move || {
+            let _held = held;
+            let gone = |err: io::Error| {
+                if err.kind() == io::ErrorKind::NotFound {
+                    no_such_upload()
+                } else {
+                    S3Error::internal_error(err)
+                }
+            };
+            std::fs::metadata(folder.join(multipart::UPLOAD_FILE)).map_err(gone)?;
+            let meta = std::fs::metadata(tmp.path()).map_err(S3Error::internal_error)?;
+            let part = StoredPart { number, e_tag, size, modified_ns: objects::modified_ns(&meta) };
+            Uploads::record_part(&folder, &part).map_err(gone)?;
+            tmp.rename_to(&Uploads::part_path(&folder, number)).map_err(gone)
+        });
+        done.await.map_err(S3Error::internal_error)?
     }
+}
+
+fn invalid_part() -> S3Error {
+    S3Error::with_message(
+        S3ErrorCode::InvalidPart,
+        "One or more of the specified parts could not be found. The part may not have been uploaded, \
+         or the specified entity tag may not have matched the part's entity tag.",
+    )
 }
 
 /// Part numbers run from 1 to 10,000 (UploadPart API reference).
@@ -1316,13 +1411,6 @@ fn chosen_parts(named: &[CompletedPart], uploaded: &[StoredPart]) -> S3Result<Ve
             "The XML you provided was not well-formed or did not validate against our published schema",
         ));
     }
-    let invalid_part = || {
-        S3Error::with_message(
-            S3ErrorCode::InvalidPart,
-            "One or more of the specified parts could not be found. The part may not have been uploaded, \
-             or the specified entity tag may not have matched the part's entity tag.",
-        )
-    };
     let mut chosen: Vec<StoredPart> = Vec::with_capacity(named.len());
     for given in named {
         let number = given.part_number.ok_or_else(invalid_part)?;
@@ -1347,12 +1435,21 @@ fn chosen_parts(named: &[CompletedPart], uploaded: &[StoredPart]) -> S3Result<Ve
     Ok(chosen)
 }
 
-/// Writes the files `sources`, one after the other, into a new file at `tmp`.
-fn concatenate(sources: &[PathBuf], tmp: &Path) -> io::Result<()> {
+/// Writes the part files `sources`, one after the other, into a new file at `tmp`.
+/// `InvalidData` when a file is not the one its record describes (size and time).
+fn concatenate(sources: &[(PathBuf, StoredPart)], tmp: &Path) -> io::Result<()> {
     let result = (|| {
         let mut output = io::BufWriter::with_capacity(1 << 20, std::fs::File::create(tmp)?);
-        for source in sources {
-            io::copy(&mut std::fs::File::open(source)?, &mut output)?;
+        for (path, part) in sources {
+            let mut file = std::fs::File::open(path)?;
+            let meta = file.metadata()?;
+            if meta.len() != part.size || objects::modified_ns(&meta) != part.modified_ns {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "a part's bytes are not its record's",
+                ));
+            }
+            io::copy(&mut file, &mut output)?;
         }
         io::Write::flush(&mut output)
     })();
