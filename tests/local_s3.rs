@@ -1363,3 +1363,20 @@ async fn a_copied_data_directory_keeps_every_objects_etag_and_headers() {
     assert_eq!(record["inode"], std::fs::metadata(&object).unwrap().ino());
     server.shutdown().await;
 }
+
+/// HeadObject with a Range: "If the Range is satisfiable, only the ContentLength is affected in
+/// the response. If the Range is not satisfiable, S3 returns a 416" (HeadObject API reference).
+#[tokio::test]
+async fn head_object_with_a_range_answers_for_the_range() {
+    let local = Local::start().await;
+    local.bucket("heads").await;
+    local.put("heads", "k", b"0123456789").await;
+    let head = local.client.head_object().bucket("heads").key("k").range("bytes=2-5").send().await.unwrap();
+    assert_eq!(head.content_length(), Some(4));
+    assert_eq!(head.content_range(), Some("bytes 2-5/10"));
+    let whole = local.client.head_object().bucket("heads").key("k").send().await.unwrap();
+    assert_eq!((whole.content_length(), whole.content_range()), (Some(10), None));
+    let beyond = local.client.head_object().bucket("heads").key("k").range("bytes=10-").send().await;
+    assert_eq!(failure(beyond).1, 416);
+    local.server.shutdown().await;
+}

@@ -299,6 +299,36 @@ macro_rules! object_output {
 /// What a read with `partNumber` returns of an object of `len` bytes: the part's start, length
 /// and Content-Range; None without a part number. A part the object does not have is 416
 /// InvalidPartNumber (GetObject API reference).
+/// The bytes a GetObject or HeadObject answers for, as (start, count, Content-Range): part
+/// `part_number`, else `range`, else the whole object (no Content-Range). Both at once is
+/// InvalidRequest; a range the object's `len` bytes cannot satisfy is 416 InvalidRange (and,
+/// for HeadObject, "If the Range is satisfiable, only the ContentLength is affected": HeadObject
+/// API reference).
+fn span(
+    record: &Record,
+    part_number: Option<i32>,
+    range: Option<s3s::dto::Range>,
+    len: u64,
+) -> S3Result<(u64, u64, Option<String>)> {
+    if part_number.is_some() && range.is_some() {
+        return Err(S3Error::with_message(
+            S3ErrorCode::InvalidRequest,
+            "Cannot specify both Range header and partNumber query parameter",
+        ));
+    }
+    if let Some(part) = part_of(record, part_number, len)? {
+        return Ok(part);
+    }
+    let Some(range) = range else { return Ok((0, len, None)) };
+    let unsatisfiable =
+        || S3Error::with_message(S3ErrorCode::InvalidRange, "The requested range is not satisfiable");
+    let span = range.check(len).map_err(|_| unsatisfiable())?;
+    if span.is_empty() {
+        return Err(unsatisfiable());
+    }
+    Ok((span.start, span.end - span.start, Some(format!("bytes {}-{}/{len}", span.start, span.end - 1))))
+}
+
 fn part_of(record: &Record, number: Option<i32>, len: u64) -> S3Result<Option<(u64, u64, Option<String>)>> {
     let Some(number) = number else { return Ok(None) };
     if number < 1 {
@@ -801,35 +831,14 @@ impl S3 for LocalStore {
             conditions!(input, if_match, if_none_match, if_modified_since, if_unmodified_since),
         )?;
         let len = found.meta.len();
-        if input.part_number.is_some() && input.range.is_some() {
-            return Err(S3Error::with_message(
-                S3ErrorCode::InvalidRequest,
-                "Cannot specify both Range header and partNumber query parameter",
-            ));
-        }
-        let part = part_of(&found.record, input.part_number, len)?;
-        let (start, count, content_range) = match &input.range {
-            None if part.is_some() => part.clone().unwrap_or_default(),
-            None => (0, len, None),
-            Some(range) => {
-                let unsatisfiable = || {
-                    S3Error::with_message(S3ErrorCode::InvalidRange, "The requested range is not satisfiable")
-                };
-                let span = range.check(len).map_err(|_| unsatisfiable())?;
-                if span.is_empty() {
-                    return Err(unsatisfiable());
-                }
-                let count = span.end - span.start;
-                (span.start, count, Some(format!("bytes {}-{}/{len}", span.start, span.end - 1)))
-            }
-        };
+        let (start, count, content_range) = span(&found.record, input.part_number, input.range, len)?;
         // The file `find` opened: its bytes are the ones the record describes.
         let mut file = tokio::fs::File::from_std(found.file);
         file.seek(io::SeekFrom::Start(start)).await.map_err(S3Error::internal_error)?;
         let stream = tokio_util::io::ReaderStream::with_capacity(file.take(count), 1 << 16);
         // S3 returns an object's checksums only for the whole object, and when asked.
         let sums = checksums_asked(&found.record, input.checksum_mode.as_ref(), count == len);
-        let parts_count = part.as_ref().and(found.record.parts_count());
+        let parts_count = input.part_number.and(found.record.parts_count());
         let output = object_output!(
             GetObjectOutput {
                 body: Some(StreamingBlob::wrap(stream)),
@@ -852,10 +861,9 @@ impl S3 for LocalStore {
             conditions!(input, if_match, if_none_match, if_modified_since, if_unmodified_since),
         )?;
         let len = found.meta.len();
-        let part = part_of(&found.record, input.part_number, len)?;
-        let partial = part.is_some();
-        let parts_count = part.as_ref().and(found.record.parts_count());
-        let (_, count, content_range) = part.unwrap_or((0, len, None));
+        let (_, count, content_range) = span(&found.record, input.part_number, input.range, len)?;
+        let partial = content_range.is_some();
+        let parts_count = input.part_number.and(found.record.parts_count());
         let sums = checksums_asked(&found.record, input.checksum_mode.as_ref(), count == len);
         let output = object_output!(
             HeadObjectOutput {
@@ -869,7 +877,8 @@ impl S3 for LocalStore {
         );
         let mut response = S3Response::new(output);
         if partial {
-            // A part is partial content, for HEAD as for GET.
+            // A part or a range is partial content, for HEAD as for GET (RFC 9110: a HEAD answer
+            // carries the headers a GET would).
             response.status = Some(hyper::StatusCode::PARTIAL_CONTENT);
         }
         Ok(response)
