@@ -1238,6 +1238,15 @@ async fn a_part_still_arriving_when_its_upload_is_aborted_answers_no_such_upload
     let (status, text) = arriving.finish().await;
     assert_eq!(status, 404, "{text}");
     assert!(text.contains("<Code>NoSuchUpload</Code>"), "{text}");
+    // An upload id is the text S3 gave, nothing equivalent: one upload, one id.
+    let other = local.client.create_multipart_upload().bucket("aborts").key("k").send().await.unwrap();
+    let other_id = other.upload_id().unwrap();
+    for variant in [other_id.to_uppercase(), other_id.replace('-', ""), format!("{{{other_id}}}")] {
+        let aborted =
+            local.client.abort_multipart_upload().bucket("aborts").key("k").upload_id(&variant).send();
+        assert_eq!(failure(aborted.await).0, "NoSuchUpload", "{variant}");
+    }
+    local.client.abort_multipart_upload().bucket("aborts").key("k").upload_id(other_id).send().await.unwrap();
     let uploads = Path::new(".uploads");
     let left: Vec<_> =
         tree(&local.root()).into_iter().filter(|p| p.starts_with(uploads) && p != uploads).collect();
@@ -1338,6 +1347,21 @@ async fn a_copied_data_directory_keeps_every_objects_etag_and_headers() {
     let single_tag = put.e_tag().unwrap().to_owned();
     let multi_tag = local.put_one_part("kept", "multi.bin", b"one part").await;
     assert!(multi_tag.ends_with("-1\""), "{multi_tag}");
+    // An upload in progress, completed over the copy.
+    let upload = local.client.create_multipart_upload().bucket("kept").key("later.bin").send().await;
+    let upload_id = upload.expect("create").upload_id().expect("id").to_owned();
+    let part = local
+        .client
+        .upload_part()
+        .bucket("kept")
+        .key("later.bin")
+        .upload_id(&upload_id)
+        .part_number(1)
+        .body(ByteStream::from_static(b"a part"))
+        .send()
+        .await
+        .expect("upload part");
+    let done = CompletedPart::builder().part_number(1).e_tag(part.e_tag().unwrap()).build();
     let root = local.root();
     local.server.shutdown().await;
 
@@ -1354,6 +1378,16 @@ async fn a_copied_data_directory_keeps_every_objects_etag_and_headers() {
         let head = client.head_object().bucket("kept").key("multi.bin").send().await.expect("head");
         assert_eq!(head.e_tag(), Some(multi_tag.as_str()));
     }
+    let completed = client
+        .complete_multipart_upload()
+        .bucket("kept")
+        .key("later.bin")
+        .upload_id(&upload_id)
+        .multipart_upload(CompletedMultipartUpload::builder().parts(done).build())
+        .send()
+        .await
+        .expect("a part copied with its upload is still the part");
+    assert!(completed.e_tag().is_some_and(|t| t.ends_with("-1\"")));
     // Stored again for the copied file, so it is not hashed on every read.
     use std::os::unix::fs::MetadataExt as _;
     let object = copy.path().join("s3/kept/page.html");

@@ -6,12 +6,14 @@
 //!   its bucket shared and the object exclusive, so that a conditional write's check and its
 //!   rename form one step, and DeleteBucket (the bucket exclusive) never runs between a write's
 //!   check and its rename;
-//! - UploadPart holds its upload shared while it moves a part into place; Complete and Abort
-//!   hold it exclusive, so that Complete reads each part's record and bytes as one, and Abort
-//!   never removes a folder a part is being moved into.
+//! - UploadPart holds its upload shared and its part number exclusive while it moves a part
+//!   into place; Complete and Abort hold the upload exclusive, so that Complete reads each
+//!   part's record and bytes as one, and Abort never removes a folder a part is being moved
+//!   into;
+//! - CreateMultipartUpload holds its bucket shared, as writes do.
 //!
-//! Locks are always taken in the order upload, bucket, object (DeleteBucket takes no upload's
-//! lock), so no two requests wait on each other. The guards own what they hold ('static), so a blocking task can keep them until its
+//! Locks are always taken in the order upload, part, bucket, object (DeleteBucket takes no
+//! upload's lock), so no two requests wait on each other. The guards own what they hold ('static), so a blocking task can keep them until its
 //! work is done even when the request that started it is dropped.
 
 use std::collections::HashMap;
@@ -25,6 +27,8 @@ pub(super) enum Resource {
     Bucket(String),
     /// A multipart upload, by id.
     Upload(String),
+    /// One part number of a multipart upload, by upload id.
+    Part(String, i32),
     /// An object, by bucket and key.
     Object(String, String),
 }

@@ -265,9 +265,14 @@ pub(super) fn sweep_temporaries(s3_root: &Path) -> io::Result<usize> {
                 }
                 if upload.path().join(super::multipart::UPLOAD_FILE).exists() {
                     folders.push(upload.path());
-                } else if untouched(&upload)? {
-                    std::fs::remove_dir_all(upload.path())?;
-                    removed += 1;
+                } else if untouched(&upload).unwrap_or(false) {
+                    // Tidying only: a folder that cannot go now is tried again at the next start.
+                    match std::fs::remove_dir_all(upload.path()) {
+                        Ok(()) => removed += 1,
+                        Err(err) => {
+                            tracing::warn!(error = %err, path = %upload.path().display(), "cannot remove an upload cut short");
+                        }
+                    }
                 }
             }
             folders.push(path);

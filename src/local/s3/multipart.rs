@@ -36,6 +36,10 @@ pub(super) struct Part {
     pub size: u64,
     /// Nanoseconds since the Unix epoch.
     pub modified_ns: u128,
+    /// The inode of its file: with size and time, what tells the bytes this record was written
+    /// for (0 in records of earlier versions).
+    #[serde(default)]
+    pub inode: u64,
 }
 
 #[derive(Debug)]
@@ -49,11 +53,12 @@ impl Uploads {
         Uploads { dir: s3_root.join(".uploads") }
     }
 
-    /// The upload's folder; None for an id that is not a UUID (the store makes only UUIDs), so
-    /// no other text ever becomes part of a path.
+    /// The upload's folder; None for an id other than a UUID written as the store writes them
+    /// (hyphenated, lower case), so no other text ever becomes part of a path, and one upload has
+    /// one id (its lock is taken by id).
     fn folder(&self, upload_id: &str) -> Option<PathBuf> {
-        let id = uuid::Uuid::parse_str(upload_id).ok()?;
-        Some(self.dir.join(id.hyphenated().to_string()))
+        let id = uuid::Uuid::parse_str(upload_id).ok()?.hyphenated().to_string();
+        (id == upload_id).then(|| self.dir.join(id))
     }
 
     /// Starts an upload; returns its id.

@@ -181,7 +181,7 @@ pub(super) fn read_record(path: &Path, meta: &std::fs::Metadata) -> io::Result<O
 
 /// The record stored for the object at `path`, whatever bytes it describes; None when there is
 /// none or it cannot be read as one.
-fn stored_record(path: &Path) -> io::Result<Option<Record>> {
+pub(super) fn stored_record(path: &Path) -> io::Result<Option<Record>> {
     let text = match std::fs::read(record_path(path)) {
         Ok(text) => text,
         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -264,8 +264,11 @@ pub(super) fn find(path: &Path, key: &str) -> io::Result<Option<Found>> {
             let bare = Record::bare(record.key.clone(), &meta);
             if again.is_some() && again == record.e_tag {
                 (Record { modified_ns: bare.modified_ns, inode: bare.inode, ..record }, false)
-            } else {
+            } else if record.parts.is_empty() {
+                // `again` is the bytes' MD5: their ETag as a single upload.
                 (Record { e_tag: again, ..bare }, false)
+            } else {
+                (bare, false)
             }
         }
         Some(record) => (Record::bare(record.key, &meta), false),
@@ -350,7 +353,7 @@ fn md5_of_file(path: &Path) -> io::Result<String> {
 }
 
 /// The MD5 of what `file` holds from its start, in hex.
-fn md5_of(mut file: impl Read + std::io::Seek) -> io::Result<String> {
+pub(super) fn md5_of(mut file: impl Read + std::io::Seek) -> io::Result<String> {
     file.seek(io::SeekFrom::Start(0))?;
     let mut md5 = Md5::new();
     io::copy(&mut file, &mut Md5Sink(&mut md5))?;
@@ -365,7 +368,7 @@ fn e_tag_of(mut file: &File, parts: &[u64], size: u64) -> io::Result<Option<Stri
     if parts.is_empty() {
         return md5_of(file).map(Some);
     }
-    if parts.iter().sum::<u64>() != size {
+    if parts.iter().try_fold(0u64, |sum, &len| sum.checked_add(len)) != Some(size) {
         return Ok(None);
     }
     file.seek(io::SeekFrom::Start(0))?;
@@ -561,6 +564,22 @@ mod tests {
         assert_eq!(found.record.e_tag, Some(md5_of_file(&path).unwrap()));
         assert_eq!(found.record.attributes, Attributes::default());
         assert!(!found.recorded, "the rebuilt record is left for repair");
+    }
+
+    #[test]
+    fn a_multipart_record_over_other_bytes_of_its_size_gives_way_to_their_md5() {
+        let root = tempfile::tempdir().unwrap();
+        write_object_with(root.path(), &bucket(), "k", |w| w.write_all(b"abcd")).unwrap();
+        let path = object_path(root.path(), &bucket(), "k");
+        // A completion that wrote its record, then died before its rename.
+        let mut record = Record::bare("k".into(), &std::fs::metadata(&path).unwrap());
+        record.inode += 1;
+        record.e_tag = Some(format!("{}-2", "0".repeat(32)));
+        record.parts = vec![2, 2];
+        write_record(&path, &record).unwrap();
+        let found = find(&path, "k").unwrap().unwrap();
+        assert_eq!(found.record.e_tag, Some(md5_of_file(&path).unwrap()));
+        assert!(found.record.parts.is_empty(), "a single object has no parts");
     }
 
     #[test]

@@ -80,7 +80,10 @@ impl LocalStore {
                 let held = self.locks.exclusive(Resource::object(bucket, key)).await;
                 blocking(move || {
                     let _held = held;
-                    objects::repair(&path, &found)?;
+                    // Only a saving for next time: a read-only or full disk still serves the object.
+                    if let Err(err) = objects::repair(&path, &found) {
+                        tracing::warn!(error = %err, path = %path.display(), "cannot store an object's rebuilt record");
+                    }
                     Ok(Some(found))
                 })
                 .await
@@ -117,8 +120,15 @@ impl LocalStore {
             }
             let meta = std::fs::metadata(tmp.path()).map_err(bucket_gone)?;
             let record = record(&meta);
+            let previous = objects::stored_record(&path).ok().flatten();
             objects::write_record(&path, &record).map_err(bucket_gone)?;
-            tmp.rename_to(&path).map_err(bucket_gone)?;
+            if let Err(err) = tmp.rename_to(&path) {
+                // The object stays as it was: so does its record.
+                if let Some(previous) = previous {
+                    let _ = objects::write_record(&path, &previous);
+                }
+                return Err(bucket_gone(err));
+            }
             Ok(record)
         });
         done.await.map_err(S3Error::internal_error)?
@@ -1086,6 +1096,9 @@ impl S3 for LocalStore {
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
         let mut input = req.input;
         checked_key(&input.key)?;
+        // Shared with writes, so that a DeleteBucket never runs between the check and the
+        // creation (it discards the bucket's uploads).
+        let _bucket = self.locks.shared(Resource::Bucket(input.bucket.clone())).await;
         self.bucket_dir(&input.bucket).await?;
         let upload = Upload {
             bucket: input.bucket.clone(),
@@ -1231,8 +1244,8 @@ impl S3 for LocalStore {
         let to = tmp.path().to_owned();
         let joined = tokio::task::spawn_blocking(move || concatenate(&sources, &to));
         joined.await.map_err(S3Error::internal_error)?.map_err(|err| match err.kind() {
-            io::ErrorKind::InvalidData | io::ErrorKind::NotFound => invalid_part(),
-            _ => S3Error::internal_error(err),
+            io::ErrorKind::InvalidData => invalid_part(),
+            _ => bucket_gone(err),
         })?;
         let target = Target {
             bucket: &input.bucket,
@@ -1372,7 +1385,11 @@ impl LocalStore {
         e_tag: String,
         size: u64,
     ) -> S3Result<()> {
-        let held = self.locks.shared(Resource::Upload(upload_id.to_owned())).await;
+        let held = (
+            self.locks.shared(Resource::Upload(upload_id.to_owned())).await,
+            // Two uploads of one part number: one record and rename, then the other.
+            self.locks.exclusive(Resource::Part(upload_id.to_owned(), number)).await,
+        );
         let done = tokio::task::spawn_blocking(move || {
             let _held = held;
             let gone = |err: io::Error| {
@@ -1384,7 +1401,9 @@ impl LocalStore {
             };
             std::fs::metadata(folder.join(multipart::UPLOAD_FILE)).map_err(gone)?;
             let meta = std::fs::metadata(tmp.path()).map_err(S3Error::internal_error)?;
-            let part = StoredPart { number, e_tag, size, modified_ns: objects::modified_ns(&meta) };
+            use std::os::unix::fs::MetadataExt as _;
+            let modified_ns = objects::modified_ns(&meta);
+            let part = StoredPart { number, e_tag, size, modified_ns, inode: meta.ino() };
             Uploads::record_part(&folder, &part).map_err(gone)?;
             tmp.rename_to(&Uploads::part_path(&folder, number)).map_err(gone)
         });
@@ -1445,19 +1464,25 @@ fn chosen_parts(named: &[CompletedPart], uploaded: &[StoredPart]) -> S3Result<Ve
 }
 
 /// Writes the part files `sources`, one after the other, into a new file at `tmp`.
-/// `InvalidData` when a file is not the one its record describes (size and time).
+/// `InvalidData` when a part file is missing or not the one its record describes: its inode,
+/// size and time, or failing those (a copied data directory) its MD5.
 fn concatenate(sources: &[(PathBuf, StoredPart)], tmp: &Path) -> io::Result<()> {
+    use std::io::Seek as _;
+    use std::os::unix::fs::MetadataExt as _;
+    let not_its_record = || io::Error::new(io::ErrorKind::InvalidData, "a part's bytes are not its record's");
     let result = (|| {
         let mut output = io::BufWriter::with_capacity(1 << 20, std::fs::File::create(tmp)?);
         for (path, part) in sources {
-            let mut file = std::fs::File::open(path)?;
+            let mut file = std::fs::File::open(path).map_err(|err| match err.kind() {
+                io::ErrorKind::NotFound => not_its_record(),
+                _ => err,
+            })?;
             let meta = file.metadata()?;
-            if meta.len() != part.size || objects::modified_ns(&meta) != part.modified_ns {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "a part's bytes are not its record's",
-                ));
+            let same_file = meta.ino() == part.inode && objects::modified_ns(&meta) == part.modified_ns;
+            if meta.len() != part.size || (!same_file && objects::md5_of(&mut file)? != part.e_tag) {
+                return Err(not_its_record());
             }
+            file.rewind()?;
             io::copy(&mut file, &mut output)?;
         }
         io::Write::flush(&mut output)
