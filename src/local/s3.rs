@@ -4,6 +4,7 @@
 
 mod answers;
 pub mod bucket_name;
+mod digests;
 mod key_locks;
 mod list_encoding;
 mod listing;
@@ -13,7 +14,6 @@ mod multipart;
 pub mod object_names;
 pub mod objects;
 mod store;
-mod verified_body;
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};

@@ -3,8 +3,8 @@
 //! delimiter, pagination and `EncodingType=url`) and multipart uploads. Other operations answer
 //! NotImplemented.
 //!
-//! An upload is received into a temporary file while its digests are computed and checked;
-//! only a body whose Content-MD5 and checksums match replaces the object, by a rename taken
+//! An upload is received into a temporary file while its digests are computed, then checked
+//! ([`digests`]); only a body whose Content-MD5 and checksums match replaces the object, by a rename taken
 //! under the key's lock together with the `If-None-Match`/`If-Match` check, so of racing
 //! conditional writers exactly one wins.
 
@@ -15,19 +15,18 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt as _;
 use md5::{Digest as _, Md5};
-use s3s::checksum::ChecksumHasher;
 use s3s::dto::*;
 use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _, AsyncWriteExt as _};
 
 use super::bucket_name::BucketName;
+use super::digests::{self, DeclaredDigests};
 use super::key_locks::{Locks, Resource};
 use super::list_encoding;
 use super::listing::{self, Listing};
 use super::messages;
 use super::multipart::{self, Part as StoredPart, Upload, Uploads, no_such_upload};
 use super::objects::{self, Attributes, Checksums, Found, Record};
-use super::verified_body::{self, DeclaredDigests, Verdict};
 
 /// Smallest part but the last that CompleteMultipartUpload accepts (S3 user guide, "Amazon S3
 /// multipart upload limits": 5 MiB).
@@ -458,14 +457,16 @@ impl Drop for TempFile {
     }
 }
 
-/// Streams `body` into a new file at `tmp`, hashing it as it goes. `verdict` turns the stream's
-/// failure on a digest mismatch into BadDigest.
+/// Streams `body` into a new file at `tmp`, hashing it once for its MD5 and the checksums
+/// `declared` names, then checks them against what `declared` says (BadDigest).
 async fn receive(
     body: Option<StreamingBlob>,
     tmp: &TempFile,
-    mut hasher: ChecksumHasher,
-    verdict: Option<&Verdict>,
+    declared: DeclaredDigests,
 ) -> S3Result<Received> {
+    // A malformed Content-MD5 is refused before anything is read.
+    let expected_md5 = declared.content_md5()?;
+    let mut hasher = digests::hasher_for(&declared);
     let outcome = async {
         let file = tokio::fs::File::create(tmp.path()).await?;
         let mut writer = tokio::io::BufWriter::with_capacity(1 << 20, file);
@@ -484,28 +485,9 @@ async fn receive(
         Ok::<_, io::Error>(Received { size, md5: md5.finalize().into(), checksums: hasher.finalize() })
     }
     .await;
-    match outcome {
-        Ok(received) => Ok(received),
-        Err(err) => {
-            let err = S3Error::internal_error(err);
-            Err(match verdict {
-                Some(verdict) => verdict.explain(err),
-                None => err,
-            })
-        }
-    }
-}
-
-/// Wraps `body` in the digest check of `declared`, and a hasher for the checksums to store.
-fn checked_body(
-    body: &mut Option<StreamingBlob>,
-    declared: DeclaredDigests,
-) -> S3Result<(ChecksumHasher, Option<Verdict>)> {
-    let hasher = verified_body::hasher_for(&declared);
-    let Some(blob) = body.take() else { return Ok((hasher, None)) };
-    let (checked, verdict) = verified_body::verify(blob, declared)?;
-    *body = Some(checked);
-    Ok((hasher, Some(verdict)))
+    let received = outcome.map_err(S3Error::internal_error)?;
+    declared.check(expected_md5, received.md5, &received.checksums)?;
+    Ok(received)
 }
 
 /// Copies `len` bytes from `source` at `start` into a new file at `tmp`; returns their MD5.
@@ -898,11 +880,11 @@ impl S3 for LocalStore {
         let input = &mut req.input;
         checked_key(&input.key)?;
         let (name, _) = self.bucket_dir(&input.bucket).await?;
-        let (hasher, verdict) = checked_body(&mut input.body, declared_digests!(input, req))?;
+        let declared = declared_digests!(input, req);
         let tmp = TempFile::new(crate::atomic_file::temp_sibling(&objects::object_path(
             &self.root, &name, &input.key,
         )));
-        let received = receive(input.body.take(), &tmp, hasher, verdict.as_ref()).await?;
+        let received = receive(input.body.take(), &tmp, declared).await?;
         let attributes = attributes_of!(input);
         let target = Target {
             bucket: &input.bucket,
@@ -1125,9 +1107,9 @@ impl S3 for LocalStore {
         self.bucket_dir(&input.bucket).await?;
         let number = checked_part_number(input.part_number)?;
         let (_, folder) = self.uploads.open(&input.upload_id, &input.bucket, &input.key).await?;
-        let (hasher, verdict) = checked_body(&mut input.body, declared_digests!(input, req))?;
+        let declared = declared_digests!(input, req);
         let tmp = TempFile::new(self.uploads.part_temp(&folder, number));
-        let received = receive(input.body.take(), &tmp, hasher, verdict.as_ref()).await?;
+        let received = receive(input.body.take(), &tmp, declared).await?;
         let e_tag = hex::encode(received.md5);
         self.store_part(&input.upload_id, folder, number, tmp, e_tag.clone(), received.size).await?;
         let sums = received.checksums;
