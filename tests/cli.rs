@@ -54,6 +54,7 @@ fn the_nightly_workflow_runs_offline_and_is_inspectable() {
     let out = recflow(&["status", "nightly-1"], dir.path());
     assert_eq!(out.status.code(), Some(0));
     assert!(stdout(&out).starts_with("execution nightly-1 SUCCEEDED"));
+    assert!(!stdout(&out).contains("history:"), "{}", stdout(&out));
 
     let out = recflow(&["history", "nightly-1"], dir.path());
     let text = stdout(&out);
@@ -523,6 +524,24 @@ fn a_growing_payload_and_an_endless_loop_end_with_clear_failures() {
         (500..=503).contains(&lines),
         "the limit (a transition writes up to two events), then ExecutionFailed: {lines}"
     );
+}
+
+/// The checkpoint reads fine beside a damaged history: `status` says so before `resume` refuses.
+#[test]
+fn status_names_the_events_a_damaged_history_lacks() {
+    let dir = tempfile::tempdir().unwrap();
+    let wf = repo("workflows/nightly-refresh-portable.asl.json");
+    let mock = repo("workflows/nightly-refresh-portable.mock.json");
+    let out = recflow(&["run", &wf, "--mock", &mock, "--time-scale", "100000", "--name", "cut"], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let path = dir.path().join("cut/history.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let damaged: String =
+        text.lines().enumerate().filter(|(i, _)| *i != 1).map(|(_, l)| format!("{l}\n")).collect();
+    std::fs::write(&path, damaged).unwrap();
+    let out = recflow(&["status", "cut"], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("history: events 2 are missing"), "{}", stdout(&out));
 }
 
 #[test]

@@ -33,7 +33,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::commit_log::{self, CommitLog};
-use super::{CheckpointError, FORMAT};
+use super::{CheckpointError, FORMAT, missing_events};
 use crate::atomic_file::{Durability, write_atomic};
 use crate::engine::execution::{Execution, Status};
 use crate::engine::history::HistoryEvent;
@@ -649,19 +649,6 @@ fn reconcile(dir: &Path, doc: &Document, check: Check) -> Result<(Vec<HistoryEve
         tracing::warn!(path = %path.display(), "history lacks events {missing} ({why})");
     }
     Ok((events, changed))
-}
-
-/// The first run of ids missing from `1..=last` in `events` (ascending), as `"3"` or `"3..=9"`.
-fn missing_events(events: &[HistoryEvent], last: u64) -> Option<String> {
-    let mut expected = 1;
-    for id in events.iter().map(|e| e.id).chain([last + 1]) {
-        if id > expected {
-            let to = id - 1;
-            return Some(if to == expected { expected.to_string() } else { format!("{expected}..={to}") });
-        }
-        expected = id + 1;
-    }
-    None
 }
 
 /// Brings the history file in line with the checkpoint and gives its events.

@@ -6,7 +6,7 @@ use anyhow::Result;
 use serde_json::Value;
 
 use super::common::{ExitCode, OutputFormat, check_name, fork_progress, open_store, report, s3_checkpoints};
-use crate::checkpoint::{Durability, FileStore};
+use crate::checkpoint::{Durability, FileStore, missing_events};
 use crate::engine::Status;
 use crate::engine::execution::timestamp;
 
@@ -41,6 +41,20 @@ pub async fn status(opts: StatusOptions) -> Result<ExitCode> {
         check_name(name)?;
         let loaded = store.read(name).await?;
         let code = report(&loaded.execution, opts.output)?;
+        if opts.output == OutputFormat::Human {
+            // The checkpoint alone reads fine even when the history beside it was damaged;
+            // better to learn it here than from a refused `resume`.
+            match store.history(name).await {
+                Err(err) => println!("history: unreadable: {err}"),
+                Ok(events) => {
+                    if let Some(missing) = missing_events(&events, loaded.execution.last_event_id) {
+                        println!(
+                            "history: events {missing} are missing (the file was truncated or edited, or lost to a power loss before it was synced); `recflow resume` refuses a synced history with a gap"
+                        );
+                    }
+                }
+            }
+        }
         if loaded.execution.status != Status::Running {
             return Ok(code);
         }
