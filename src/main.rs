@@ -40,8 +40,8 @@ enum Command {
     Validate(cli::validate::ValidateArgs),
     /// Start an execution and drive it to its end, checkpointing after every transition.
     Run(Box<cli::run::RunArgs>),
-    /// Continue an unfinished execution from its checkpoint, the way it was started (--local and
-    /// the time scale are taken from the run unless given here).
+    /// Continue an unfinished execution from its checkpoint, the way it was started (--mock,
+    /// --local and the time scale are taken from the run unless given here).
     Resume(cli::resume::ResumeArgs),
     /// Show one execution (like DescribeExecution), or list all of them.
     Status(cli::status::StatusArgs),

@@ -544,6 +544,54 @@ fn status_names_the_events_a_damaged_history_lacks() {
     assert!(stdout(&out).contains("history: events 2 are missing"), "{}", stdout(&out));
 }
 
+/// A `--mock` run resumes with its answers, and a resume with no record of how the execution
+/// started says it goes to AWS.
+#[test]
+fn resume_keeps_the_mock_answers_and_says_when_it_cannot_know_how_a_run_started() {
+    let dir = tempfile::tempdir().unwrap();
+    let wf = dir.path().join("nap-then-work.asl.json");
+    std::fs::write(
+        &wf,
+        r#"{"StartAt": "Nap", "States": {
+            "Nap": {"Type": "Wait", "Seconds": 100, "Next": "Work"},
+            "Work": {"Type": "Task", "Resource": "arn:aws:states:::aws-sdk:personalize:listRecipes", "End": true}}}"#,
+    )
+    .unwrap();
+    let mock = dir.path().join("answers.json");
+    std::fs::write(&mock, r#"{"Work": {"Return": {"Recipes": ["mocked"]}}}"#).unwrap();
+    let wf = wf.to_str().unwrap();
+    for name in ["dry", "unrecorded"] {
+        let out = recflow(
+            &["run", wf, "--mock", mock.to_str().unwrap(), "--name", name, "--max-runtime", "1s"],
+            dir.path(),
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+    // Calls that would go past the loopback fail at once instead.
+    let offline = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .env("RECFLOW_CHECKPOINT_DIR", dir.path())
+            .env("RECFLOW_LOG", "warn")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+            .env("AWS_ACCESS_KEY_ID", "offline")
+            .env("AWS_SECRET_ACCESS_KEY", "offline")
+            .output()
+            .unwrap()
+    };
+    let out = offline(&["resume", "dry", "--time-scale", "100000", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("mocked"), "answered by the mock file: {}", stdout(&out));
+
+    std::fs::remove_file(dir.path().join("unrecorded/launch.json")).unwrap();
+    let out = offline(&["resume", "unrecorded", "--max-runtime", "1s"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no record of how unrecorded was started"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("give --local or --mock"), "{}", stderr(&out));
+}
+
 #[test]
 fn a_typo_in_the_log_level_is_refused_with_a_suggestion() {
     let dir = tempfile::tempdir().unwrap();

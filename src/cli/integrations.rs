@@ -46,12 +46,16 @@ impl TaskOptions {
 }
 
 /// How an execution was started, kept beside its checkpoint (`launch.json`) so that `resume`
-/// continues it the same way unless told otherwise: against the embedded emulator or not, at the
-/// same time scale. A sped-up run resumed at real speed would turn minutes into days.
+/// continues it the same way unless told otherwise: with the same `--mock` answers, against the
+/// embedded emulator or AWS, at the same time scale. A sped-up run resumed at real speed would
+/// turn minutes into days; a dry run resumed without its answers would call AWS.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LaunchRecord {
     pub local: bool,
     pub time_scale: f64,
+    /// The `--mock` file (absolute), for a run answered by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mock: Option<PathBuf>,
 }
 
 impl LaunchRecord {
@@ -75,10 +79,18 @@ impl LaunchRecord {
 }
 
 impl TaskOptions {
-    /// Fills what the command line left open from how the execution was started: `--local`
-    /// (unless `--mock` is given) and the time scale.
+    /// Fills what the command line left open from how the execution was started: its `--mock`
+    /// file (unless `--mock` or `--local` is given), `--local` (unless `--mock` is given) and
+    /// the time scale.
     pub fn resuming(mut self, launch: Option<&LaunchRecord>) -> TaskOptions {
         if let Some(launch) = launch {
+            if self.mock.is_none()
+                && !self.local
+                && let Some(mock) = &launch.mock
+            {
+                tracing::info!(mock = %mock.display(), "resuming with the answers the execution was started with (--mock)");
+                self.mock = Some(mock.clone());
+            }
             if self.mock.is_none() && !self.local && launch.local {
                 tracing::info!("resuming on the embedded emulator, as the execution was started (--local)");
                 self.local = true;

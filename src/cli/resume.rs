@@ -81,7 +81,22 @@ pub async fn resume(opts: ResumeOptions) -> Result<ExitCode> {
         )));
     }
     check_runnable(&machine, &source)?;
-    let tasks = opts.tasks.resuming(LaunchRecord::read(&opts.checkpoint_dir, &opts.name).as_ref());
+    let launch_record = LaunchRecord::read(&opts.checkpoint_dir, &opts.name);
+    if launch_record.is_none()
+        && opts.tasks.mock.is_none()
+        && !opts.tasks.local
+        && !machine.task_resources().is_empty()
+    {
+        // Nothing says how it was started: AWS it is, which is wrong for a `--local` or `--mock`
+        // run whose launch.json was lost (or for any execution in an S3 checkpoint folder).
+        tracing::warn!(
+            "no record of how {} was started ({}/{}/launch.json): resuming against AWS; give --local or --mock if it ran on them",
+            opts.name,
+            opts.checkpoint_dir.display(),
+            opts.name
+        );
+    }
+    let tasks = opts.tasks.resuming(launch_record.as_ref());
     let integrations = integrations(&tasks, &machine, &source, local_dir).await?;
     let clock = clock(tasks.time_scale(), loaded.execution.updated)?;
     let at = loaded.execution.at.as_ref().map(|p| p.state.clone()).unwrap_or_default();

@@ -232,7 +232,10 @@ pub async fn run(opts: RunOptions) -> Result<ExitCode> {
     let stored = launch.create(&name, &state_machine, input, fastrand::u64(..), opts.limits).await?;
     // Beside the checkpoint, which the first commit has just created.
     if let Some(dir) = local_dir {
-        LaunchRecord { local: opts.tasks.local, time_scale: opts.tasks.time_scale() }.record(dir, &name);
+        // Absolute, so that a resume from another folder finds it.
+        let mock = opts.tasks.mock.as_ref().map(|m| std::path::absolute(m).unwrap_or_else(|_| m.clone()));
+        LaunchRecord { local: opts.tasks.local, time_scale: opts.tasks.time_scale(), mock }
+            .record(dir, &name);
     }
     if let Some(events) = &integrations.status_events {
         events.publish(&stored.execution).await;
