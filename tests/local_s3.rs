@@ -758,9 +758,17 @@ async fn a_repeated_create_bucket_is_200_in_us_east_1_and_409_elsewhere() {
     let limits = recflow::local::http_server::ConnectionLimits::default();
     let server = s3::start_with(&dir.path().join("s3"), listener, limits, "eu-west-1").await.expect("start");
     let client = client(&server, s3::ACCESS_KEY, s3::SECRET_KEY);
-    client.create_bucket().bucket("twice").send().await.expect("first create");
-    let refused = client.create_bucket().bucket("twice").send().await;
+    let in_region = || {
+        let config = aws_sdk_s3::types::CreateBucketConfiguration::builder()
+            .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest1)
+            .build();
+        client.create_bucket().bucket("twice").create_bucket_configuration(config)
+    };
+    in_region().send().await.expect("first create");
+    let refused = in_region().send().await;
     assert_eq!(failure(refused), ("BucketAlreadyOwnedByYou".to_owned(), 409));
+    let located = client.get_bucket_location().bucket("twice").send().await.unwrap();
+    assert_eq!(located.location_constraint().map(|c| c.as_str()), Some("eu-west-1"));
     server.shutdown().await;
     local.server.shutdown().await;
 }
@@ -1412,5 +1420,63 @@ async fn head_object_with_a_range_answers_for_the_range() {
     assert_eq!((whole.content_length(), whole.content_range()), (Some(10), None));
     let beyond = local.client.head_object().bucket("heads").key("k").range("bytes=10-").send().await;
     assert_eq!(failure(beyond).1, 416);
+    local.server.shutdown().await;
+}
+
+/// What S3 refuses that a loose emulator would take: a LocationConstraint for another region
+/// (IllegalLocationConstraintException; us-east-1 named outright is InvalidLocationConstraint),
+/// more than 1,000 keys in one DeleteObjects (MalformedXML), and, since the local S3 keeps no
+/// tags, a write that sets them (NotImplemented rather than tags silently dropped).
+#[tokio::test]
+async fn location_constraints_delete_limits_and_tags_are_refused_as_s3_refuses_them() {
+    use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
+    let local = Local::start().await;
+    let config = |region: &str| {
+        CreateBucketConfiguration::builder()
+            .location_constraint(BucketLocationConstraint::from(region))
+            .build()
+    };
+    let abroad =
+        local.client.create_bucket().bucket("abroad").create_bucket_configuration(config("eu-west-1"));
+    assert_eq!(failure(abroad.send().await), ("IllegalLocationConstraintException".to_owned(), 400));
+    let named = local.client.create_bucket().bucket("named").create_bucket_configuration(config("us-east-1"));
+    assert_eq!(failure(named.send().await), ("InvalidLocationConstraint".to_owned(), 400));
+    assert!(!local.root().join("abroad").exists() && !local.root().join("named").exists());
+
+    local.bucket("limits").await;
+    let keys: Vec<ObjectIdentifier> =
+        (0..1001).map(|i| ObjectIdentifier::builder().key(format!("k{i}")).build().unwrap()).collect();
+    let delete = Delete::builder().set_objects(Some(keys)).build().unwrap();
+    let too_many = local.client.delete_objects().bucket("limits").delete(delete).send().await;
+    assert_eq!(failure(too_many), ("MalformedXML".to_owned(), 400));
+
+    let tagged = local
+        .client
+        .put_object()
+        .bucket("limits")
+        .key("tagged")
+        .tagging("a=1&b=2")
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await;
+    assert_eq!(failure(tagged), ("NotImplemented".to_owned(), 501));
+    let location = local.client.get_bucket_location().bucket("limits").send().await.unwrap();
+    let named = location.location_constraint().map_or("", |c| c.as_str());
+    assert_eq!(named, "", "us-east-1 is named by an empty constraint");
+    local.server.shutdown().await;
+}
+
+/// A 304 carries the ETag and Last-Modified a 200 would (RFC 9110, "304 Not Modified").
+#[tokio::test]
+async fn not_modified_names_the_etag_and_last_modified() {
+    let local = Local::start().await;
+    local.bucket("cache").await;
+    let e_tag = local.put("cache", "k", b"cached").await;
+    let get = local.client.get_object().bucket("cache").key("k").if_none_match(&e_tag).send().await;
+    let err = get.unwrap_err();
+    let response = err.raw_response().expect("a response");
+    assert_eq!(response.status().as_u16(), 304);
+    assert_eq!(response.headers().get("etag"), Some(e_tag.as_str()));
+    assert!(response.headers().get("last-modified").is_some_and(|d| d.ends_with(" GMT")));
     local.server.shutdown().await;
 }

@@ -42,6 +42,7 @@ fn standard_message(code: &str) -> Option<&'static str> {
         }
         "EntityTooLarge" => "Your proposed upload exceeds the maximum allowed object size.",
         "InvalidURI" => "Couldn't parse the specified URI.",
+        "KeyTooLongError" => "Your key is too long.",
         _ => return None,
     })
 }

@@ -134,6 +134,46 @@ impl LocalStore {
     }
 }
 
+const MALFORMED_XML: &str =
+    "The XML you provided was not well-formed or did not validate against our published schema";
+
+/// Object tags are not kept: a write that sets them is refused rather than stored without them
+/// (the tagging operations answer NotImplemented too).
+fn refuse_tagging(tagging: Option<&str>) -> S3Result<()> {
+    match tagging {
+        Some(tags) if !tags.is_empty() => Err(S3Error::with_message(
+            S3ErrorCode::NotImplemented,
+            "A header you provided implies functionality that is not implemented: the local S3 does not keep object tags (x-amz-tagging)",
+        )),
+        _ => Ok(()),
+    }
+}
+
+impl LocalStore {
+    /// CreateBucket's LocationConstraint against the region this endpoint stands for: in
+    /// us-east-1 none (naming us-east-1 is InvalidLocationConstraint), elsewhere that region;
+    /// any other is IllegalLocationConstraintException (CreateBucket API reference; S3 error
+    /// codes).
+    fn check_location(&self, constraint: Option<&str>) -> S3Result<()> {
+        let region = self.region.as_str();
+        match constraint {
+            None if region == "us-east-1" => Ok(()),
+            Some("us-east-1") if region == "us-east-1" => Err(S3Error::with_message(
+                S3ErrorCode::InvalidLocationConstraint,
+                "The specified location-constraint is not valid",
+            )),
+            Some(given) if given == region && region != "us-east-1" => Ok(()),
+            given => Err(S3Error::with_message(
+                S3ErrorCode::IllegalLocationConstraintException,
+                format!(
+                    "The {} location constraint is incompatible for the region specific endpoint this request was sent to.",
+                    given.unwrap_or("unspecified")
+                ),
+            )),
+        }
+    }
+}
+
 /// A write's file error: NotFound means the bucket's folder went away under it (DeleteBucket
 /// while the body was received).
 fn bucket_gone(err: io::Error) -> S3Error {
@@ -595,7 +635,32 @@ struct ReadConditions<'a> {
 /// Modified.
 fn check_read_conditions(found: &Found, conditions: ReadConditions<'_>) -> S3Result<()> {
     let not_modified = || S3Error::with_message(S3ErrorCode::NotModified, "Not Modified");
-    check_conditions(found, conditions, not_modified)
+    check_conditions(found, conditions, not_modified).map_err(|mut err| {
+        // A 304 names what the client has (RFC 9110 15.4.5: the ETag and Last-Modified a 200
+        // would carry), as S3's does.
+        if *err.code() == S3ErrorCode::NotModified {
+            err.set_headers(validators(found));
+        }
+        err
+    })
+}
+
+/// The ETag and Last-Modified headers of `found`.
+fn validators(found: &Found) -> hyper::HeaderMap {
+    let mut headers = hyper::HeaderMap::new();
+    if let Some(e_tag) = &found.record.e_tag
+        && let Ok(value) = hyper::header::HeaderValue::from_str(&format!("\"{e_tag}\""))
+    {
+        headers.insert(hyper::header::ETAG, value);
+    }
+    let mut date = Vec::new();
+    let modified = Timestamp::from(found.meta.modified().unwrap_or(UNIX_EPOCH));
+    if modified.format(TimestampFormat::HttpDate, &mut date).is_ok()
+        && let Ok(value) = hyper::header::HeaderValue::from_bytes(&date)
+    {
+        headers.insert(hyper::header::LAST_MODIFIED, value);
+    }
+    headers
 }
 
 /// CopyObject's and UploadPartCopy's `x-amz-copy-source-if-*` against the source: every
@@ -661,6 +726,9 @@ impl S3 for LocalStore {
         req: S3Request<CreateBucketInput>,
     ) -> S3Result<S3Response<CreateBucketOutput>> {
         let name = checked_bucket(&req.input.bucket)?;
+        let constraint =
+            req.input.create_bucket_configuration.as_ref().and_then(|c| c.location_constraint.as_ref());
+        self.check_location(constraint.map(BucketLocationConstraint::as_str))?;
         match tokio::fs::create_dir(name.dir(&self.root)).await {
             Ok(()) => Ok(S3Response::new(CreateBucketOutput::default())),
             Err(err) if err.kind() == io::ErrorKind::AlreadyExists && self.region == "us-east-1" => {
@@ -712,7 +780,10 @@ impl S3 for LocalStore {
         req: S3Request<GetBucketLocationInput>,
     ) -> S3Result<S3Response<GetBucketLocationOutput>> {
         self.bucket_dir(&req.input.bucket).await?;
-        Ok(S3Response::new(GetBucketLocationOutput::default()))
+        // us-east-1 is named by no constraint at all (GetBucketLocation API reference).
+        let location_constraint =
+            (self.region != "us-east-1").then(|| BucketLocationConstraint::from(self.region.clone()));
+        Ok(S3Response::new(GetBucketLocationOutput { location_constraint }))
     }
 
     async fn list_buckets(
@@ -880,6 +951,7 @@ impl S3 for LocalStore {
         let input = &mut req.input;
         checked_key(&input.key)?;
         let (name, _) = self.bucket_dir(&input.bucket).await?;
+        refuse_tagging(input.tagging.as_deref())?;
         let declared = declared_digests!(input, req);
         let tmp = TempFile::new(crate::atomic_file::temp_sibling(&objects::object_path(
             &self.root, &name, &input.key,
@@ -924,6 +996,7 @@ impl S3 for LocalStore {
     async fn copy_object(&self, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
         let mut input = req.input;
         checked_key(&input.key)?;
+        refuse_tagging(input.tagging.as_deref())?;
         let (src_bucket, src_key) = copy_source(&input.copy_source)?;
         let replace =
             input.metadata_directive.as_ref().is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
@@ -1029,6 +1102,10 @@ impl S3 for LocalStore {
     ) -> S3Result<S3Response<DeleteObjectsOutput>> {
         let input = req.input;
         let (name, _) = self.bucket_dir(&input.bucket).await?;
+        // "The request can contain a list of up to 1,000 keys" (DeleteObjects API reference).
+        if input.delete.objects.len() > 1000 {
+            return Err(S3Error::with_message(S3ErrorCode::MalformedXML, MALFORMED_XML));
+        }
         let quiet = input.delete.quiet.unwrap_or(false);
         let mut deleted = Vec::new();
         let mut errors = Vec::new();
@@ -1082,6 +1159,7 @@ impl S3 for LocalStore {
         // creation (it discards the bucket's uploads).
         let _bucket = self.locks.shared(Resource::Bucket(input.bucket.clone())).await;
         self.bucket_dir(&input.bucket).await?;
+        refuse_tagging(input.tagging.as_deref())?;
         let upload = Upload {
             bucket: input.bucket.clone(),
             key: input.key.clone(),
@@ -1416,10 +1494,7 @@ fn checked_part_number(number: i32) -> S3Result<i32> {
 /// The uploaded parts that CompleteMultipartUpload names, checked against S3's rules.
 fn chosen_parts(named: &[CompletedPart], uploaded: &[StoredPart]) -> S3Result<Vec<StoredPart>> {
     if named.is_empty() {
-        return Err(S3Error::with_message(
-            S3ErrorCode::MalformedXML,
-            "The XML you provided was not well-formed or did not validate against our published schema",
-        ));
+        return Err(S3Error::with_message(S3ErrorCode::MalformedXML, MALFORMED_XML));
     }
     let mut chosen: Vec<StoredPart> = Vec::with_capacity(named.len());
     for given in named {
