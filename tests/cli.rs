@@ -560,9 +560,21 @@ fn resume_keeps_the_mock_answers_and_says_when_it_cannot_know_how_a_run_started(
     let mock = dir.path().join("answers.json");
     std::fs::write(&mock, r#"{"Work": {"Return": {"Recipes": ["mocked"]}}}"#).unwrap();
     let wf = wf.to_str().unwrap();
+    let calls = dir.path().join("calls.jsonl");
     for name in ["dry", "unrecorded"] {
         let out = recflow(
-            &["run", wf, "--mock", mock.to_str().unwrap(), "--name", name, "--max-runtime", "1s"],
+            &[
+                "run",
+                wf,
+                "--mock",
+                mock.to_str().unwrap(),
+                "--mock-call-log",
+                calls.to_str().unwrap(),
+                "--name",
+                name,
+                "--max-runtime",
+                "1s",
+            ],
             dir.path(),
         );
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -584,6 +596,8 @@ fn resume_keeps_the_mock_answers_and_says_when_it_cannot_know_how_a_run_started(
     let out = offline(&["resume", "dry", "--time-scale", "100000", "--output", "json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stdout(&out).contains("mocked"), "answered by the mock file: {}", stdout(&out));
+    let logged = std::fs::read_to_string(&calls).expect("the call log kept");
+    assert!(logged.contains("\"Work\""), "{logged}");
 
     std::fs::remove_file(dir.path().join("unrecorded/launch.json")).unwrap();
     let out = offline(&["resume", "unrecorded", "--max-runtime", "1s"]);

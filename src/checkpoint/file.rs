@@ -33,7 +33,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::commit_log::{self, CommitLog};
-use super::{CheckpointError, FORMAT, missing_events};
+use super::{CheckpointError, FORMAT};
 use crate::atomic_file::{Durability, write_atomic};
 use crate::engine::execution::{Execution, Status};
 use crate::engine::history::HistoryEvent;
@@ -184,6 +184,17 @@ impl FileStore {
             Err(std::fs::TryLockError::WouldBlock) => Ok(Some(holder_pid(&dir.join(LOCK)))),
             Err(std::fs::TryLockError::Error(e)) => Err(CheckpointError::Io { path: dir, source: e }),
         }
+    }
+
+    /// The history events that execution `name` under `root` lacks although its checkpoint
+    /// counts them (`"3"` or `"3..=9"`), and whether its history had been synced up to them (a
+    /// gap there is damage, which `resume` refuses; otherwise a power loss without fsync). None
+    /// when the history is whole. Reads without locking or changing any file.
+    pub fn history_gap(root: &Path, name: &str) -> Result<Option<(String, bool)>, CheckpointError> {
+        let dir = existing(root, name)?;
+        let (doc, _, _) = read_document(&dir)?;
+        let (events, _) = reconcile(&dir, &doc, Check::Quiet)?;
+        Ok(missing_events(&events, doc.execution.last_event_id).map(|missing| (missing, doc.synced)))
     }
 
     fn held(&self, name: &str) -> Option<Arc<Mutex<Held>>> {
@@ -586,6 +597,8 @@ enum Check {
     Refuse,
     /// Reading (status, history): show what there is, with a warning.
     Warn,
+    /// Asking what is missing ([`FileStore::history_gap`]): the caller reports it.
+    Quiet,
 }
 
 /// The history the checkpoint vouches for: events up to its last id, with the events it carries
@@ -645,10 +658,27 @@ fn reconcile(dir: &Path, doc: &Document, check: Check) -> Result<(Vec<HistoryEve
                 ),
             });
         }
-        let why = if doc.synced { "the file was truncated or edited" } else { "a power loss without fsync" };
-        tracing::warn!(path = %path.display(), "history lacks events {missing} ({why})");
+        if check == Check::Warn {
+            let why =
+                if doc.synced { "the file was truncated or edited" } else { "a power loss without fsync" };
+            tracing::warn!(path = %path.display(), "history lacks events {missing} ({why})");
+        }
     }
     Ok((events, changed))
+}
+
+/// The first run of event ids missing from `1..=last` in `events` (ascending ids), as `"3"` or
+/// `"3..=9"`; None when none is. `last` is the checkpoint's `last_event_id`.
+fn missing_events(events: &[HistoryEvent], last: u64) -> Option<String> {
+    let mut expected = 1;
+    for id in events.iter().map(|e| e.id).chain([last + 1]) {
+        if id > expected {
+            let to = id - 1;
+            return Some(if to == expected { expected.to_string() } else { format!("{expected}..={to}") });
+        }
+        expected = id + 1;
+    }
+    None
 }
 
 /// Brings the history file in line with the checkpoint and gives its events.

@@ -22,17 +22,3 @@ pub const FORMAT: u32 = 3;
 
 /// The formats read; a file with any other is refused, untouched.
 pub const READS: [u64; 3] = [1, 2, 3];
-
-/// The first run of event ids missing from `1..=last` in `events` (ascending ids), as `"3"` or
-/// `"3..=9"`; None when none is. `last` is the checkpoint's `last_event_id`.
-pub fn missing_events(events: &[crate::engine::HistoryEvent], last: u64) -> Option<String> {
-    let mut expected = 1;
-    for id in events.iter().map(|e| e.id).chain([last + 1]) {
-        if id > expected {
-            let to = id - 1;
-            return Some(if to == expected { expected.to_string() } else { format!("{expected}..={to}") });
-        }
-        expected = id + 1;
-    }
-    None
-}

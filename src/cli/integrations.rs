@@ -56,6 +56,9 @@ pub struct LaunchRecord {
     /// The `--mock` file (absolute), for a run answered by it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mock: Option<PathBuf>,
+    /// Its `--mock-call-log` (absolute).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mock_call_log: Option<PathBuf>,
 }
 
 impl LaunchRecord {
@@ -90,6 +93,7 @@ impl TaskOptions {
             {
                 tracing::info!(mock = %mock.display(), "resuming with the answers the execution was started with (--mock)");
                 self.mock = Some(mock.clone());
+                self.mock_call_log = self.mock_call_log.take().or_else(|| launch.mock_call_log.clone());
             }
             if self.mock.is_none() && !self.local && launch.local {
                 tracing::info!("resuming on the embedded emulator, as the execution was started (--local)");

@@ -83,12 +83,13 @@ pub async fn resume(opts: ResumeOptions) -> Result<ExitCode> {
     check_runnable(&machine, &source)?;
     let launch_record = LaunchRecord::read(&opts.checkpoint_dir, &opts.name);
     if launch_record.is_none()
+        && local_dir.is_some()
         && opts.tasks.mock.is_none()
         && !opts.tasks.local
         && !machine.task_resources().is_empty()
     {
         // Nothing says how it was started: AWS it is, which is wrong for a `--local` or `--mock`
-        // run whose launch.json was lost (or for any execution in an S3 checkpoint folder).
+        // run whose launch.json was lost. (S3 checkpoint folders and the daemon keep none.)
         tracing::warn!(
             "no record of how {} was started ({}/{}/launch.json): resuming against AWS; give --local or --mock if it ran on them",
             opts.name,

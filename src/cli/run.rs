@@ -233,9 +233,14 @@ pub async fn run(opts: RunOptions) -> Result<ExitCode> {
     // Beside the checkpoint, which the first commit has just created.
     if let Some(dir) = local_dir {
         // Absolute, so that a resume from another folder finds it.
-        let mock = opts.tasks.mock.as_ref().map(|m| std::path::absolute(m).unwrap_or_else(|_| m.clone()));
-        LaunchRecord { local: opts.tasks.local, time_scale: opts.tasks.time_scale(), mock }
-            .record(dir, &name);
+        let absolute = |p: &PathBuf| std::path::absolute(p).unwrap_or_else(|_| p.clone());
+        let record = LaunchRecord {
+            local: opts.tasks.local,
+            time_scale: opts.tasks.time_scale(),
+            mock: opts.tasks.mock.as_ref().map(absolute),
+            mock_call_log: opts.tasks.mock_call_log.as_ref().map(absolute),
+        };
+        record.record(dir, &name);
     }
     if let Some(events) = &integrations.status_events {
         events.publish(&stored.execution).await;

@@ -6,7 +6,7 @@ use anyhow::Result;
 use serde_json::Value;
 
 use super::common::{ExitCode, OutputFormat, check_name, fork_progress, open_store, report, s3_checkpoints};
-use crate::checkpoint::{Durability, FileStore, missing_events};
+use crate::checkpoint::{Durability, FileStore};
 use crate::engine::Status;
 use crate::engine::execution::timestamp;
 
@@ -41,18 +41,18 @@ pub async fn status(opts: StatusOptions) -> Result<ExitCode> {
         check_name(name)?;
         let loaded = store.read(name).await?;
         let code = report(&loaded.execution, opts.output)?;
-        if opts.output == OutputFormat::Human {
-            // The checkpoint alone reads fine even when the history beside it was damaged;
-            // better to learn it here than from a refused `resume`.
-            match store.history(name).await {
+        // The checkpoint reads fine even when the history file beside it was damaged: better to
+        // learn it here than from a refused `resume`.
+        if opts.output == OutputFormat::Human && s3_checkpoints(&opts.checkpoint_dir).is_none() {
+            match FileStore::history_gap(&opts.checkpoint_dir, name) {
                 Err(err) => println!("history: unreadable: {err}"),
-                Ok(events) => {
-                    if let Some(missing) = missing_events(&events, loaded.execution.last_event_id) {
-                        println!(
-                            "history: events {missing} are missing (the file was truncated or edited, or lost to a power loss before it was synced); `recflow resume` refuses a synced history with a gap"
-                        );
-                    }
-                }
+                Ok(Some((missing, true))) => println!(
+                    "history: events {missing} are missing though they had been synced: the file was truncated or edited; `recflow resume` refuses it until history.jsonl is restored"
+                ),
+                Ok(Some((missing, false))) => println!(
+                    "history: events {missing} are missing (lost to a power loss before they were synced); `recflow resume` goes on without them"
+                ),
+                Ok(None) => {}
             }
         }
         if loaded.execution.status != Status::Running {

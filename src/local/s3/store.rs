@@ -134,6 +134,9 @@ impl LocalStore {
     }
 }
 
+/// A bucket's LocationConstraint, when CreateBucket named one (`<bucket>/.location`).
+const LOCATION_FILE: &str = ".location";
+
 const MALFORMED_XML: &str =
     "The XML you provided was not well-formed or did not validate against our published schema";
 
@@ -150,10 +153,10 @@ fn refuse_tagging(tagging: Option<&str>) -> S3Result<()> {
 }
 
 impl LocalStore {
-    /// CreateBucket's LocationConstraint against the region this endpoint stands for: in
-    /// us-east-1 none (naming us-east-1 is InvalidLocationConstraint), elsewhere that region;
-    /// any other is IllegalLocationConstraintException (CreateBucket API reference; S3 error
-    /// codes).
+    /// CreateBucket's LocationConstraint against the region this endpoint stands for. us-east-1
+    /// takes none or another region's (the bucket is made there: [`LOCATION_FILE`]), and naming
+    /// us-east-1 itself is InvalidLocationConstraint; any other region takes only its own, else
+    /// IllegalLocationConstraintException (CreateBucket API reference; S3 error codes).
     fn check_location(&self, constraint: Option<&str>) -> S3Result<()> {
         let region = self.region.as_str();
         match constraint {
@@ -162,7 +165,8 @@ impl LocalStore {
                 S3ErrorCode::InvalidLocationConstraint,
                 "The specified location-constraint is not valid",
             )),
-            Some(given) if given == region && region != "us-east-1" => Ok(()),
+            Some(_) if region == "us-east-1" => Ok(()),
+            Some(given) if given == region => Ok(()),
             given => Err(S3Error::with_message(
                 S3ErrorCode::IllegalLocationConstraintException,
                 format!(
@@ -730,7 +734,13 @@ impl S3 for LocalStore {
             req.input.create_bucket_configuration.as_ref().and_then(|c| c.location_constraint.as_ref());
         self.check_location(constraint.map(BucketLocationConstraint::as_str))?;
         match tokio::fs::create_dir(name.dir(&self.root)).await {
-            Ok(()) => Ok(S3Response::new(CreateBucketOutput::default())),
+            Ok(()) => {
+                if let Some(constraint) = constraint {
+                    let path = name.dir(&self.root).join(LOCATION_FILE);
+                    tokio::fs::write(path, constraint.as_str()).await.map_err(S3Error::internal_error)?;
+                }
+                Ok(S3Response::new(CreateBucketOutput::default()))
+            }
             Err(err) if err.kind() == io::ErrorKind::AlreadyExists && self.region == "us-east-1" => {
                 Ok(S3Response::new(CreateBucketOutput::default()))
             }
@@ -779,10 +789,13 @@ impl S3 for LocalStore {
         &self,
         req: S3Request<GetBucketLocationInput>,
     ) -> S3Result<S3Response<GetBucketLocationOutput>> {
-        self.bucket_dir(&req.input.bucket).await?;
-        // us-east-1 is named by no constraint at all (GetBucketLocation API reference).
-        let location_constraint =
-            (self.region != "us-east-1").then(|| BucketLocationConstraint::from(self.region.clone()));
+        let (_, dir) = self.bucket_dir(&req.input.bucket).await?;
+        // The constraint it was made with, else this endpoint's region; us-east-1 is named by
+        // none at all (GetBucketLocation API reference).
+        let named = tokio::fs::read_to_string(dir.join(LOCATION_FILE)).await.ok();
+        let location_constraint = named
+            .or_else(|| (self.region != "us-east-1").then(|| self.region.clone()))
+            .map(BucketLocationConstraint::from);
         Ok(S3Response::new(GetBucketLocationOutput { location_constraint }))
     }
 
