@@ -411,14 +411,20 @@ mod tests {
         assert_eq!(keys(root.path()), ["in/x.csv"]);
     }
 
+    /// The pid of a process that has ended.
+    fn ended_pid() -> u32 {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        pid
+    }
+
     #[test]
     fn temporaries_of_ended_processes_are_swept_and_others_kept() {
         let root = tempfile::tempdir().unwrap();
         let bucket = root.path().join("bkt");
         std::fs::create_dir_all(&bucket).unwrap();
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let gone = child.id();
-        child.wait().unwrap();
+        let gone = ended_pid();
         let dead = bucket.join(format!(".k.{gone}.0.tmp"));
         let live = bucket.join(format!(".k.{}.0.tmp", std::process::id()));
         let object = bucket.join("k");
@@ -444,9 +450,7 @@ mod tests {
             std::fs::write(folder.join("1.part"), b"x").unwrap();
         }
         std::fs::write(open.join(crate::local::s3::multipart::UPLOAD_FILE), b"{}").unwrap();
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let gone = child.id();
-        child.wait().unwrap();
+        let gone = ended_pid();
         let part_temp = uploads.join(format!(".open.1.part.{gone}.0.tmp"));
         std::fs::write(&part_temp, b"x").unwrap();
         let old = std::time::SystemTime::now() - QUIET_BEFORE_SWEEP * 2;

@@ -181,7 +181,7 @@ pub(super) fn read_record(path: &Path, meta: &std::fs::Metadata) -> io::Result<O
 
 /// The record stored for the object at `path`, whatever bytes it describes; None when there is
 /// none or it cannot be read as one.
-pub(super) fn stored_record(path: &Path) -> io::Result<Option<Record>> {
+fn stored_record(path: &Path) -> io::Result<Option<Record>> {
     let text = match std::fs::read(record_path(path)) {
         Ok(text) => text,
         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -356,7 +356,7 @@ fn md5_of_file(path: &Path) -> io::Result<String> {
 pub(super) fn md5_of(mut file: impl Read + std::io::Seek) -> io::Result<String> {
     file.seek(io::SeekFrom::Start(0))?;
     let mut md5 = Md5::new();
-    io::copy(&mut file, &mut Md5Sink(&mut md5))?;
+    io::copy(&mut file, &mut md5)?;
     Ok(hex::encode(md5.finalize()))
 }
 
@@ -375,26 +375,12 @@ fn e_tag_of(mut file: &File, parts: &[u64], size: u64) -> io::Result<Option<Stri
     let mut of_parts = Md5::new();
     for &len in parts {
         let mut md5 = Md5::new();
-        if io::copy(&mut file.take(len), &mut Md5Sink(&mut md5))? != len {
+        if io::copy(&mut file.take(len), &mut md5)? != len {
             return Ok(None);
         }
         of_parts.update(md5.finalize());
     }
     Ok(Some(format!("{}-{}", hex::encode(of_parts.finalize()), parts.len())))
-}
-
-/// Hashes what is written to it.
-struct Md5Sink<'a>(&'a mut Md5);
-
-impl Write for Md5Sink<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.update(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
 }
 
 /// The key of the file named `name` in `bucket_dir`; None for the store's own files and for a

@@ -119,15 +119,10 @@ impl LocalStore {
             }
             let meta = std::fs::metadata(tmp.path()).map_err(bucket_gone)?;
             let record = record(&meta);
-            let previous = objects::stored_record(&path).ok().flatten();
             objects::write_record(&path, &record).map_err(bucket_gone)?;
-            if let Err(err) = tmp.rename_to(&path) {
-                // The object stays as it was: so does its record.
-                if let Some(previous) = previous {
-                    let _ = objects::write_record(&path, &previous);
-                }
-                return Err(bucket_gone(err));
-            }
+            // Should the rename fail, the record names the temporary's inode and matches no
+            // object: the old object is read as unrecorded, never with the new ETag.
+            tmp.rename_to(&path).map_err(bucket_gone)?;
             Ok(record)
         });
         done.await.map_err(S3Error::internal_error)?
